@@ -1,0 +1,127 @@
+/* attn/attention.h: the attention function, in the seed's three steps and as one call,
+ * forward and backward.
+ *
+ *   Attention(Q, K, V) = normalise(similarity(Q, K) + masks) V
+ *
+ * Shapes (C order, last dimension contiguous unless strides are given):
+ *   Q (B, H, Nq, dq)      queries
+ *   K (B, Hkv, Nk, dk)    keys      (dk == dq for dot, scaled and cosine scores)
+ *   V (B, Hkv, Nk, dv)    values
+ *   O (B, H, Nq, dv)      output
+ *   P (B, H, Nq, Nk)      attention weights ("the attention distribution")
+ *   H % Hkv == 0: query head h uses key/value head h / (H / Hkv) (grouped heads, no copy).
+ *
+ * Scores (step 1), for query q and key k:
+ *   ATTN_SCORE_DOT       q . k (times scale if one is given; default 1)
+ *   ATTN_SCORE_SCALED    (q . k) * scale, scale defaults to 1/sqrt(dq)      (the default)
+ *   ATTN_SCORE_COSINE    cos(q, k) * scale, scale defaults to 1; cos = q.k / (max(|q|,eps) max(|k|,eps)), eps 1e-12
+ *   ATTN_SCORE_GENERAL   q^T W k (Luong), W (dq, dk), times scale (default 1)
+ *   ATTN_SCORE_ADDITIVE  va . tanh(Wa q + ba + Ua k + bu) + bv (Bahdanau), with
+ *                        Wa (A, dq), ba (A), Ua (A, dk), bu (A), va (A), bv (1); scale ignored
+ *
+ * Masks (step 2), all optional, combined: a key is visible to a query when every mask allows
+ * it; the float bias is added to the visible scores before the softmax:
+ *   causal        query i sees keys j <= i (top-left aligned, as PyTorch's is_causal)
+ *   window W > 0  query i sees keys i-W < j <= i (the W keys ending at i; implies causal)
+ *   key_lengths   (B) int32: batch b sees keys j < key_lengths[b] (padding at the end)
+ *   bool mask     uint8, nonzero = may attend (as F.scaled_dot_product_attention), broadcast
+ *                 to (B, H, Nq, Nk) through its strides (0 for a broadcast dimension)
+ *   bias          float, added to the scores, broadcast the same way (-inf hides a key)
+ * A query that sees no key gets all-zero weights and a zero output (never NaN), and passes
+ * no gradient.
+ *
+ * Normalisation is the softmax; the log-sum-exp of each row can be returned for the backward.
+ */
+#ifndef ATTN_ATTENTION_H
+#define ATTN_ATTENTION_H
+
+#include "attn/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    ATTN_SCORE_DOT = 0,
+    ATTN_SCORE_SCALED = 1,
+    ATTN_SCORE_COSINE = 2,
+    ATTN_SCORE_GENERAL = 3,
+    ATTN_SCORE_ADDITIVE = 4
+} attn_score;
+
+/* "dot", "scaled", "cosine", "general", "additive" <-> attn_score. Parse returns -1 if unknown. */
+const char *attn_score_name(attn_score s);
+int attn_score_parse(const char *name);
+
+/* Parameters of the learned scores. Gradients use the same struct (non-NULL fields are
+ * accumulated into with +=). */
+typedef struct {
+    float *W;  /* general: (dq, dk) */
+    int A;     /* additive: hidden size */
+    float *Wa; /* (A, dq) */
+    float *ba; /* (A) */
+    float *Ua; /* (A, dk) */
+    float *bu; /* (A) */
+    float *va; /* (A) */
+    float *bv; /* (1) */
+} attn_score_params;
+
+/* Masks. Strides are in elements over (B, H, Nq, Nk); a stride of 0 broadcasts.
+ * attn_broadcast_strides() computes them from a numpy-style shape. */
+typedef struct {
+    int causal;
+    int window;                 /* 0 = none */
+    const int32_t *key_lengths; /* (B) or NULL */
+    const uint8_t *bool_mask;   /* or NULL */
+    int64_t bool_strides[4];
+    const float *bias;          /* or NULL */
+    int64_t bias_strides[4];
+} attn_mask;
+
+/* Strides that broadcast an array of shape `shape` (ndim 1..4, numpy rules: right-aligned,
+ * a dimension of 1 broadcasts) to `target` (4 dims). ATTN_ESHAPE if it does not broadcast. */
+int attn_broadcast_strides(const int64_t *shape, int ndim, const int64_t target[4], int64_t strides[4]);
+
+/* The problem description shared by every call below. Zero-initialise it, then set the sizes.
+ * Strides (in elements) let Q, K, V, O be views into larger arrays, e.g. the (B, N, H*d)
+ * output of a projection; a zero stride array means contiguous (B, H, N, d). The last
+ * dimension is always contiguous. dO, dQ, dK, dV use the strides of O, Q, K, V. */
+typedef struct {
+    int B, H, Hkv, Nq, Nk, dq, dk, dv; /* Hkv 0 = H; dk 0 = dq; dv 0 = dk */
+    attn_score score;
+    float scale;                        /* 0 = the score's default */
+    const attn_score_params *params;    /* general and additive only */
+    attn_mask mask;
+    int64_t q_strides[3], k_strides[3], v_strides[3], o_strides[3]; /* over (B, H, N) */
+} attn_desc;
+
+/* Checks the description and fills in its defaults (Hkv, dk, dv, scale, strides), in place.
+ * Every call below does this itself; call it to read back the effective values. */
+int attn_desc_check(attn_desc *a);
+
+/* Step 1: raw similarity scores S (B, H, Nq, Nk), scale included, masks not applied. */
+int attn_scores(const attn_desc *a, const float *Q, const float *K, float *S);
+/* Step 2: masks and softmax: S (B, H, Nq, Nk) -> P (B, H, Nq, Nk). S == P is allowed. */
+int attn_normalize(const attn_desc *a, const float *S, float *P);
+/* Step 3: weighted sum O = P V: P (B, H, Nq, Nk), V (B, Hkv, Nk, dv) -> O (B, H, Nq, dv). */
+int attn_weighted_sum(const attn_desc *a, const float *P, const float *V, float *O);
+
+/* All three steps, fused (no (Nq, Nk) matrix in memory unless P is asked for).
+ *   O   (B, H, Nq, dv) output
+ *   P   (B, H, Nq, Nk) weights, or NULL
+ *   lse (B, H, Nq) log-sum-exp of the masked scores per row (-inf for a fully masked row),
+ *       or NULL; give it to attn_backward to save recomputing it. */
+int attn_forward(const attn_desc *a, const float *Q, const float *K, const float *V,
+                 float *O, float *P, float *lse);
+
+/* Backward of attn_forward. O and lse are the forward's (lse may be NULL: recomputed).
+ *   dO (B, H, Nq, dv) in; dQ, dK, dV out (overwritten; any may be NULL if not wanted);
+ *   dparams: gradients of the score parameters, accumulated (+=), or NULL. */
+int attn_backward(const attn_desc *a, const float *Q, const float *K, const float *V,
+                  const float *O, const float *lse, const float *dO,
+                  float *dQ, float *dK, float *dV, attn_score_params *dparams);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,8 @@
+/* attn: the attention mechanism in C. This umbrella header includes the whole public API. */
+#ifndef ATTN_H
+#define ATTN_H
+
+#include "attn/core.h"
+#include "attn/attention.h"
+
+#endif

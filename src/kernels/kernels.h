@@ -1,0 +1,97 @@
+/* The kernel layer: pure functions on raw pointers, a plain C reference for each, faster
+ * versions per instruction set, and one dispatch table chosen at run time.
+ *
+ * Fused attention kernels work on one (batch, head) pair with the score already reduced to a
+ * scaled dot product s_ij = scale * q_i . k_j (the attention layer turns cosine and general
+ * scores into that form; additive scores have their own reference path). Masks arrive as in
+ * attn_mask, resolved for this (batch, head). Letters: Nq queries, Nk keys, d = dq = dk,
+ * dv value size; *_rs are row strides in elements.
+ */
+#ifndef ATTN_KERNELS_H
+#define ATTN_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    int Nq, Nk, d, dv;
+    float scale;
+    const float *q; int64_t q_rs; /* (Nq, d) */
+    const float *k; int64_t k_rs; /* (Nk, d) */
+    const float *v; int64_t v_rs; /* (Nk, dv) */
+    int causal;                   /* key j visible to query i only if j <= i */
+    int window;                   /* > 0: also only if j > i - window (window implies causal) */
+    int key_len;                  /* keys j >= key_len are hidden (Nk when no padding) */
+    const uint8_t *bmask; int64_t bm_rs, bm_cs; /* element (i, j) at bmask[i*bm_rs + j*bm_cs], 0 hides */
+    const float *bias; int64_t bias_rs, bias_cs;/* added to visible scores; -inf hides */
+} attn__head;
+
+/* Is key j visible to query i under the structural and boolean masks (bias aside)? */
+static inline int attn__visible(const attn__head *h, int i, int j) {
+    if (j >= h->key_len) return 0;
+    if (h->causal && j > i) return 0;
+    if (h->window > 0 && j <= i - h->window) return 0;
+    if (h->bmask && !h->bmask[i * h->bm_rs + j * h->bm_cs]) return 0;
+    return 1;
+}
+
+/* Forward for query rows [i0, i1):
+ *   o   rows i of (Nq, dv) at o + i*o_rs (written)
+ *   lse (Nq): lse[i] = log sum_j exp(s_ij) over visible j, -INFINITY if none (written)
+ *   p   optional (Nq, Nk) weights at p + i*p_rs (written, 0 for hidden keys), may be NULL.
+ * scratch holds scratch_floats(Nk, d, dv) floats for this call's thread. */
+typedef void (*attn__fwd_fn)(const attn__head *h, int i0, int i1, float *o, int64_t o_rs,
+                             float *lse, float *p, int64_t p_rs, float *scratch);
+
+/* Backward, part 1: dq rows [i0, i1) (overwritten), from
+ *   lse (Nq) of the forward, delta (Nq) = rowsum(dO * O), dO (Nq, dv). */
+typedef void (*attn__bwd_dq_fn)(const attn__head *h, const float *lse, const float *delta,
+                                const float *dO, int64_t do_rs, int i0, int i1,
+                                float *dq, int64_t dq_rs, float *scratch);
+
+/* Backward, part 2: dk, dv rows [j0, j1), accumulated (+=) so that the query heads sharing
+ * one key/value head can be summed in a fixed order. Either may be NULL. */
+typedef void (*attn__bwd_dkv_fn)(const attn__head *h, const float *lse, const float *delta,
+                                 const float *dO, int64_t do_rs, int j0, int j1,
+                                 float *dk, int64_t dk_rs, float *dv, int64_t dv_rs,
+                                 float *scratch);
+
+/* C (M, N) = alpha * op(A) op(B) + beta * C, row-major; op(X) = X or X^T (trans != 0).
+ * A is (M, K) or, transposed, (K, M); B is (K, N) or (N, K). Deterministic: each element of
+ * C is computed in a fixed order whatever the thread count. */
+typedef void (*attn__sgemm_fn)(int transA, int transB, int M, int N, int K, float alpha,
+                               const float *A, int64_t lda, const float *B, int64_t ldb,
+                               float beta, float *C, int64_t ldc);
+
+typedef struct {
+    const char *name;   /* "ref", "avx2", "avx512" */
+    int q_block;        /* query rows per forward / dq task */
+    int k_block;        /* key rows per dk/dv task */
+    size_t (*scratch_floats)(int Nk, int d, int dv);
+    attn__fwd_fn fwd;
+    attn__bwd_dq_fn bwd_dq;
+    attn__bwd_dkv_fn bwd_dkv;
+    attn__sgemm_fn sgemm;
+} attn__kernels;
+
+/* The table in use (see attn_get_isa / attn_set_isa / ATTN_ISA). */
+const attn__kernels *attn__kern(void);
+
+/* The portable reference kernels (also the fallback for anything a faster table lacks). */
+extern const attn__kernels attn__kernels_ref;
+void attn__fwd_ref(const attn__head *h, int i0, int i1, float *o, int64_t o_rs, float *lse,
+                   float *p, int64_t p_rs, float *scratch);
+void attn__bwd_dq_ref(const attn__head *h, const float *lse, const float *delta,
+                      const float *dO, int64_t do_rs, int i0, int i1, float *dq, int64_t dq_rs,
+                      float *scratch);
+void attn__bwd_dkv_ref(const attn__head *h, const float *lse, const float *delta,
+                       const float *dO, int64_t do_rs, int j0, int j1, float *dk, int64_t dk_rs,
+                       float *dv, int64_t dv_rs, float *scratch);
+void attn__sgemm_ref(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                     int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+
+/* Softmax of one score row in place over the visible entries (vis[j] != 0), -inf entries
+ * hidden too; hidden entries become 0. Returns the log-sum-exp (-INFINITY if none visible). */
+float attn__softmax_row(float *s, const uint8_t *vis, int n);
+
+#endif

@@ -1,0 +1,738 @@
+/* The attention function: checking the problem description, the three steps one at a time,
+ * and the fused forward and backward that drive the kernels over (batch, head, block) tasks.
+ *
+ * Cosine and general scores are reduced to a scaled dot product before the kernels run:
+ *   cosine:  s = scale * qhat . khat,  qhat = q / max(|q|, eps)   (Q and K normalised first)
+ *   general: s = scale * (W^T q) . k = scale * q^T W k            (Q' = Q W first)
+ * and their backward applies the chain rule through that transformation afterwards.
+ * Additive scores (Bahdanau) keep their own reference path below: they need tanh per pair.
+ * Letters as in attn/attention.h; G = H / Hkv query heads per key/value head.
+ */
+#include "attn/attention.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "kernels/kernels.h"
+
+#define COS_EPS 1e-12f
+
+static const char *const SCORE_NAMES[] = {"dot", "scaled", "cosine", "general", "additive"};
+
+const char *attn_score_name(attn_score s) {
+    return (unsigned)s < 5 ? SCORE_NAMES[s] : "unknown";
+}
+
+int attn_score_parse(const char *name) {
+    for (int i = 0; name && i < 5; i++)
+        if (strcmp(name, SCORE_NAMES[i]) == 0) return i;
+    return -1;
+}
+
+int attn_broadcast_strides(const int64_t *shape, int ndim, const int64_t target[4], int64_t strides[4]) {
+    if (ndim < 1 || ndim > 4) return attn__error(ATTN_ESHAPE, "a mask must have 1 to 4 dimensions, not %d", ndim);
+    int64_t stride = 1;
+    for (int t = 3, s = ndim - 1; t >= 0; t--, s--) {
+        int64_t n = s >= 0 ? shape[s] : 1;
+        if (n == target[t]) {
+            strides[t] = n == 1 ? 0 : stride;
+        } else if (n == 1) {
+            strides[t] = 0;
+        } else {
+            return attn__error(ATTN_ESHAPE, "mask dimension %d of size %lld does not broadcast to %lld",
+                               s, (long long)n, (long long)target[t]);
+        }
+        stride *= n;
+    }
+    return ATTN_OK;
+}
+
+static void contiguous(int64_t s[3], int H, int N, int d) {
+    if (s[0] || s[1] || s[2]) return;
+    s[2] = d;
+    s[1] = (int64_t)N * d;
+    s[0] = (int64_t)H * N * d;
+}
+
+int attn_desc_check(attn_desc *a) {
+    if (!a) return attn__error(ATTN_EINVAL, "attention description is NULL");
+    if (a->Hkv == 0) a->Hkv = a->H;
+    if (a->dk == 0) a->dk = a->dq;
+    if (a->dv == 0) a->dv = a->dk;
+    if (a->B <= 0 || a->H <= 0 || a->Hkv <= 0 || a->Nq <= 0 || a->Nk <= 0 || a->dq <= 0 || a->dk <= 0 || a->dv <= 0)
+        return attn__error(ATTN_EINVAL, "attention sizes must be positive (B=%d H=%d Hkv=%d Nq=%d Nk=%d dq=%d dk=%d dv=%d)",
+                           a->B, a->H, a->Hkv, a->Nq, a->Nk, a->dq, a->dk, a->dv);
+    if (a->H % a->Hkv != 0)
+        return attn__error(ATTN_ESHAPE, "query heads (%d) must be a multiple of key/value heads (%d)", a->H, a->Hkv);
+    if ((unsigned)a->score > ATTN_SCORE_ADDITIVE) return attn__error(ATTN_EINVAL, "unknown score kind %d", (int)a->score);
+    if (a->score <= ATTN_SCORE_COSINE && a->dq != a->dk)
+        return attn__error(ATTN_ESHAPE, "%s score needs queries and keys of one size (dq=%d, dk=%d)",
+                           attn_score_name(a->score), a->dq, a->dk);
+    if (a->score == ATTN_SCORE_GENERAL && (!a->params || !a->params->W))
+        return attn__error(ATTN_EINVAL, "general score needs its matrix W (dq, dk)");
+    if (a->score == ATTN_SCORE_ADDITIVE) {
+        const attn_score_params *p = a->params;
+        if (!p || p->A <= 0 || !p->Wa || !p->Ua || !p->va)
+            return attn__error(ATTN_EINVAL, "additive score needs Wa (A, dq), Ua (A, dk) and va (A) with A > 0");
+    }
+    if (!isfinite(a->scale)) return attn__error(ATTN_EINVAL, "scale must be finite");
+    if (a->scale == 0.0f) a->scale = a->score == ATTN_SCORE_SCALED ? 1.0f / sqrtf((float)a->dq) : 1.0f;
+    if (a->mask.window < 0) return attn__error(ATTN_EINVAL, "window must be >= 0, not %d", a->mask.window);
+    if (a->mask.key_lengths)
+        for (int b = 0; b < a->B; b++)
+            if (a->mask.key_lengths[b] < 0 || a->mask.key_lengths[b] > a->Nk)
+                return attn__error(ATTN_EINVAL, "key length %d of batch %d is outside [0, %d]",
+                                   (int)a->mask.key_lengths[b], b, a->Nk);
+    contiguous(a->q_strides, a->H, a->Nq, a->dq);
+    contiguous(a->k_strides, a->Hkv, a->Nk, a->dk);
+    contiguous(a->v_strides, a->Hkv, a->Nk, a->dv);
+    contiguous(a->o_strides, a->H, a->Nq, a->dv);
+    return ATTN_OK;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Preparation: the effective queries and keys the kernels see. */
+
+typedef struct {
+    attn_desc a;                /* checked copy */
+    const float *Q, *K, *V;     /* the caller's arrays */
+    const float *q, *k;         /* effective queries/keys: the caller's or qbuf/kbuf */
+    int64_t qs[3], ks[3];       /* their strides */
+    int d;                      /* their feature size (dk) */
+    float *qbuf, *kbuf;         /* owned transformed copies, contiguous */
+    float *qnorm, *knorm;       /* cosine: max(|q|, eps) per row (B*H*Nq), (B*Hkv*Nk) */
+} prep;
+
+static void prep_free(prep *p) {
+    attn_free(p->qbuf);
+    attn_free(p->kbuf);
+    attn_free(p->qnorm);
+    attn_free(p->knorm);
+}
+
+/* Normalise rows of X (B, Hx, N, d) with strides xs into contiguous out; norms kept. */
+static void normalise_rows(const float *X, const int64_t xs[3], int B, int Hx, int N, int d, float *out, float *norms) {
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < Hx; h++)
+            for (int n = 0; n < N; n++) {
+                const float *x = X + b * xs[0] + h * xs[1] + n * xs[2];
+                size_t r = ((size_t)b * Hx + h) * N + n;
+                double ss = 0.0;
+                for (int c = 0; c < d; c++) ss += (double)x[c] * x[c];
+                float nrm = (float)sqrt(ss);
+                if (nrm < COS_EPS) nrm = COS_EPS;
+                norms[r] = nrm;
+                for (int c = 0; c < d; c++) out[r * d + c] = x[c] / nrm;
+            }
+}
+
+static int prep_init(prep *p, const attn_desc *desc, const float *Q, const float *K, const float *V) {
+    memset(p, 0, sizeof *p);
+    p->a = *desc;
+    int st = attn_desc_check(&p->a);
+    if (st) return st;
+    if (!Q || !K || !V) return attn__error(ATTN_EINVAL, "Q, K and V must not be NULL");
+    attn_desc *a = &p->a;
+    p->Q = Q, p->K = K, p->V = V;
+    p->q = Q, p->k = K;
+    memcpy(p->qs, a->q_strides, sizeof p->qs);
+    memcpy(p->ks, a->k_strides, sizeof p->ks);
+    p->d = a->dk;
+    size_t nq = (size_t)a->B * a->H * a->Nq, nk = (size_t)a->B * a->Hkv * a->Nk;
+    if (a->score == ATTN_SCORE_COSINE) {
+        p->qbuf = attn_malloc(nq * a->dq * sizeof(float));
+        p->kbuf = attn_malloc(nk * a->dk * sizeof(float));
+        p->qnorm = attn_malloc(nq * sizeof(float));
+        p->knorm = attn_malloc(nk * sizeof(float));
+        if (!p->qbuf || !p->kbuf || !p->qnorm || !p->knorm) return ATTN_ENOMEM;
+        normalise_rows(Q, a->q_strides, a->B, a->H, a->Nq, a->dq, p->qbuf, p->qnorm);
+        normalise_rows(K, a->k_strides, a->B, a->Hkv, a->Nk, a->dk, p->kbuf, p->knorm);
+        p->q = p->qbuf, p->k = p->kbuf;
+        contiguous(memset(p->qs, 0, sizeof p->qs), a->H, a->Nq, a->dq);
+        contiguous(memset(p->ks, 0, sizeof p->ks), a->Hkv, a->Nk, a->dk);
+    } else if (a->score == ATTN_SCORE_GENERAL) {
+        /* Q' (Nq, dk) = Q (Nq, dq) W (dq, dk), per (b, h). */
+        p->qbuf = attn_malloc(nq * a->dk * sizeof(float));
+        if (!p->qbuf) return ATTN_ENOMEM;
+        for (int b = 0; b < a->B; b++)
+            for (int h = 0; h < a->H; h++)
+                attn__kern()->sgemm(0, 0, a->Nq, a->dk, a->dq, 1.0f, Q + b * a->q_strides[0] + h * a->q_strides[1],
+                                    a->q_strides[2], a->params->W, a->dk, 0.0f,
+                                    p->qbuf + ((size_t)b * a->H + h) * a->Nq * a->dk, a->dk);
+        p->q = p->qbuf;
+        memset(p->qs, 0, sizeof p->qs);
+        contiguous(p->qs, a->H, a->Nq, a->dk);
+    }
+    return ATTN_OK;
+}
+
+/* The kernel's view of one (batch, query head). */
+static attn__head head_of(const prep *p, int b, int h) {
+    const attn_desc *a = &p->a;
+    int hk = h / (a->H / a->Hkv);
+    attn__head hd = {0};
+    hd.Nq = a->Nq, hd.Nk = a->Nk, hd.d = p->d, hd.dv = a->dv;
+    hd.scale = a->scale;
+    hd.q = p->q + b * p->qs[0] + h * p->qs[1], hd.q_rs = p->qs[2];
+    hd.k = p->k + b * p->ks[0] + hk * p->ks[1], hd.k_rs = p->ks[2];
+    hd.v = p->V + b * a->v_strides[0] + hk * a->v_strides[1], hd.v_rs = a->v_strides[2];
+    hd.causal = a->mask.causal || a->mask.window > 0;
+    hd.window = a->mask.window;
+    hd.key_len = a->mask.key_lengths ? a->mask.key_lengths[b] : a->Nk;
+    if (a->mask.bool_mask) {
+        const int64_t *s = a->mask.bool_strides;
+        hd.bmask = a->mask.bool_mask + b * s[0] + h * s[1];
+        hd.bm_rs = s[2], hd.bm_cs = s[3];
+    }
+    if (a->mask.bias) {
+        const int64_t *s = a->mask.bias_strides;
+        hd.bias = a->mask.bias + b * s[0] + h * s[1];
+        hd.bias_rs = s[2], hd.bias_cs = s[3];
+    }
+    return hd;
+}
+
+/* Per-thread scratch for kernel calls. */
+typedef struct {
+    float *buf;
+    size_t per_thread;
+} scratch;
+
+static int scratch_init(scratch *s, size_t floats) {
+    s->per_thread = (floats + 15) & ~(size_t)15;
+    s->buf = attn_malloc(s->per_thread * (size_t)attn__max_threads() * sizeof(float));
+    return s->buf ? ATTN_OK : ATTN_ENOMEM;
+}
+
+static float *scratch_at(const scratch *s, int thread) { return s->buf + s->per_thread * (size_t)thread; }
+
+/* ------------------------------------------------------------------------------------------
+ * Additive (Bahdanau) scores: s_ij = va . tanh(Wq_i + Uk_j) + bv with Wq = Q Wa^T + ba,
+ * Uk = K Ua^T + bu, computed once per call. Reference path only. */
+
+typedef struct {
+    float *Wq; /* (B, H, Nq, A) */
+    float *Uk; /* (B, Hkv, Nk, A) */
+} additive;
+
+static int additive_init(additive *ad, const prep *p) {
+    const attn_desc *a = &p->a;
+    const attn_score_params *w = a->params;
+    int A = w->A;
+    ad->Wq = attn_malloc((size_t)a->B * a->H * a->Nq * A * sizeof(float));
+    ad->Uk = attn_malloc((size_t)a->B * a->Hkv * a->Nk * A * sizeof(float));
+    if (!ad->Wq || !ad->Uk) return ATTN_ENOMEM;
+    for (int b = 0; b < a->B; b++) {
+        for (int h = 0; h < a->H; h++) {
+            float *dst = ad->Wq + ((size_t)b * a->H + h) * a->Nq * A;
+            attn__kern()->sgemm(0, 1, a->Nq, A, a->dq, 1.0f, p->Q + b * a->q_strides[0] + h * a->q_strides[1],
+                                a->q_strides[2], w->Wa, a->dq, 0.0f, dst, A);
+            if (w->ba)
+                for (int i = 0; i < a->Nq; i++)
+                    for (int c = 0; c < A; c++) dst[i * A + c] += w->ba[c];
+        }
+        for (int h = 0; h < a->Hkv; h++) {
+            float *dst = ad->Uk + ((size_t)b * a->Hkv + h) * a->Nk * A;
+            attn__kern()->sgemm(0, 1, a->Nk, A, a->dk, 1.0f, p->K + b * a->k_strides[0] + h * a->k_strides[1],
+                                a->k_strides[2], w->Ua, a->dk, 0.0f, dst, A);
+            if (w->bu)
+                for (int j = 0; j < a->Nk; j++)
+                    for (int c = 0; c < A; c++) dst[j * A + c] += w->bu[c];
+        }
+    }
+    return ATTN_OK;
+}
+
+static void additive_free(additive *ad) {
+    attn_free(ad->Wq);
+    attn_free(ad->Uk);
+}
+
+static float additive_score(const attn_score_params *w, const float *wq, const float *uk) {
+    float s = w->bv ? w->bv[0] : 0.0f;
+    for (int c = 0; c < w->A; c++) s += w->va[c] * tanhf(wq[c] + uk[c]);
+    return s;
+}
+
+/* Masked, biased additive scores of row i of head (b, h) into s (Nk); -inf where hidden. */
+static void additive_row(const prep *p, const additive *ad, const attn__head *hd, int b, int h, int i, float *s) {
+    const attn_desc *a = &p->a;
+    int A = a->params->A, hk = h / (a->H / a->Hkv);
+    const float *wq = ad->Wq + (((size_t)b * a->H + h) * a->Nq + i) * A;
+    const float *uk = ad->Uk + ((size_t)b * a->Hkv + hk) * a->Nk * A;
+    for (int j = 0; j < a->Nk; j++) {
+        if (!attn__visible(hd, i, j)) {
+            s[j] = -INFINITY;
+            continue;
+        }
+        s[j] = additive_score(a->params, wq, uk + (size_t)j * A);
+        if (hd->bias) s[j] += hd->bias[i * hd->bias_rs + j * hd->bias_cs];
+    }
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Forward. */
+
+typedef struct {
+    const prep *p;
+    const additive *ad;
+    const attn__kernels *kern;
+    scratch sc;
+    float *O, *P, *lse;
+    int nqb; /* query blocks per head */
+} fwd_job;
+
+static void fwd_task(void *ctx, int task, int thread) {
+    fwd_job *j = ctx;
+    const attn_desc *a = &j->p->a;
+    int qb = task % j->nqb, bh = task / j->nqb, h = bh % a->H, b = bh / a->H;
+    int i0 = qb * j->kern->q_block, i1 = i0 + j->kern->q_block;
+    if (i1 > a->Nq) i1 = a->Nq;
+    attn__head hd = head_of(j->p, b, h);
+    float *o = j->O + b * a->o_strides[0] + h * a->o_strides[1];
+    float *lse = j->lse + (size_t)bh * a->Nq;
+    float *P = j->P ? j->P + (size_t)bh * a->Nq * a->Nk : NULL;
+    float *s = scratch_at(&j->sc, thread);
+    if (!j->ad) {
+        j->kern->fwd(&hd, i0, i1, o, a->o_strides[2], lse, P, a->Nk, s);
+        return;
+    }
+    for (int i = i0; i < i1; i++) {
+        additive_row(j->p, j->ad, &hd, b, h, i, s);
+        lse[i] = attn__softmax_row(s, NULL, a->Nk);
+        float *oi = o + i * a->o_strides[2];
+        memset(oi, 0, (size_t)a->dv * sizeof *oi);
+        for (int k = 0; k < a->Nk; k++) {
+            if (s[k] == 0.0f) continue;
+            const float *v = hd.v + k * hd.v_rs;
+            for (int c = 0; c < a->dv; c++) oi[c] += s[k] * v[c];
+        }
+        if (P) memcpy(P + (size_t)i * a->Nk, s, (size_t)a->Nk * sizeof *s);
+    }
+}
+
+static int run_forward(const prep *p, const additive *ad, float *O, float *P, float *lse) {
+    const attn_desc *a = &p->a;
+    fwd_job j = {.p = p, .ad = ad, .O = O, .P = P, .lse = lse};
+    /* Weights are written by the reference kernels; the fast ones never form them. */
+    j.kern = (P || ad) ? &attn__kernels_ref : attn__kern();
+    int st = scratch_init(&j.sc, j.kern->scratch_floats(a->Nk, p->d, a->dv));
+    if (st) return st;
+    j.nqb = (a->Nq + j.kern->q_block - 1) / j.kern->q_block;
+    attn__parallel(a->B * a->H * j.nqb, fwd_task, &j);
+    attn_free(j.sc.buf);
+    return ATTN_OK;
+}
+
+int attn_forward(const attn_desc *desc, const float *Q, const float *K, const float *V, float *O, float *P, float *lse) {
+    if (!O) return attn__error(ATTN_EINVAL, "output O must not be NULL");
+    prep p;
+    additive ad = {0};
+    float *lse_tmp = NULL;
+    int st = prep_init(&p, desc, Q, K, V);
+    if (!st && p.a.score == ATTN_SCORE_ADDITIVE) st = additive_init(&ad, &p);
+    if (!st && !lse) {
+        lse = lse_tmp = attn_malloc((size_t)p.a.B * p.a.H * p.a.Nq * sizeof(float));
+        if (!lse) st = ATTN_ENOMEM;
+    }
+    if (!st) st = run_forward(&p, ad.Wq ? &ad : NULL, O, P, lse);
+    attn_free(lse_tmp);
+    additive_free(&ad);
+    prep_free(&p);
+    return st;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * The three steps, one at a time, for learners who want to look at each. */
+
+typedef struct {
+    const prep *p;
+    const additive *ad;
+    float *S;
+} scores_job;
+
+static void scores_task(void *ctx, int task, int thread) {
+    (void)thread;
+    scores_job *j = ctx;
+    const attn_desc *a = &j->p->a;
+    int b = task / a->H, h = task % a->H;
+    attn__head hd = head_of(j->p, b, h);
+    float *S = j->S + (size_t)task * a->Nq * a->Nk;
+    for (int i = 0; i < a->Nq; i++)
+        for (int k = 0; k < a->Nk; k++) {
+            float *s = S + (size_t)i * a->Nk + k;
+            if (j->ad) {
+                int A = a->params->A, hk = h / (a->H / a->Hkv);
+                *s = additive_score(a->params, j->ad->Wq + (((size_t)b * a->H + h) * a->Nq + i) * A,
+                                    j->ad->Uk + (((size_t)b * a->Hkv + hk) * a->Nk + k) * A);
+            } else {
+                const float *q = hd.q + i * hd.q_rs, *kk = hd.k + k * hd.k_rs;
+                float acc = 0.0f;
+                for (int c = 0; c < hd.d; c++) acc += q[c] * kk[c];
+                *s = acc * hd.scale;
+            }
+        }
+}
+
+int attn_scores(const attn_desc *desc, const float *Q, const float *K, float *S) {
+    if (!S) return attn__error(ATTN_EINVAL, "scores S must not be NULL");
+    prep p;
+    additive ad = {0};
+    /* V is not needed for scores; K stands in so that prep_init's NULL check passes. */
+    int st = prep_init(&p, desc, Q, K, K);
+    if (!st && p.a.score == ATTN_SCORE_ADDITIVE) st = additive_init(&ad, &p);
+    if (!st) {
+        scores_job j = {&p, ad.Wq ? &ad : NULL, S};
+        attn__parallel(p.a.B * p.a.H, scores_task, &j);
+    }
+    additive_free(&ad);
+    prep_free(&p);
+    return st;
+}
+
+typedef struct {
+    const attn_desc *a;
+    const float *S;
+    float *P;
+    uint8_t *vis; /* Nk per thread */
+} norm_job;
+
+static void norm_task(void *ctx, int task, int thread) {
+    norm_job *j = ctx;
+    const attn_desc *a = j->a;
+    int b = task / a->H, h = task % a->H;
+    prep fake = {.a = *a};
+    fake.q = fake.k = fake.V = j->S; /* head_of needs pointers; only the masks are used */
+    attn__head hd = head_of(&fake, b, h);
+    uint8_t *vis = j->vis + (size_t)thread * a->Nk;
+    for (int i = 0; i < a->Nq; i++) {
+        const float *s = j->S + ((size_t)task * a->Nq + i) * a->Nk;
+        float *pr = j->P + ((size_t)task * a->Nq + i) * a->Nk;
+        for (int k = 0; k < a->Nk; k++) {
+            vis[k] = (uint8_t)attn__visible(&hd, i, k);
+            pr[k] = s[k] + (hd.bias && vis[k] ? hd.bias[i * hd.bias_rs + k * hd.bias_cs] : 0.0f);
+        }
+        attn__softmax_row(pr, vis, a->Nk);
+    }
+}
+
+int attn_normalize(const attn_desc *desc, const float *S, float *P) {
+    attn_desc a = *desc;
+    int st = attn_desc_check(&a);
+    if (st) return st;
+    if (!S || !P) return attn__error(ATTN_EINVAL, "S and P must not be NULL");
+    norm_job j = {&a, S, P, attn_malloc((size_t)a.Nk * attn__max_threads())};
+    if (!j.vis) return ATTN_ENOMEM;
+    attn__parallel(a.B * a.H, norm_task, &j);
+    attn_free(j.vis);
+    return ATTN_OK;
+}
+
+int attn_weighted_sum(const attn_desc *desc, const float *P, const float *V, float *O) {
+    attn_desc a = *desc;
+    int st = attn_desc_check(&a);
+    if (st) return st;
+    if (!P || !V || !O) return attn__error(ATTN_EINVAL, "P, V and O must not be NULL");
+    int G = a.H / a.Hkv;
+    for (int b = 0; b < a.B; b++)
+        for (int h = 0; h < a.H; h++)
+            attn__kern()->sgemm(0, 0, a.Nq, a.dv, a.Nk, 1.0f, P + ((size_t)b * a.H + h) * a.Nq * a.Nk, a.Nk,
+                                V + b * a.v_strides[0] + (h / G) * a.v_strides[1], a.v_strides[2], 0.0f,
+                                O + b * a.o_strides[0] + h * a.o_strides[1], a.o_strides[2]);
+    return ATTN_OK;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Backward. With p_ij = exp(s_ij - lse_i) and delta_i = dO_i . O_i:
+ *   dV_j += sum_i p_ij dO_i;   ds_ij = p_ij (dO_i . V_j - delta_i);
+ *   then through the score: dq_i += scale sum_j ds_ij k_j, dk_j += scale sum_i ds_ij q_i.
+ * Tasks: dq over (b, h, query block) writing their own rows; dk/dv over (b, kv head, key
+ * block), summing the G query heads of the group in order: no two tasks write one row. */
+
+typedef struct {
+    const prep *p;
+    const attn__kernels *kern;
+    scratch sc;
+    const float *lse, *delta, *dO;
+    float *dq;  int64_t dqs[3]; /* dq of the effective queries */
+    float *dk;  int64_t dks[3]; /* dk of the effective keys, or NULL */
+    float *dv;                  /* strides of V, or NULL */
+    int nqb, nkb;
+} bwd_job;
+
+static void bwd_dq_task(void *ctx, int task, int thread) {
+    bwd_job *j = ctx;
+    const attn_desc *a = &j->p->a;
+    int qb = task % j->nqb, bh = task / j->nqb, h = bh % a->H, b = bh / a->H;
+    int i0 = qb * j->kern->q_block, i1 = i0 + j->kern->q_block;
+    if (i1 > a->Nq) i1 = a->Nq;
+    attn__head hd = head_of(j->p, b, h);
+    j->kern->bwd_dq(&hd, j->lse + (size_t)bh * a->Nq, j->delta + (size_t)bh * a->Nq,
+                    j->dO + b * a->o_strides[0] + h * a->o_strides[1], a->o_strides[2], i0, i1,
+                    j->dq + b * j->dqs[0] + h * j->dqs[1], j->dqs[2], scratch_at(&j->sc, thread));
+}
+
+static void bwd_dkv_task(void *ctx, int task, int thread) {
+    bwd_job *j = ctx;
+    const attn_desc *a = &j->p->a;
+    int kb = task % j->nkb, bhk = task / j->nkb, hk = bhk % a->Hkv, b = bhk / a->Hkv, G = a->H / a->Hkv;
+    int j0 = kb * j->kern->k_block, j1 = j0 + j->kern->k_block;
+    if (j1 > a->Nk) j1 = a->Nk;
+    float *dk = j->dk ? j->dk + b * j->dks[0] + hk * j->dks[1] : NULL;
+    float *dv = j->dv ? j->dv + b * a->v_strides[0] + hk * a->v_strides[1] : NULL;
+    for (int g = 0; g < G; g++) {
+        int h = hk * G + g, bh = b * a->H + h;
+        attn__head hd = head_of(j->p, b, h);
+        j->kern->bwd_dkv(&hd, j->lse + (size_t)bh * a->Nq, j->delta + (size_t)bh * a->Nq,
+                         j->dO + b * a->o_strides[0] + h * a->o_strides[1], a->o_strides[2], j0, j1,
+                         dk, j->dks[2], dv, a->v_strides[2], scratch_at(&j->sc, thread));
+    }
+}
+
+/* Zero rows of X (B, Hx, N, d) with strides s. */
+static void zero_rows(float *X, const int64_t s[3], int B, int Hx, int N, int d) {
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < Hx; h++)
+            for (int n = 0; n < N; n++) memset(X + b * s[0] + h * s[1] + n * s[2], 0, (size_t)d * sizeof(float));
+}
+
+/* Cosine chain rule, in place on dX (contiguous, rows of d): x̂ = x / n with n = max(|x|, eps):
+ * dx = (dx̂ - x̂ (x̂ . dx̂)) / n when |x| > eps, else dx̂ / eps. Result written with strides. */
+static void cosine_back(const float *xhat, const float *norms, const float *dxhat, size_t rows, int d,
+                        float *dx, const int64_t s[3], int Hx, int N) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *xh = xhat + r * d, *g = dxhat + r * d;
+        int b = (int)(r / ((size_t)Hx * N)), h = (int)(r / N % Hx), n = (int)(r % N);
+        float *out = dx + b * s[0] + h * s[1] + n * s[2];
+        float proj = 0.0f;
+        if (norms[r] > COS_EPS)
+            for (int c = 0; c < d; c++) proj += xh[c] * g[c];
+        for (int c = 0; c < d; c++) out[c] = (g[c] - xh[c] * proj) / norms[r];
+    }
+}
+
+/* Additive backward for one (b, kv head) group: all G query heads, every row. */
+typedef struct {
+    const prep *p;
+    const additive *ad;
+    const float *lse, *delta, *dO;
+    float *dWq;   /* (B, H, Nq, A) */
+    float *dUk;   /* (B, Hkv, Nk, A) */
+    float *dv;    /* strides of V or NULL */
+    float *dvab;  /* per task (A + 1): partial dva, dbv */
+    scratch sc;
+} add_bwd_job;
+
+static void additive_bwd_task(void *ctx, int task, int thread) {
+    add_bwd_job *j = ctx;
+    const attn_desc *a = &j->p->a;
+    const attn_score_params *w = a->params;
+    int A = w->A, G = a->H / a->Hkv, b = task / a->Hkv, hk = task % a->Hkv;
+    float *dva = j->dvab + (size_t)task * (A + 1), *dbv = dva + A;
+    float *s = scratch_at(&j->sc, thread), *dh = s + a->Nk;
+    for (int g = 0; g < G; g++) {
+        int h = hk * G + g, bh = b * a->H + h;
+        attn__head hd = head_of(j->p, b, h);
+        for (int i = 0; i < a->Nq; i++) {
+            float lse = j->lse[(size_t)bh * a->Nq + i];
+            if (lse == -INFINITY) continue;
+            additive_row(j->p, j->ad, &hd, b, h, i, s);
+            const float *doi = j->dO + b * a->o_strides[0] + h * a->o_strides[1] + i * a->o_strides[2];
+            float delta = j->delta[(size_t)bh * a->Nq + i];
+            const float *wq = j->ad->Wq + ((size_t)bh * a->Nq + i) * A;
+            float *dwq = j->dWq + ((size_t)bh * a->Nq + i) * A;
+            for (int k = 0; k < a->Nk; k++) {
+                if (s[k] == -INFINITY) continue;
+                float pk = expf(s[k] - lse);
+                const float *v = hd.v + k * hd.v_rs;
+                float dp = 0.0f;
+                for (int c = 0; c < a->dv; c++) dp += doi[c] * v[c];
+                if (j->dv) {
+                    float *dvk = j->dv + b * a->v_strides[0] + hk * a->v_strides[1] + k * a->v_strides[2];
+                    for (int c = 0; c < a->dv; c++) dvk[c] += pk * doi[c];
+                }
+                float ds = pk * (dp - delta);
+                const float *uk = j->ad->Uk + (((size_t)b * a->Hkv + hk) * a->Nk + k) * A;
+                float *duk = j->dUk + (((size_t)b * a->Hkv + hk) * a->Nk + k) * A;
+                *dbv += ds;
+                for (int c = 0; c < A; c++) {
+                    float t = tanhf(wq[c] + uk[c]);
+                    dva[c] += ds * t;
+                    dh[c] = ds * w->va[c] * (1.0f - t * t);
+                    dwq[c] += dh[c];
+                    duk[c] += dh[c];
+                }
+            }
+        }
+    }
+}
+
+static int additive_backward(const prep *p, const additive *ad, const float *lse, const float *delta,
+                             const float *dO, float *dQ, float *dK, float *dV, attn_score_params *dp) {
+    const attn_desc *a = &p->a;
+    const attn_score_params *w = a->params;
+    int A = w->A, ntask = a->B * a->Hkv;
+    add_bwd_job j = {.p = p, .ad = ad, .lse = lse, .delta = delta, .dO = dO, .dv = dV};
+    j.dWq = attn_calloc((size_t)a->B * a->H * a->Nq * A, sizeof(float));
+    j.dUk = attn_calloc((size_t)a->B * a->Hkv * a->Nk * A, sizeof(float));
+    j.dvab = attn_calloc((size_t)ntask * (A + 1), sizeof(float));
+    int st = (!j.dWq || !j.dUk || !j.dvab) ? ATTN_ENOMEM : scratch_init(&j.sc, (size_t)a->Nk + A);
+    if (st) goto done;
+    attn__parallel(ntask, additive_bwd_task, &j);
+    const attn__kernels *kern = attn__kern();
+    /* dQ = dWq Wa, dK = dUk Ua; dWa += dWq^T Q, dUa += dUk^T K; biases sum the rows. */
+    for (int b = 0; b < a->B; b++) {
+        for (int h = 0; h < a->H; h++) {
+            const float *g = j.dWq + ((size_t)b * a->H + h) * a->Nq * A;
+            const float *q = p->Q + b * a->q_strides[0] + h * a->q_strides[1];
+            if (dQ)
+                kern->sgemm(0, 0, a->Nq, a->dq, A, 1.0f, g, A, w->Wa, a->dq, 0.0f,
+                            dQ + b * a->q_strides[0] + h * a->q_strides[1], a->q_strides[2]);
+            if (dp && dp->Wa) kern->sgemm(1, 0, A, a->dq, a->Nq, 1.0f, g, A, q, a->q_strides[2], 1.0f, dp->Wa, a->dq);
+            if (dp && dp->ba)
+                for (int i = 0; i < a->Nq; i++)
+                    for (int c = 0; c < A; c++) dp->ba[c] += g[(size_t)i * A + c];
+        }
+        for (int h = 0; h < a->Hkv; h++) {
+            const float *g = j.dUk + ((size_t)b * a->Hkv + h) * a->Nk * A;
+            const float *k = p->K + b * a->k_strides[0] + h * a->k_strides[1];
+            if (dK)
+                kern->sgemm(0, 0, a->Nk, a->dk, A, 1.0f, g, A, w->Ua, a->dk, 0.0f,
+                            dK + b * a->k_strides[0] + h * a->k_strides[1], a->k_strides[2]);
+            if (dp && dp->Ua) kern->sgemm(1, 0, A, a->dk, a->Nk, 1.0f, g, A, k, a->k_strides[2], 1.0f, dp->Ua, a->dk);
+            if (dp && dp->bu)
+                for (int n = 0; n < a->Nk; n++)
+                    for (int c = 0; c < A; c++) dp->bu[c] += g[(size_t)n * A + c];
+        }
+    }
+    for (int t = 0; dp && t < ntask; t++) {
+        const float *part = j.dvab + (size_t)t * (A + 1);
+        if (dp->va)
+            for (int c = 0; c < A; c++) dp->va[c] += part[c];
+        if (dp->bv) dp->bv[0] += part[A];
+    }
+done:
+    attn_free(j.sc.buf);
+    attn_free(j.dWq);
+    attn_free(j.dUk);
+    attn_free(j.dvab);
+    return st;
+}
+
+int attn_backward(const attn_desc *desc, const float *Q, const float *K, const float *V, const float *O,
+                  const float *lse_in, const float *dO, float *dQ, float *dK, float *dV, attn_score_params *dparams) {
+    if (!O || !dO) return attn__error(ATTN_EINVAL, "O and dO must not be NULL");
+    prep p;
+    additive ad = {0};
+    bwd_job j = {0};
+    float *lse_tmp = NULL, *delta = NULL, *dq_tmp = NULL, *dk_tmp = NULL;
+    int st = prep_init(&p, desc, Q, K, V);
+    if (st) goto done;
+    const attn_desc *a = &p.a;
+    size_t nq = (size_t)a->B * a->H * a->Nq, nk = (size_t)a->B * a->Hkv * a->Nk;
+    if (a->score == ATTN_SCORE_ADDITIVE && (st = additive_init(&ad, &p))) goto done;
+    if (!lse_in) {
+        /* Recompute the log-sum-exp with a forward pass into scratch outputs. */
+        float *o_tmp = attn_malloc(nq * a->dv * sizeof(float));
+        lse_tmp = attn_malloc(nq * sizeof(float));
+        if (!o_tmp || !lse_tmp) {
+            attn_free(o_tmp);
+            st = ATTN_ENOMEM;
+            goto done;
+        }
+        attn_desc ac = *a;
+        memset(ac.o_strides, 0, sizeof ac.o_strides);
+        contiguous(ac.o_strides, a->H, a->Nq, a->dv);
+        prep pc = p;
+        pc.a = ac;
+        st = run_forward(&pc, ad.Wq ? &ad : NULL, o_tmp, NULL, lse_tmp);
+        attn_free(o_tmp);
+        if (st) goto done;
+        lse_in = lse_tmp;
+    }
+    /* delta_i = dO_i . O_i */
+    delta = attn_malloc(nq * sizeof(float));
+    if (!delta) {
+        st = ATTN_ENOMEM;
+        goto done;
+    }
+    for (int b = 0; b < a->B; b++)
+        for (int h = 0; h < a->H; h++)
+            for (int i = 0; i < a->Nq; i++) {
+                int64_t off = b * a->o_strides[0] + h * a->o_strides[1] + i * a->o_strides[2];
+                float acc = 0.0f;
+                for (int c = 0; c < a->dv; c++) acc += dO[off + c] * O[off + c];
+                delta[((size_t)b * a->H + h) * a->Nq + i] = acc;
+            }
+    if (dV) zero_rows(dV, a->v_strides, a->B, a->Hkv, a->Nk, a->dv);
+    if (ad.Wq) {
+        st = additive_backward(&p, &ad, lse_in, delta, dO, dQ, dK, dV, dparams);
+        goto done;
+    }
+
+    j.p = &p, j.kern = attn__kern(), j.lse = lse_in, j.delta = delta, j.dO = dO, j.dv = dV;
+    int need_dW = a->score == ATTN_SCORE_GENERAL && dparams && dparams->W;
+    /* Where the kernels write dq and dk: straight into dQ/dK, or into contiguous buffers
+     * for the chain rule of cosine and general scores. */
+    if (a->score == ATTN_SCORE_COSINE || a->score == ATTN_SCORE_GENERAL) {
+        if (dQ || need_dW) {
+            dq_tmp = attn_malloc(nq * p.d * sizeof(float));
+            if (!dq_tmp) {
+                st = ATTN_ENOMEM;
+                goto done;
+            }
+            j.dq = dq_tmp;
+            contiguous(j.dqs, a->H, a->Nq, p.d);
+        }
+    } else if (dQ) {
+        j.dq = dQ;
+        memcpy(j.dqs, a->q_strides, sizeof j.dqs);
+    }
+    if (dK) {
+        if (a->score == ATTN_SCORE_COSINE) {
+            dk_tmp = attn_malloc(nk * p.d * sizeof(float));
+            if (!dk_tmp) {
+                st = ATTN_ENOMEM;
+                goto done;
+            }
+            j.dk = dk_tmp;
+            contiguous(j.dks, a->Hkv, a->Nk, p.d);
+        } else {
+            j.dk = dK;
+            memcpy(j.dks, a->k_strides, sizeof j.dks);
+        }
+        zero_rows(j.dk, j.dks, a->B, a->Hkv, a->Nk, p.d);
+    }
+    if ((st = scratch_init(&j.sc, j.kern->scratch_floats(a->Nk, p.d, a->dv)))) goto done;
+    j.nqb = (a->Nq + j.kern->q_block - 1) / j.kern->q_block;
+    j.nkb = (a->Nk + j.kern->k_block - 1) / j.kern->k_block;
+    if (j.dq) attn__parallel(a->B * a->H * j.nqb, bwd_dq_task, &j);
+    if (j.dk || j.dv) attn__parallel(a->B * a->Hkv * j.nkb, bwd_dkv_task, &j);
+
+    if (a->score == ATTN_SCORE_COSINE) {
+        if (dQ) cosine_back(p.qbuf, p.qnorm, dq_tmp, nq, p.d, dQ, a->q_strides, a->H, a->Nq);
+        if (dK) cosine_back(p.kbuf, p.knorm, dk_tmp, nk, p.d, dK, a->k_strides, a->Hkv, a->Nk);
+    } else if (a->score == ATTN_SCORE_GENERAL) {
+        /* Q' = Q W: dQ = dQ' W^T, dW += Q^T dQ'. */
+        for (int b = 0; b < a->B; b++)
+            for (int h = 0; h < a->H; h++) {
+                const float *g = dq_tmp + ((size_t)b * a->H + h) * a->Nq * a->dk;
+                const float *q = Q + b * a->q_strides[0] + h * a->q_strides[1];
+                if (dQ)
+                    j.kern->sgemm(0, 1, a->Nq, a->dq, a->dk, 1.0f, g, a->dk, a->params->W, a->dk, 0.0f,
+                                  dQ + b * a->q_strides[0] + h * a->q_strides[1], a->q_strides[2]);
+                if (need_dW)
+                    j.kern->sgemm(1, 0, a->dq, a->dk, a->Nq, 1.0f, q, a->q_strides[2], g, a->dk, 1.0f, dparams->W, a->dk);
+            }
+    }
+done:
+    attn_free(j.sc.buf);
+    attn_free(lse_tmp);
+    attn_free(delta);
+    attn_free(dq_tmp);
+    attn_free(dk_tmp);
+    additive_free(&ad);
+    prep_free(&p);
+    return st;
+}

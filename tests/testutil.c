@@ -1,0 +1,54 @@
+#include "testutil.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "attn/core.h"
+
+int tu_checks, tu_failures;
+
+void tu_fail(const char *file, int line, const char *cond) {
+    fprintf(stderr, "FAIL %s:%d: %s: ", file, line, cond);
+}
+
+void tu_msg(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+#define CLOSE_BODY                                                                          \
+    size_t worst = 0;                                                                       \
+    double worst_ex = -1.0;                                                                 \
+    int ok = 1;                                                                             \
+    for (size_t i = 0; i < n; i++) {                                                        \
+        double g = got[i], w = want[i], err = fabs(g - w), tol = atol + rtol * fabs(w);     \
+        double ex = (isnan(g) != isnan(w) || (isnan(err) && !(isnan(g) && isnan(w)))) ? INFINITY : err - tol; \
+        if (isinf(w) && g == w) ex = -1.0;                                                  \
+        if (ex > 0) ok = 0;                                                                 \
+        if (ex > worst_ex) worst_ex = ex, worst = i;                                        \
+    }                                                                                       \
+    tu_checks++;                                                                            \
+    if (!ok) {                                                                              \
+        tu_failures++;                                                                      \
+        fprintf(stderr, "FAIL %s: element %zu of %zu: got %.9g want %.9g\n", what, worst, n, \
+                (double)got[worst], (double)want[worst]);                                   \
+    }                                                                                       \
+    return ok;
+
+int tu_close(const char *what, const float *got, const float *want, size_t n, double rtol, double atol) { CLOSE_BODY }
+int tu_close_d(const char *what, const double *got, const double *want, size_t n, double rtol, double atol) { CLOSE_BODY }
+
+void tu_randn(float *x, size_t n, uint64_t seed) {
+    attn_rng r;
+    attn_rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++) x[i] = attn_rng_normal(&r);
+}
+
+int tu_summary(const char *name) {
+    printf("%s: %d passed, %d failed\n", name, tu_checks - tu_failures, tu_failures);
+    return tu_failures ? 1 : 0;
+}

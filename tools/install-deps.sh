@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs what attn needs to build and test on Debian/Ubuntu: a C compiler, CMake,
+# pkg-config and OpenBLAS (optional: used for the linear layers when found).
+# Skips packages that are already installed; uses sudo when not root.
+set -euo pipefail
+pkgs=(gcc make cmake pkg-config libopenblas-dev)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq "${missing[@]}"
