@@ -4,5 +4,6 @@
 
 #include "attn/core.h"
 #include "attn/attention.h"
+#include "attn/viz.h"
 
 #endif
