@@ -174,9 +174,11 @@ static attn__head head_of(const prep *p, int b, int h) {
     attn__head hd = {0};
     hd.Nq = a->Nq, hd.Nk = a->Nk, hd.d = p->d, hd.dv = a->dv;
     hd.scale = a->scale;
-    hd.q = p->q + b * p->qs[0] + h * p->qs[1], hd.q_rs = p->qs[2];
-    hd.k = p->k + b * p->ks[0] + hk * p->ks[1], hd.k_rs = p->ks[2];
-    hd.v = p->V + b * a->v_strides[0] + hk * a->v_strides[1], hd.v_rs = a->v_strides[2];
+    /* Arrays a caller does not have (V for the scores, all three for the masks alone) stay
+     * NULL: an offset from a stand-in pointer could point past its array (undefined). */
+    if (p->q) hd.q = p->q + b * p->qs[0] + h * p->qs[1], hd.q_rs = p->qs[2];
+    if (p->k) hd.k = p->k + b * p->ks[0] + hk * p->ks[1], hd.k_rs = p->ks[2];
+    if (p->V) hd.v = p->V + b * a->v_strides[0] + hk * a->v_strides[1], hd.v_rs = a->v_strides[2];
     hd.causal = a->mask.causal || a->mask.window > 0;
     hd.window = a->mask.window;
     hd.key_len = a->mask.key_lengths ? a->mask.key_lengths[b] : a->Nk;
@@ -379,8 +381,10 @@ int attn_scores(const attn_desc *desc, const float *Q, const float *K, float *S)
     if (!S) return attn__error(ATTN_EINVAL, "scores S must not be NULL");
     prep p;
     additive ad = {0};
-    /* V is not needed for scores; K stands in so that prep_init's NULL check passes. */
+    /* V is not needed for scores; K stands in so that prep_init's NULL check passes, and is
+     * then dropped (its strides are V's, not K's). */
     int st = prep_init(&p, desc, Q, K, K);
+    p.V = NULL;
     if (!st && p.a.score == ATTN_SCORE_ADDITIVE) st = additive_init(&ad, &p);
     if (!st) {
         scores_job j = {&p, ad.Wq ? &ad : NULL, S};
@@ -402,8 +406,7 @@ static void norm_task(void *ctx, int task, int thread) {
     norm_job *j = ctx;
     const attn_desc *a = j->a;
     int b = task / a->H, h = task % a->H;
-    prep fake = {.a = *a};
-    fake.q = fake.k = fake.V = j->S; /* head_of needs pointers; only the masks are used */
+    prep fake = {.a = *a}; /* no Q, K, V: head_of resolves the masks alone */
     attn__head hd = head_of(&fake, b, h);
     uint8_t *vis = j->vis + (size_t)thread * a->Nk;
     for (int i = 0; i < a->Nq; i++) {
