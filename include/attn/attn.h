@@ -4,6 +4,12 @@
 
 #include "attn/core.h"
 #include "attn/attention.h"
+#include "attn/mha.h"
+#include "attn/posenc.h"
 #include "attn/viz.h"
+#include "attn/io.h"
+#include "attn/layers.h"
+#include "attn/text.h"
+#include "attn/autograd.h"
 
 #endif

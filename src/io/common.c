@@ -1,0 +1,149 @@
+/* Owned arrays (attn_array), dtype conversions, and the helpers shared by the file readers:
+ * byte order, half floats, checked file reads. Not here: any file format. */
+#define _POSIX_C_SOURCE 200809L
+#include "io/common.h"
+
+#include <errno.h>
+#include <sys/stat.h>
+
+size_t attn_dtype_size(attn_dtype dt) {
+    switch (dt) {
+    case ATTN_F32: case ATTN_I32: return 4;
+    case ATTN_F64: case ATTN_I64: return 8;
+    case ATTN_BOOL: case ATTN_U8: return 1;
+    case ATTN_F16: case ATTN_BF16: return 2;
+    }
+    return 0;
+}
+
+const char *attn_dtype_name(attn_dtype dt) {
+    switch (dt) {
+    case ATTN_F32: return "f32";
+    case ATTN_F64: return "f64";
+    case ATTN_BOOL: return "bool";
+    case ATTN_I32: return "i32";
+    case ATTN_I64: return "i64";
+    case ATTN_U8: return "u8";
+    case ATTN_F16: return "f16";
+    case ATTN_BF16: return "bf16";
+    }
+    return "?";
+}
+
+void attn_array_free(attn_array *a) {
+    if (!a) return;
+    attn_free(a->data);
+    memset(a, 0, sizeof *a);
+}
+
+int64_t attn_array_numel(const attn_array *a) {
+    if (!a) return 0;
+    int64_t n = 1;
+    for (int i = 0; i < a->ndim && i < ATTN_MAX_DIMS; i++) n *= a->shape[i];
+    return n;
+}
+
+float attn__f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, bits;
+    if (exp == 0) {
+        /* Zero or subnormal: man * 2^-24, exact in float. */
+        float f = (float)man * 5.9604644775390625e-8f;
+        memcpy(&bits, &f, 4);
+        bits |= sign;
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (man << 13); /* inf or NaN (payload kept) */
+    } else {
+        bits = sign | ((exp + 112) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+void attn__byteswap(void *data, size_t n, size_t size) {
+    unsigned char *p = data;
+    if (size < 2) return;
+    for (size_t i = 0; i < n; i++, p += size)
+        for (size_t a = 0, b = size - 1; a < b; a++, b--) {
+            unsigned char t = p[a];
+            p[a] = p[b];
+            p[b] = t;
+        }
+}
+
+int attn_array_to_f32(attn_array *a) {
+    if (!a) return attn__error(ATTN_EINVAL, "attn_array_to_f32: NULL array");
+    if (a->dtype == ATTN_F32) return ATTN_OK;
+    size_t es = attn_dtype_size(a->dtype);
+    if (es == 0) return attn__error(ATTN_EDTYPE, "attn_array_to_f32: unknown dtype %d", (int)a->dtype);
+    if (a->nbytes % es != 0 || (a->nbytes && !a->data))
+        return attn__error(ATTN_EINVAL, "attn_array_to_f32: %zu bytes is not a whole number of %s elements",
+                           a->nbytes, attn_dtype_name(a->dtype));
+    size_t n = a->nbytes / es, nbytes;
+    if (attn__mul_size(n, sizeof(float), &nbytes)) return ATTN_ENOMEM;
+    float *dst = attn_malloc(nbytes);
+    if (!dst) return ATTN_ENOMEM;
+    const void *src = a->data;
+    switch (a->dtype) {
+    case ATTN_F64: for (size_t i = 0; i < n; i++) dst[i] = (float)((const double *)src)[i]; break;
+    case ATTN_I32: for (size_t i = 0; i < n; i++) dst[i] = (float)((const int32_t *)src)[i]; break;
+    case ATTN_I64: for (size_t i = 0; i < n; i++) dst[i] = (float)((const int64_t *)src)[i]; break;
+    case ATTN_BOOL:
+    case ATTN_U8: for (size_t i = 0; i < n; i++) dst[i] = (float)((const uint8_t *)src)[i]; break;
+    case ATTN_F16: for (size_t i = 0; i < n; i++) dst[i] = attn__f16_to_f32(((const uint16_t *)src)[i]); break;
+    case ATTN_BF16: for (size_t i = 0; i < n; i++) dst[i] = attn__bf16_to_f32(((const uint16_t *)src)[i]); break;
+    case ATTN_F32: break;
+    }
+    attn_free(a->data);
+    a->data = dst;
+    a->nbytes = nbytes;
+    a->dtype = ATTN_F32;
+    return ATTN_OK;
+}
+
+int attn__file_open(const char *path, FILE **f, size_t *size) {
+    *f = NULL;
+    *size = 0;
+    if (!path) return attn__error(ATTN_EINVAL, "NULL path");
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return attn__error(ATTN_EIO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(fp), &st) != 0) {
+        int e = errno;
+        fclose(fp);
+        return attn__error(ATTN_EIO, "%s: cannot stat: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        fclose(fp);
+        return attn__error(ATTN_EIO, "%s: not a regular file", path);
+    }
+    if (st.st_size < 0 || (uint64_t)st.st_size > (uint64_t)(SIZE_MAX / 2)) {
+        fclose(fp);
+        return attn__error(ATTN_EIO, "%s: file too large", path);
+    }
+    *f = fp;
+    *size = (size_t)st.st_size;
+    return ATTN_OK;
+}
+
+int attn__file_read(FILE *f, const char *path, void *dst, size_t n) {
+    if (n == 0) return ATTN_OK;
+    errno = 0;
+    size_t got = fread(dst, 1, n, f);
+    if (got == n) return ATTN_OK;
+    if (ferror(f)) return attn__error(ATTN_EIO, "%s: read error: %s", path, errno ? strerror(errno) : "unknown");
+    return attn__error(ATTN_EIO, "%s: unexpected end of file (did it change while being read?)", path);
+}
+
+char *attn__printable(char *dst, size_t cap, const char *src, size_t n) {
+    size_t room = cap - 1, i = 0;
+    int cut = n > room;
+    if (cut) room -= 3;
+    for (; i < n && i < room; i++) {
+        unsigned char c = (unsigned char)src[i];
+        dst[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+    }
+    if (cut) memcpy(dst + i, "...", 3), i += 3;
+    dst[i] = '\0';
+    return dst;
+}

@@ -1,0 +1,55 @@
+/* Internal helpers of the file-format layer (not API): byte order, half-precision floats,
+ * checked whole-file reads, and printable excerpts of untrusted strings for messages. */
+#ifndef ATTN_IO_COMMON_H
+#define ATTN_IO_COMMON_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "attn/io.h"
+#include "core/internal.h"
+
+/* 1 on a little-endian host. */
+static inline int attn__host_le(void) {
+    const uint16_t one = 1;
+    unsigned char c;
+    memcpy(&c, &one, 1);
+    return c == 1;
+}
+
+/* Little-endian loads and stores at any alignment, independent of the host's byte order. */
+static inline uint16_t attn__le16(const unsigned char *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static inline uint32_t attn__le32(const unsigned char *p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static inline uint64_t attn__le64(const unsigned char *p) {
+    return (uint64_t)attn__le32(p) | ((uint64_t)attn__le32(p + 4) << 32);
+}
+static inline void attn__put_le64(unsigned char *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* Reverses the bytes of each of n elements of `size` bytes, in place. */
+void attn__byteswap(void *data, size_t n, size_t size);
+
+/* IEEE half and bfloat16 bit patterns to float (exact, including subnormals, inf and NaN). */
+float attn__f16_to_f32(uint16_t h);
+static inline float attn__bf16_to_f32(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+/* Opens a regular file for reading and returns its size. ATTN_EIO with a message naming the
+ * file if it cannot be opened or is not a regular file. */
+int attn__file_open(const char *path, FILE **f, size_t *size);
+/* Reads exactly n bytes; ATTN_EIO ("unexpected end of file" or the system's reason). */
+int attn__file_read(FILE *f, const char *path, void *dst, size_t n);
+
+/* Copies at most n bytes of an untrusted string into dst (capacity cap >= 8) for a message:
+ * bytes outside printable ASCII become '?', and a long string is cut with "...". Returns dst. */
+char *attn__printable(char *dst, size_t cap, const char *src, size_t n);
+
+#endif
