@@ -1,18 +1,120 @@
-/* attn: the command-line tool. Subcommands live in their own files (cli_*.c). */
+/* attn: the command-line tool. This file is only the dispatcher: the table of subcommands
+ * (which is also the list `attn --help` prints), `--help` and `--version`. Each subcommand lives
+ * in its own file (cli_NAME.c); shared helpers are in cli.h. Adding a subcommand is one line in
+ * COMMANDS below plus its declaration in cli.h. */
 #include <stdio.h>
 #include <string.h>
 
-#include "attn/attn.h"
+#include "cli.h"
+
+/* Subcommands whose files other engineers are still writing are declared weak, so the table
+ * can name them before they exist: one that is not linked into this build is a NULL pointer,
+ * left out of the help and refused by name. (Where weak symbols are not available, every
+ * entry must be linked.) */
+#if defined(__GNUC__) && defined(__ELF__)
+#define CLI_OPTIONAL __attribute__((weak))
+#else
+#define CLI_OPTIONAL
+#endif
+CLI_OPTIONAL int cli_bench(int argc, char **argv);
+CLI_OPTIONAL int cli_train(int argc, char **argv);
+CLI_OPTIONAL int cli_translate(int argc, char **argv);
+CLI_OPTIONAL int cli_eval(int argc, char **argv);
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv); /* argv[0] is the name; returns the exit code */
+    const char *summary;               /* one line for `attn --help` */
+    int utility;                       /* listed under "utilities" rather than "commands" */
+} cli_command;
+
+static const cli_command COMMANDS[] = {
+    {"explain", cli_explain, "learn attention: its three steps worked through on 我爱你 -> \"I love you\"", 0},
+    {"attend", cli_attend, "attention of queries over keys and values (.npy in, .npy out), forward and backward", 0},
+    {"mha", cli_mha, "multi-head attention with PyTorch nn.MultiheadAttention weights (safetensors)", 0},
+    {"train", cli_train, "train a model on a data set", 0},
+    {"translate", cli_translate, "translate sentences with a trained model", 0},
+    {"eval", cli_eval, "evaluate a trained model", 0},
+    {"bench", cli_bench, "benchmark the attention kernels (GFLOP/s beside the reference)", 0},
+    {"npy-diff", cli_npy_diff, "compare two .npy arrays within a tolerance (exit 1 if they differ)", 1},
+};
+#define NCOMMANDS ((int)(sizeof COMMANDS / sizeof COMMANDS[0]))
+
+static void print_help(FILE *f) {
+    fprintf(f,
+            "attn %s: the attention mechanism in C.\n"
+            "\n"
+            "  Attention(Q, K, V) = softmax(similarity(Q, K)) V: score every key against the query,\n"
+            "  turn the scores into weights that sum to 1, and return the weighted sum of the values.\n"
+            "\n"
+            "usage: attn <command> [options]       (attn <command> --help for its options)\n",
+            ATTN_VERSION_STRING);
+    for (int group = 0; group < 2; group++) {
+        fprintf(f, "\n%s:\n", group ? "utilities" : "commands");
+        for (int i = 0; i < NCOMMANDS; i++)
+            if (COMMANDS[i].run && COMMANDS[i].utility == group)
+                fprintf(f, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+    }
+    fprintf(f,
+            "\n"
+            "options:\n"
+            "  -h, --help     this help (attn help <command> for a command's)\n"
+            "  --version      the version and the instruction-set path in use\n"
+            "\n"
+            "environment:\n"
+            "  ATTN_THREADS=N               threads for parallel work (default: all cores)\n"
+            "  ATTN_ISA=ref|avx2|avx512     force an instruction-set path (default: the best this CPU runs)\n"
+            "\n"
+            "Arrays are .npy files (float32; float64 is converted), weights are safetensors files.\n"
+            "Exit status: 0 success, 1 a data or runtime error, 2 a usage error.\n"
+            "New to attention? Start with: attn explain\n");
+}
+
+static const cli_command *find_command(const char *name) {
+    for (int i = 0; i < NCOMMANDS; i++)
+        if (strcmp(COMMANDS[i].name, name) == 0) return &COMMANDS[i];
+    return NULL;
+}
+
+static int run_command(const char *name, int argc, char **argv) {
+    const cli_command *c = find_command(name);
+    if (!c) {
+        fprintf(stderr, "attn: unknown command '%s' (see 'attn --help')\n", name);
+        return CLI_EUSAGE;
+    }
+    if (!c->run) {
+        fprintf(stderr, "attn: command '%s' is not part of this build\n", name);
+        return CLI_EUSAGE;
+    }
+    return c->run(argc, argv);
+}
 
 int main(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        printf("usage: attn <command> [options]\n");
-        return argc < 2 ? 2 : 0;
+    if (argc < 2) {
+        fprintf(stderr, "usage: attn <command> [options]   (attn --help lists the commands)\n");
+        return CLI_EUSAGE;
     }
-    if (!strcmp(argv[1], "--version")) {
-        printf("attn %s (%s)\n", ATTN_VERSION_STRING, attn_get_isa());
-        return 0;
+    const char *a = argv[1];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        print_help(stdout);
+        return CLI_OK;
     }
-    fprintf(stderr, "attn: unknown command '%s' (see attn --help)\n", argv[1]);
-    return 2;
+    if (!strcmp(a, "--version")) {
+        printf("attn %s (isa: %s, threads: %d)\n", ATTN_VERSION_STRING, attn_get_isa(), attn_get_threads());
+        return CLI_OK;
+    }
+    if (!strcmp(a, "help")) {
+        if (argc < 3) {
+            print_help(stdout);
+            return CLI_OK;
+        }
+        char help[] = "--help";
+        char *args[] = {argv[2], help, NULL};
+        return run_command(argv[2], 2, args);
+    }
+    if (a[0] == '-') {
+        fprintf(stderr, "attn: unknown option '%s' (see 'attn --help')\n", a);
+        return CLI_EUSAGE;
+    }
+    return run_command(a, argc - 1, argv + 1);
 }

@@ -1,0 +1,235 @@
+/* The helpers every `attn` subcommand shares: errors, options, loading and saving arrays.
+ * See cli.h for the conventions they implement. */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- Errors ------------------------------------------------------------------------------ */
+
+int cli_fail(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "attn %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return CLI_EDATA;
+}
+
+int cli_usage(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "attn %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see 'attn %s --help')\n", cmd);
+    va_end(ap);
+    return CLI_EUSAGE;
+}
+
+int cli_fail_lib(const char *cmd, int status, const char *path) {
+    const char *msg = attn_last_error();
+    if (!msg || !*msg) msg = attn_strerror(status);
+    if (path && !strstr(msg, path)) return cli_fail(cmd, "%s: %s", path, msg);
+    return cli_fail(cmd, "%s", msg);
+}
+
+/* ---- Options ----------------------------------------------------------------------------- */
+
+void cli_args_init(cli_args *p, const char *cmd, int argc, char **argv) {
+    memset(p, 0, sizeof *p);
+    p->cmd = cmd;
+    p->argc = argc;
+    p->argv = argv;
+    p->i = 0; /* argv[0] is the subcommand's name */
+}
+
+int cli_next(cli_args *p) {
+    while (!p->status && ++p->i < p->argc) {
+        const char *a = p->argv[p->i];
+        if (!p->only_pos && strcmp(a, "--") == 0) {
+            p->only_pos = 1;
+            continue;
+        }
+        if (p->only_pos || a[0] != '-' || a[1] == '\0') {
+            if (p->npos == CLI_MAX_POS) {
+                p->status = cli_usage(p->cmd, "too many arguments ('%s')", a);
+                return 0;
+            }
+            p->pos[p->npos++] = a;
+            continue;
+        }
+        p->arg = a;
+        const char *eq = strchr(a, '=');
+        p->name_len = eq ? (size_t)(eq - a) : strlen(a);
+        return 1;
+    }
+    return 0;
+}
+
+static int is_opt(const cli_args *p, const char *name) {
+    return strlen(name) == p->name_len && strncmp(p->arg, name, p->name_len) == 0;
+}
+
+int cli_flag(cli_args *p, const char *name) {
+    if (!is_opt(p, name)) return 0;
+    if (p->arg[p->name_len] == '=') p->status = cli_usage(p->cmd, "option %s takes no value", name);
+    return 1;
+}
+
+int cli_str(cli_args *p, const char *name, const char **out) {
+    if (!is_opt(p, name)) return 0;
+    if (p->arg[p->name_len] == '=') {
+        *out = p->arg + p->name_len + 1;
+    } else if (p->i + 1 < p->argc && strncmp(p->argv[p->i + 1], "--", 2) != 0) {
+        *out = p->argv[++p->i]; /* a following "--option" is taken as a forgotten value */
+    } else {
+        p->status = cli_usage(p->cmd, "option %s needs a value", name);
+        return 1;
+    }
+    if (!**out) p->status = cli_usage(p->cmd, "option %s needs a non-empty value", name);
+    return 1;
+}
+
+int cli_parse_long(const char *s, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || errno) return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_parse_float(const char *s, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!*s || *end || errno || !isfinite(v)) return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_int(cli_args *p, const char *name, long min, long max, int *out) {
+    const char *s = "";
+    if (!cli_str(p, name, &s)) return 0;
+    if (p->status) return 1;
+    long v;
+    if (cli_parse_long(s, &v) || v < min || v > max) {
+        if (max >= 2147483647L)
+            p->status = cli_usage(p->cmd, "option %s expects an integer >= %ld, not '%s'", name, min, s);
+        else
+            p->status = cli_usage(p->cmd, "option %s expects an integer in [%ld, %ld], not '%s'", name, min, max, s);
+        return 1;
+    }
+    *out = (int)v;
+    return 1;
+}
+
+int cli_float(cli_args *p, const char *name, float *out) {
+    const char *s = "";
+    if (!cli_str(p, name, &s)) return 0;
+    if (p->status) return 1;
+    double v;
+    if (cli_parse_float(s, &v) || !isfinite((float)v)) {
+        p->status = cli_usage(p->cmd, "option %s expects a finite number, not '%s'", name, s);
+        return 1;
+    }
+    *out = (float)v;
+    return 1;
+}
+
+void cli_unknown(cli_args *p) {
+    p->status = cli_usage(p->cmd, "unknown option '%.*s'", (int)p->name_len, p->arg);
+}
+
+int cli_positionals(cli_args *p, int min, int max, const char *what) {
+    if (p->npos < min) return cli_usage(p->cmd, "missing %s", what);
+    if (max >= 0 && p->npos > max) return cli_usage(p->cmd, "unexpected argument '%s'", p->pos[max]);
+    return CLI_OK;
+}
+
+int cli_help(const char *text) {
+    fputs(text, stdout);
+    return CLI_OK;
+}
+
+/* ---- Arrays in ----------------------------------------------------------------------------- */
+
+const char *cli_shape_str(char *buf, int ndim, const int64_t *shape) {
+    size_t n = 0;
+    buf[n++] = '(';
+    for (int i = 0; i < ndim && n < CLI_SHAPE_BUF - 24; i++)
+        n += (size_t)snprintf(buf + n, CLI_SHAPE_BUF - n, i ? ", %lld" : "%lld", (long long)shape[i]);
+    if (ndim == 1) buf[n++] = ',';
+    buf[n++] = ')';
+    buf[n] = '\0';
+    return buf;
+}
+
+int cli_load_npy(const char *cmd, const char *path, attn_array *out) {
+    int st = attn_npy_load(path, out);
+    if (st) return cli_fail_lib(cmd, st, path);
+    return CLI_OK;
+}
+
+int cli_load_float(const char *cmd, const char *path, const char *what, int min_ndim, int max_ndim,
+                   attn_array *out) {
+    if (cli_load_npy(cmd, path, out)) return CLI_EDATA;
+    char sh[CLI_SHAPE_BUF];
+    if (out->dtype != ATTN_F32 && out->dtype != ATTN_F64 && out->dtype != ATTN_F16) {
+        cli_fail(cmd, "%s: %s must be float32 or float64, not %s", path, what, attn_dtype_name(out->dtype));
+        attn_array_free(out);
+        return CLI_EDATA;
+    }
+    if (out->ndim < min_ndim || out->ndim > max_ndim) {
+        if (min_ndim == max_ndim)
+            cli_fail(cmd, "%s: %s must have %d dimensions, not shape %s", path, what, min_ndim,
+                     cli_shape_str(sh, out->ndim, out->shape));
+        else
+            cli_fail(cmd, "%s: %s must have %d to %d dimensions, not shape %s", path, what, min_ndim, max_ndim,
+                     cli_shape_str(sh, out->ndim, out->shape));
+        attn_array_free(out);
+        return CLI_EDATA;
+    }
+    for (int i = 0; i < out->ndim; i++)
+        if (out->shape[i] == 0 || out->shape[i] > INT32_MAX) {
+            cli_fail(cmd, "%s: %s has shape %s; every dimension must be in [1, 2^31)", path, what,
+                     cli_shape_str(sh, out->ndim, out->shape));
+            attn_array_free(out);
+            return CLI_EDATA;
+        }
+    int st = attn_array_to_f32(out);
+    if (st) {
+        attn_array_free(out);
+        return cli_fail_lib(cmd, st, path);
+    }
+    return CLI_OK;
+}
+
+/* ---- Arrays out -------------------------------------------------------------------------- */
+
+int cli_check_outputs(const char *cmd, const cli_output *outs, int n) {
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n && outs[i].path; j++)
+            if (outs[j].path && strcmp(outs[i].path, outs[j].path) == 0)
+                return cli_usage(cmd, "two outputs would be written to the same file '%s'", outs[i].path);
+    return CLI_OK;
+}
+
+int cli_save_all(const char *cmd, const cli_output *outs, int n) {
+    for (int i = 0; i < n; i++) {
+        if (!outs[i].path) continue;
+        int st = attn_npy_save(outs[i].path, outs[i].dtype, outs[i].ndim, outs[i].shape, outs[i].data);
+        if (st) {
+            cli_fail_lib(cmd, st, outs[i].path);
+            for (int j = 0; j < i; j++)
+                if (outs[j].path) remove(outs[j].path);
+            return CLI_EDATA;
+        }
+    }
+    return CLI_OK;
+}
