@@ -11,5 +11,8 @@
 #include "attn/layers.h"
 #include "attn/text.h"
 #include "attn/autograd.h"
+#include "attn/train.h"
+#include "attn/seq2seq.h"
+#include "attn/translator.h" /* and attn/transformer.h */
 
 #endif

@@ -6,6 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The fast tables (attn_avx2.c, attn_avx512.c: the kernels of attn_fast.h) are built on
+ * x86-64; each checks the CPU before it lets itself be picked. */
+#if defined(ATTN_HAVE_X86) && !defined(ATTN_HAVE_FAST_KERNELS)
+#define ATTN_HAVE_FAST_KERNELS 1
+#endif
+
 static const attn__kernels *g_kern;
 
 typedef struct {
@@ -54,6 +60,8 @@ const attn__kernels *attn__kern(void) {
     }
     return g_kern;
 }
+
+const attn__kernels *attn__kern_named(const char *name) { return name ? pick(name) : NULL; }
 
 const char *attn_get_isa(void) { return attn__kern()->name; }
 

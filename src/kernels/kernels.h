@@ -6,6 +6,12 @@
  * scores into that form; additive scores have their own reference path). Masks arrive as in
  * attn_mask, resolved for this (batch, head). Letters: Nq queries, Nk keys, d = dq = dk,
  * dv value size; *_rs are row strides in elements.
+ *
+ * Tables: attn__kernels_ref (attn_ref.c, portable C, the source of truth), and "avx2" and
+ * "avx512" (attn_avx2.c, attn_avx512.c: the FlashAttention-2 style kernels of attn_fast.h
+ * compiled per instruction set), each offered only where the CPU runs it; dispatch.c picks the
+ * fastest, ATTN_ISA or attn_set_isa another. Every table computes every entry; the fast ones
+ * add fwd_part, bwd and rowdot, which the orchestrator (nn/attention.c) uses when present.
  */
 #ifndef ATTN_KERNELS_H
 #define ATTN_KERNELS_H
@@ -63,6 +69,22 @@ typedef void (*attn__sgemm_fn)(int transA, int transB, int M, int N, int K, floa
                                const float *A, int64_t lda, const float *B, int64_t ldb,
                                float beta, float *C, int64_t ldc);
 
+/* Forward of query rows [i0, i1) restricted to keys [j0, j1) (masks still apply with the
+ * absolute indices): o and lse as for attn__fwd_fn but normalised over that key range only,
+ * so that key ranges computed apart can be merged (lse = log sum exp lse_r, o = sum
+ * exp(lse_r - lse) o_r): the split over keys of single-query decoding. p, if not NULL, gets
+ * columns [j0, j1) of its rows. */
+typedef void (*attn__fwd_part_fn)(const attn__head *h, int i0, int i1, int j0, int j1, float *o, int64_t o_rs,
+                                  float *lse, float *p, int64_t p_rs, float *scratch);
+
+/* Fused backward of keys [j0, j1) against every query (FlashAttention-2's loop order): the
+ * probabilities are recomputed from lse, then
+ *   dq (Nq, d) += the contribution of these keys,  dk, dv rows [j0, j1) +=  (each may be NULL).
+ * Sums are in an order fixed by the shapes. scratch holds bwd_scratch_floats(Nq, Nk, d, dv). */
+typedef void (*attn__bwd_fn)(const attn__head *h, const float *lse, const float *delta, const float *dO,
+                             int64_t do_rs, int j0, int j1, float *dq, int64_t dq_rs, float *dk, int64_t dk_rs,
+                             float *dv, int64_t dv_rs, float *scratch);
+
 typedef struct {
     const char *name;   /* "ref", "avx2", "avx512" */
     int q_block;        /* query rows per forward / dq task */
@@ -72,10 +94,21 @@ typedef struct {
     attn__bwd_dq_fn bwd_dq;
     attn__bwd_dkv_fn bwd_dkv;
     attn__sgemm_fn sgemm;
+    /* Optional (NULL in the reference table): the fast paths above. */
+    attn__fwd_part_fn fwd_part;
+    attn__bwd_fn bwd;
+    size_t (*bwd_scratch_floats)(int Nq, int Nk, int d, int dv);
+    /* out[i] = a_i . b_i for rows i < n of length len (rows at a + i*a_rs, b + i*b_rs), summed
+     * as bwd sums its dot products, so that delta = rowsum(dO * O) cancels dO . V exactly where
+     * one key takes all the weight. */
+    void (*rowdot)(int n, int len, const float *a, int64_t a_rs, const float *b, int64_t b_rs, float *out);
 } attn__kernels;
 
 /* The table in use (see attn_get_isa / attn_set_isa / ATTN_ISA). */
 const attn__kernels *attn__kern(void);
+/* The table of that name ("ref", "avx2", "avx512"), or NULL if not built or not supported by
+ * this CPU: for tests and benchmarks that compare paths without switching the global one. */
+const attn__kernels *attn__kern_named(const char *name);
 
 /* The portable reference kernels (also the fallback for anything a faster table lacks). */
 extern const attn__kernels attn__kernels_ref;

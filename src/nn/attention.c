@@ -283,12 +283,15 @@ typedef struct {
     scratch sc;
     float *O, *P, *lse;
     int nqb; /* query blocks per head */
+    int ns, chunk;   /* split over keys: ns ranges of chunk keys (1: no split) */
+    float *po, *pl;  /* per range: outputs (ns, B, H, Nq, dv) and log-sum-exps (ns, B, H, Nq) */
 } fwd_job;
 
 static void fwd_task(void *ctx, int task, int thread) {
     fwd_job *j = ctx;
     const attn_desc *a = &j->p->a;
     int qb = task % j->nqb, bh = task / j->nqb, h = bh % a->H, b = bh / a->H;
+    if (a->mask.causal && !j->ad) qb = j->nqb - 1 - qb; /* the longest rows first: better balance */
     int i0 = qb * j->kern->q_block, i1 = i0 + j->kern->q_block;
     if (i1 > a->Nq) i1 = a->Nq;
     attn__head hd = head_of(j->p, b, h);
@@ -314,17 +317,91 @@ static void fwd_task(void *ctx, int task, int thread) {
     }
 }
 
+/* Runs tasks on the library's threads, or on this thread alone when the whole call is too
+ * small to pay for waking them (waking and joining threads costs tens of microseconds, more in
+ * a virtual machine). The tasks are the same either way, so are the results. */
+static void run_tasks(int ntasks, attn__task_fn fn, void *ctx, double flops) {
+    if (flops < 4e6) {
+        for (int t = 0; t < ntasks; t++) fn(ctx, t, 0);
+        return;
+    }
+    attn__parallel(ntasks, fn, ctx);
+}
+
+/* Split over keys (few query blocks against many keys, e.g. decoding one token): task
+ * (b, h, query block, key range) writes its own partial output and log-sum-exp; the merge
+ * combines the ranges in order: lse = log sum_r exp(lse_r), o = sum_r exp(lse_r - lse) o_r. */
+static void fwd_split_task(void *ctx, int task, int thread) {
+    fwd_job *j = ctx;
+    const attn_desc *a = &j->p->a;
+    int r = task % j->ns, t = task / j->ns, qb = t % j->nqb, bh = t / j->nqb, h = bh % a->H, b = bh / a->H;
+    int i0 = qb * j->kern->q_block, i1 = i0 + j->kern->q_block, k0 = r * j->chunk, k1 = k0 + j->chunk;
+    if (i1 > a->Nq) i1 = a->Nq;
+    if (k1 > a->Nk) k1 = a->Nk;
+    attn__head hd = head_of(j->p, b, h);
+    size_t rows = ((size_t)r * a->B * a->H + bh) * a->Nq;
+    j->kern->fwd_part(&hd, i0, i1, k0, k1, j->po + rows * a->dv, a->dv, j->pl + rows, NULL, 0, scratch_at(&j->sc, thread));
+}
+
+static void fwd_merge_task(void *ctx, int bh, int thread) {
+    (void)thread;
+    fwd_job *j = ctx;
+    const attn_desc *a = &j->p->a;
+    int h = bh % a->H, b = bh / a->H;
+    size_t stride = (size_t)a->B * a->H * a->Nq;
+    for (int i = 0; i < a->Nq; i++) {
+        size_t row = (size_t)bh * a->Nq + i;
+        float m = -INFINITY, sum = 0.0f, *o = j->O + b * a->o_strides[0] + h * a->o_strides[1] + i * a->o_strides[2];
+        for (int r = 0; r < j->ns; r++) m = fmaxf(m, j->pl[r * stride + row]);
+        memset(o, 0, (size_t)a->dv * sizeof *o);
+        if (m == -INFINITY) {
+            j->lse[row] = -INFINITY;
+            continue;
+        }
+        for (int r = 0; r < j->ns; r++) {
+            float w = expf(j->pl[r * stride + row] - m);
+            const float *po = j->po + (r * stride + row) * a->dv;
+            sum += w;
+            for (int c = 0; c < a->dv; c++) o[c] += w * po[c];
+        }
+        for (int c = 0; c < a->dv; c++) o[c] /= sum;
+        j->lse[row] = m + logf(sum);
+    }
+}
+
 static int run_forward(const prep *p, const additive *ad, float *O, float *P, float *lse) {
     const attn_desc *a = &p->a;
-    fwd_job j = {.p = p, .ad = ad, .O = O, .P = P, .lse = lse};
-    /* Weights are written by the reference kernels; the fast ones never form them. */
-    j.kern = (P || ad) ? &attn__kernels_ref : attn__kern();
+    fwd_job j = {.p = p, .ad = ad, .O = O, .P = P, .lse = lse, .ns = 1};
+    /* The fast kernels write the weights too; additive scores have only the reference path. */
+    j.kern = ad ? &attn__kernels_ref : attn__kern();
     int st = scratch_init(&j.sc, j.kern->scratch_floats(a->Nk, p->d, a->dv));
     if (st) return st;
     j.nqb = (a->Nq + j.kern->q_block - 1) / j.kern->q_block;
-    attn__parallel(a->B * a->H * j.nqb, fwd_task, &j);
+    /* Too few (b, h, query block) tasks for the threads and many keys: split the keys into
+     * ranges of at least 256. The split depends on the shapes only, never on the thread
+     * count, so results stay bitwise identical for any thread count. */
+    int tasks = a->B * a->H * j.nqb;
+    double flops = 2.0 * a->B * a->H * (double)a->Nq * a->Nk * (p->d + a->dv);
+    if (j.kern->fwd_part && !P && tasks < 16 && a->Nk >= 512) {
+        int ns = (16 + tasks - 1) / tasks, kb = j.kern->k_block;
+        if (ns > a->Nk / 256) ns = a->Nk / 256;
+        j.chunk = ((a->Nk + ns - 1) / ns + kb - 1) / kb * kb;
+        j.ns = (a->Nk + j.chunk - 1) / j.chunk;
+    }
+    if (j.ns > 1) {
+        size_t rows = (size_t)j.ns * a->B * a->H * a->Nq;
+        j.po = attn_malloc(rows * a->dv * sizeof(float));
+        j.pl = attn_malloc(rows * sizeof(float));
+        if (!j.po || !j.pl) st = ATTN_ENOMEM;
+        if (!st) run_tasks(tasks * j.ns, fwd_split_task, &j, flops);
+        for (int bh = 0; !st && bh < a->B * a->H; bh++) fwd_merge_task(&j, bh, 0); /* O(ns Nq dv) */
+        attn_free(j.po);
+        attn_free(j.pl);
+    } else {
+        run_tasks(tasks, fwd_task, &j, flops);
+    }
     attn_free(j.sc.buf);
-    return ATTN_OK;
+    return st;
 }
 
 int attn_forward(const attn_desc *desc, const float *Q, const float *K, const float *V, float *O, float *P, float *lse) {
@@ -462,6 +539,8 @@ typedef struct {
     float *dk;  int64_t dks[3]; /* dk of the effective keys, or NULL */
     float *dv;                  /* strides of V, or NULL */
     int nqb, nkb;
+    int ns, chunk;              /* fused path: ns key ranges of chunk keys per (b, kv head) */
+    float *dq_part;             /* ns > 1: per range dq (ns, B, H, Nq, d), summed in order */
 } bwd_job;
 
 static void bwd_dq_task(void *ctx, int task, int thread) {
@@ -498,6 +577,71 @@ static void zero_rows(float *X, const int64_t s[3], int B, int Hx, int N, int d)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < Hx; h++)
             for (int n = 0; n < N; n++) memset(X + b * s[0] + h * s[1] + n * s[2], 0, (size_t)d * sizeof(float));
+}
+
+/* The fused backward (kernel tables with bwd): task (b, kv head, key range) runs the G query
+ * heads of the group in order over its keys, accumulating dK, dV rows it alone owns; dQ gets
+ * every key range's contribution, so with one range per (b, kv head) the task owns the dQ of
+ * its heads, and with more each range writes its own partial dQ, summed afterwards in range
+ * order. The split depends on the shapes only: bitwise identical for any thread count. */
+static void bwd_fused_task(void *ctx, int task, int thread) {
+    bwd_job *j = ctx;
+    const attn_desc *a = &j->p->a;
+    int r = task % j->ns, bhk = task / j->ns, hk = bhk % a->Hkv, b = bhk / a->Hkv, G = a->H / a->Hkv;
+    int j0 = r * j->chunk, j1 = j0 + j->chunk;
+    if (j1 > a->Nk) j1 = a->Nk;
+    float *dk = j->dk ? j->dk + b * j->dks[0] + hk * j->dks[1] : NULL;
+    float *dv = j->dv ? j->dv + b * a->v_strides[0] + hk * a->v_strides[1] : NULL;
+    for (int g = 0; g < G; g++) {
+        int h = hk * G + g, bh = b * a->H + h;
+        attn__head hd = head_of(j->p, b, h);
+        float *dq = NULL;
+        int64_t dq_rs = 0;
+        if (j->dq && j->ns == 1) dq = j->dq + b * j->dqs[0] + h * j->dqs[1], dq_rs = j->dqs[2];
+        else if (j->dq) dq = j->dq_part + ((size_t)r * a->B * a->H + bh) * a->Nq * j->p->d, dq_rs = j->p->d;
+        j->kern->bwd(&hd, j->lse + (size_t)bh * a->Nq, j->delta + (size_t)bh * a->Nq,
+                     j->dO + b * a->o_strides[0] + h * a->o_strides[1], a->o_strides[2], j0, j1, dq, dq_rs,
+                     dk, j->dks[2], dv, a->v_strides[2], scratch_at(&j->sc, thread));
+    }
+}
+
+static void bwd_dq_sum_task(void *ctx, int bh, int thread) {
+    (void)thread;
+    bwd_job *j = ctx;
+    const attn_desc *a = &j->p->a;
+    int h = bh % a->H, b = bh / a->H, d = j->p->d;
+    size_t stride = (size_t)a->B * a->H * a->Nq * d;
+    for (int i = 0; i < a->Nq; i++) {
+        float *dq = j->dq + b * j->dqs[0] + h * j->dqs[1] + i * j->dqs[2];
+        for (int r = 0; r < j->ns; r++) {
+            const float *part = j->dq_part + r * stride + ((size_t)bh * a->Nq + i) * d;
+            for (int c = 0; c < d; c++) dq[c] += part[c];
+        }
+    }
+}
+
+/* dK and dV rows are zero on entry. */
+static int run_backward_fused(bwd_job *j) {
+    const attn_desc *a = &j->p->a;
+    int groups = a->B * a->Hkv, kb = j->kern->k_block, d = j->p->d;
+    /* Enough tasks for the threads (8 per call, a constant), in key ranges of at least 256. */
+    int ns = (8 + groups - 1) / groups;
+    if (ns > a->Nk / 256) ns = a->Nk / 256;
+    if (ns < 1) ns = 1;
+    j->chunk = ((a->Nk + ns - 1) / ns + kb - 1) / kb * kb;
+    j->ns = (a->Nk + j->chunk - 1) / j->chunk;
+    int st = scratch_init(&j->sc, j->kern->bwd_scratch_floats(a->Nq, a->Nk, d, a->dv));
+    if (st) return st;
+    if (j->dq) zero_rows(j->dq, j->dqs, a->B, a->H, a->Nq, d);
+    if (j->dq && j->ns > 1) {
+        j->dq_part = attn_calloc((size_t)j->ns * a->B * a->H * a->Nq * d, sizeof(float));
+        if (!j->dq_part) return ATTN_ENOMEM;
+    }
+    run_tasks(groups * j->ns, bwd_fused_task, j, 5.0 * a->B * a->H * (double)a->Nq * a->Nk * (d + a->dv));
+    if (j->dq_part) attn__parallel(a->B * a->H, bwd_dq_sum_task, j);
+    attn_free(j->dq_part);
+    j->dq_part = NULL;
+    return ATTN_OK;
 }
 
 /* Cosine chain rule, in place on dX (contiguous, rows of d): x̂ = x / n with n = max(|x|, eps):
@@ -660,14 +804,24 @@ int attn_backward(const attn_desc *desc, const float *Q, const float *K, const f
         st = ATTN_ENOMEM;
         goto done;
     }
+    /* (Summed as the kernels sum dO . V, so that the two cancel exactly where one key takes
+     * all the weight.) */
+    const attn__kernels *kd = ad.Wq ? NULL : attn__kern();
     for (int b = 0; b < a->B; b++)
-        for (int h = 0; h < a->H; h++)
+        for (int h = 0; h < a->H; h++) {
+            int64_t off0 = b * a->o_strides[0] + h * a->o_strides[1];
+            if (kd && kd->bwd && kd->rowdot) {
+                kd->rowdot(a->Nq, a->dv, dO + off0, a->o_strides[2], O + off0, a->o_strides[2],
+                           delta + ((size_t)b * a->H + h) * a->Nq);
+                continue;
+            }
             for (int i = 0; i < a->Nq; i++) {
-                int64_t off = b * a->o_strides[0] + h * a->o_strides[1] + i * a->o_strides[2];
+                int64_t off = off0 + i * a->o_strides[2];
                 float acc = 0.0f;
                 for (int c = 0; c < a->dv; c++) acc += dO[off + c] * O[off + c];
                 delta[((size_t)b * a->H + h) * a->Nq + i] = acc;
             }
+        }
     if (dV) zero_rows(dV, a->v_strides, a->B, a->Hkv, a->Nk, a->dv);
     if (ad.Wq) {
         st = additive_backward(&p, &ad, lse_in, delta, dO, dQ, dK, dV, dparams);
@@ -707,11 +861,15 @@ int attn_backward(const attn_desc *desc, const float *Q, const float *K, const f
         }
         zero_rows(j.dk, j.dks, a->B, a->Hkv, a->Nk, p.d);
     }
-    if ((st = scratch_init(&j.sc, j.kern->scratch_floats(a->Nk, p.d, a->dv)))) goto done;
-    j.nqb = (a->Nq + j.kern->q_block - 1) / j.kern->q_block;
-    j.nkb = (a->Nk + j.kern->k_block - 1) / j.kern->k_block;
-    if (j.dq) attn__parallel(a->B * a->H * j.nqb, bwd_dq_task, &j);
-    if (j.dk || j.dv) attn__parallel(a->B * a->Hkv * j.nkb, bwd_dkv_task, &j);
+    if (j.kern->bwd) {
+        if ((st = run_backward_fused(&j))) goto done;
+    } else {
+        if ((st = scratch_init(&j.sc, j.kern->scratch_floats(a->Nk, p.d, a->dv)))) goto done;
+        j.nqb = (a->Nq + j.kern->q_block - 1) / j.kern->q_block;
+        j.nkb = (a->Nk + j.kern->k_block - 1) / j.kern->k_block;
+        if (j.dq) attn__parallel(a->B * a->H * j.nqb, bwd_dq_task, &j);
+        if (j.dk || j.dv) attn__parallel(a->B * a->Hkv * j.nkb, bwd_dkv_task, &j);
+    }
 
     if (a->score == ATTN_SCORE_COSINE) {
         if (dQ) cosine_back(p.qbuf, p.qnorm, dq_tmp, nq, p.d, dQ, a->q_strides, a->H, a->Nq);

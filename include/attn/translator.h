@@ -1,0 +1,95 @@
+/* attn/translator.h: one interface over the model families that translate, so that
+ * `attn translate` and `attn eval` (and any C program) work with every checkpoint: the
+ * recurrent encoder-decoders of attn/seq2seq.h and the Transformer of attn/transformer.h.
+ *
+ * A checkpoint's config.json has a "model" object whose "kind" names its family
+ * ("seq2seq", "transformer"); attn_translator_load reads it and dispatches to the family's
+ * loader. Every family stores its vocabularies and tokenisers the same way (src_vocab.txt,
+ * tgt_vocab.txt, "src_tok", "tgt_tok"), encodes the source with <eos> appended, and decodes
+ * into attn_s2s_hyp (greedy or beam search with the length normalisation logp / n^alpha), so
+ * everything after the model (BLEU, buckets, pictures) is shared.
+ *
+ * Adding a family is one entry in the table in src/models/translator.c: its kind, loader,
+ * accessors, batch decoder and attention maps.
+ */
+#ifndef ATTN_TRANSLATOR_H
+#define ATTN_TRANSLATOR_H
+
+#include "attn/core.h"
+#include "attn/seq2seq.h"
+#include "attn/text.h"
+#include "attn/train.h"
+#include "attn/transformer.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct attn_translator attn_translator;
+
+/* Loads the checkpoint in dir, whatever its family. ATTN_EFORMAT naming the kind when no
+ * family knows it. ck (optional) gets the opened checkpoint (close it with
+ * attn_checkpoint_close). */
+int attn_translator_load(const char *dir, attn_translator **out, attn_checkpoint *ck);
+void attn_translator_free(attn_translator *t); /* accepts NULL */
+
+/* A translator over a model in memory (e.g. one being trained), which stays the caller's:
+ * attn_translator_free frees only the wrapper. */
+int attn_translator_wrap_seq2seq(attn_s2s *m, attn_translator **out);
+int attn_translator_wrap_transformer(attn_transformer *m, attn_translator **out);
+
+/* The family ("seq2seq", "transformer") and a short label for tables: the attention kind of
+ * a seq2seq model ("bahdanau", "none", ...), "transformer" for the Transformer. */
+const char *attn_translator_kind(const attn_translator *t);
+const char *attn_translator_label(const attn_translator *t);
+/* The model itself, for family-specific calls: NULL when t is of the other family. */
+attn_s2s *attn_translator_seq2seq(attn_translator *t);
+attn_transformer *attn_translator_transformer(attn_translator *t);
+
+attn_tok_kind attn_translator_src_tok(const attn_translator *t);
+attn_tok_kind attn_translator_tgt_tok(const attn_translator *t);
+const attn_vocab *attn_translator_src_vocab(const attn_translator *t);
+const attn_vocab *attn_translator_tgt_vocab(const attn_translator *t);
+/* Parameters, for messages. */
+int64_t attn_translator_num_params(const attn_translator *t);
+
+/* Decodes n sentences of source ids (each ending in <eos>) as attn_s2s_decode does (a
+ * sentence of length 0 gives an empty hypothesis). For the Transformer, hyps[i].align is the
+ * cross-attention of the last decoder layer averaged over its heads, (n + eos, S). */
+int attn_translator_decode(attn_translator *t, int n, const int32_t *const *src, const int *src_len,
+                           const attn_s2s_decode_opts *opts, attn_s2s_hyp *hyps);
+
+/* One sentence of text, as attn_s2s_translate. */
+int attn_translator_translate(attn_translator *t, const char *sentence, const attn_s2s_decode_opts *opts,
+                              attn_s2s_translation *out);
+
+/* Every attention map of one translated sentence, for pictures: for the Transformer each
+ * layer and head of the encoder self-attention (S, S), the decoder self-attention
+ * (n + 1, n + 1) over the decoder inputs <bos> y_1 .. y_n, and the cross-attention
+ * (n + eos, S); for a seq2seq model with attention, its alignment as one cross map (layer
+ * 0, head 0); none for the distracted model. */
+typedef enum { ATTN_MAP_ENCODER_SELF = 0, ATTN_MAP_DECODER_SELF = 1, ATTN_MAP_CROSS = 2 } attn_map_kind;
+const char *attn_map_kind_name(attn_map_kind k); /* "encoder self-attention", ... */
+
+typedef struct {
+    attn_map_kind kind;
+    int layer, head;
+    int rows, cols;
+    float *w; /* (rows, cols) */
+} attn_map;
+
+typedef struct {
+    int n;
+    attn_map *maps;
+    float *data_; /* private: the storage of every w */
+} attn_map_set;
+
+void attn_map_set_free(attn_map_set *s); /* frees and zeroes; accepts NULL */
+
+/* src (S) the source ids as decoded (with <eos>), hyp the decoded sentence. */
+int attn_translator_maps(attn_translator *t, const int32_t *src, int S, const attn_s2s_hyp *hyp, attn_map_set *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,174 @@
+/* attn eval: scores a model trained by `attn train seq2seq` or `attn train transformer` (any
+ * family of attn/translator.h) on held-out sentence pairs:
+ * corpus BLEU-4 (sacreBLEU's definition: 13a tokenisation, 'exp' smoothing) and the exact-match
+ * rate, overall and by source-sentence length bucket (the shape of Bahdanau et al. 2014,
+ * Figure 2), as a table on stdout and optionally CSV, Markdown and the translations.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cli_s2s.h"
+
+static const char HELP[] =
+    "usage: attn eval --model DIR --data PAIRS.tsv [options]\n"
+    "\n"
+    "Translates every pair's source and scores the translations against the references:\n"
+    "corpus BLEU-4 as sacreBLEU computes it, and the share of exact matches, overall and by the\n"
+    "length of the source sentence (in tokens: Chinese characters for a zh-en model).\n"
+    "\n"
+    "options:\n"
+    "  --model DIR         the checkpoint directory (required)\n"
+    "  --data FILE         sentence pairs (TSV, e.g. the test.tsv of the split written by\n"
+    "                      'attn train seq2seq' or 'attn train transformer'); malformed lines\n"
+    "                      are reported and skipped\n"
+    "  --src-col N         the source column (default: 1 for a zh-en model, 0 for en-zh)\n"
+    "  --beam K            beam width (default 5; 1 = greedy)\n"
+    "  --len-alpha F       length normalisation (default 1)\n"
+    "  --max-len N         at most N target tokens (default 2 * source length + 10)\n"
+    "  --buckets E1,E2,..  source-length buckets 1-E1, E1+1-E2, ..., above the last (default\n"
+    "                      5,10,15,20,25)\n"
+    "  --limit N           only the first N pairs\n"
+    "  --csv FILE          the table as CSV: bucket,min_len,max_len,sentences,bleu,exact_match\n"
+    "  --markdown FILE     the table as Markdown\n"
+    "  --hyp-out FILE      the translations, one per line (TSV: source, reference, translation)\n"
+    "  --label NAME        a name for the model in the CSV and Markdown (default: its attention,\n"
+    "                      or \"transformer\")\n"
+    "  --threads N         threads (default: all cores)\n"
+    "  --quiet             only the overall line\n";
+
+static void progress(int done, int total) {
+    fprintf(stderr, "\r%d/%d translated", done, total);
+    if (done == total) fprintf(stderr, "\n");
+}
+
+int cli_eval(int argc, char **argv) {
+    const char *cmd = "eval";
+    cli_args p;
+    cli_args_init(&p, cmd, argc, argv);
+    const char *model = NULL, *data = NULL, *buckets = "5,10,15,20,25", *csv = NULL, *md = NULL, *hyp_out = NULL, *label = NULL;
+    int src_col = -1, beam = 5, max_len = 0, limit = 0, threads = 0, quiet = 0;
+    float alpha = 1.0f;
+    while (cli_next(&p)) {
+        if (cli_flag(&p, "-h") || cli_flag(&p, "--help")) {
+            if (!p.status) return cli_help(HELP);
+        } else if (cli_str(&p, "--model", &model) || cli_str(&p, "-m", &model) || cli_str(&p, "--data", &data) ||
+                   cli_str(&p, "--buckets", &buckets) || cli_str(&p, "--csv", &csv) || cli_str(&p, "--markdown", &md) ||
+                   cli_str(&p, "--hyp-out", &hyp_out) || cli_str(&p, "--label", &label)) {
+        } else if (cli_int(&p, "--src-col", 0, 1, &src_col) || cli_int(&p, "--beam", 1, 1000, &beam) ||
+                   cli_int(&p, "--max-len", 0, 100000, &max_len) || cli_int(&p, "--limit", 0, INT32_MAX, &limit) ||
+                   cli_int(&p, "--threads", 1, 1024, &threads)) {
+        } else if (cli_float(&p, "--len-alpha", &alpha)) {
+        } else if (cli_flag(&p, "--quiet")) {
+            quiet = 1;
+        } else {
+            cli_unknown(&p);
+        }
+    }
+    if (p.status) return p.status;
+    if (p.npos) return cli_usage(cmd, "unexpected argument '%s'", p.pos[0]);
+    if (!model || !data) return cli_usage(cmd, "--model DIR and --data FILE are required");
+    int edges[S2S_MAX_BUCKETS];
+    int ne = s2s_parse_edges(buckets, edges, S2S_MAX_BUCKETS - 1);
+    if (ne < 0) return cli_usage(cmd, "--buckets wants increasing positive integers like 5,10,15,20 (at most %d)", S2S_MAX_BUCKETS - 1);
+    if (threads) attn_set_threads(threads);
+    attn_translator *m = NULL;
+    attn_pairs pairs = {0};
+    s2s_data d = {0};
+    char **hyps = NULL;
+    int rc = CLI_EDATA, st;
+    if ((st = attn_translator_load(model, &m, NULL))) return cli_fail_lib(cmd, st, model);
+    if (src_col < 0) src_col = attn_translator_src_tok(m) == ATTN_TOK_ZH ? 1 : 0;
+    if ((st = attn_pairs_read(data, &pairs))) {
+        cli_fail_lib(cmd, st, data);
+        goto done;
+    }
+    if (pairs.malformed) {
+        char rep[512];
+        fprintf(stderr, "attn %s: %s: %s\n", cmd, data, attn_pairs_report(&pairs, rep, sizeof rep));
+    }
+    attn_pairs view = pairs; /* the first --limit pairs (pairs itself keeps all, to be freed) */
+    if (limit > 0 && view.n > limit) view.n = limit;
+    if ((st = s2s_data_encode(m, &view, src_col, 0, &d))) {
+        cli_fail_lib(cmd, st, data);
+        goto done;
+    }
+    if (d.dropped && !quiet) fprintf(stderr, "attn %s: %d pairs with an empty source skipped\n", cmd, d.dropped);
+    hyps = calloc((size_t)d.n + 1, sizeof(char *));
+    if (!hyps) goto done;
+    attn_s2s_decode_opts o = attn_s2s_decode_defaults();
+    o.beam = beam, o.len_alpha = alpha, o.max_len = max_len;
+    s2s_eval_result r;
+    if ((st = s2s_evaluate(m, &d, &o, edges, ne, hyps, quiet ? NULL : progress, &r))) {
+        cli_fail_lib(cmd, st, NULL);
+        goto done;
+    }
+    char name[64];
+    snprintf(name, sizeof name, "%s", label ? label : attn_translator_label(m));
+    printf("%s: BLEU %.2f, exact match %.2f%%, %d sentences (%s, beam %d, %.1f s); BLEU precisions %.1f/%.1f/%.1f/%.1f, "
+           "brevity penalty %.3f, length ratio %.3f\n",
+           model, r.total.bleu, r.total_exact, r.n, name, beam, r.seconds, r.total.precision[0], r.total.precision[1],
+           r.total.precision[2], r.total.precision[3], r.total.bp, r.total.ratio);
+    if (!quiet) {
+        printf("%-10s %9s %8s %12s\n", "src len", "sentences", "BLEU", "exact match");
+        for (int b = 0; b < r.n_buckets; b++) {
+            char lb[32];
+            printf("%-10s %9d %8.2f %11.2f%%\n", s2s_bucket_label(&r, b, lb, sizeof lb), r.count[b], r.bleu[b].bleu, r.exact[b]);
+        }
+    }
+    FILE *f;
+    if (csv) {
+        if (!(f = fopen(csv, "w"))) {
+            cli_fail(cmd, "%s: cannot write", csv);
+            goto done;
+        }
+        fprintf(f, "model,bucket,min_len,max_len,sentences,bleu,exact_match\n");
+        for (int b = 0; b < r.n_buckets; b++) {
+            char lb[32];
+            int lo = b == 0 ? 1 : r.edges[b - 1] + 1;
+            fprintf(f, "%s,%s,%d,%d,%d,%.2f,%.2f\n", name, s2s_bucket_label(&r, b, lb, sizeof lb), lo,
+                    b == r.n_buckets - 1 ? -1 : r.edges[b], r.count[b], r.bleu[b].bleu, r.exact[b]);
+        }
+        fprintf(f, "%s,all,1,-1,%d,%.2f,%.2f\n", name, r.n, r.total.bleu, r.total_exact);
+        if (fclose(f)) {
+            cli_fail(cmd, "%s: cannot write", csv);
+            goto done;
+        }
+    }
+    if (md) {
+        if (!(f = fopen(md, "w"))) {
+            cli_fail(cmd, "%s: cannot write", md);
+            goto done;
+        }
+        fprintf(f, "| source length | sentences | BLEU (%s) | exact match |\n|---|---:|---:|---:|\n", name);
+        for (int b = 0; b < r.n_buckets; b++) {
+            char lb[32];
+            fprintf(f, "| %s | %d | %.2f | %.2f%% |\n", s2s_bucket_label(&r, b, lb, sizeof lb), r.count[b], r.bleu[b].bleu, r.exact[b]);
+        }
+        fprintf(f, "| all | %d | %.2f | %.2f%% |\n", r.n, r.total.bleu, r.total_exact);
+        if (fclose(f)) {
+            cli_fail(cmd, "%s: cannot write", md);
+            goto done;
+        }
+    }
+    if (hyp_out) {
+        if (!(f = fopen(hyp_out, "w"))) {
+            cli_fail(cmd, "%s: cannot write", hyp_out);
+            goto done;
+        }
+        for (int i = 0; i < d.n; i++) fprintf(f, "%s\t%s\t%s\n", d.src_text[i], d.ref[i], hyps[i] ? hyps[i] : "");
+        if (fclose(f)) {
+            cli_fail(cmd, "%s: cannot write", hyp_out);
+            goto done;
+        }
+    }
+    rc = CLI_OK;
+done:
+    for (int i = 0; hyps && i < d.n; i++) attn_free(hyps[i]);
+    free(hyps);
+    s2s_data_free(&d);
+    attn_pairs_free(&pairs);
+    attn_translator_free(m);
+    return rc;
+}

@@ -1,0 +1,129 @@
+/* The AVX-512 attention kernels: the vector macros for 16-lane zmm registers, a fast exp2,
+ * the tile sizes, then the ISA-generic kernels of attn_fast.h. Built with -mavx512f etc.
+ * (this file alone); chosen at run time only where the CPU has AVX-512F/DQ/BW/VL and FMA.
+ *
+ * Tiles: 64 query rows (4 vectors) per tile; "ka", "kc" and "kb" tiles of 6 rows x 4 vectors
+ * keep 24 accumulators in the 32 zmm registers; key blocks of 64. Measured on Zen 5 (one
+ * core, N = 1024 and 4096, d = 64): 64-row tiles ~5% faster than 32-row ones (K and V are read
+ * half as often); key blocks of 32, 96 or 128 within noise of 64.
+ *
+ * sgemm (the linear layers' products) is our own kernel rather than cblas_sgemm: measured on
+ * one thread, (M, 512) x (512, 512) with M = 1024..4096, ours 170-200 GFLOP/s for every
+ * transpose case; OpenBLAS 0.3.21 gives 83-100 under this environment's
+ * OPENBLAS_CORETYPE=Haswell and about 190 with its own (Cooperlake) kernels. Ours is never
+ * slower here, does not depend on how OpenBLAS was built or configured, and is deterministic
+ * for any thread count by construction (each element is one FMA chain over k). */
+#include <immintrin.h>
+#include <math.h>
+
+#include "core/internal.h"
+#include "kernels/kernels.h"
+
+#define ATTN_FAST_ISA 1
+#define VL 16
+typedef __m512 vf;
+#define vload(p) _mm512_loadu_ps(p)
+#define vstore(p, x) _mm512_storeu_ps(p, x)
+#define vloadn(p, n) _mm512_maskz_loadu_ps((__mmask16)((1u << (n)) - 1u), p)
+#define vstoren(p, x, n) _mm512_mask_storeu_ps(p, (__mmask16)((1u << (n)) - 1u), x)
+#define vbcast(p) _mm512_set1_ps(*(p))
+#define vset1(x) _mm512_set1_ps(x)
+#define vzero() _mm512_setzero_ps()
+#define vfma(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define vadd(a, b) _mm512_add_ps(a, b)
+#define vsub(a, b) _mm512_sub_ps(a, b)
+#define vmul(a, b) _mm512_mul_ps(a, b)
+#define vmax(a, b) _mm512_max_ps(a, b)
+#define vhmax(x) _mm512_reduce_max_ps(x)
+#define vhsum(x) _mm512_reduce_add_ps(x)
+
+/* 2^x: x = n + f with n an integer and |f| <= 1/2, 2^f by the degree-6 polynomial of Cephes'
+ * exp2f (relative error below 2e-7), then scaled by 2^n with vscalefps, which underflows to 0
+ * (x <= -150 and -inf give 0) and keeps NaN. */
+static inline __m512 vexp2(__m512 x) {
+    x = _mm512_max_ps(_mm512_set1_ps(-150.0f), x); /* NaN in x stays NaN (second operand) */
+    __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 f = _mm512_sub_ps(x, n);
+    __m512 p = _mm512_set1_ps(1.535336188319500e-4f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.339887440266574e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618437357674640e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.550332471162809e-2f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.402264791363012e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931472028550421e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+static inline __m512 vsafe(__m512 m) {
+    __mmask16 k = _mm512_cmp_ps_mask(m, _mm512_set1_ps(-INFINITY), _CMP_EQ_OQ);
+    return _mm512_mask_blend_ps(k, m, _mm512_setzero_ps());
+}
+
+static inline __m512 vkeep(__m512 x, int base, int lo, int hi) {
+    __m512i idx = _mm512_add_epi32(_mm512_set1_epi32(base),
+                                   _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0));
+    __mmask16 k = _mm512_cmpge_epi32_mask(idx, _mm512_set1_epi32(lo)) & _mm512_cmplt_epi32_mask(idx, _mm512_set1_epi32(hi));
+    return _mm512_mask_blend_ps(k, _mm512_set1_ps(-INFINITY), x);
+}
+
+/* Transpose the 16 x 16 block r[row][lane] in place: unpacks within 128-bit lanes give 4 x 4
+ * transposed blocks, then two rounds of 128-bit shuffles transpose the 4 x 4 grid of blocks. */
+static inline void vtranspose(__m512 *r) {
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]), t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    for (int i = 0; i < 16; i += 4) {
+        __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]), c = _mm512_castps_pd(t[i + 2]), e = _mm512_castps_pd(t[i + 3]);
+        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, e));
+        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, e));
+    }
+    /* r[4b + e], 128-bit lane L, now holds rows 4b..4b+3 of column 4L + e. */
+    for (int e = 0; e < 4; e++) {
+        __m512 s0 = _mm512_shuffle_f32x4(r[e], r[4 + e], 0x44), s1 = _mm512_shuffle_f32x4(r[e], r[4 + e], 0xEE);
+        __m512 s2 = _mm512_shuffle_f32x4(r[8 + e], r[12 + e], 0x44), s3 = _mm512_shuffle_f32x4(r[8 + e], r[12 + e], 0xEE);
+        t[e] = _mm512_shuffle_f32x4(s0, s2, 0x88);
+        t[4 + e] = _mm512_shuffle_f32x4(s0, s2, 0xDD);
+        t[8 + e] = _mm512_shuffle_f32x4(s1, s3, 0x88);
+        t[12 + e] = _mm512_shuffle_f32x4(s1, s3, 0xDD);
+    }
+    for (int i = 0; i < 16; i++) r[i] = t[i];
+}
+
+#define NV 4
+#define MJ 6
+#define MC 6
+#define MB 6
+#define NB 4
+#define BC 64
+#define ROWS_MAX 8
+#define KA_CASES KA_CASE(1) KA_CASE(2) KA_CASE(3) KA_CASE(4) KA_CASE(5)
+#define KC_CASES KC_CASE(1) KC_CASE(2) KC_CASE(3) KC_CASE(4) KC_CASE(5)
+#define KB_CASES KB_CASE(1) KB_CASE(2) KB_CASE(3)
+#define KBR_CASES KBR_CASE(1) KBR_CASE(2) KBR_CASE(3) KBR_CASE(4) KBR_CASE(5)
+#define SG_CASES SG_CASE(1) SG_CASE(2) SG_CASE(3) SG_CASE(4)
+#define KBR_CASES_SG SGR_CASE(1) SGR_CASE(2) SGR_CASE(3) SGR_CASE(4) SGR_CASE(5)
+#define FN(name) name##_avx512
+
+#include "kernels/attn_fast.h"
+
+static const attn__kernels table = {
+    .name = "avx512",
+    .q_block = BR,
+    .k_block = BC,
+    .scratch_floats = scratch_avx512,
+    .fwd = fwd_avx512,
+    .bwd_dq = attn__bwd_dq_ref,
+    .bwd_dkv = attn__bwd_dkv_ref,
+    .sgemm = sgemm_avx512,
+    .fwd_part = fwd_part_avx512,
+    .bwd = bwd_avx512,
+    .bwd_scratch_floats = bwd_scratch_avx512,
+    .rowdot = rowdot_avx512,
+};
+
+const attn__kernels *attn__kernels_avx512(void) {
+    const attn__cpu *c = attn__cpu_features();
+    if (!(c->avx512f && c->avx512dq && c->avx512bw && c->avx512vl && c->avx2 && c->fma)) return NULL;
+    return &table;
+}

@@ -1,0 +1,80 @@
+/* Internals of the Transformer (not API): the model struct with its parameter views, the
+ * attention op on the tape that reads heads out of packed projections, and the helpers the
+ * training forward (transformer.c) and the cached decoder (transformer_decode.c) share.
+ * Letters as in attn/transformer.h: B batch, N a sequence length, E d_model, H heads, Hkv
+ * key/value heads, dh = E / H, KV = Hkv * dh, F d_ff. */
+#ifndef ATTN_MODELS_TRANSFORMER_INTERNAL_H
+#define ATTN_MODELS_TRANSFORMER_INTERNAL_H
+
+#include "attn/attention.h"
+#include "attn/autograd.h"
+#include "attn/train.h"
+#include "attn/transformer.h"
+
+/* One attention block's parameters: in_w (E + 2 KV, E) rows [q; k; v], in_b (E + 2 KV),
+ * out_w (E, E), out_b (E). */
+typedef struct {
+    attn_param *in_w, *in_b, *out_w, *out_b;
+} tr_mha;
+
+/* One layer: self-attention, cross-attention (decoder only), feed-forward, norms 1..3. */
+typedef struct {
+    tr_mha sa, ca;
+    attn_param *l1w, *l1b, *l2w, *l2b; /* linear1 (F, E), (F); linear2 (E, F), (E) */
+    attn_param *nw[3], *nb[3];         /* norm1..3 (E) (norm3 in the decoder only) */
+} tr_layer;
+
+struct attn_transformer {
+    attn_transformer_config cfg;
+    int dh, KV;               /* features per head; key (and value) features = Hkv * dh */
+    attn_params *ps;
+    attn_param *src_emb, *tgt_emb; /* the same parameter with ATTN_SHARE_ALL */
+    attn_param *gen_w;             /* tgt_emb when tied */
+    attn_param *gen_b;
+    attn_param *src_pos, *tgt_pos; /* learned positions, else NULL */
+    attn_param *enc_nw, *enc_nb, *dec_nw, *dec_nb;
+    tr_layer *enc, *dec;
+    float *sin_table;              /* (max_len, E) for sinusoidal positions, else NULL */
+    attn_vocab *src_vocab, *tgt_vocab; /* owned, or NULL */
+};
+
+/* ---- The attention op on the tape (transformer_ops.c) ------------------------------------
+ * q (B, Nq, Fq) holds the queries of head h in columns [q_off + h dh, q_off + (h+1) dh);
+ * kv (B, Nk, Fkv) the keys of key/value head h in [k_off + h dh, ...) and the values in
+ * [v_off + h dh, ...). q and kv may be the same node (self-attention on one packed q/k/v
+ * projection). Output (B, Nq, H dh). With rope, the query and key columns are rotated IN
+ * PLACE (positions 0..N-1) before the attention, which is safe because the nodes come
+ * straight from linear layers, whose backward does not read their output; the backward
+ * rotates the gradients back. */
+typedef struct {
+    int H, Hkv, dh;
+    int q_off, k_off, v_off;
+    int rope;
+    float rope_base;
+    attn_mask mask; /* key_lengths copied; bias must stay valid until the backward */
+} tr_attn_opts;
+
+attn_var *tr_attention(attn_graph *g, attn_var *q, attn_var *kv, const tr_attn_opts *o, attn_var **weights);
+
+/* y = x + dropout(f, p) and y = dropout(relu(h), p), each one pass with the mask recomputed
+ * in the backward from a seed drawn from the graph's generator (transformer_ops.c). Plain
+ * add and relu when the graph is not training or p is 0. */
+attn_var *tr_add_dropout(attn_graph *g, attn_var *x, attn_var *f, float p);
+attn_var *tr_relu_dropout(attn_graph *g, attn_var *h, float p);
+
+/* The encoder on graph g: memory (B, S, E) after the final norm. src (B, S) and src_len (B)
+ * must have been checked. maps_enc, if not NULL, gets the self-attention weights
+ * (enc_layers, B, H, S, S). */
+attn_var *tr_encode(attn_transformer *m, attn_graph *g, const int32_t *src, const int32_t *src_len, int B, int S,
+                    float *maps_enc);
+
+/* Sequence length limit checks and the sinusoidal table. */
+int tr_check_ids(const int32_t *ids, int64_t n, int V, const char *what);
+
+/* A node over caller memory that is a row block of a parameter: rows [r0, r0 + rows) of p
+ * (2-D), with its gradient rows when p trains. */
+attn_var *tr_param_rows(attn_graph *g, attn_param *p, int64_t r0, int64_t rows);
+/* The first n_rows of a 1-D parameter's slice [r0, r0 + n). */
+attn_var *tr_param_slice(attn_graph *g, attn_param *p, int64_t r0, int64_t n);
+
+#endif

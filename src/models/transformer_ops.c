@@ -1,0 +1,364 @@
+/* The Transformer's attention on the autograd tape: one entry around attn_forward /
+ * attn_backward that reads the heads of packed projections through strides (one GEMM makes
+ * q, k and v of a self-attention; the backward writes their gradients side by side into one
+ * buffer), with the rotary position encoding folded in. Also small parameter views.
+ * Letters: B batch, Nq queries, Nk keys, H heads, Hkv key/value heads, dh features per head,
+ * Fq and Fkv the feature sizes of the packed query and key/value nodes. */
+#include <string.h>
+
+#include "attn/posenc.h"
+#include "autograd/ag.h"
+#include "models/transformer_internal.h"
+
+typedef struct {
+    ag_entry e;
+    attn_var *q, *kv;
+    attn_desc desc;
+    tr_attn_opts o;
+    float *lse; /* (B, H, Nq) */
+} tr_attn_entry;
+
+/* The rope description of nh heads of x (B, N, F), relative to their first column. */
+static attn_rope_desc rope_desc(const attn_var *x, int nh, int dh, float base) {
+    attn_rope_desc r;
+    memset(&r, 0, sizeof r);
+    int64_t N = x->shape[1], F = x->shape[2];
+    r.B = (int)x->shape[0], r.H = nh, r.N = (int)N, r.dh = dh, r.base = base;
+    r.strides[0] = N * F, r.strides[1] = dh, r.strides[2] = F;
+    return r;
+}
+
+/* Do column blocks of `total` columns in all cover a node of F features? (They never overlap:
+ * the forward checks it.) */
+static int covers(int64_t F, int64_t total) { return total == F; }
+
+static void tr_attn_backward(attn_graph *g, ag_entry *base) {
+    tr_attn_entry *e = (tr_attn_entry *)base;
+    const tr_attn_opts *o = &e->o;
+    attn_var *q = e->q, *kv = e->kv;
+    int same = ag_base(q) == ag_base(kv);
+    int64_t Fq = q->shape[2], Fkv = kv->shape[2];
+    int64_t qcols = (int64_t)o->H * o->dh, kvcols = (int64_t)o->Hkv * o->dh;
+    /* Destination buffers: the node's own gradient when it is fresh (then columns the
+     * attention does not write are zeroed), else scratch added afterwards. */
+    float *dqb = NULL, *dkvb = NULL;
+    int add_q = 0, add_kv = 0;
+    if (q->requires_grad || (same && kv->requires_grad)) {
+        int fresh;
+        float *gq = ag_grad(g, q, &fresh);
+        if (!gq) return;
+        if (fresh) {
+            dqb = gq;
+            if (!covers(Fq, qcols + (same ? 2 * kvcols : 0))) memset(dqb, 0, (size_t)q->numel * sizeof(float));
+        } else {
+            dqb = ag_calloc(g, (size_t)q->numel * sizeof(float));
+            if (!dqb) return;
+            add_q = 1;
+        }
+    }
+    if (!same && kv->requires_grad) {
+        int fresh;
+        float *gk = ag_grad(g, kv, &fresh);
+        if (!gk) return;
+        if (fresh) {
+            dkvb = gk;
+            if (!covers(Fkv, 2 * kvcols)) memset(dkvb, 0, (size_t)kv->numel * sizeof(float));
+        } else {
+            dkvb = ag_calloc(g, (size_t)kv->numel * sizeof(float));
+            if (!dkvb) return;
+            add_kv = 1;
+        }
+    }
+    if (same) dkvb = dqb;
+    float *dQ = dqb ? dqb + o->q_off : NULL;
+    float *dK = dkvb ? dkvb + o->k_off : NULL;
+    float *dV = dkvb ? dkvb + o->v_off : NULL;
+    int st = attn_backward(&e->desc, q->data + o->q_off, kv->data + o->k_off, kv->data + o->v_off, e->e.out->data, e->lse,
+                           ag_dy(e->e.out), dQ, dK, dV, NULL);
+    if (st != ATTN_OK) {
+        ag_fail_last(g, st);
+        return;
+    }
+    if (o->rope) {
+        /* q' = R q, k' = R k  =>  dq = R^T dq', dk = R^T dk'. */
+        if (dQ) {
+            attn_rope_desc r = rope_desc(q, o->H, o->dh, o->rope_base);
+            if ((st = attn_rope_backward(&r, dQ)) != ATTN_OK) {
+                ag_fail_last(g, st);
+                return;
+            }
+        }
+        if (dK) {
+            attn_rope_desc r = rope_desc(kv, o->Hkv, o->dh, o->rope_base);
+            if ((st = attn_rope_backward(&r, dK)) != ATTN_OK) {
+                ag_fail_last(g, st);
+                return;
+            }
+        }
+    }
+    if (add_q) {
+        int fresh;
+        float *gq = ag_grad(g, q, &fresh);
+        if (!gq) return;
+        for (int64_t i = 0; i < q->numel; i++) gq[i] += dqb[i];
+    }
+    if (add_kv) {
+        int fresh;
+        float *gk = ag_grad(g, kv, &fresh);
+        if (!gk) return;
+        for (int64_t i = 0; i < kv->numel; i++) gk[i] += dkvb[i];
+    }
+}
+
+attn_var *tr_attention(attn_graph *g, attn_var *q, attn_var *kv, const tr_attn_opts *o, attn_var **weights) {
+    if (weights) *weights = NULL;
+    if (!ag_ok2(g, "transformer attention", q, kv)) return NULL;
+    char s1[64], s2[64];
+    if (q->ndim != 3 || kv->ndim != 3 || q->shape[0] != kv->shape[0] || o->H < 1 || o->Hkv < 1 || o->dh < 1 ||
+        o->H % o->Hkv)
+        return ag_fail(g, ATTN_ESHAPE, "transformer attention: q %s and kv %s do not fit", ag_shape_str(q, s1, sizeof s1),
+                       ag_shape_str(kv, s2, sizeof s2));
+    int64_t B = q->shape[0], Nq = q->shape[1], Nk = kv->shape[1], Fq = q->shape[2], Fkv = kv->shape[2];
+    int64_t qcols = (int64_t)o->H * o->dh, kvcols = (int64_t)o->Hkv * o->dh;
+    int same = ag_base(q) == ag_base(kv);
+    if (o->q_off < 0 || o->q_off + qcols > Fq || o->k_off < 0 || o->k_off + kvcols > Fkv || o->v_off < 0 ||
+        o->v_off + kvcols > Fkv || (o->k_off < o->v_off + kvcols && o->v_off < o->k_off + kvcols) ||
+        (same && ((o->q_off < o->k_off + kvcols && o->k_off < o->q_off + qcols) ||
+                  (o->q_off < o->v_off + kvcols && o->v_off < o->q_off + qcols))))
+        return ag_fail(g, ATTN_ESHAPE, "transformer attention: column blocks out of range or overlapping");
+    attn_desc a;
+    memset(&a, 0, sizeof a);
+    a.B = (int)B, a.H = o->H, a.Hkv = o->Hkv, a.Nq = (int)Nq, a.Nk = (int)Nk;
+    a.dq = a.dk = a.dv = o->dh;
+    a.score = ATTN_SCORE_SCALED;
+    a.mask = o->mask;
+    int64_t Fo = qcols;
+    a.q_strides[0] = Nq * Fq, a.q_strides[1] = o->dh, a.q_strides[2] = Fq;
+    a.k_strides[0] = Nk * Fkv, a.k_strides[1] = o->dh, a.k_strides[2] = Fkv;
+    memcpy(a.v_strides, a.k_strides, sizeof a.k_strides);
+    a.o_strides[0] = Nq * Fo, a.o_strides[1] = o->dh, a.o_strides[2] = Fo;
+    if (a.mask.key_lengths) {
+        int32_t *kl = ag_alloc(g, (size_t)B * sizeof(int32_t));
+        if (!kl) return NULL;
+        memcpy(kl, a.mask.key_lengths, (size_t)B * sizeof(int32_t));
+        a.mask.key_lengths = kl;
+    }
+    int st = attn_desc_check(&a);
+    if (st != ATTN_OK) return ag_fail_last(g, st);
+    if (o->rope) {
+        attn_rope_desc r = rope_desc(q, o->H, o->dh, o->rope_base);
+        if ((st = attn_rope_forward(&r, q->data + o->q_off)) != ATTN_OK) return ag_fail_last(g, st);
+        r = rope_desc(kv, o->Hkv, o->dh, o->rope_base);
+        if ((st = attn_rope_forward(&r, kv->data + o->k_off)) != ATTN_OK) return ag_fail_last(g, st);
+    }
+    attn_var *y = ag_new(g, 3, (int64_t[]){B, Nq, Fo}, q->requires_grad || kv->requires_grad);
+    float *lse = ag_floats(g, B * o->H * Nq);
+    attn_var *P = weights ? ag_new(g, 4, (int64_t[]){B, o->H, Nq, Nk}, 0) : NULL;
+    if (!y || !lse || (weights && !P)) return NULL;
+    st = attn_forward(&a, q->data + o->q_off, kv->data + o->k_off, kv->data + o->v_off, y->data, P ? P->data : NULL, lse);
+    if (st != ATTN_OK) return ag_fail_last(g, st);
+    if (y->requires_grad) {
+        tr_attn_entry *e = ag_record(g, sizeof *e, tr_attn_backward, y, NULL);
+        if (!e) return NULL;
+        e->q = q, e->kv = kv, e->lse = lse, e->desc = a, e->o = *o;
+        e->o.mask = a.mask;
+    }
+    if (weights) *weights = P;
+    return y;
+}
+
+int tr_check_ids(const int32_t *ids, int64_t n, int V, const char *what) {
+    for (int64_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V)
+            return attn__error(ATTN_EINVAL, "transformer: %s id %d at position %lld is outside [0, %d)", what, (int)ids[i],
+                               (long long)i, V);
+    return ATTN_OK;
+}
+
+attn_var *tr_param_rows(attn_graph *g, attn_param *p, int64_t r0, int64_t rows) {
+    if (!ag_ok(g, "transformer parameter view", 0, NULL)) return NULL;
+    int64_t cols = p->ndim == 2 ? p->shape[1] : 1;
+    float *grad = p->frozen ? NULL : p->grad;
+    return attn_graph_leaf(g, p->ndim == 2 ? 2 : 1, p->ndim == 2 ? (int64_t[]){rows, cols} : (int64_t[]){rows},
+                           p->data + r0 * cols, grad ? grad + r0 * cols : NULL);
+}
+
+attn_var *tr_param_slice(attn_graph *g, attn_param *p, int64_t r0, int64_t n) { return tr_param_rows(g, p, r0, n); }
+
+/* ---- Fused dropout ops ----------------------------------------------------------------------
+ * Dropout as the Transformer uses it, fused with what surrounds it: y = x + dropout(f) (the
+ * residual branches) and y = dropout(relu(h)) (the feed-forward hidden layer). The mask is
+ * not stored: element i is kept iff u_i >= t, with u_i the 16-bit field (i mod 4) of
+ * splitmix64(seed + (i / 4) * golden), t = round(p * 65536) (so the rate is t / 65536, within
+ * 2^-17 of p, and kept elements are scaled by 1 / (1 - t / 65536)), and one 64-bit seed drawn
+ * from the graph's generator per op: the backward recomputes the mask, any thread count gives
+ * the same bits, and a resumed run (which restores the generator) draws the same masks. One
+ * pass instead of three, one hash per four elements, no per-element generator calls. */
+
+static inline uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+typedef struct {
+    ag_entry e;
+    attn_var *a, *b; /* add: x, f; relu: h (a), b NULL */
+    uint64_t seed;
+    uint32_t thresh; /* round(p * 2^16) */
+    float scale;     /* 1 / (1 - p) */
+} tr_drop_entry;
+
+typedef struct {
+    const float *a, *b, *dy;
+    float *y, *da, *db;
+    uint64_t seed;
+    uint32_t thresh;
+    float scale;
+    int fresh_a, fresh_b;
+} tr_drop_ctx;
+
+/* The multipliers of elements [i0, i1): m[i - i0] = scale if kept, else 0 (one hash per
+ * group of four, branch-free for whole groups; i0 and i1 need not be multiples of four). */
+static void drop_multipliers(uint64_t seed, uint32_t thresh, float scale, int64_t i0, int64_t i1, float *m) {
+    int64_t i = i0;
+    for (; i < i1 && (i & 3); i++) { /* the head of a group */
+        uint64_t h = mix64(seed + (uint64_t)(i >> 2) * 0x9e3779b97f4a7c15ull);
+        m[i - i0] = (uint32_t)(h >> (16 * (i & 3)) & 0xffffu) >= thresh ? scale : 0.0f;
+    }
+    for (; i + 4 <= i1; i += 4) {
+        uint64_t h = mix64(seed + (uint64_t)(i >> 2) * 0x9e3779b97f4a7c15ull);
+        float *o = m + (i - i0);
+        o[0] = (uint32_t)(h & 0xffffu) >= thresh ? scale : 0.0f;
+        o[1] = (uint32_t)(h >> 16 & 0xffffu) >= thresh ? scale : 0.0f;
+        o[2] = (uint32_t)(h >> 32 & 0xffffu) >= thresh ? scale : 0.0f;
+        o[3] = (uint32_t)(h >> 48) >= thresh ? scale : 0.0f;
+    }
+    for (; i < i1; i++) { /* the tail */
+        uint64_t h = mix64(seed + (uint64_t)(i >> 2) * 0x9e3779b97f4a7c15ull);
+        m[i - i0] = (uint32_t)(h >> (16 * (i & 3)) & 0xffffu) >= thresh ? scale : 0.0f;
+    }
+}
+
+#define DROP_CHUNK 1024 /* elements per stack buffer of multipliers */
+
+static void add_drop_fwd(void *c, int64_t i0, int64_t i1) {
+    tr_drop_ctx *s = c;
+    float m[DROP_CHUNK];
+    for (int64_t k0 = i0; k0 < i1; k0 += DROP_CHUNK) {
+        int64_t k1 = k0 + DROP_CHUNK < i1 ? k0 + DROP_CHUNK : i1;
+        drop_multipliers(s->seed, s->thresh, s->scale, k0, k1, m);
+        const float *a = s->a + k0, *b = s->b + k0;
+        float *y = s->y + k0;
+        for (int64_t j = 0; j < k1 - k0; j++) y[j] = a[j] + b[j] * m[j];
+    }
+}
+
+static void add_drop_bwd(void *c, int64_t i0, int64_t i1) {
+    tr_drop_ctx *s = c;
+    float m[DROP_CHUNK];
+    for (int64_t k0 = i0; k0 < i1; k0 += DROP_CHUNK) {
+        int64_t k1 = k0 + DROP_CHUNK < i1 ? k0 + DROP_CHUNK : i1, n = k1 - k0;
+        const float *g = s->dy + k0;
+        if (s->da) {
+            float *da = s->da + k0;
+            if (s->fresh_a) memcpy(da, g, (size_t)n * sizeof(float));
+            else
+                for (int64_t j = 0; j < n; j++) da[j] += g[j];
+        }
+        if (s->db) {
+            drop_multipliers(s->seed, s->thresh, s->scale, k0, k1, m);
+            float *db = s->db + k0;
+            if (s->fresh_b)
+                for (int64_t j = 0; j < n; j++) db[j] = g[j] * m[j];
+            else
+                for (int64_t j = 0; j < n; j++) db[j] += g[j] * m[j];
+        }
+    }
+}
+
+static void add_drop_backward(attn_graph *g, ag_entry *base) {
+    tr_drop_entry *e = (tr_drop_entry *)base;
+    tr_drop_ctx c = {0};
+    c.dy = ag_dy(e->e.out), c.seed = e->seed, c.thresh = e->thresh, c.scale = e->scale;
+    if (e->a->requires_grad && !(c.da = ag_grad(g, e->a, &c.fresh_a))) return;
+    if (e->b->requires_grad && !(c.db = ag_grad(g, e->b, &c.fresh_b))) return;
+    ag_parallel_for(e->e.out->numel, ag_block(4), add_drop_bwd, &c);
+}
+
+attn_var *tr_add_dropout(attn_graph *g, attn_var *x, attn_var *f, float p) {
+    if (!attn_graph_training(g) || p <= 0.0f) return attn_ag_add(g, x, f);
+    if (!ag_ok2(g, "transformer add_dropout", x, f)) return NULL;
+    if (x->numel != f->numel || x->ndim != f->ndim || memcmp(x->shape, f->shape, (size_t)x->ndim * sizeof(int64_t)))
+        return ag_fail(g, ATTN_ESHAPE, "transformer add_dropout: shapes differ");
+    if (!(p < 1.0f)) return ag_fail(g, ATTN_EINVAL, "transformer add_dropout: p must be below 1");
+    attn_rng *r = attn_graph_rng(g);
+    uint64_t seed = (uint64_t)attn_rng_u32(r) << 32 | attn_rng_u32(r);
+    attn_var *y = ag_new(g, x->ndim, x->shape, x->requires_grad || f->requires_grad);
+    if (!y) return NULL;
+    tr_drop_ctx c = {0};
+    c.a = x->data, c.b = f->data, c.y = y->data, c.seed = seed;
+    c.thresh = (uint32_t)((double)p * 65536.0 + 0.5), c.scale = (float)(65536.0 / (65536.0 - c.thresh));
+    ag_parallel_for(y->numel, ag_block(4), add_drop_fwd, &c);
+    if (y->requires_grad) {
+        tr_drop_entry *e = ag_record(g, sizeof *e, add_drop_backward, y, NULL);
+        if (!e) return NULL;
+        e->a = x, e->b = f, e->seed = seed, e->thresh = c.thresh, e->scale = c.scale;
+    }
+    return y;
+}
+
+static void relu_drop_fwd(void *c, int64_t i0, int64_t i1) {
+    tr_drop_ctx *s = c;
+    float m[DROP_CHUNK];
+    for (int64_t k0 = i0; k0 < i1; k0 += DROP_CHUNK) {
+        int64_t k1 = k0 + DROP_CHUNK < i1 ? k0 + DROP_CHUNK : i1;
+        drop_multipliers(s->seed, s->thresh, s->scale, k0, k1, m);
+        const float *a = s->a + k0;
+        float *y = s->y + k0;
+        for (int64_t j = 0; j < k1 - k0; j++) y[j] = a[j] > 0.0f ? a[j] * m[j] : 0.0f;
+    }
+}
+
+static void relu_drop_bwd(void *c, int64_t i0, int64_t i1) {
+    tr_drop_ctx *s = c;
+    float m[DROP_CHUNK];
+    for (int64_t k0 = i0; k0 < i1; k0 += DROP_CHUNK) {
+        int64_t k1 = k0 + DROP_CHUNK < i1 ? k0 + DROP_CHUNK : i1, n = k1 - k0;
+        drop_multipliers(s->seed, s->thresh, s->scale, k0, k1, m);
+        const float *a = s->a + k0, *g = s->dy + k0;
+        float *da = s->da + k0;
+        if (s->fresh_a)
+            for (int64_t j = 0; j < n; j++) da[j] = a[j] > 0.0f ? g[j] * m[j] : 0.0f;
+        else
+            for (int64_t j = 0; j < n; j++) da[j] += a[j] > 0.0f ? g[j] * m[j] : 0.0f;
+    }
+}
+
+static void relu_drop_backward(attn_graph *g, ag_entry *base) {
+    tr_drop_entry *e = (tr_drop_entry *)base;
+    tr_drop_ctx c = {0};
+    c.a = e->a->data, c.dy = ag_dy(e->e.out), c.seed = e->seed, c.thresh = e->thresh, c.scale = e->scale;
+    if (!(c.da = ag_grad(g, e->a, &c.fresh_a))) return;
+    ag_parallel_for(e->e.out->numel, ag_block(4), relu_drop_bwd, &c);
+}
+
+attn_var *tr_relu_dropout(attn_graph *g, attn_var *h, float p) {
+    if (!attn_graph_training(g) || p <= 0.0f) return attn_ag_relu(g, h);
+    if (!ag_ok1(g, "transformer relu_dropout", h)) return NULL;
+    if (!(p < 1.0f)) return ag_fail(g, ATTN_EINVAL, "transformer relu_dropout: p must be below 1");
+    attn_rng *r = attn_graph_rng(g);
+    uint64_t seed = (uint64_t)attn_rng_u32(r) << 32 | attn_rng_u32(r);
+    attn_var *y = ag_new(g, h->ndim, h->shape, h->requires_grad);
+    if (!y) return NULL;
+    tr_drop_ctx c = {0};
+    c.a = h->data, c.y = y->data, c.seed = seed;
+    c.thresh = (uint32_t)((double)p * 65536.0 + 0.5), c.scale = (float)(65536.0 / (65536.0 - c.thresh));
+    ag_parallel_for(y->numel, ag_block(4), relu_drop_fwd, &c);
+    if (y->requires_grad) {
+        tr_drop_entry *e = ag_record(g, sizeof *e, relu_drop_backward, y, NULL);
+        if (!e) return NULL;
+        e->a = h, e->b = NULL, e->seed = seed, e->thresh = c.thresh, e->scale = c.scale;
+    }
+    return y;
+}
