@@ -4,9 +4,11 @@
 # the same batches (exported by the C trainer), the same optimiser (Adam) and clipping, for a
 # fixed number of steps; tokens/s = (source + target tokens, <eos> included) per second of
 # training steps, counted the same way on both sides. C and PyTorch alternate, ROUNDS times
-# each, and the medians are compared. PyTorch runs in two thread set-ups (its own threads with
-# OpenBLAS single-threaded, and one thread with OpenBLAS threaded: the default of both at
-# once oversubscribes the cores) and the better median counts.
+# each, and the medians are compared. PyTorch runs in two thread set-ups and the better median
+# counts: its own THREADS threads with OpenBLAS single-threaded and OMP_WAIT_POLICY=PASSIVE,
+# and one thread with OpenBLAS on THREADS threads. (Its default, OpenMP threads that spin
+# while they wait plus OpenBLAS threads of its own, oversubscribes the cores and, on a machine
+# shared with other work, runs 10 to 20 times slower than either set-up.)
 #
 # usage: bench/seq2seq_throughput.sh [path/to/attn]
 # environment: DATA (../shared/data/cmn-eng/cmn.txt), STEPS (100), ROUNDS (3), THREADS (2),
@@ -40,11 +42,11 @@ for r in $(seq "$ROUNDS"); do
     rm -rf "$OUT/c"
     c=$("$ATTN" train seq2seq --train "$OUT/split/train.tsv" --out "$OUT/c" $common --max-steps "$STEPS" \
         --valid-bleu 0 --quiet --threads "$THREADS" | sed -n 's/.* \([0-9.]*\) tokens\/s.*/\1/p')
-    t1=$(OPENBLAS_NUM_THREADS=1 "$PY" "$here/torch_seq2seq.py" --batches "$OUT/batches.txt" --steps "$STEPS" \
+    t1=$(OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=1 "$PY" "$here/torch_seq2seq.py" --batches "$OUT/batches.txt" --steps "$STEPS" \
         --attention "$ATTENTION" --emb "$EMB" --hidden "$HIDDEN" --threads "$THREADS" 2>/dev/null | sed -n 's/.* \([0-9.]*\) tokens\/s.*/\1/p')
     t2=$(OPENBLAS_NUM_THREADS="$THREADS" "$PY" "$here/torch_seq2seq.py" --batches "$OUT/batches.txt" --steps "$STEPS" \
         --attention "$ATTENTION" --emb "$EMB" --hidden "$HIDDEN" --threads 1 2>/dev/null | sed -n 's/.* \([0-9.]*\) tokens\/s.*/\1/p')
-    echo "round $r: C $c tokens/s, PyTorch $t1 tokens/s ($THREADS threads, OpenBLAS 1), $t2 tokens/s (1 thread, OpenBLAS $THREADS)"
+    echo "round $r: C $c tokens/s, PyTorch $t1 tokens/s ($THREADS threads passive, OpenBLAS 1), $t2 tokens/s (1 thread, OpenBLAS $THREADS)"
     echo "$c" >> "$OUT/c.tps"; echo "$t1" >> "$OUT/t1.tps"; echo "$t2" >> "$OUT/t2.tps"
 done
 mc=$(median < "$OUT/c.tps"); m1=$(median < "$OUT/t1.tps"); m2=$(median < "$OUT/t2.tps")

@@ -79,7 +79,7 @@ awk -F, -v models="$MODELS" '
         for (k = 1; k <= nk; k++) { key = order[k]; printf "%s,%s", key, cnt[key]
             for (i = 1; i <= n; i++) printf ",%s", bleu[M[i], key]
             for (i = 2; i <= n; i++) printf ",%.2f", bleu[M[i], key] - bleu[M[1], key]
-            for (i = 2; i <= n; i++) printf ",%.2f", bleu[M[1], key] > 0 ? bleu[M[i], key] / bleu[M[1], key] : 0
+            for (i = 2; i <= n; i++) printf(",%.2f", (bleu[M[1], key] > 0) ? bleu[M[i], key] / bleu[M[1], key] : 0)
             for (i = 1; i <= n; i++) printf ",%s", em[M[i], key]; printf "\n" }
     }' $(for m in $MODELS; do echo "$OUT/$m.eval.csv"; done) > "$csv"
 {

@@ -21,32 +21,37 @@ KEEP_EPOCHS=1 train_by_epoch transformer transformer $TR_ARGS
 KEEP_EPOCHS=1 train_by_epoch bahdanau seq2seq --attention bahdanau
 
 # 1b. speed measured side by side: the two models alternate SPEED_ROUNDS short runs of
-# SPEED_STEPS updates (fresh models, same data), so that both meet the same machine load
+# SPEED_STEPS updates (fresh models, same data), so that both meet the same machine load; at
+# the experiments' batch of 64 sentences, and at small batches, where a recurrent layer's
+# step-by-step products are small and the Transformer's whole-sentence products are not
 SPEED_ROUNDS=${SPEED_ROUNDS:-3}
 SPEED_STEPS=${SPEED_STEPS:-100}
+SPEED_BATCHES=${SPEED_BATCHES:-64 16 4}
 speed="$OUT/speed.csv"
 if [ ! -s "$speed" ]; then
-    echo "round,model,tokens_per_s" >"$speed.tmp"
-    for r in $(seq 1 "$SPEED_ROUNDS"); do
-        for m in transformer bahdanau; do
-            rm -rf "$OUT/speed_ck"
-            if [ $m = transformer ]; then
-                # shellcheck disable=SC2086
-                "$ATTN" train transformer --train "$OUT/split/train.tsv" $TR_ARGS --out "$OUT/speed_ck" --max-steps "$SPEED_STEPS" \
-                    --valid-bleu 0 --threads "$THREADS" --quiet >"$OUT/speed.log" 2>&1
-            else
-                "$ATTN" train seq2seq --train "$OUT/split/train.tsv" --attention bahdanau --out "$OUT/speed_ck" \
-                    --max-steps "$SPEED_STEPS" --valid-bleu 0 --threads "$THREADS" --quiet >"$OUT/speed.log" 2>&1
-            fi || { cat "$OUT/speed.log" >&2; exit 1; }
-            t=$(sed -n 's/.* \([0-9]*\) tokens\/s.*/\1/p' "$OUT/speed.log")
-            log "speed round $r: $m $t tokens/s"
-            echo "$r,$m,$t" >>"$speed.tmp"
+    echo "round,batch,model,tokens_per_s" >"$speed.tmp"
+    for b in $SPEED_BATCHES; do
+        for r in $(seq 1 "$SPEED_ROUNDS"); do
+            for m in transformer bahdanau; do
+                rm -rf "$OUT/speed_ck"
+                if [ $m = transformer ]; then
+                    # shellcheck disable=SC2086
+                    "$ATTN" train transformer --train "$OUT/split/train.tsv" $TR_ARGS --out "$OUT/speed_ck" --batch "$b" \
+                        --max-steps "$SPEED_STEPS" --valid-bleu 0 --threads "$THREADS" --quiet >"$OUT/speed.log" 2>&1
+                else
+                    "$ATTN" train seq2seq --train "$OUT/split/train.tsv" --attention bahdanau --out "$OUT/speed_ck" --batch "$b" \
+                        --max-steps "$SPEED_STEPS" --valid-bleu 0 --threads "$THREADS" --quiet >"$OUT/speed.log" 2>&1
+                fi || { cat "$OUT/speed.log" >&2; exit 1; }
+                t=$(sed -n 's/.* \([0-9]*\) tokens\/s.*/\1/p' "$OUT/speed.log")
+                log "speed, batch $b, round $r: $m $t tokens/s"
+                echo "$r,$b,$m,$t" >>"$speed.tmp"
+            done
         done
     done
     mv "$speed.tmp" "$speed"
     rm -rf "$OUT/speed_ck"
 fi
-med() { awk -F, -v m="$1" '$2 == m { x[++n] = $3 } END { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (x[j] < x[i]) { t = x[i]; x[i] = x[j]; x[j] = t }
+med() { awk -F, -v b="$1" -v m="$2" '$2 == b && $3 == m { x[++n] = $4 } END { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (x[j] < x[i]) { t = x[i]; x[i] = x[j]; x[j] = t }
     print (n % 2 ? x[(n + 1) / 2] : (x[n / 2] + x[n / 2 + 1]) / 2) }' "$speed"; }
 
 # 2. the Transformer epoch that fits in the recurrent model's budget
@@ -85,8 +90,14 @@ row() { # name, label, epochs-csv, eval name, epochs used
     echo "|---|---:|---:|---:|---:|---:|---:|---:|"
     awk -F, 'NR > 1 { printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8 }' "$csv"
     echo
-    echo "Speed side by side (the two alternating $SPEED_ROUNDS times, $SPEED_STEPS updates each, median): transformer"
-    echo "$(med transformer) tokens/s, recurrent $(med bahdanau) tokens/s (every run: $(awk -F, 'NR > 1 { printf "%s%s %s", sep, $2, $3; sep = "; " }' "$speed"))."
+    echo "Training speed side by side (fresh models alternating $SPEED_ROUNDS times, $SPEED_STEPS updates each, median"
+    echo "tokens/s), by batch size:"
+    echo
+    echo "| sentences per batch | transformer | recurrent (bahdanau) | transformer / recurrent |"
+    echo "|---:|---:|---:|---:|"
+    for b in $SPEED_BATCHES; do
+        awk -v b="$b" -v t="$(med "$b" transformer)" -v r="$(med "$b" bahdanau)" 'BEGIN { printf "| %s | %s | %s | %.2f |\n", b, t, r, t / r }'
+    done
 } >"$md"
 cp "$speed" "$RESULTS/transformer_parallel_speed.csv"
 

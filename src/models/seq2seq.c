@@ -79,13 +79,15 @@ int attn_s2s_config_to_json(const attn_s2s_config *c, char **out) {
     *out = NULL;
     int st = config_check(c);
     if (st) return st;
-    char buf[1024];
+    char buf[1024], drop[32];
+    snprintf(drop, sizeof drop, "%.6g", (double)c->dropout); /* the shortest that reads back the same */
+    if ((float)strtod(drop, NULL) != c->dropout) snprintf(drop, sizeof drop, "%.9g", (double)c->dropout);
     int k = snprintf(buf, sizeof buf,
                      "{\"kind\": \"seq2seq\", \"attention\": \"%s\", \"rnn\": \"%s\", \"bidirectional\": %s, "
                      "\"src_vocab\": %d, \"tgt_vocab\": %d, \"emb\": %d, \"hidden\": %d, \"attn_size\": %d, "
-                     "\"dropout\": %.9g, \"src_tok\": \"%s\", \"tgt_tok\": \"%s\"}",
+                     "\"dropout\": %s, \"src_tok\": \"%s\", \"tgt_tok\": \"%s\"}",
                      ATT_NAMES[c->attention], RNN_NAMES[c->rnn], c->bidirectional ? "true" : "false", c->src_vocab,
-                     c->tgt_vocab, c->emb, c->hidden, c->attn_size, (double)c->dropout, TOK_NAMES[c->src_tok],
+                     c->tgt_vocab, c->emb, c->hidden, c->attn_size, drop, TOK_NAMES[c->src_tok],
                      TOK_NAMES[c->tgt_tok]);
     if (k < 0 || (size_t)k >= sizeof buf) return attn__error(ATTN_EINVAL, "attn_s2s_config_to_json: too long");
     if (!(*out = attn_malloc((size_t)k + 1))) return ATTN_ENOMEM;
