@@ -10,7 +10,8 @@
 # usage: experiments/transformer_length.sh [path/to/attn]     (settings: transformer_common.sh)
 #   RNN_DIR  where trained recurrent checkpoints are looked for (default
 #            experiments/out/attention_vs_length)
-# outputs: RESULTS/transformer_length.{csv,md,svg}
+# outputs: RESULTS/transformer_length.{csv,md,svg}, and RESULTS/transformer_heads.html: every
+# head of the Transformer on a few test sentences (the explorer page of attn translate)
 source "$(dirname "$0")/transformer_common.sh"
 RNN_DIR=${RNN_DIR:-$here/out/attention_vs_length}
 make_split
@@ -57,5 +58,14 @@ labels=$(awk -F, 'NR > 1 && $1 != "all" { printf "%s%s", sep, $1; sep = " " }' "
 "$PY" "$here/transformer_plot.py" lines "$OUT/length_curves.csv" "$RESULTS/transformer_length.svg" --x bucket --y bleu \
     --group model --title "BLEU by source length (buckets: $labels characters)" \
     --xlabel "source-length bucket ($labels)" --ylabel "BLEU"
-log "done: $csv, $md, $RESULTS/transformer_length.svg"
+# every head of the Transformer on a few test sentences of growing length: one explorer page
+sents=("我爱你。")
+for len in 6 10 16; do
+    s=$(awk -F'\t' -v n="$len" '{ s = $2; gsub(/[ \t]/, "", s); gsub(/[\200-\277]/, "", s); if (length(s) == n) { print $2; exit } }' \
+        "$OUT/split/test.tsv" || true)
+    [ -n "$s" ] && sents+=("$s")
+done
+"$ATTN" translate --model "$OUT/transformer" --beam "$BEAM" --attention-html "$RESULTS/transformer_heads.html" "${sents[@]}" \
+    >"$OUT/heads.txt"
+log "done: $csv, $md, $RESULTS/transformer_length.svg, $RESULTS/transformer_heads.html"
 cat "$md"
