@@ -54,10 +54,10 @@ awk -F, -v models="$MODELS" '
 # the plot: BLEU by bucket, one line per model (the bucket index as x, labelled in the table)
 awk -F, 'NR == 1 { next } $1 != "all" { k++; printf "transformer,%d,%s\nbahdanau,%d,%s\nnone,%d,%s\n", k, $3, k, $4, k, $5 }
     BEGIN { print "model,bucket,bleu" }' "$csv" >"$OUT/length_curves.csv"
-labels=$(awk -F, 'NR > 1 && $1 != "all" { printf "%s%s", sep, $1; sep = " " }' "$csv")
+labels=$(awk -F, 'NR > 1 && $1 != "all" { printf "%s%s", sep, $1; sep = "," }' "$csv")
 "$PY" "$here/transformer_plot.py" lines "$OUT/length_curves.csv" "$RESULTS/transformer_length.svg" --x bucket --y bleu \
-    --group model --title "BLEU by source length (buckets: $labels characters)" \
-    --xlabel "source-length bucket ($labels)" --ylabel "BLEU"
+    --group model --xticks "$labels" --title "BLEU-4 by source length, Tatoeba zh-en test (beam $BEAM)" \
+    --xlabel "source length (Chinese characters)" --ylabel "BLEU"
 # every head of the Transformer on a few test sentences of growing length: one explorer page
 sents=("我爱你。")
 for len in 6 10 16; do

@@ -2,7 +2,9 @@
 """SVG charts for the Transformer experiments, with the standard library only (no matplotlib).
 
     transformer_plot.py lines CSV OUT.svg --x COL --y COL --group COL [--title T --xlabel X --ylabel Y]
-        one line per value of the group column, points (x, y) in file order
+                         [--xticks L1,L2,...]
+        one line per value of the group column, points (x, y) in file order; with --xticks, x
+        holds 1, 2, ... and the ticks are those labels (categories)
     transformer_plot.py bars CSV OUT.svg --label COL --values COL[,COL...] [--names N1,N2...]
                         [--label-prefix P] [--title T --ylabel Y]
         grouped bars: one group per row (P + its label), one bar per value column (legend: the
@@ -77,16 +79,19 @@ def lines(rows, out_path):
             series.setdefault(r[g], []).append((xv, yv))
     W, H, L, R, T, B = 760, 440, 70, 190, 50, 60
     pw, ph = W - L - R, H - T - B
-    xmax = nice_max(max((p[0] for s in series.values() for p in s), default=1))
+    cats = arg("--xticks").split(",") if arg("--xticks") else None
+    xmax = len(cats) + 0.5 if cats else nice_max(max((p[0] for s in series.values() for p in s), default=1))
+    xmin = 0.5 if cats else 0.0
     ymax = nice_max(max((p[1] for s in series.values() for p in s), default=1))
     out = header(W, H, arg("--title", ""))
     axes(out, L, T, pw, ph, ymax, arg("--ylabel", y), arg("--xlabel", x), W, H)
-    for xt in ticks(xmax):
-        px = L + pw * xt / xmax
-        out.append(f'<text x="{px:.1f}" y="{T + ph + 18}" text-anchor="middle">{fmt(xt)}</text>')
+    sx = lambda a: L + pw * (a - xmin) / (xmax - xmin)
+    for k, xt in enumerate(cats if cats else ticks(xmax)):
+        px = sx(k + 1) if cats else sx(xt)
+        out.append(f'<text x="{px:.1f}" y="{T + ph + 18}" text-anchor="middle">{html.escape(xt) if cats else fmt(xt)}</text>')
     for i, (name, pts) in enumerate(series.items()):
         c = COLORS[i % len(COLORS)]
-        xy = [(L + pw * a / xmax, T + ph - ph * b / ymax) for a, b in pts]
+        xy = [(sx(a), T + ph - ph * b / ymax) for a, b in pts]
         out.append(f'<polyline points="{" ".join(f"{a:.1f},{b:.1f}" for a, b in xy)}" fill="none" stroke="{c}" stroke-width="2.5"/>')
         for (a, b), (u, v) in zip(xy, pts):
             out.append(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="3.5" fill="{c}"><title>{html.escape(name)}: {u:g}, {v:g}</title></circle>')
