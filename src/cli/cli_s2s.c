@@ -220,3 +220,30 @@ int s2s_parse_edges(const char *s, int *edges, int cap) {
     }
     return n;
 }
+
+/* The command line, for the checkpoint's record. */
+char *s2s_command_line(int argc, char **argv) {
+    size_t n = 32;
+    for (int i = 0; i < argc; i++) n += strlen(argv[i]) * 4 + 3;
+    char *s = malloc(n), *p = s;
+    if (!s) return NULL;
+    p += sprintf(p, "attn train");
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        int plain = *a != 0;
+        for (const char *c = a; *c; c++)
+            if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=./,:+", *c) && !((unsigned char)*c & 0x80))
+                plain = 0;
+        if (plain) p += sprintf(p, " %s", a);
+        else {
+            p += sprintf(p, " '");
+            for (const char *c = a; *c; c++) {
+                if (*c == '\'') p += sprintf(p, "'\\''");
+                else *p++ = *c;
+            }
+            *p++ = '\'';
+            *p = 0;
+        }
+    }
+    return s;
+}

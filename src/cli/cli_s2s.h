@@ -34,6 +34,9 @@ typedef struct {
 int s2s_data_encode(attn_translator *m, const attn_pairs *p, int src_col, int max_len, s2s_data *out);
 void s2s_data_free(s2s_data *d);
 
+/* `attn train ARGS...` shell-quoted, for a checkpoint's record (malloc'ed; NULL on failure). */
+char *s2s_command_line(int argc, char **argv);
+
 /* Vocabularies built from the training pairs (tokens seen at least min_count times, at most
  * max_size ids; 0: no limit). */
 int s2s_build_vocabs(const attn_pairs *train, int src_col, attn_tok_kind src_tok, attn_tok_kind tgt_tok, int min_count,

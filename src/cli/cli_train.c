@@ -178,33 +178,6 @@ static int parse(int argc, char **argv, train_opts *o) {
     return CLI_OK;
 }
 
-/* The command line, for the checkpoint's record. */
-static char *command_line(int argc, char **argv) {
-    size_t n = 32;
-    for (int i = 0; i < argc; i++) n += strlen(argv[i]) * 4 + 3;
-    char *s = malloc(n), *p = s;
-    if (!s) return NULL;
-    p += sprintf(p, "attn train");
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        int plain = *a != 0;
-        for (const char *c = a; *c; c++)
-            if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=./,:+", *c) && !((unsigned char)*c & 0x80))
-                plain = 0;
-        if (plain) p += sprintf(p, " %s", a);
-        else {
-            p += sprintf(p, " '");
-            for (const char *c = a; *c; c++) {
-                if (*c == '\'') p += sprintf(p, "'\\''");
-                else *p++ = *c;
-            }
-            *p++ = '\'';
-            *p = 0;
-        }
-    }
-    return s;
-}
-
 /* ---- Batches ------------------------------------------------------------------------------ */
 
 typedef struct {
@@ -351,7 +324,7 @@ static int train_seq2seq(int argc, char **argv) {
     batch_buf bb = {0};
     attn_batches bat = {0};
     attn_checkpoint ck = {0};
-    char *cmdline = command_line(argc, argv);
+    char *cmdline = s2s_command_line(argc, argv);
     int st;
     rc = CLI_EDATA;
 
