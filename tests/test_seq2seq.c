@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "attn/seq2seq.h"
+#include "attn/translator.h"
 #include "models/s2s_internal.h"
 #include "testutil.h"
 
@@ -28,8 +29,7 @@ static attn_s2s *tiny(attn_s2s_attention att, attn_s2s_rnn rnn, int bidir, float
     c.attention = att, c.rnn = rnn, c.bidirectional = bidir;
     c.src_vocab = 9, c.tgt_vocab = 8, c.emb = 5, c.hidden = 6, c.attn_size = 7, c.dropout = dropout;
     attn_s2s *m = NULL;
-    CHECK(attn_s2s_new(&c, &m) == ATTN_OK, "new: %s", attn_last_error());
-    if (m) CHECK(attn_s2s_init(m, seed) == ATTN_OK, "init");
+    CHECK(attn_s2s_new(&c, seed, &m) == ATTN_OK, "new: %s", attn_last_error());
     return m;
 }
 
@@ -232,7 +232,7 @@ static attn_s2s *with_vocabs(attn_s2s_attention att) {
     c.attention = att;
     c.src_vocab = 9, c.tgt_vocab = 8, c.emb = 8, c.hidden = 8, c.dropout = 0.1f;
     attn_s2s *m = NULL;
-    CHECK(attn_s2s_new(&c, &m) == ATTN_OK && attn_s2s_init(m, 3) == ATTN_OK, "new");
+    CHECK(attn_s2s_new(&c, 3, &m) == ATTN_OK, "new");
     attn_vocab *sv = vocab_of(zh, 5), *tv = vocab_of(en, 4);
     CHECK(sv && tv && attn_vocab_size(sv) == 9 && attn_vocab_size(tv) == 8, "vocabularies");
     CHECK(attn_s2s_set_vocabs(m, sv, tv) == ATTN_OK, "set vocabs: %s", attn_last_error());
@@ -307,6 +307,15 @@ static char *read_file(const char *path, size_t *n) {
     return s;
 }
 
+/* Loads a checkpoint through the translator interface: *t owns the model, *m is it (NULL on
+ * failure or for another family). */
+static int load_s2s(const char *dir, attn_translator **t, attn_s2s **m) {
+    *m = NULL;
+    int st = attn_translator_load(dir, t, NULL);
+    if (!st) *m = attn_translator_seq2seq(*t);
+    return st;
+}
+
 static void test_checkpoint(void) {
     attn_s2s *m = with_vocabs(ATTN_S2S_LUONG_GENERAL);
     if (!m) return;
@@ -314,9 +323,12 @@ static void test_checkpoint(void) {
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
     char ck[300], path[400];
     snprintf(ck, sizeof ck, "%s/model", dir);
-    CHECK(attn_s2s_save(m, ck, NULL, NULL, "attn train seq2seq \"quoted\"\n") == ATTN_OK, "save: %s", attn_last_error());
+    attn_translator *tl = NULL, *tl2 = NULL;
+    CHECK(attn_translator_wrap_seq2seq(m, &tl) == ATTN_OK, "wrap");
+    CHECK(attn_translator_save(tl, ck, NULL, NULL, "attn train seq2seq \"quoted\"\n") == ATTN_OK, "save: %s", attn_last_error());
+    attn_translator_free(tl);
     attn_s2s *m2 = NULL;
-    CHECK(attn_s2s_load(ck, &m2, NULL) == ATTN_OK, "load: %s", attn_last_error());
+    CHECK(load_s2s(ck, &tl2, &m2) == ATTN_OK && m2, "load: %s", attn_last_error());
     if (m2) {
         attn_params *a = attn_s2s_params(m), *b = attn_s2s_params(m2);
         CHECK(attn_params_numel(a) == attn_params_numel(b) && attn_params_count(a) == attn_params_count(b), "same parameters");
@@ -330,12 +342,13 @@ static void test_checkpoint(void) {
         CHECK(attn_s2s_translate(m, "我你好。", &o, &t1) == ATTN_OK && attn_s2s_translate(m2, "我你好。", &o, &t2) == ATTN_OK, "translate");
         CHECK(t1.text && t2.text && !strcmp(t1.text, t2.text) && t1.hyp.logp == t2.hyp.logp, "same translation after loading");
         attn_s2s_translation_free(&t1), attn_s2s_translation_free(&t2);
-        attn_s2s_free(m2);
+        attn_translator_free(tl2);
+        tl2 = NULL;
     }
     /* a missing directory */
     m2 = NULL;
     snprintf(path, sizeof path, "%s/nothing", dir);
-    int st = attn_s2s_load(path, &m2, NULL);
+    int st = load_s2s(path, &tl2, &m2);
     CHECK(st == ATTN_EIO && m2 == NULL, "missing checkpoint: %d %s", st, attn_last_error());
     /* a truncated model.safetensors */
     size_t n = 0;
@@ -344,19 +357,19 @@ static void test_checkpoint(void) {
     CHECK(weights && n > 100, "read weights");
     if (weights) {
         write_file(path, weights, n / 2);
-        st = attn_s2s_load(ck, &m2, NULL);
+        st = load_s2s(ck, &tl2, &m2);
         CHECK(st == ATTN_EFORMAT && m2 == NULL && strstr(attn_last_error(), "model.safetensors"), "truncated: %d %s", st, attn_last_error());
         /* same size, one byte flipped */
         weights[n - 3] ^= 0x40;
         write_file(path, weights, n);
-        st = attn_s2s_load(ck, &m2, NULL);
+        st = load_s2s(ck, &tl2, &m2);
         CHECK(st == ATTN_EFORMAT && m2 == NULL, "corrupted: %d %s", st, attn_last_error());
         weights[n - 3] ^= 0x40;
         write_file(path, weights, n);
-        st = attn_s2s_load(ck, &m2, NULL);
+        st = load_s2s(ck, &tl2, &m2);
         CHECK(st == ATTN_OK && m2, "restored: %s", attn_last_error());
-        attn_s2s_free(m2);
-        m2 = NULL;
+        attn_translator_free(tl2);
+        tl2 = NULL, m2 = NULL;
         free(weights);
     }
     /* a vocabulary changed behind the checksum's back */
@@ -364,7 +377,7 @@ static void test_checkpoint(void) {
     char *voc = read_file(path, &n);
     if (voc) {
         write_file(path, voc, n - 2);
-        st = attn_s2s_load(ck, &m2, NULL);
+        st = load_s2s(ck, &tl2, &m2);
         CHECK(st == ATTN_EFORMAT && m2 == NULL && strstr(attn_last_error(), "src_vocab.txt"), "vocabulary: %d %s", st, attn_last_error());
         write_file(path, voc, n);
         free(voc);
@@ -373,17 +386,17 @@ static void test_checkpoint(void) {
     snprintf(path, sizeof path, "%s/config.json", ck);
     char *cfg = read_file(path, &n);
     write_file(path, "{\"format\": \"attn-checkpoint\", \"version\": 1, \"model\": [", 52);
-    st = attn_s2s_load(ck, &m2, NULL);
+    st = load_s2s(ck, &tl2, &m2);
     CHECK(st == ATTN_EFORMAT && m2 == NULL, "garbage config: %d %s", st, attn_last_error());
     write_file(path, "", 0);
-    st = attn_s2s_load(ck, &m2, NULL);
+    st = load_s2s(ck, &tl2, &m2);
     CHECK(st == ATTN_EFORMAT && m2 == NULL, "empty config: %d %s", st, attn_last_error());
     /* a model kind this loader does not know */
     if (cfg) {
         char *k = strstr(cfg, "\"seq2seq\"");
         if (k) memcpy(k, "\"seq2sez\"", 9);
         write_file(path, cfg, n);
-        st = attn_s2s_load(ck, &m2, NULL);
+        st = load_s2s(ck, &tl2, &m2);
         CHECK(st == ATTN_EFORMAT && m2 == NULL && strstr(attn_last_error(), "seq2seq"), "wrong kind: %d %s", st, attn_last_error());
         free(cfg);
     }
@@ -415,9 +428,9 @@ static void test_config(void) {
     for (int i = 0; i < 8; i++) CHECK(attn_s2s_config_from_json(bad[i], &d) == ATTN_EFORMAT, "bad config %d accepted", i);
     attn_s2s *m = NULL;
     c.hidden = 7; /* odd with two directions */
-    CHECK(attn_s2s_new(&c, &m) == ATTN_EINVAL && !m && strstr(attn_last_error(), "even"), "odd bidirectional hidden");
+    CHECK(attn_s2s_new(&c, 1, &m) == ATTN_EINVAL && !m && strstr(attn_last_error(), "even"), "odd bidirectional hidden");
     c.hidden = 8, c.src_vocab = 2;
-    CHECK(attn_s2s_new(&c, &m) == ATTN_EINVAL && !m, "tiny vocabulary");
+    CHECK(attn_s2s_new(&c, 1, &m) == ATTN_EINVAL && !m, "tiny vocabulary");
     CHECK(attn_s2s_attention_parse("luong-general") == ATTN_S2S_LUONG_GENERAL && attn_s2s_attention_parse("x") == -1, "parse");
     /* parameter names as PyTorch's */
     m = tiny(ATTN_S2S_BAHDANAU, ATTN_S2S_GRU, 1, 0.0f, 1);

@@ -454,15 +454,18 @@ static void test_config_and_checkpoint(void) {
     attn_param *inw = attn_params_find(ps, "decoder.layers.0.multihead_attn.in_proj_weight");
     CHECK(inw && inw->shape[0] == 16 + 2 * 8 && inw->shape[1] == 16, "grouped in_proj shape");
     /* Checkpoint round trip. */
-    CHECK(attn_transformer_save(m, "/nonexistent-dir/x", NULL, NULL, NULL) != ATTN_OK, "save without vocabularies");
+    attn_translator *tw = NULL, *t2 = NULL;
+    CHECK(attn_translator_wrap_transformer(m, &tw) == ATTN_OK, "wrap");
+    CHECK(attn_translator_save(tw, "/nonexistent-dir/x", NULL, NULL, NULL) != ATTN_OK, "save without vocabularies");
     CHECK(attn_transformer_set_vocabs(m, vocab_n(8, "s"), vocab_n(6, "t")) == ATTN_OK, "vocabs: %s", attn_last_error());
     char dir[] = "/tmp/attn_tr_testXXXXXX";
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
     char ck[64];
     snprintf(ck, sizeof ck, "%s/ck", dir);
-    CHECK(attn_transformer_save(m, ck, NULL, NULL, "attn train transformer \"x\"") == ATTN_OK, "save: %s", attn_last_error());
-    attn_transformer *m2 = NULL;
-    CHECK(attn_transformer_load(ck, &m2, NULL) == ATTN_OK, "load: %s", attn_last_error());
+    CHECK(attn_translator_save(tw, ck, NULL, NULL, "attn train transformer \"x\"") == ATTN_OK, "save: %s", attn_last_error());
+    attn_translator_free(tw);
+    CHECK(attn_translator_load(ck, &t2, NULL) == ATTN_OK, "load: %s", attn_last_error());
+    attn_transformer *m2 = attn_translator_transformer(t2);
     if (m2) {
         CHECK(!memcmp(attn_transformer_get_config(m2), &c, sizeof c), "config after load");
         attn_params *p2 = attn_transformer_params(m2);
@@ -473,7 +476,7 @@ static void test_config_and_checkpoint(void) {
                   !strcmp(attn_vocab_token(attn_transformer_src_vocab(m2), 4), "s0"),
               "vocabularies after load");
     }
-    attn_transformer_free(m2);
+    attn_translator_free(t2);
     char cmd[200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     CHECK(system(cmd) == 0, "cleanup");

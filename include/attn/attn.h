@@ -12,6 +12,7 @@
 #include "attn/text.h"
 #include "attn/autograd.h"
 #include "attn/train.h"
+#include "attn/trainer.h"
 #include "attn/seq2seq.h"
 #include "attn/translator.h" /* and attn/transformer.h */
 

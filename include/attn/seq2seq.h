@@ -92,12 +92,11 @@ int attn_s2s_config_from_json(const char *json, attn_s2s_config *cfg);
 
 typedef struct attn_s2s attn_s2s;
 
-/* A model with its parameters declared and allocated (zeros; call attn_s2s_init). ATTN_EINVAL
- * for a configuration that does not make sense, with a message saying why. */
-int attn_s2s_new(const attn_s2s_config *cfg, attn_s2s **out);
+/* A model with its parameters declared, allocated and initialised as PyTorch does by default
+ * (see attn_init_fan), seeded with `seed`. ATTN_EINVAL for a configuration that does not make
+ * sense, with a message saying why. Checkpoints: attn_translator_save / attn_translator_load. */
+int attn_s2s_new(const attn_s2s_config *cfg, uint64_t seed, attn_s2s **out);
 void attn_s2s_free(attn_s2s *m); /* accepts NULL */
-/* PyTorch's default initialisation (see attn_init_fan), seeded. */
-int attn_s2s_init(attn_s2s *m, uint64_t seed);
 const attn_s2s_config *attn_s2s_get_config(const attn_s2s *m);
 attn_params *attn_s2s_params(attn_s2s *m);
 
@@ -184,20 +183,6 @@ int attn_s2s_encode_source(attn_s2s *m, const char *sentence, int32_t **ids, int
  * line gives an empty translation). */
 int attn_s2s_translate(attn_s2s *m, const char *sentence, const attn_s2s_decode_opts *opts,
                        attn_s2s_translation *out);
-
-/* ---- Checkpoints ------------------------------------------------------------------------- */
-
-/* Writes the model (and, if not NULL, the optimiser and training state) as an
- * attn_checkpoint_save directory with the vocabularies as src_vocab.txt and tgt_vocab.txt
- * and model_json = attn_s2s_config_to_json plus "command" (may be NULL): what made it. */
-int attn_s2s_save(const attn_s2s *m, const char *dir, const attn_optim *opt, const attn_train_state *state,
-                  const char *command);
-
-/* Loads a checkpoint written by attn_s2s_save: configuration, weights and vocabularies, every
- * file verified (a missing, truncated or corrupt file is ATTN_EIO or ATTN_EFORMAT with a
- * message naming it, never a crash). ck (optional) gets the opened checkpoint (for the
- * optimiser and training state of a resumed run; close it with attn_checkpoint_close). */
-int attn_s2s_load(const char *dir, attn_s2s **out, attn_checkpoint *ck);
 
 #ifdef __cplusplus
 }

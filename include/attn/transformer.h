@@ -197,7 +197,7 @@ int attn_transformer_attention_maps(const attn_transformer *m, const int32_t *sr
 int attn_transformer_step_logprobs(const attn_transformer *m, const int32_t *src, int S, const int32_t *tgt_in, int T,
                                    float *logp);
 
-/* ---- Vocabularies and checkpoints ------------------------------------------------------- */
+/* ---- Vocabularies ------------------------------------------------------- */
 
 /* Vocabularies for text: the model takes ownership of both (also on failure); their sizes
  * must equal the config's. */
@@ -205,15 +205,7 @@ int attn_transformer_set_vocabs(attn_transformer *m, attn_vocab *src, attn_vocab
 const attn_vocab *attn_transformer_src_vocab(const attn_transformer *m); /* NULL if none set */
 const attn_vocab *attn_transformer_tgt_vocab(const attn_transformer *m);
 
-/* Writes the model (and, if not NULL, the optimiser and training state) as an
- * attn_checkpoint_save directory, in the layout of attn_s2s_save: the vocabularies as
- * src_vocab.txt and tgt_vocab.txt, model_json = the config's JSON plus "command" (may be
- * NULL): what made it. The model must have its vocabularies. */
-int attn_transformer_save(const attn_transformer *m, const char *dir, const attn_optim *opt,
-                          const attn_train_state *state, const char *command);
-/* Loads such a checkpoint (kind "transformer"): config, weights, vocabularies, every file
- * verified. ck (optional) gets the opened checkpoint (close it with attn_checkpoint_close). */
-int attn_transformer_load(const char *dir, attn_transformer **out, attn_checkpoint *ck);
+/* Checkpoints: attn_translator_save / attn_translator_load (attn/translator.h). */
 
 #ifdef __cplusplus
 }

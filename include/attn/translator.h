@@ -38,6 +38,26 @@ void attn_translator_free(attn_translator *t); /* accepts NULL */
 int attn_translator_wrap_seq2seq(attn_s2s *m, attn_translator **out);
 int attn_translator_wrap_transformer(attn_transformer *m, attn_translator **out);
 
+/* ---- Checkpoints and training ------------------------------------------------------------- */
+
+/* Writes the model (and, if not NULL, the optimiser and training state) as an
+ * attn_checkpoint_save directory: the weights, the vocabularies as src_vocab.txt and
+ * tgt_vocab.txt, and model_json = the family's configuration JSON (with its "kind") plus
+ * "command" (may be NULL): what made it. The model must have its vocabularies. attn_translator_load
+ * reads it back, every file verified (a missing, truncated or corrupt file is ATTN_EIO or
+ * ATTN_EFORMAT with a message naming it, never a crash). */
+int attn_translator_save(const attn_translator *t, const char *dir, const attn_optim *opt, const attn_train_state *state,
+                         const char *command);
+
+/* The teacher-forced training loss of n sentence pairs on graph g: source i is src[i]
+ * (src_len[i] ids ending in <eos>), target i is tgt[i] (tgt_len[i] + 2 ids: <bos> y_1 .. y_n
+ * <eos>); the decoder reads <bos> y_1 .. y_n and predicts y_1 .. y_n <eos>. The mean
+ * cross-entropy over those tgt_len[i] + 1 targets per pair, with label smoothing; *n_tokens
+ * (optional) gets their number. The batch is padded in a buffer of t's (so one translator is
+ * not for two threads at once). NULL on failure (the error, or g's sticky error, says why). */
+attn_var *attn_translator_loss(attn_translator *t, attn_graph *g, int n, const int32_t *const *src, const int *src_len,
+                               const int32_t *const *tgt, const int *tgt_len, float label_smoothing, int64_t *n_tokens);
+
 /* The family ("seq2seq", "transformer") and a short label for tables: the attention kind of
  * a seq2seq model ("bahdanau", "none", ...), "transformer" for the Transformer. */
 const char *attn_translator_kind(const attn_translator *t);
@@ -50,7 +70,8 @@ attn_tok_kind attn_translator_src_tok(const attn_translator *t);
 attn_tok_kind attn_translator_tgt_tok(const attn_translator *t);
 const attn_vocab *attn_translator_src_vocab(const attn_translator *t);
 const attn_vocab *attn_translator_tgt_vocab(const attn_translator *t);
-/* Parameters, for messages. */
+/* The parameters (for an optimiser), and their number. */
+attn_params *attn_translator_params(attn_translator *t);
 int64_t attn_translator_num_params(const attn_translator *t);
 
 /* Decodes n sentences of source ids (each ending in <eos>) as attn_s2s_decode does (a

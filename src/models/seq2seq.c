@@ -179,7 +179,7 @@ static void add_rnn(attn_params *ps, int *st, attn_param **w, const char *prefix
     w[3] = add(ps, st, name, (int64_t)G * hid, 0, init, 1);
 }
 
-int attn_s2s_new(const attn_s2s_config *cfg, attn_s2s **out) {
+int attn_s2s_new(const attn_s2s_config *cfg, uint64_t seed, attn_s2s **out) {
     if (!out) return attn__error(ATTN_EINVAL, "attn_s2s_new: NULL output");
     *out = NULL;
     int st = config_check(cfg);
@@ -222,6 +222,7 @@ int attn_s2s_new(const attn_s2s_config *cfg, attn_s2s **out) {
     m->Ws = add(ps, &st, "decoder.out.weight", c->tgt_vocab, H, attn_init_fan(H), 0);
     m->bs = add(ps, &st, "decoder.out.bias", c->tgt_vocab, 0, attn_init_fan(H), 1);
     if (!st) st = attn_params_alloc(ps);
+    if (!st) st = attn_params_init(ps, seed);
     if (st) {
         char msg[256];
         snprintf(msg, sizeof msg, "%s", attn_last_error());
@@ -240,11 +241,6 @@ void attn_s2s_free(attn_s2s *m) {
     attn_vocab_free(m->tgt_vocab);
     attn_tokens_free(&m->tok);
     attn_free(m);
-}
-
-int attn_s2s_init(attn_s2s *m, uint64_t seed) {
-    if (!m) return attn__error(ATTN_EINVAL, "attn_s2s_init: NULL model");
-    return attn_params_init(m->ps, seed);
 }
 
 const attn_s2s_config *attn_s2s_get_config(const attn_s2s *m) { return m ? &m->cfg : NULL; }
@@ -452,105 +448,4 @@ attn_var *attn_s2s_loss(attn_s2s *m, attn_graph *g, const attn_s2s_batch *b, flo
     }
     attn_var *logits = attn_s2s_forward(m, g, b, NULL);
     return attn_ag_cross_entropy(g, logits, b->tgt_out, ATTN_PAD, label_smoothing);
-}
-
-/* ---- Checkpoints --------------------------------------------------------------------------- */
-
-/* The vocabulary as the text attn_vocab_save writes: one token per line. */
-static char *vocab_text(const attn_vocab *v, size_t *size) {
-    size_t n = 0;
-    int V = attn_vocab_size(v);
-    for (int i = 0; i < V; i++) n += strlen(attn_vocab_token(v, i)) + 1;
-    char *s = attn_malloc(n + 1), *p = s;
-    if (!s) return NULL;
-    for (int i = 0; i < V; i++) {
-        size_t k = strlen(attn_vocab_token(v, i));
-        memcpy(p, attn_vocab_token(v, i), k);
-        p += k;
-        *p++ = '\n';
-    }
-    *p = 0;
-    *size = n;
-    return s;
-}
-
-/* JSON string body of s (quotes, backslashes and control characters escaped). */
-static char *json_escape(const char *s) {
-    size_t n = 0;
-    for (const char *p = s; *p; p++) n += ((unsigned char)*p < 0x20) ? 6 : (*p == '"' || *p == '\\') ? 2 : 1;
-    char *o = attn_malloc(n + 1), *q = o;
-    if (!o) return NULL;
-    for (const char *p = s; *p; p++) {
-        unsigned char ch = (unsigned char)*p;
-        if (ch < 0x20) q += sprintf(q, "\\u%04x", ch);
-        else {
-            if (ch == '"' || ch == '\\') *q++ = '\\';
-            *q++ = (char)ch;
-        }
-    }
-    *q = 0;
-    return o;
-}
-
-int attn_s2s_save(const attn_s2s *m, const char *dir, const attn_optim *opt, const attn_train_state *state, const char *command) {
-    if (!m || !dir) return attn__error(ATTN_EINVAL, "attn_s2s_save: NULL argument");
-    if (!m->src_vocab || !m->tgt_vocab) return attn__error(ATTN_EINVAL, "attn_s2s_save: the model has no vocabularies");
-    char *cfg = NULL, *cmd = NULL, *json = NULL, *sv = NULL, *tv = NULL;
-    size_t ns = 0, nt = 0;
-    int st = attn_s2s_config_to_json(&m->cfg, &cfg);
-    if (st) return st;
-    if (command && !(cmd = json_escape(command))) st = ATTN_ENOMEM;
-    if (!st) {
-        size_t len = strlen(cfg) + (cmd ? strlen(cmd) : 0) + 32;
-        if (!(json = attn_malloc(len))) st = ATTN_ENOMEM;
-        else if (cmd) snprintf(json, len, "%.*s, \"command\": \"%s\"}", (int)(strlen(cfg) - 1), cfg, cmd);
-        else snprintf(json, len, "%s", cfg);
-    }
-    if (!st && (!(sv = vocab_text(m->src_vocab, &ns)) || !(tv = vocab_text(m->tgt_vocab, &nt)))) st = ATTN_ENOMEM;
-    if (!st) {
-        attn_train_state zero;
-        memset(&zero, 0, sizeof zero);
-        attn_ckpt_file files[2] = {{"src_vocab.txt", NULL, sv, ns}, {"tgt_vocab.txt", NULL, tv, nt}};
-        st = attn_checkpoint_save(dir, m->ps, opt, json, state ? state : &zero, 2, files);
-    }
-    attn_free(cfg), attn_free(cmd), attn_free(json), attn_free(sv), attn_free(tv);
-    return st;
-}
-
-static const char *ck_file(const attn_checkpoint *ck, const char *name) {
-    for (int i = 0; i < ck->n_files; i++)
-        if (!strcmp(ck->file_names[i], name)) return ck->file_paths[i];
-    return NULL;
-}
-
-int attn_s2s_load(const char *dir, attn_s2s **out, attn_checkpoint *ck_out) {
-    if (!out) return attn__error(ATTN_EINVAL, "attn_s2s_load: NULL output");
-    *out = NULL;
-    if (ck_out) memset(ck_out, 0, sizeof *ck_out);
-    attn_checkpoint ck;
-    int st = attn_checkpoint_open(dir, &ck);
-    if (st) return st;
-    attn_s2s_config cfg;
-    attn_s2s *m = NULL;
-    attn_vocab *sv = NULL, *tv = NULL;
-    const char *sp = ck_file(&ck, "src_vocab.txt"), *tp = ck_file(&ck, "tgt_vocab.txt");
-    if ((st = attn_s2s_config_from_json(ck.model_json, &cfg))) st = attn__error(st, "%s: %s", dir, attn_last_error());
-    else if (!sp || !tp) st = attn__error(ATTN_EFORMAT, "%s: not a seq2seq checkpoint (no src_vocab.txt / tgt_vocab.txt)", dir);
-    else if (!(st = attn_s2s_new(&cfg, &m)) && !(st = attn_checkpoint_load_params(&ck, m->ps)) &&
-             !(st = attn_vocab_load(sp, &sv)) && !(st = attn_vocab_load(tp, &tv))) {
-        st = attn_s2s_set_vocabs(m, sv, tv);
-        sv = tv = NULL;
-        if (st) st = attn__error(ATTN_EFORMAT, "%s: %s", dir, attn_last_error());
-    }
-    attn_vocab_free(sv);
-    attn_vocab_free(tv);
-    if (st) {
-        attn_s2s_free(m);
-        attn_checkpoint_close(&ck);
-        return st;
-    }
-    *out = m;
-    if (ck_out) *ck_out = ck;
-    else attn_checkpoint_close(&ck);
-    return ATTN_OK;
 }

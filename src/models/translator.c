@@ -14,7 +14,6 @@
 
 typedef struct {
     const char *kind;
-    int (*load)(const char *dir, void **model, attn_checkpoint *ck);
     void (*free)(void *model);
     const char *(*label)(void *model);
     const attn_vocab *(*src_vocab)(void *model);
@@ -26,12 +25,21 @@ typedef struct {
                   attn_s2s_hyp *hyps);
     int (*translate)(attn_translator *t, const char *sentence, const attn_s2s_decode_opts *o, attn_s2s_translation *out);
     int (*maps)(void *model, const int32_t *src, int S, const attn_s2s_hyp *hyp, attn_map_set *out);
+    /* training and checkpoints */
+    int batch_major; /* the loss takes (B, S) / (B, T) ids; else time-major (S, B) / (T, B) */
+    attn_var *(*loss)(void *model, attn_graph *g, int B, int S, int T, const int32_t *src, const int32_t *src_len,
+                      const int32_t *tin, const int32_t *tout, float label_smoothing);
+    int (*config_json)(void *model, char **json);
+    int (*from_json)(const char *json, void **model); /* a model of that configuration */
+    int (*set_vocabs)(void *model, attn_vocab *src, attn_vocab *tgt);
 } family;
 
 struct attn_translator {
     const family *f;
     void *model;
-    int owned; /* free the model with the translator */
+    int owned;    /* free the model with the translator */
+    int32_t *buf; /* a padded batch for attn_translator_loss */
+    size_t cap;
 };
 
 /* ---- Map sets ------------------------------------------------------------------------------ */
@@ -66,7 +74,6 @@ static int map_set_alloc(attn_map_set *s, int n, size_t floats) {
 
 /* ---- seq2seq ------------------------------------------------------------------------------- */
 
-static int s2s_load_(const char *dir, void **m, attn_checkpoint *ck) { return attn_s2s_load(dir, (attn_s2s **)m, ck); }
 static void s2s_free_(void *m) { attn_s2s_free(m); }
 static const char *s2s_label_(void *m) { return attn_s2s_attention_name(attn_s2s_get_config(m)->attention); }
 static const attn_vocab *s2s_sv_(void *m) { return attn_s2s_src_vocab(m); }
@@ -92,9 +99,21 @@ static int s2s_maps_(void *m, const int32_t *src, int S, const attn_s2s_hyp *h, 
     return ATTN_OK;
 }
 
+static attn_var *s2s_loss_(void *m, attn_graph *g, int B, int S, int T, const int32_t *src, const int32_t *src_len,
+                           const int32_t *tin, const int32_t *tout, float ls) {
+    attn_s2s_batch b = {B, S, T, src, src_len, tin, tout};
+    return attn_s2s_loss(m, g, &b, ls);
+}
+static int s2s_json_(void *m, char **json) { return attn_s2s_config_to_json(attn_s2s_get_config(m), json); }
+static int s2s_from_json_(const char *json, void **m) {
+    attn_s2s_config c;
+    int st = attn_s2s_config_from_json(json, &c);
+    return st ? st : attn_s2s_new(&c, 0, (attn_s2s **)m);
+}
+static int s2s_set_vocabs_(void *m, attn_vocab *sv, attn_vocab *tv) { return attn_s2s_set_vocabs(m, sv, tv); }
+
 /* ---- Transformer --------------------------------------------------------------------------- */
 
-static int tr_load_(const char *dir, void **m, attn_checkpoint *ck) { return attn_transformer_load(dir, (attn_transformer **)m, ck); }
 static void tr_free_(void *m) { attn_transformer_free(m); }
 static const char *tr_label_(void *m) {
     (void)m;
@@ -302,53 +321,197 @@ static int tr_maps_(void *model, const int32_t *src, int S, const attn_s2s_hyp *
     return ATTN_OK;
 }
 
+static attn_var *tr_loss_(void *m, attn_graph *g, int B, int S, int T, const int32_t *src, const int32_t *src_len,
+                          const int32_t *tin, const int32_t *tout, float ls) {
+    attn_transformer_batch b = {B, S, T, src, src_len, tin, tout};
+    return attn_transformer_loss(m, g, &b, ls, NULL);
+}
+static int tr_json_(void *m, char **json) { return attn_transformer_config_to_json(attn_transformer_get_config(m), json); }
+static int tr_from_json_(const char *json, void **m) {
+    attn_transformer_config c;
+    int st = attn_transformer_config_from_json(json, &c);
+    return st ? st : attn_transformer_new(&c, 0, (attn_transformer **)m);
+}
+static int tr_set_vocabs_(void *m, attn_vocab *sv, attn_vocab *tv) { return attn_transformer_set_vocabs(m, sv, tv); }
+
 /* ---- The table ---------------------------------------------------------------------------- */
 
 static const family FAMILIES[] = {
-    {"seq2seq", s2s_load_, s2s_free_, s2s_label_, s2s_sv_, s2s_tv_, s2s_st_, s2s_tt_, s2s_params_, s2s_decode_, s2s_translate_,
-     s2s_maps_},
-    {"transformer", tr_load_, tr_free_, tr_label_, tr_sv_, tr_tv_, tr_st_, tr_tt_, tr_params_, tr_decode_, tr_translate_,
-     tr_maps_},
+    {"seq2seq", s2s_free_, s2s_label_, s2s_sv_, s2s_tv_, s2s_st_, s2s_tt_, s2s_params_, s2s_decode_, s2s_translate_, s2s_maps_,
+     0, s2s_loss_, s2s_json_, s2s_from_json_, s2s_set_vocabs_},
+    {"transformer", tr_free_, tr_label_, tr_sv_, tr_tv_, tr_st_, tr_tt_, tr_params_, tr_decode_, tr_translate_, tr_maps_,
+     1, tr_loss_, tr_json_, tr_from_json_, tr_set_vocabs_},
 };
 #define NFAMILIES ((int)(sizeof FAMILIES / sizeof FAMILIES[0]))
 
-int attn_translator_load(const char *dir, attn_translator **out, attn_checkpoint *ck) {
-    if (!dir || !out) return attn__error(ATTN_EINVAL, "attn_translator_load: NULL argument");
-    *out = NULL;
-    if (ck) memset(ck, 0, sizeof *ck);
-    attn_checkpoint c;
-    int st = attn_checkpoint_open(dir, &c);
-    if (st) return st;
+static const char *ck_file(const attn_checkpoint *ck, const char *name) {
+    for (int i = 0; i < ck->n_files; i++)
+        if (!strcmp(ck->file_names[i], name)) return ck->file_paths[i];
+    return NULL;
+}
+
+/* The family of a checkpoint's model object (its "kind"). */
+static int family_of(const char *dir, const char *model_json, const family **out) {
     attn__json *root = NULL;
     char err[128], kind[64] = "";
-    st = attn__json_parse(c.model_json, strlen(c.model_json), &root, err, sizeof err);
+    int st = attn__json_parse(model_json, strlen(model_json), &root, err, sizeof err);
     if (!st && root->type == ATTN__JSON_OBJECT)
         for (const attn__json *m = root->child; m; m = m->next)
             if (!strcmp(m->key, "kind") && m->type == ATTN__JSON_STRING) snprintf(kind, sizeof kind, "%s", m->str);
     attn__json_free(root);
-    attn_checkpoint_close(&c);
     if (st) return attn__error(ATTN_EFORMAT, "%s: config.json's model object: %s", dir, err);
-    const family *f = NULL;
     for (int i = 0; i < NFAMILIES; i++)
-        if (!strcmp(FAMILIES[i].kind, kind)) f = &FAMILIES[i];
-    if (!f)
-        return attn__error(ATTN_EFORMAT, "%s: a model of kind \"%s\" cannot translate (known: seq2seq, transformer)", dir,
-                           kind[0] ? kind : "(none)");
-    attn_translator *t = attn_calloc(1, sizeof *t);
-    if (!t) return attn__error(ATTN_ENOMEM, "attn_translator_load: out of memory");
-    t->f = f;
-    t->owned = 1;
-    if ((st = f->load(dir, &t->model, ck))) {
-        attn_free(t);
+        if (!strcmp(FAMILIES[i].kind, kind)) return *out = &FAMILIES[i], ATTN_OK;
+    return attn__error(ATTN_EFORMAT, "%s: a model of kind \"%s\" cannot translate (known: seq2seq, transformer)", dir,
+                       kind[0] ? kind : "(none)");
+}
+
+int attn_translator_load(const char *dir, attn_translator **out, attn_checkpoint *ck_out) {
+    if (!dir || !out) return attn__error(ATTN_EINVAL, "attn_translator_load: NULL argument");
+    *out = NULL;
+    if (ck_out) memset(ck_out, 0, sizeof *ck_out);
+    attn_checkpoint ck;
+    int st = attn_checkpoint_open(dir, &ck);
+    if (st) return st;
+    const family *f = NULL;
+    attn_translator *t = NULL;
+    attn_vocab *sv = NULL, *tv = NULL;
+    const char *sp = ck_file(&ck, "src_vocab.txt"), *tp = ck_file(&ck, "tgt_vocab.txt");
+    if ((st = family_of(dir, ck.model_json, &f))) goto done;
+    if (!(t = attn_calloc(1, sizeof *t))) {
+        st = attn__error(ATTN_ENOMEM, "attn_translator_load: out of memory");
+        goto done;
+    }
+    t->f = f, t->owned = 1;
+    if ((st = f->from_json(ck.model_json, &t->model))) st = attn__error(st, "%s: %s", dir, attn_last_error());
+    else if (!sp || !tp) st = attn__error(ATTN_EFORMAT, "%s: not a %s checkpoint (no src_vocab.txt / tgt_vocab.txt)", dir, f->kind);
+    else if (!(st = attn_checkpoint_load_params(&ck, f->params(t->model))) && !(st = attn_vocab_load(sp, &sv)) &&
+             !(st = attn_vocab_load(tp, &tv))) {
+        st = f->set_vocabs(t->model, sv, tv); /* takes the vocabularies, even on failure */
+        sv = tv = NULL;
+        if (st) st = attn__error(ATTN_EFORMAT, "%s: %s", dir, attn_last_error());
+    }
+done:
+    attn_vocab_free(sv), attn_vocab_free(tv);
+    if (st) {
+        attn_translator_free(t);
+        attn_checkpoint_close(&ck);
         return st;
     }
     *out = t;
+    if (ck_out) *ck_out = ck;
+    else attn_checkpoint_close(&ck);
     return ATTN_OK;
+}
+
+/* The vocabulary as a file: one token per line. */
+static char *vocab_text(const attn_vocab *v, size_t *size) {
+    size_t n = 0;
+    int V = attn_vocab_size(v);
+    for (int i = 0; i < V; i++) n += strlen(attn_vocab_token(v, i)) + 1;
+    char *s = attn_malloc(n + 1), *p = s;
+    if (!s) return NULL;
+    for (int i = 0; i < V; i++) {
+        size_t k = strlen(attn_vocab_token(v, i));
+        memcpy(p, attn_vocab_token(v, i), k);
+        p += k;
+        *p++ = '\n';
+    }
+    *p = 0;
+    *size = n;
+    return s;
+}
+
+/* JSON string body of s (quotes, backslashes and control characters escaped). */
+static char *json_escape(const char *s) {
+    size_t n = 0;
+    for (const char *p = s; *p; p++) n += ((unsigned char)*p < 0x20) ? 6 : (*p == '"' || *p == '\\') ? 2 : 1;
+    char *o = attn_malloc(n + 1), *q = o;
+    if (!o) return NULL;
+    for (const char *p = s; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch < 0x20) q += sprintf(q, "\\u%04x", ch);
+        else {
+            if (ch == '"' || ch == '\\') *q++ = '\\';
+            *q++ = (char)ch;
+        }
+    }
+    *q = 0;
+    return o;
+}
+
+int attn_translator_save(const attn_translator *t, const char *dir, const attn_optim *opt, const attn_train_state *state,
+                         const char *command) {
+    if (!t || !dir) return attn__error(ATTN_EINVAL, "attn_translator_save: NULL argument");
+    const attn_vocab *svoc = t->f->src_vocab(t->model), *tvoc = t->f->tgt_vocab(t->model);
+    if (!svoc || !tvoc) return attn__error(ATTN_EINVAL, "attn_translator_save: the model has no vocabularies");
+    char *cfg = NULL, *cmd = NULL, *json = NULL, *sv = NULL, *tv = NULL;
+    size_t ns = 0, nt = 0;
+    int st = t->f->config_json(t->model, &cfg);
+    if (st) return st;
+    if (command && !(cmd = json_escape(command))) st = ATTN_ENOMEM;
+    if (!st) {
+        size_t len = strlen(cfg) + (cmd ? strlen(cmd) : 0) + 32;
+        if (!(json = attn_malloc(len))) st = ATTN_ENOMEM;
+        else if (cmd) snprintf(json, len, "%.*s, \"command\": \"%s\"}", (int)(strlen(cfg) - 1), cfg, cmd);
+        else snprintf(json, len, "%s", cfg);
+    }
+    if (!st && (!(sv = vocab_text(svoc, &ns)) || !(tv = vocab_text(tvoc, &nt)))) st = ATTN_ENOMEM;
+    if (!st) {
+        attn_train_state zero;
+        memset(&zero, 0, sizeof zero);
+        attn_ckpt_file files[2] = {{"src_vocab.txt", NULL, sv, ns}, {"tgt_vocab.txt", NULL, tv, nt}};
+        st = attn_checkpoint_save(dir, t->f->params(t->model), opt, json, state ? state : &zero, 2, files);
+    }
+    attn_free(cfg), attn_free(cmd), attn_free(json), attn_free(sv), attn_free(tv);
+    return st;
+}
+
+attn_var *attn_translator_loss(attn_translator *t, attn_graph *g, int n, const int32_t *const *src, const int *src_len,
+                               const int32_t *const *tgt, const int *tgt_len, float label_smoothing, int64_t *n_tokens) {
+    if (!t || !g || n < 1 || !src || !src_len || !tgt || !tgt_len) {
+        attn__error(ATTN_EINVAL, "attn_translator_loss: NULL argument or empty batch");
+        return NULL;
+    }
+    int S = 1, T = 1;
+    for (int i = 0; i < n; i++) {
+        if (src_len[i] > S) S = src_len[i];
+        if (tgt_len[i] + 1 > T) T = tgt_len[i] + 1;
+    }
+    size_t need = (size_t)n * (S + 2 * T + 1);
+    if (need > t->cap) {
+        attn_free(t->buf);
+        t->cap = 0;
+        if (!(t->buf = attn_malloc(need * sizeof(int32_t)))) {
+            attn__error(ATTN_ENOMEM, "attn_translator_loss: out of memory");
+            return NULL;
+        }
+        t->cap = need;
+    }
+    int32_t *sb = t->buf, *tin = sb + (size_t)n * S, *tout = tin + (size_t)n * T, *len = tout + (size_t)n * T;
+    int bm = t->f->batch_major;
+    int64_t ntok = 0;
+    /* element (i, j) of a (n, L) batch: batch-major i * L + j, time-major j * n + i */
+#define AT(L, i, j) (bm ? (size_t)(i) * (L) + (j) : (size_t)(j) * n + (i))
+    for (int i = 0; i < n; i++) {
+        int ls = src_len[i], lt = tgt_len[i] + 1;
+        len[i] = ls;
+        for (int j = 0; j < S; j++) sb[AT(S, i, j)] = j < ls ? src[i][j] : ATTN_PAD;
+        for (int j = 0; j < T; j++) {
+            tin[AT(T, i, j)] = j < lt ? tgt[i][j] : ATTN_PAD;
+            tout[AT(T, i, j)] = j < lt ? tgt[i][j + 1] : ATTN_PAD;
+        }
+        ntok += lt;
+    }
+#undef AT
+    if (n_tokens) *n_tokens = ntok;
+    return t->f->loss(t->model, g, n, S, T, sb, len, tin, tout, label_smoothing);
 }
 
 void attn_translator_free(attn_translator *t) {
     if (!t) return;
-    if (t->owned) t->f->free(t->model);
+    if (t->owned && t->model) t->f->free(t->model);
+    attn_free(t->buf);
     attn_free(t);
 }
 
@@ -372,6 +535,7 @@ attn_tok_kind attn_translator_src_tok(const attn_translator *t) { return t->f->s
 attn_tok_kind attn_translator_tgt_tok(const attn_translator *t) { return t->f->tgt_tok(t->model); }
 const attn_vocab *attn_translator_src_vocab(const attn_translator *t) { return t->f->src_vocab(t->model); }
 const attn_vocab *attn_translator_tgt_vocab(const attn_translator *t) { return t->f->tgt_vocab(t->model); }
+attn_params *attn_translator_params(attn_translator *t) { return t ? t->f->params(t->model) : NULL; }
 int64_t attn_translator_num_params(const attn_translator *t) { return t ? attn_params_numel(t->f->params(t->model)) : 0; }
 
 int attn_translator_decode(attn_translator *t, int n, const int32_t *const *src, const int *src_len,
