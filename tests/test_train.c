@@ -223,19 +223,6 @@ static void test_params(const char *dir) {
 /* ---- Batching and progress --------------------------------------------------------------- */
 
 static void test_batching(void) {
-    const int32_t s0[] = {5, 6, 7}, s1[] = {8}, s2[] = {1, 2, 3, 4, 9};
-    const int32_t *seqs[3] = {s0, s1, s2};
-    int lens[3] = {3, 1, 5};
-    int32_t ids[15], L[3];
-    int T = attn_pad_batch(seqs, lens, 3, 0, 0, NULL, NULL);
-    CHECK(T == 5, "T %d", T);
-    CHECK(attn_pad_batch(seqs, lens, 3, 0, -1, ids, L) == 5, "pad");
-    CHECK(ids[3] == -1 && ids[5] == 8 && ids[6] == -1 && ids[14] == 9 && L[1] == 1 && L[2] == 5, "padded ids");
-    CHECK(attn_pad_batch(seqs, lens, 3, 4, 0, ids, L) == 4 && L[2] == 4 && ids[11] == 4, "cut to max_len");
-    uint8_t m[15];
-    attn_lengths_to_mask((int32_t[]){3, 1, 5}, 3, 5, m);
-    CHECK(m[2] == 1 && m[3] == 0 && m[5] == 1 && m[6] == 0 && m[14] == 1, "mask");
-
     enum { N = 103 };
     int ln[N], seen[N];
     attn_rng r;

@@ -199,17 +199,6 @@ int attn_sched_parse(const char *name);             /* -1 if unknown */
 
 /* ---- Batching variable-length sequences -------------------------------------------------- */
 
-/* Pads n sequences into ids (n, T) row-major, T = max_len if > 0 (longer sequences are cut)
- * or else the longest length (at least 1); lengths_out (n) gets each (cut) length. seqs[i]
- * holds lens[i] ids. Returns T (> 0), or a negative status. ids holds n * T: call with
- * ids == NULL to get T first. */
-int attn_pad_batch(const int32_t *const *seqs, const int *lens, int n, int max_len, int32_t pad_id,
-                   int32_t *ids, int32_t *lengths_out);
-
-/* A boolean padding mask (n, T) from lengths: 1 where t < lengths[i] (attn_mask's bool_mask
- * convention, "may attend"). */
-void attn_lengths_to_mask(const int32_t *lengths, int n, int T, uint8_t *mask);
-
 /* Batches of example indices for one epoch. Examples are shuffled with `seed`; then, if
  * bucket > 1, cut into windows of bucket * batch_size examples, each sorted by length (so a
  * batch holds similar lengths and little padding); then cut into batches of at most

@@ -1,6 +1,6 @@
-/* Batching of variable-length sequences: padding into (n, T) with lengths and masks, and
- * epoch plans that shuffle with a seed and bucket by length so that batches carry little
- * padding. Everything is deterministic for a given seed. */
+/* Batching of variable-length sequences: epoch plans that shuffle with a seed and bucket by
+ * length so that batches carry little padding (the trainer's; families pad their own batches).
+ * Everything is deterministic for a given seed. */
 #include <string.h>
 
 #include "attn/train.h"
@@ -11,30 +11,6 @@ uint64_t attn_seed_mix(uint64_t seed, uint64_t k) {
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
-}
-
-int attn_pad_batch(const int32_t *const *seqs, const int *lens, int n, int max_len, int32_t pad_id, int32_t *ids,
-                   int32_t *lengths_out) {
-    if (!seqs || !lens || n < 1) return attn__error(ATTN_EINVAL, "attn_pad_batch: no sequences");
-    int T = 1;
-    for (int i = 0; i < n; i++) {
-        if (lens[i] < 0 || (lens[i] > 0 && !seqs[i])) return attn__error(ATTN_EINVAL, "attn_pad_batch: sequence %d has length %d", i, lens[i]);
-        if (lens[i] > T) T = lens[i];
-    }
-    if (max_len > 0) T = max_len;
-    if (!ids) return T;
-    for (int i = 0; i < n; i++) {
-        int L = lens[i] < T ? lens[i] : T;
-        if (L) memcpy(ids + (size_t)i * T, seqs[i], (size_t)L * sizeof(int32_t));
-        for (int t = L; t < T; t++) ids[(size_t)i * T + t] = pad_id;
-        if (lengths_out) lengths_out[i] = L;
-    }
-    return T;
-}
-
-void attn_lengths_to_mask(const int32_t *lengths, int n, int T, uint8_t *mask) {
-    for (int i = 0; i < n; i++)
-        for (int t = 0; t < T; t++) mask[(size_t)i * T + t] = t < lengths[i];
 }
 
 static void shuffle(int *a, int n, attn_rng *r) {
