@@ -33,6 +33,11 @@ typedef struct attn_translator attn_translator;
 int attn_translator_load(const char *dir, attn_translator **out, attn_checkpoint *ck);
 void attn_translator_free(attn_translator *t); /* accepts NULL */
 
+/* A new model of family `kind` ("seq2seq": cfg is an attn_s2s_config; "transformer": an
+ * attn_transformer_config) whose vocabulary sizes are those of src and tgt, initialised with
+ * `seed`, owning both vocabularies (taken, also on failure) and owned by *out. */
+int attn_translator_new(const char *kind, const void *cfg, uint64_t seed, attn_vocab *src, attn_vocab *tgt, attn_translator **out);
+
 /* A translator over a model in memory (e.g. one being trained), which stays the caller's:
  * attn_translator_free frees only the wrapper. */
 int attn_translator_wrap_seq2seq(attn_s2s *m, attn_translator **out);

@@ -69,20 +69,20 @@ int s2s_data_encode(attn_translator *m, const attn_pairs *p, int src_col, int ma
 }
 
 int s2s_build_vocabs(const attn_pairs *train, int src_col, attn_tok_kind src_tok, attn_tok_kind tgt_tok, int min_count,
-                     int max_size, attn_vocab **src, attn_vocab **tgt) {
+                     int max_size, int joint, attn_vocab **src, attn_vocab **tgt) {
     *src = *tgt = NULL;
     attn_counter *cs = NULL, *ct = NULL;
     attn_tokens t = {0};
     int st = attn_counter_new(&cs);
-    if (!st) st = attn_counter_new(&ct);
+    if (!st && !joint) st = attn_counter_new(&ct);
     for (int i = 0; i < train->n && !st; i++) {
         st = attn_tokenize(src_tok, train->pair[i].side[src_col], &t);
         if (!st) st = attn_counter_add_tokens(cs, &t);
         if (!st) st = attn_tokenize(tgt_tok, train->pair[i].side[1 - src_col], &t);
-        if (!st) st = attn_counter_add_tokens(ct, &t);
+        if (!st) st = attn_counter_add_tokens(joint ? cs : ct, &t);
     }
     if (!st) st = attn_vocab_build(cs, min_count, max_size, src);
-    if (!st) st = attn_vocab_build(ct, min_count, max_size, tgt);
+    if (!st) st = attn_vocab_build(joint ? cs : ct, min_count, max_size, tgt);
     attn_tokens_free(&t);
     attn_counter_free(cs), attn_counter_free(ct);
     if (st) {

@@ -38,9 +38,9 @@ void s2s_data_free(s2s_data *d);
 char *s2s_command_line(int argc, char **argv);
 
 /* Vocabularies built from the training pairs (tokens seen at least min_count times, at most
- * max_size ids; 0: no limit). */
+ * max_size ids; 0: no limit): one per side, or with `joint` one from both sides, given to both. */
 int s2s_build_vocabs(const attn_pairs *train, int src_col, attn_tok_kind src_tok, attn_tok_kind tgt_tok, int min_count,
-                     int max_size, attn_vocab **src, attn_vocab **tgt);
+                     int max_size, int joint, attn_vocab **src, attn_vocab **tgt);
 
 /* Hypothesis text for BLEU (detokenised, not capitalised; freed with attn_free) and the
  * reference normalised the same way (tokenised, then detokenised). */

@@ -39,71 +39,37 @@ static const char HELP_TAIL[] =
     "  attn train seq2seq --data ../shared/data/cmn-eng/cmn.txt --attention bahdanau --out runs/bahdanau\n"
     "  attn translate --model runs/bahdanau --show-attention \"我爱你。\"\n";
 
-static int help(void) {
-    fputs(HELP_HEAD, stdout), fputs(CLI_TRAIN_HELP_DATA, stdout), fputs(HELP_MODEL, stdout);
-    fputs(CLI_TRAIN_HELP_TRAINING, stdout), fputs(CLI_TRAIN_HELP_OUTPUT, stdout), fputs(HELP_TAIL, stdout);
-    return CLI_OK;
+static int s2s_option(cli_args *p, void *cfg) {
+    attn_s2s_config *m = cfg;
+    const char *v = NULL;
+    if (cli_str(p, "--attention", &v)) {
+        if (v && (int)(m->attention = (attn_s2s_attention)attn_s2s_attention_parse(v)) < 0)
+            p->status = cli_usage(p->cmd, "unknown --attention '%s' (none, bahdanau, luong-dot, luong-general)", v);
+        return 1;
+    }
+    if (cli_str(p, "--rnn", &v)) {
+        if (v && (int)(m->rnn = (attn_s2s_rnn)attn_s2s_rnn_parse(v)) < 0) p->status = cli_usage(p->cmd, "unknown --rnn '%s' (gru, lstm)", v);
+        return 1;
+    }
+    if (cli_flag(p, "--bidirectional")) return m->bidirectional = 1;
+    return cli_int(p, "--emb", 1, 65536, &m->emb) || cli_int(p, "--hidden", 1, 65536, &m->hidden) ||
+           cli_int(p, "--attn-size", 0, 65536, &m->attn_size) || cli_float(p, "--dropout", &m->dropout);
 }
 
-typedef struct {
-    attn_s2s_config cfg;
-    attn_s2s *m; /* the model made by create, freed by the command */
-} s2s_family;
-
-static int parse(int argc, char **argv, cli_train_opts *o, attn_s2s_config *m) {
-    const char *cmd = "train seq2seq";
-    cli_args p;
-    cli_args_init(&p, cmd, argc, argv);
-    cli_train_defaults(o);
-    *m = attn_s2s_defaults();
-    const char *att = NULL, *rnn = NULL;
-    while (cli_next(&p)) {
-        if (cli_flag(&p, "-h") || cli_flag(&p, "--help")) {
-            if (!p.status) help();
-            return p.status ? p.status : -1;
-        } else if (cli_train_option(&p, o)) {
-        } else if (cli_str(&p, "--attention", &att) || cli_str(&p, "--rnn", &rnn)) {
-        } else if (cli_flag(&p, "--bidirectional")) {
-            m->bidirectional = 1;
-        } else if (cli_int(&p, "--emb", 1, 65536, &m->emb) || cli_int(&p, "--hidden", 1, 65536, &m->hidden) ||
-                   cli_int(&p, "--attn-size", 0, 65536, &m->attn_size)) {
-        } else if (cli_float(&p, "--dropout", &m->dropout)) {
-        } else {
-            cli_unknown(&p);
-        }
-    }
-    if (p.status) return p.status;
-    if (p.npos) return cli_usage(cmd, "unexpected argument '%s'", p.pos[0]);
-    int rc = cli_train_check(cmd, o, 0);
-    if (rc) return rc;
-    if (att && (int)(m->attention = (attn_s2s_attention)attn_s2s_attention_parse(att)) < 0)
-        return cli_usage(cmd, "unknown --attention '%s' (none, bahdanau, luong-dot, luong-general)", att);
-    if (rnn && (int)(m->rnn = (attn_s2s_rnn)attn_s2s_rnn_parse(rnn)) < 0) return cli_usage(cmd, "unknown --rnn '%s' (gru, lstm)", rnn);
+static int s2s_check(const char *cmd, const cli_train_opts *o, void *cfg) {
+    attn_s2s_config *m = cfg;
     m->src_tok = o->src_tok, m->tgt_tok = o->tgt_tok;
     if (!(m->dropout >= 0 && m->dropout < 1)) return cli_usage(cmd, "--dropout must be in [0, 1)");
     if (m->bidirectional && m->hidden % 2) return cli_usage(cmd, "--bidirectional needs an even --hidden");
     return CLI_OK;
 }
 
-static int s2s_create(void *ud, const cli_train_opts *o, attn_vocab *sv, attn_vocab *tv, attn_translator **out) {
-    s2s_family *f = ud;
-    f->cfg.src_vocab = attn_vocab_size(sv), f->cfg.tgt_vocab = attn_vocab_size(tv);
-    int st = attn_s2s_new(&f->cfg, (uint64_t)o->seed, &f->m);
-    if (st) {
-        attn_vocab_free(sv), attn_vocab_free(tv);
-        return st;
-    }
-    if ((st = attn_s2s_set_vocabs(f->m, sv, tv))) return st;
-    return attn_translator_wrap_seq2seq(f->m, out);
-}
-
-static int s2s_max_positions(void *ud, attn_translator *t) {
-    (void)ud, (void)t;
+static int s2s_max_positions(attn_translator *t) {
+    (void)t;
     return 0;
 }
 
-static void s2s_describe(void *ud, attn_translator *t, char *buf, size_t cap) {
-    (void)ud;
+static void s2s_describe(attn_translator *t, char *buf, size_t cap) {
     const attn_s2s_config *c = attn_s2s_get_config(attn_translator_seq2seq(t));
     snprintf(buf, cap, "%s, %s%s, emb %d, hidden %d", attn_s2s_attention_name(c->attention), attn_s2s_rnn_name(c->rnn),
              c->bidirectional ? " bidirectional" : "", c->emb, c->hidden);
@@ -111,13 +77,11 @@ static void s2s_describe(void *ud, attn_translator *t, char *buf, size_t cap) {
 
 static int train_seq2seq(int argc, char **argv) {
     cli_train_opts o;
-    s2s_family sf = {{0}, NULL};
-    int rc = parse(argc, argv, &o, &sf.cfg);
-    if (rc) return rc < 0 ? CLI_OK : rc;
-    cli_train_family f = {"seq2seq", "train seq2seq", NULL, s2s_create, NULL, s2s_max_positions, s2s_describe, &sf};
-    rc = cli_train_run(&f, &o, argc, argv);
-    attn_s2s_free(sf.m);
-    return rc;
+    cli_train_defaults(&o);
+    attn_s2s_config cfg = attn_s2s_defaults();
+    cli_train_family f = {"seq2seq", "train seq2seq", HELP_HEAD, HELP_MODEL, HELP_TAIL, &cfg, s2s_option, s2s_check, NULL,
+                          s2s_max_positions, NULL, s2s_describe};
+    return cli_train_main(&f, &o, argc, argv);
 }
 
 /* ---- Dispatch ------------------------------------------------------------------------------ */

@@ -30,31 +30,25 @@ typedef struct {
 
 /* A model family that translates. */
 typedef struct {
-    const char *kind;      /* "seq2seq", "transformer": checked against a resumed checkpoint */
+    const char *kind;      /* "seq2seq", "transformer" (attn_translator_new's kind) */
     const char *cmd;       /* "train seq2seq" */
-    /* The model width for --schedule noam; NULL: the family has no noam schedule. */
-    int (*d_model)(attn_translator *t);
-    /* A new model for these vocabularies (taken, also on failure), seeded with o->seed,
-     * wrapped in *out. */
-    int (*create)(void *ud, const cli_train_opts *o, attn_vocab *src, attn_vocab *tgt, attn_translator **out);
+    const char *help_head, *help_model, *help_tail; /* its help, around the shared parts */
+    void *cfg;             /* the family's configuration struct, filled by its options */
+    /* If p's current argument is a model option, takes it and returns 1. */
+    int (*option)(cli_args *p, void *cfg);
+    /* Checks the model options once all are parsed (the shared ones are checked already). */
+    int (*check)(const char *cmd, const cli_train_opts *o, void *cfg);
     /* Optional: vocabularies other than one per side (e.g. one joint vocabulary). */
-    int (*vocabs)(void *ud, const cli_train_opts *o, const attn_pairs *train, attn_vocab **src, attn_vocab **tgt);
-    /* The longest sequence the model takes (0: no limit). */
-    int (*max_positions)(void *ud, attn_translator *t);
-    /* One line describing the model (after "model: "). */
-    void (*describe)(void *ud, attn_translator *t, char *buf, size_t cap);
-    void *ud;
+    int (*vocabs)(const void *cfg, const cli_train_opts *o, const attn_pairs *train, attn_vocab **src, attn_vocab **tgt);
+    int (*max_positions)(attn_translator *t); /* the longest sequence the model takes (0: no limit) */
+    int (*d_model)(attn_translator *t);       /* the width for --schedule noam; NULL: no noam */
+    void (*describe)(attn_translator *t, char *buf, size_t cap); /* one line, after "model: " */
 } cli_train_family;
 
 /* Defaults shared by every family (each then sets its own: epochs, warm-up, schedule). */
 void cli_train_defaults(cli_train_opts *o);
-/* If p's current argument is a shared option, takes it and returns 1. */
-int cli_train_option(cli_args *p, cli_train_opts *o);
-/* Checks the shared options after parsing (CLI_OK or a usage error printed). */
-int cli_train_check(const char *cmd, cli_train_opts *o, int allow_noam);
-/* The help for the shared options: data, then training (each ends with an empty line). */
-extern const char CLI_TRAIN_HELP_DATA[], CLI_TRAIN_HELP_TRAINING[], CLI_TRAIN_HELP_OUTPUT[];
-/* Trains (or resumes, or only splits) as o says; returns the exit code. */
-int cli_train_run(const cli_train_family *f, cli_train_opts *o, int argc, char **argv);
+/* The whole command: parses argv (the shared options and the family's; --help), then trains
+ * (or resumes, or only splits) as they say. Returns the exit code. */
+int cli_train_main(const cli_train_family *f, cli_train_opts *o, int argc, char **argv);
 
 #endif

@@ -9,7 +9,7 @@
 
 #include "cli_train.h"
 
-const char CLI_TRAIN_HELP_DATA[] =
+static const char HELP_DATA[] =
     "data (UTF-8 TSV, one pair per line: side0<TAB>side1[<TAB>anything]; Tatoeba's cmn.txt is\n"
     "English<TAB>Chinese<TAB>attribution):\n"
     "  --data FILE         all pairs: split into train/valid/test by a seeded shuffle, the split\n"
@@ -28,7 +28,7 @@ const char CLI_TRAIN_HELP_DATA[] =
     "  --max-vocab N       at most N ids per vocabulary (default: no limit)\n"
     "\n";
 
-const char CLI_TRAIN_HELP_TRAINING[] =
+static const char HELP_TRAINING[] =
     "  --epochs N          passes over the training pairs\n"
     "  --batch N           sentences per batch (default 64); batches hold pairs of similar lengths\n"
     "  --optim adam|adamw|sgd   (default adam)      --weight-decay F (default 0)\n"
@@ -59,7 +59,7 @@ const char CLI_TRAIN_HELP_TRAINING[] =
     "                      bench/torch_*.py to train PyTorch on exactly the same data\n"
     "\n";
 
-const char CLI_TRAIN_HELP_OUTPUT[] =
+static const char HELP_OUTPUT[] =
     "output: DIR is a checkpoint (config.json, model.safetensors, optim.safetensors, the\n"
     "vocabularies) for 'attn translate --model DIR' and 'attn eval --model DIR'; its config.json\n"
     "records the command that made it. A run stopped by Ctrl-C (SIGINT) or SIGTERM writes a\n"
@@ -77,7 +77,7 @@ void cli_train_defaults(cli_train_opts *o) {
     o->schedule = ATTN_SCHED_COSINE, o->noam_factor = 1.0f;
 }
 
-int cli_train_option(cli_args *p, cli_train_opts *o) {
+static int shared_option(cli_args *p, cli_train_opts *o) {
     if (cli_str(p, "--data", &o->data) || cli_str(p, "--train", &o->train) || cli_str(p, "--valid", &o->valid) ||
         cli_str(p, "--out", &o->out) || cli_str(p, "-o", &o->out) || cli_str(p, "--split-dir", &o->split_dir) ||
         cli_str(p, "--export-batches", &o->export_batches) || cli_str(p, "--log", &o->log) ||
@@ -104,7 +104,7 @@ int cli_train_option(cli_args *p, cli_train_opts *o) {
     return 0;
 }
 
-int cli_train_check(const char *cmd, cli_train_opts *o, int allow_noam) {
+static int shared_check(const char *cmd, cli_train_opts *o, int allow_noam) {
     if (o->split_only && !o->data) return cli_usage(cmd, "--split-only needs --data FILE");
     if (o->split_only && !o->out && !o->split_dir) return cli_usage(cmd, "--split-only needs --split-dir DIR (or --out DIR)");
     if (!o->out && !o->split_only) return cli_usage(cmd, "--out DIR is required");
@@ -283,10 +283,10 @@ static int get_model(const cli_train_family *f, cli_train_opts *o, const attn_pa
         return CLI_OK;
     }
     attn_vocab *sv = NULL, *tv = NULL;
-    st = f->vocabs ? f->vocabs(f->ud, o, tr, &sv, &tv)
-                   : s2s_build_vocabs(tr, o->src_col, o->src_tok, o->tgt_tok, o->min_count, o->max_vocab, &sv, &tv);
+    st = f->vocabs ? f->vocabs(f->cfg, o, tr, &sv, &tv)
+                   : s2s_build_vocabs(tr, o->src_col, o->src_tok, o->tgt_tok, o->min_count, o->max_vocab, 0, &sv, &tv);
     if (st) return cli_fail_lib(cmd, st, o->train ? o->train : o->data);
-    if ((st = f->create(f->ud, o, sv, tv, t))) return cli_fail_lib(cmd, st, NULL);
+    if ((st = attn_translator_new(f->kind, f->cfg, (uint64_t)o->seed, sv, tv, t))) return cli_fail_lib(cmd, st, NULL);
     return CLI_OK;
 }
 
@@ -336,7 +336,7 @@ done:
     return rc;
 }
 
-int cli_train_run(const cli_train_family *f, cli_train_opts *o, int argc, char **argv) {
+static int train(const cli_train_family *f, cli_train_opts *o, int argc, char **argv) {
     const char *cmd = f->cmd;
     if (o->threads) attn_set_threads(o->threads);
     attn_pairs all = {0}, tr = {0}, va = {0}, te = {0};
@@ -353,7 +353,7 @@ int cli_train_run(const cli_train_family *f, cli_train_opts *o, int argc, char *
     }
     if ((rc = get_model(f, o, &tr, &t, &ck))) goto done;
     rc = CLI_EDATA;
-    int cap = f->max_positions(f->ud, t);
+    int cap = f->max_positions(t);
     int max_len = o->max_len > 0 ? o->max_len : cap;
     if (cap && max_len > cap) max_len = cap;
     if ((st = s2s_data_encode(t, &tr, o->src_col, max_len, &dtr)) || (st = s2s_data_encode(t, &va, o->src_col, cap, &dva))) {
@@ -366,7 +366,7 @@ int cli_train_run(const cli_train_family *f, cli_train_opts *o, int argc, char *
     }
     if (!o->quiet) {
         char desc[512];
-        f->describe(f->ud, t, desc, sizeof desc);
+        f->describe(t, desc, sizeof desc);
         fprintf(stderr, "model: %s, vocabularies %d (source) and %d (target), %lld parameters\n", desc,
                 attn_vocab_size(attn_translator_src_vocab(t)), attn_vocab_size(attn_translator_tgt_vocab(t)),
                 (long long)attn_translator_num_params(t));
@@ -382,4 +382,24 @@ done:
     attn_pairs_free(&all), attn_pairs_free(&tr), attn_pairs_free(&va), attn_pairs_free(&te);
     free(cmdline);
     return rc;
+}
+
+int cli_train_main(const cli_train_family *f, cli_train_opts *o, int argc, char **argv) {
+    cli_args p;
+    cli_args_init(&p, f->cmd, argc, argv);
+    while (cli_next(&p)) {
+        if (cli_flag(&p, "-h") || cli_flag(&p, "--help")) {
+            if (p.status) break;
+            fputs(f->help_head, stdout), fputs(HELP_DATA, stdout), fputs(f->help_model, stdout);
+            fputs(HELP_TRAINING, stdout), fputs(HELP_OUTPUT, stdout), fputs(f->help_tail, stdout);
+            return CLI_OK;
+        } else if (!shared_option(&p, o) && !f->option(&p, f->cfg)) {
+            cli_unknown(&p);
+        }
+    }
+    if (p.status) return p.status;
+    if (p.npos) return cli_usage(f->cmd, "unexpected argument '%s'", p.pos[0]);
+    int rc = shared_check(f->cmd, o, f->d_model != NULL);
+    if (rc || (rc = f->check(f->cmd, o, f->cfg))) return rc;
+    return train(f, o, argc, argv);
 }

@@ -46,74 +46,53 @@ static const char HELP_TAIL[] =
     "  attn train transformer --data ../shared/data/cmn-eng/cmn.txt --out runs/transformer\n"
     "  attn translate --model runs/transformer --attention-html heads.html \"我爱你。\"\n";
 
-static int help(void) {
-    fputs(HELP_HEAD, stdout), fputs(CLI_TRAIN_HELP_DATA, stdout), fputs(HELP_MODEL, stdout);
-    fputs(CLI_TRAIN_HELP_TRAINING, stdout), fputs(CLI_TRAIN_HELP_OUTPUT, stdout), fputs(HELP_TAIL, stdout);
-    return CLI_OK;
-}
-
+/* The options of the model: enumerations are parsed when they come, the layer counts kept
+ * aside (--layers sets both; --enc-layers / --dec-layers override it) until the check. */
 typedef struct {
-    attn_transformer_config cfg;
-    attn_transformer *m; /* the model made by create, freed by the command */
-} tr_family;
+    attn_transformer_config m; /* first: a tr_cfg * is also an attn_transformer_config * */
+    int layers, enc, dec;
+} tr_cfg;
 
-static int parse_enum(const char *cmd, const char *opt, const char *v, int (*fn)(const char *), int *out, const char *list) {
-    int k = fn(v);
-    if (k < 0) return cli_usage(cmd, "unknown %s '%s' (%s)", opt, v, list);
-    *out = k;
-    return CLI_OK;
+static int enum_option(cli_args *p, const char *name, int (*parse)(const char *), const char *list, int *out) {
+    const char *v = NULL;
+    if (!cli_str(p, name, &v)) return 0;
+    int k = v ? parse(v) : 0;
+    if (v && k < 0) p->status = cli_usage(p->cmd, "unknown %s '%s' (%s)", name, v, list);
+    else if (v) *out = k;
+    return 1;
 }
 static int act_parse(const char *s) { return !strcmp(s, "relu") ? 0 : !strcmp(s, "gelu") ? 1 : -1; }
 static int norm_parse(const char *s) { return !strcmp(s, "post") ? 0 : !strcmp(s, "pre") ? 1 : -1; }
 
-/* The model's enumerated options, once parsing is over. */
-static int model_enums(const char *cmd, attn_transformer_config *m, const char *pos, const char *share, const char *act, const char *norm) {
-    int rc, k = 0;
-    if (pos && (rc = parse_enum(cmd, "--pos", pos, attn_pos_parse, &k, "none, sinusoidal, learned, rope, alibi"))) return rc;
-    if (pos) m->pos = (attn_pos_kind)k;
-    if (share && (rc = parse_enum(cmd, "--share", share, attn_share_parse, &k, "none, tgt, all"))) return rc;
-    if (share) m->share = (attn_share_kind)k;
-    if (act && (rc = parse_enum(cmd, "--activation", act, act_parse, &k, "relu, gelu"))) return rc;
-    if (act) m->activation = (attn_act_kind)k;
-    if (norm && (rc = parse_enum(cmd, "--norm", norm, norm_parse, &k, "post, pre"))) return rc;
-    if (norm) m->norm_first = k;
-    return CLI_OK;
+static int tr_option(cli_args *p, void *cfg) {
+    tr_cfg *t = cfg;
+    attn_transformer_config *m = &t->m;
+    int k = -1;
+    if (enum_option(p, "--pos", attn_pos_parse, "none, sinusoidal, learned, rope, alibi", &k)) {
+        if (k >= 0) m->pos = (attn_pos_kind)k;
+    } else if (enum_option(p, "--share", attn_share_parse, "none, tgt, all", &k)) {
+        if (k >= 0) m->share = (attn_share_kind)k;
+    } else if (enum_option(p, "--activation", act_parse, "relu, gelu", &k)) {
+        if (k >= 0) m->activation = (attn_act_kind)k;
+    } else if (enum_option(p, "--norm", norm_parse, "post, pre", &k)) {
+        if (k >= 0) m->norm_first = k;
+    } else {
+        return cli_int(p, "--d-model", 1, 65536, &m->d_model) || cli_int(p, "--heads", 1, 4096, &m->heads) ||
+               cli_int(p, "--kv-heads", 0, 4096, &m->kv_heads) || cli_int(p, "--ff", 1, 1 << 20, &m->d_ff) ||
+               cli_int(p, "--layers", 1, 1000, &t->layers) || cli_int(p, "--enc-layers", 1, 1000, &t->enc) ||
+               cli_int(p, "--dec-layers", 1, 1000, &t->dec) || cli_int(p, "--max-pos", 2, 1 << 20, &m->max_len) ||
+               cli_float(p, "--dropout", &m->dropout);
+    }
+    return 1;
 }
 
-static int parse(int argc, char **argv, cli_train_opts *o, attn_transformer_config *m) {
-    const char *cmd = "train transformer";
-    cli_args p;
-    cli_args_init(&p, cmd, argc, argv);
-    cli_train_defaults(o);
-    o->epochs = 20, o->warmup = 400, o->schedule = ATTN_SCHED_INV_SQRT;
-    o->beta2 = 0.98, o->eps = 1e-9; /* the paper's */
-    *m = attn_transformer_config_default();
-    const char *pos = NULL, *norm = NULL, *share = NULL, *act = NULL;
-    int layers = 0, enc = 0, dec = 0;
-    while (cli_next(&p)) {
-        if (cli_flag(&p, "-h") || cli_flag(&p, "--help")) {
-            if (!p.status) help();
-            return p.status ? p.status : -1;
-        } else if (cli_train_option(&p, o)) {
-        } else if (cli_str(&p, "--pos", &pos) || cli_str(&p, "--norm", &norm) || cli_str(&p, "--share", &share) ||
-                   cli_str(&p, "--activation", &act)) {
-        } else if (cli_int(&p, "--d-model", 1, 65536, &m->d_model) || cli_int(&p, "--heads", 1, 4096, &m->heads) ||
-                   cli_int(&p, "--kv-heads", 0, 4096, &m->kv_heads) || cli_int(&p, "--ff", 1, 1 << 20, &m->d_ff) ||
-                   cli_int(&p, "--layers", 1, 1000, &layers) || cli_int(&p, "--enc-layers", 1, 1000, &enc) ||
-                   cli_int(&p, "--dec-layers", 1, 1000, &dec) || cli_int(&p, "--max-pos", 2, 1 << 20, &m->max_len)) {
-        } else if (cli_float(&p, "--dropout", &m->dropout)) {
-        } else {
-            cli_unknown(&p);
-        }
-    }
-    if (p.status) return p.status;
-    if (p.npos) return cli_usage(cmd, "unexpected argument '%s'", p.pos[0]);
-    int rc = cli_train_check(cmd, o, 1);
-    if (rc || (rc = model_enums(cmd, m, pos, share, act, norm))) return rc;
+static int tr_check(const char *cmd, const cli_train_opts *o, void *cfg) {
+    tr_cfg *t = cfg;
+    attn_transformer_config *m = &t->m;
     m->src_tok = o->src_tok, m->tgt_tok = o->tgt_tok;
-    if (layers) m->enc_layers = m->dec_layers = layers;
-    if (enc) m->enc_layers = enc;
-    if (dec) m->dec_layers = dec;
+    if (t->layers) m->enc_layers = m->dec_layers = t->layers;
+    if (t->enc) m->enc_layers = t->enc;
+    if (t->dec) m->dec_layers = t->dec;
     if (!(m->dropout >= 0 && m->dropout < 1)) return cli_usage(cmd, "--dropout must be in [0, 1)");
     if (m->d_model % m->heads) return cli_usage(cmd, "--d-model %d is not a multiple of --heads %d", m->d_model, m->heads);
     if (m->kv_heads && m->heads % m->kv_heads)
@@ -123,55 +102,17 @@ static int parse(int argc, char **argv, cli_train_opts *o, attn_transformer_conf
     return CLI_OK;
 }
 
-/* One vocabulary from both sides (for --share all), given to both. */
-static int joint_vocab(const attn_pairs *train, int src_col, attn_tok_kind stok, attn_tok_kind ttok, int min_count, int max_size,
-                       attn_vocab **src, attn_vocab **tgt) {
-    *src = *tgt = NULL;
-    attn_counter *c = NULL;
-    attn_tokens t = {0};
-    int st = attn_counter_new(&c);
-    for (int i = 0; i < train->n && !st; i++) {
-        st = attn_tokenize(stok, train->pair[i].side[src_col], &t);
-        if (!st) st = attn_counter_add_tokens(c, &t);
-        if (!st) st = attn_tokenize(ttok, train->pair[i].side[1 - src_col], &t);
-        if (!st) st = attn_counter_add_tokens(c, &t);
-    }
-    if (!st) st = attn_vocab_build(c, min_count, max_size, src);
-    if (!st) st = attn_vocab_build(c, min_count, max_size, tgt);
-    attn_tokens_free(&t);
-    attn_counter_free(c);
-    if (st) attn_vocab_free(*src), attn_vocab_free(*tgt), *src = *tgt = NULL;
-    return st;
+static int tr_vocabs(const void *cfg, const cli_train_opts *o, const attn_pairs *tr, attn_vocab **sv, attn_vocab **tv) {
+    const tr_cfg *t = cfg;
+    return s2s_build_vocabs(tr, o->src_col, o->src_tok, o->tgt_tok, o->min_count, o->max_vocab, t->m.share == ATTN_SHARE_ALL, sv, tv);
 }
 
-static int tr_vocabs(void *ud, const cli_train_opts *o, const attn_pairs *tr, attn_vocab **sv, attn_vocab **tv) {
-    const tr_family *f = ud;
-    if (f->cfg.share == ATTN_SHARE_ALL) return joint_vocab(tr, o->src_col, o->src_tok, o->tgt_tok, o->min_count, o->max_vocab, sv, tv);
-    return s2s_build_vocabs(tr, o->src_col, o->src_tok, o->tgt_tok, o->min_count, o->max_vocab, sv, tv);
-}
+static const attn_transformer_config *config_of(attn_translator *t) { return attn_transformer_get_config(attn_translator_transformer(t)); }
+static int tr_d_model(attn_translator *t) { return config_of(t)->d_model; }
+static int tr_max_positions(attn_translator *t) { return config_of(t)->max_len - 2; }
 
-static int tr_create(void *ud, const cli_train_opts *o, attn_vocab *sv, attn_vocab *tv, attn_translator **out) {
-    tr_family *f = ud;
-    f->cfg.src_vocab = attn_vocab_size(sv), f->cfg.tgt_vocab = attn_vocab_size(tv);
-    int st = attn_transformer_new(&f->cfg, (uint64_t)o->seed, &f->m);
-    if (st) {
-        attn_vocab_free(sv), attn_vocab_free(tv);
-        return st;
-    }
-    if ((st = attn_transformer_set_vocabs(f->m, sv, tv))) return st;
-    return attn_translator_wrap_transformer(f->m, out);
-}
-
-static int tr_d_model(attn_translator *t) { return attn_transformer_get_config(attn_translator_transformer(t))->d_model; }
-
-static int tr_max_positions(void *ud, attn_translator *t) {
-    (void)ud;
-    return attn_transformer_get_config(attn_translator_transformer(t))->max_len - 2;
-}
-
-static void tr_describe(void *ud, attn_translator *t, char *buf, size_t cap) {
-    (void)ud;
-    const attn_transformer_config *c = attn_transformer_get_config(attn_translator_transformer(t));
+static void tr_describe(attn_translator *t, char *buf, size_t cap) {
+    const attn_transformer_config *c = config_of(t);
     snprintf(buf, cap, "transformer, %d+%d layers, d_model %d, %d heads (%d key/value), d_ff %d, %s positions, %s-LN, %s, share %s",
              c->enc_layers, c->dec_layers, c->d_model, c->heads, c->kv_heads, c->d_ff, attn_pos_name(c->pos),
              c->norm_first ? "pre" : "post", c->activation == ATTN_ACT_GELU ? "gelu" : "relu", attn_share_name(c->share));
@@ -179,12 +120,13 @@ static void tr_describe(void *ud, attn_translator *t, char *buf, size_t cap) {
 
 int cli_train_transformer(int argc, char **argv) {
     cli_train_opts o;
-    tr_family tf;
-    memset(&tf, 0, sizeof tf);
-    int rc = parse(argc, argv, &o, &tf.cfg);
-    if (rc) return rc < 0 ? CLI_OK : rc;
-    cli_train_family f = {"transformer", "train transformer", tr_d_model, tr_create, tr_vocabs, tr_max_positions, tr_describe, &tf};
-    rc = cli_train_run(&f, &o, argc, argv);
-    attn_transformer_free(tf.m);
-    return rc;
+    cli_train_defaults(&o);
+    o.epochs = 20, o.warmup = 400, o.schedule = ATTN_SCHED_INV_SQRT;
+    o.beta2 = 0.98, o.eps = 1e-9; /* the paper's */
+    tr_cfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.m = attn_transformer_config_default();
+    cli_train_family f = {"transformer", "train transformer", HELP_HEAD, HELP_MODEL, HELP_TAIL, &cfg, tr_option, tr_check,
+                          tr_vocabs, tr_max_positions, tr_d_model, tr_describe};
+    return cli_train_main(&f, &o, argc, argv);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "attn/io.h"
+#include "attn/text.h"
 #include "core/internal.h"
 
 /* 1 on a little-endian host. */
@@ -51,5 +52,14 @@ int attn__file_read(FILE *f, const char *path, void *dst, size_t n);
 /* Copies at most n bytes of an untrusted string into dst (capacity cap >= 8) for a message:
  * bytes outside printable ASCII become '?', and a long string is cut with "...". Returns dst. */
 char *attn__printable(char *dst, size_t cap, const char *src, size_t n);
+
+/* A translation model's vocabularies (owned; NULL until set). */
+typedef struct {
+    attn_vocab *src, *tgt;
+} attn__vocab_pair;
+/* Replaced by src and tgt (taken, also on failure), which must hold want_src and want_tgt
+ * tokens; `who` names the model in the message. */
+int attn__vocabs_replace(const char *who, attn__vocab_pair *pair, attn_vocab *src, attn_vocab *tgt, int want_src, int want_tgt);
+void attn__vocab_pair_free(attn__vocab_pair *pair); /* frees both, sets them to NULL */
 
 #endif

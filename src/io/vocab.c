@@ -390,3 +390,25 @@ int attn_vocab_load(const char *path, attn_vocab **out) {
     *out = v;
     return ATTN_OK;
 }
+
+void attn__vocab_pair_free(attn__vocab_pair *pair) {
+    attn_vocab_free(pair->src);
+    attn_vocab_free(pair->tgt);
+    pair->src = pair->tgt = NULL;
+}
+
+int attn__vocabs_replace(const char *who, attn__vocab_pair *pair, attn_vocab *src, attn_vocab *tgt, int want_src, int want_tgt) {
+    int st = ATTN_OK;
+    if (!pair || !src || !tgt) st = attn__error(ATTN_EINVAL, "%s: set_vocabs: NULL argument", who);
+    else if (attn_vocab_size(src) != want_src || attn_vocab_size(tgt) != want_tgt)
+        st = attn__error(ATTN_EINVAL, "%s: vocabularies of %d and %d tokens, the model has %d and %d", who, attn_vocab_size(src),
+                         attn_vocab_size(tgt), want_src, want_tgt);
+    if (st) {
+        attn_vocab_free(src);
+        attn_vocab_free(tgt);
+        return st;
+    }
+    attn__vocab_pair_free(pair);
+    pair->src = src, pair->tgt = tgt;
+    return ATTN_OK;
+}

@@ -351,7 +351,7 @@ int attn_s2s_encode_source(attn_s2s *m, const char *sentence, int32_t **ids, int
     if (!m || !sentence || !ids || !n) return attn__error(ATTN_EINVAL, "attn_s2s_encode_source: NULL argument");
     *ids = NULL, *n = 0;
     if (n_unk) *n_unk = 0;
-    if (!m->src_vocab) return attn__error(ATTN_EINVAL, "attn_s2s_encode_source: the model has no vocabularies");
+    if (!m->voc.src) return attn__error(ATTN_EINVAL, "attn_s2s_encode_source: the model has no vocabularies");
     int st = attn_tokenize(m->cfg.src_tok, sentence, &m->tok);
     if (st) return st;
     if (m->tok.n == 0) return ATTN_OK;
@@ -359,7 +359,7 @@ int attn_s2s_encode_source(attn_s2s *m, const char *sentence, int32_t **ids, int
         return attn__error(ATTN_EINVAL, "the sentence has %d tokens (at most %d)", m->tok.n, ATTN_S2S_MAX_SRC);
     int cap = m->tok.n + 1;
     if (!(*ids = attn_malloc((size_t)cap * sizeof(int32_t)))) return ATTN_ENOMEM;
-    st = attn_vocab_encode(m->src_vocab, &m->tok, ATTN_ENC_EOS, *ids, cap, n, n_unk);
+    st = attn_vocab_encode(m->voc.src, &m->tok, ATTN_ENC_EOS, *ids, cap, n, n_unk);
     if (st) {
         attn_free(*ids);
         *ids = NULL, *n = 0;
@@ -371,7 +371,7 @@ int attn_s2s_translate(attn_s2s *m, const char *sentence, const attn_s2s_decode_
     if (!out) return attn__error(ATTN_EINVAL, "attn_s2s_translate: NULL output");
     memset(out, 0, sizeof *out);
     if (!m || !sentence) return attn__error(ATTN_EINVAL, "attn_s2s_translate: NULL argument");
-    if (!m->src_vocab || !m->tgt_vocab) return attn__error(ATTN_EINVAL, "attn_s2s_translate: the model has no vocabularies");
+    if (!m->voc.src || !m->voc.tgt) return attn__error(ATTN_EINVAL, "attn_s2s_translate: the model has no vocabularies");
     int32_t *ids = NULL;
     int n = 0, st = attn_s2s_encode_source(m, sentence, &ids, &n, &out->n_unk);
     const char **toks = NULL;
@@ -389,7 +389,7 @@ int attn_s2s_translate(attn_s2s *m, const char *sentence, const attn_s2s_decode_
         int len[1] = {n};
         st = attn_s2s_decode(m, 1, src, len, opts, &out->hyp);
     }
-    if (!st) st = attn_vocab_decode(m->tgt_vocab, out->hyp.ids, out->hyp.n, 0, &out->out);
+    if (!st) st = attn_vocab_decode(m->voc.tgt, out->hyp.ids, out->hyp.n, 0, &out->out);
     if (!st) st = attn_detokenize(m->cfg.tgt_tok, out->out.tok, out->out.n, ATTN_DETOK_CAPITALIZE, &out->text);
     attn_free(ids);
     attn_free((void *)toks);

@@ -5,6 +5,7 @@
 
 #include "attn/autograd.h"
 #include "attn/seq2seq.h"
+#include "io/common.h"
 
 /* One decoder step of additive (Bahdanau) attention over time-major encoder states, with the
  * keys' projection Uk = H Ua^T + bu computed once per batch by the caller (the library's
@@ -33,7 +34,7 @@ struct attn_s2s {
     attn_param *Wa, *ba, *Ua, *bu, *va; /* bahdanau */
     attn_param *Wg;                     /* luong-general */
     attn_param *Wc, *bc, *Ws, *bs;
-    attn_vocab *src_vocab, *tgt_vocab;
+    attn__vocab_pair voc;
     attn_graph *g;            /* decoding */
     attn_tokens tok;          /* scratch for the text calls */
 };

@@ -13,6 +13,7 @@
 
 #include "attn/seq2seq.h"
 #include "core/internal.h"
+#include "io/common.h"
 #include "io/json.h"
 #include "models/s2s_internal.h"
 
@@ -237,33 +238,19 @@ void attn_s2s_free(attn_s2s *m) {
     if (!m) return;
     attn_params_free(m->ps);
     attn_graph_free(m->g);
-    attn_vocab_free(m->src_vocab);
-    attn_vocab_free(m->tgt_vocab);
+    attn__vocab_pair_free(&m->voc);
     attn_tokens_free(&m->tok);
     attn_free(m);
 }
 
 const attn_s2s_config *attn_s2s_get_config(const attn_s2s *m) { return m ? &m->cfg : NULL; }
 attn_params *attn_s2s_params(attn_s2s *m) { return m ? m->ps : NULL; }
-const attn_vocab *attn_s2s_src_vocab(const attn_s2s *m) { return m ? m->src_vocab : NULL; }
-const attn_vocab *attn_s2s_tgt_vocab(const attn_s2s *m) { return m ? m->tgt_vocab : NULL; }
+const attn_vocab *attn_s2s_src_vocab(const attn_s2s *m) { return m ? m->voc.src : NULL; }
+const attn_vocab *attn_s2s_tgt_vocab(const attn_s2s *m) { return m ? m->voc.tgt : NULL; }
 
 int attn_s2s_set_vocabs(attn_s2s *m, attn_vocab *src, attn_vocab *tgt) {
-    int st = ATTN_OK;
-    if (!m || !src || !tgt) st = attn__error(ATTN_EINVAL, "attn_s2s_set_vocabs: NULL argument");
-    else if (attn_vocab_size(src) != m->cfg.src_vocab || attn_vocab_size(tgt) != m->cfg.tgt_vocab)
-        st = attn__error(ATTN_EINVAL, "seq2seq: vocabularies of %d and %d tokens, the model has %d and %d",
-                         attn_vocab_size(src), attn_vocab_size(tgt), m->cfg.src_vocab, m->cfg.tgt_vocab);
-    if (st) {
-        attn_vocab_free(src);
-        attn_vocab_free(tgt);
-        return st;
-    }
-    attn_vocab_free(m->src_vocab);
-    attn_vocab_free(m->tgt_vocab);
-    m->src_vocab = src;
-    m->tgt_vocab = tgt;
-    return ATTN_OK;
+    return attn__vocabs_replace("seq2seq", m ? &m->voc : NULL, src, tgt, m ? m->cfg.src_vocab : 0,
+                                m ? m->cfg.tgt_vocab : 0);
 }
 
 /* ---- Encoder ------------------------------------------------------------------------------- */

@@ -13,6 +13,7 @@
 #include "attn/text.h"
 #include "autograd/ag.h"
 #include "core/internal.h"
+#include "io/common.h"
 #include "io/json.h"
 #include "models/transformer_internal.h"
 
@@ -268,8 +269,7 @@ void attn_transformer_free(attn_transformer *m) {
     attn_free(m->enc);
     attn_free(m->dec);
     attn_free(m->sin_table);
-    attn_vocab_free(m->src_vocab);
-    attn_vocab_free(m->tgt_vocab);
+    attn__vocab_pair_free(&m->voc);
     attn_free(m);
 }
 
@@ -518,21 +518,9 @@ attn_var *attn_transformer_loss(attn_transformer *m, attn_graph *g, const attn_t
 /* ---- Vocabularies and checkpoints ------------------------------------------------------- */
 
 int attn_transformer_set_vocabs(attn_transformer *m, attn_vocab *src, attn_vocab *tgt) {
-    int st = ATTN_OK;
-    if (!m || !src || !tgt) st = attn__error(ATTN_EINVAL, "attn_transformer_set_vocabs: NULL argument");
-    else if (attn_vocab_size(src) != m->cfg.src_vocab || attn_vocab_size(tgt) != m->cfg.tgt_vocab)
-        st = attn__error(ATTN_EINVAL, "transformer: vocabularies of %d and %d tokens for a model of %d and %d",
-                         attn_vocab_size(src), attn_vocab_size(tgt), m->cfg.src_vocab, m->cfg.tgt_vocab);
-    if (st) {
-        attn_vocab_free(src);
-        attn_vocab_free(tgt);
-        return st;
-    }
-    attn_vocab_free(m->src_vocab);
-    attn_vocab_free(m->tgt_vocab);
-    m->src_vocab = src, m->tgt_vocab = tgt;
-    return ATTN_OK;
+    return attn__vocabs_replace("transformer", m ? &m->voc : NULL, src, tgt, m ? m->cfg.src_vocab : 0,
+                                m ? m->cfg.tgt_vocab : 0);
 }
 
-const attn_vocab *attn_transformer_src_vocab(const attn_transformer *m) { return m ? m->src_vocab : NULL; }
-const attn_vocab *attn_transformer_tgt_vocab(const attn_transformer *m) { return m ? m->tgt_vocab : NULL; }
+const attn_vocab *attn_transformer_src_vocab(const attn_transformer *m) { return m ? m->voc.src : NULL; }
+const attn_vocab *attn_transformer_tgt_vocab(const attn_transformer *m) { return m ? m->voc.tgt : NULL; }

@@ -10,6 +10,7 @@
 #include "attn/autograd.h"
 #include "attn/train.h"
 #include "attn/transformer.h"
+#include "io/common.h"
 
 /* One attention block's parameters: in_w (E + 2 KV, E) rows [q; k; v], in_b (E + 2 KV),
  * out_w (E, E), out_b (E). */
@@ -35,7 +36,7 @@ struct attn_transformer {
     attn_param *enc_nw, *enc_nb, *dec_nw, *dec_nb;
     tr_layer *enc, *dec;
     float *sin_table;              /* (max_len, E) for sinusoidal positions, else NULL */
-    attn_vocab *src_vocab, *tgt_vocab; /* owned, or NULL */
+    attn__vocab_pair voc;
 };
 
 /* ---- The attention op on the tape (transformer_ops.c) ------------------------------------

@@ -31,6 +31,8 @@ typedef struct {
                       const int32_t *tin, const int32_t *tout, float label_smoothing);
     int (*config_json)(void *model, char **json);
     int (*from_json)(const char *json, void **model); /* a model of that configuration */
+    /* a new model of configuration cfg (the family's config struct) with these vocabulary sizes */
+    int (*create)(const void *cfg, uint64_t seed, int src_vocab, int tgt_vocab, void **model);
     int (*set_vocabs)(void *model, attn_vocab *src, attn_vocab *tgt);
 } family;
 
@@ -109,6 +111,11 @@ static int s2s_from_json_(const char *json, void **m) {
     attn_s2s_config c;
     int st = attn_s2s_config_from_json(json, &c);
     return st ? st : attn_s2s_new(&c, 0, (attn_s2s **)m);
+}
+static int s2s_create_(const void *cfg, uint64_t seed, int sv, int tv, void **m) {
+    attn_s2s_config c = *(const attn_s2s_config *)cfg;
+    c.src_vocab = sv, c.tgt_vocab = tv;
+    return attn_s2s_new(&c, seed, (attn_s2s **)m);
 }
 static int s2s_set_vocabs_(void *m, attn_vocab *sv, attn_vocab *tv) { return attn_s2s_set_vocabs(m, sv, tv); }
 
@@ -332,15 +339,20 @@ static int tr_from_json_(const char *json, void **m) {
     int st = attn_transformer_config_from_json(json, &c);
     return st ? st : attn_transformer_new(&c, 0, (attn_transformer **)m);
 }
+static int tr_create_(const void *cfg, uint64_t seed, int sv, int tv, void **m) {
+    attn_transformer_config c = *(const attn_transformer_config *)cfg;
+    c.src_vocab = sv, c.tgt_vocab = tv;
+    return attn_transformer_new(&c, seed, (attn_transformer **)m);
+}
 static int tr_set_vocabs_(void *m, attn_vocab *sv, attn_vocab *tv) { return attn_transformer_set_vocabs(m, sv, tv); }
 
 /* ---- The table ---------------------------------------------------------------------------- */
 
 static const family FAMILIES[] = {
     {"seq2seq", s2s_free_, s2s_label_, s2s_sv_, s2s_tv_, s2s_st_, s2s_tt_, s2s_params_, s2s_decode_, s2s_translate_, s2s_maps_,
-     0, s2s_loss_, s2s_json_, s2s_from_json_, s2s_set_vocabs_},
+     0, s2s_loss_, s2s_json_, s2s_from_json_, s2s_create_, s2s_set_vocabs_},
     {"transformer", tr_free_, tr_label_, tr_sv_, tr_tv_, tr_st_, tr_tt_, tr_params_, tr_decode_, tr_translate_, tr_maps_,
-     1, tr_loss_, tr_json_, tr_from_json_, tr_set_vocabs_},
+     1, tr_loss_, tr_json_, tr_from_json_, tr_create_, tr_set_vocabs_},
 };
 #define NFAMILIES ((int)(sizeof FAMILIES / sizeof FAMILIES[0]))
 
@@ -513,6 +525,30 @@ void attn_translator_free(attn_translator *t) {
     if (t->owned && t->model) t->f->free(t->model);
     attn_free(t->buf);
     attn_free(t);
+}
+
+int attn_translator_new(const char *kind, const void *cfg, uint64_t seed, attn_vocab *src, attn_vocab *tgt, attn_translator **out) {
+    const family *f = NULL;
+    for (int i = 0; kind && i < NFAMILIES; i++)
+        if (!strcmp(FAMILIES[i].kind, kind)) f = &FAMILIES[i];
+    int st = ATTN_OK;
+    attn_translator *t = NULL;
+    if (!cfg || !src || !tgt || !out) st = attn__error(ATTN_EINVAL, "attn_translator_new: NULL argument");
+    else if (!f) st = attn__error(ATTN_EINVAL, "attn_translator_new: no model family \"%s\" (seq2seq, transformer)", kind ? kind : "");
+    else if (!(t = attn_calloc(1, sizeof *t))) st = attn__error(ATTN_ENOMEM, "attn_translator_new: out of memory");
+    if (st) {
+        attn_vocab_free(src), attn_vocab_free(tgt);
+        return st;
+    }
+    t->f = f, t->owned = 1;
+    if ((st = f->create(cfg, seed, attn_vocab_size(src), attn_vocab_size(tgt), &t->model))) attn_vocab_free(src), attn_vocab_free(tgt);
+    else st = f->set_vocabs(t->model, src, tgt);
+    if (st) {
+        attn_translator_free(t);
+        return st;
+    }
+    *out = t;
+    return ATTN_OK;
 }
 
 static int wrap(const family *f, void *m, attn_translator **out) {
