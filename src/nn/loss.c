@@ -138,28 +138,27 @@ static int check_nc(const void *a, const void *b, const void *c, int N, int C, c
     return ATTN_OK;
 }
 
-int attn_softmax_forward(float *out, const float *inp, int N, int C) {
-    int st = check_nc(out, inp, inp, N, C, "softmax");
-    if (!st) attn__softmax_forward(out, inp, N, C, 0);
+static int softmax_api(float *out, const float *inp, int N, int C, int logsm) {
+    int st = check_nc(out, inp, inp, N, C, logsm ? "log_softmax" : "softmax");
+    if (!st) attn__softmax_forward(out, inp, N, C, logsm);
     return st;
 }
+
+static int softmax_backward_api(float *dinp, const float *out, const float *dout, int N, int C, int logsm) {
+    int st = check_nc(dinp, out, dout, N, C, logsm ? "log_softmax backward" : "softmax backward");
+    if (!st) attn__softmax_backward(dinp, out, dout, N, C, logsm, 1);
+    return st;
+}
+
+int attn_softmax_forward(float *out, const float *inp, int N, int C) { return softmax_api(out, inp, N, C, 0); }
+int attn_log_softmax_forward(float *out, const float *inp, int N, int C) { return softmax_api(out, inp, N, C, 1); }
 
 int attn_softmax_backward(float *dinp, const float *out, const float *dout, int N, int C) {
-    int st = check_nc(dinp, out, dout, N, C, "softmax backward");
-    if (!st) attn__softmax_backward(dinp, out, dout, N, C, 0, 1);
-    return st;
-}
-
-int attn_log_softmax_forward(float *out, const float *inp, int N, int C) {
-    int st = check_nc(out, inp, inp, N, C, "log_softmax");
-    if (!st) attn__softmax_forward(out, inp, N, C, 1);
-    return st;
+    return softmax_backward_api(dinp, out, dout, N, C, 0);
 }
 
 int attn_log_softmax_backward(float *dinp, const float *out, const float *dout, int N, int C) {
-    int st = check_nc(dinp, out, dout, N, C, "log_softmax backward");
-    if (!st) attn__softmax_backward(dinp, out, dout, N, C, 1, 1);
-    return st;
+    return softmax_backward_api(dinp, out, dout, N, C, 1);
 }
 
 /* ---- cross-entropy --------------------------------------------------------------------- */

@@ -29,6 +29,15 @@ void attn__linear_forward(float *y, const float *x, int64_t ldx, const float *W,
 void attn__linear_backward(float *dx, float *dW, float *db, const float *dy, const float *x, int64_t ldx,
                            const float *W, int M, int K, int N);
 
+/* ---- embedding (nn/embedding.c) ----------------------------------------------------------- */
+
+/* out (N, E) row i = table[ids[i]], table (V, E), ids (N) already checked to be in [0, V). */
+void attn__embedding_forward(float *out, const int32_t *ids, const float *table, int64_t N, int64_t E);
+/* dtable (V, E) row ids[i] += dout (N, E) row i, in order i = 0..N-1, except rows whose id is
+ * padding_idx. */
+void attn__embedding_backward(float *dtable, const float *dout, const int32_t *ids, int64_t N, int64_t E,
+                              int padding_idx);
+
 /* ---- row ops (nn/loss.c, nn/layernorm.c) ------------------------------------------------ */
 
 /* Softmax (logsm = 0) or log-softmax (logsm = 1) of each row: inp, out (R, C); out may be inp.
