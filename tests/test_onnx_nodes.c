@@ -187,12 +187,14 @@ static int run_cross_entropy(void) {
     int ok = 0;
     CHECK(x && t && loss, "%s: missing arrays", g_test);
     if (x && t && loss) {
-        float *gl = malloc(nl * sizeof(float)), *glp = malloc((size_t)N * C * sizeof(float));
-        int st = attn_cross_entropy_forward(gl, glp, x, t, w, N, C, ii, 0.0f, r);
+        float *gl = malloc(nl * sizeof(float)), *lse = malloc((size_t)N * sizeof(float));
+        float *glp = malloc((size_t)N * C * sizeof(float));
+        int st = attn_cross_entropy_forward(gl, lse, x, t, w, N, C, ii, 0.0f, r);
         CHECK(st == ATTN_OK, "%s: %s", g_test, attn_last_error());
         ok = compare("loss", gl, loss, nl);
+        for (int i = 0; i < N * C; i++) glp[i] = x[i] - lse[i / C]; // log_prob = logits - lse
         if (lp) ok &= compare("log_prob", glp, lp, (size_t)N * C);
-        free(gl), free(glp);
+        free(gl), free(lse), free(glp);
     }
     attn_free(x), attn_free(w), attn_free(t), attn_free(loss), attn_free(lp);
     return ok;

@@ -17,7 +17,11 @@
  *    memory whose size in floats a *_cache_size() function tells.
  *  - Calls that can fail return ATTN_OK or a negative ATTN_E* status and leave a message
  *    (attn_last_error()): NULL required pointers, sizes < 1, ids or lengths out of range.
- *  - Numerics: reductions (means, variances, softmax sums, losses) accumulate in double.
+ *  - Numerics: reductions (means, variances, softmax sums, losses) accumulate in double;
+ *    softmax, log-softmax and cross-entropy use the library's own expf (relative error under
+ *    1e-7, the same bits however a loop is vectorised).
+ *  - These are the implementations training runs: the autograd tape (attn/autograd.h) calls
+ *    the same code over blocks of rows in parallel, so the results here are its results.
  *  - Single-threaded apart from the matrix products, which go through the library's sgemm
  *    (deterministic: the same bits for any thread count).
  */
@@ -77,7 +81,7 @@ typedef enum {
  * reduction=..., label_smoothing=eps) with class indices, and ONNX's SoftmaxCrossEntropyLoss
  * (eps = 0), over rows of the last axis:
  *
- *   logp = log_softmax(logits) per row
+ *   lse_i = log(sum_c exp(logits[i, c])), logp = logits - lse per row
  *   loss_i = (1 - eps) * w[y_i] * (-logp[i, y_i]) + (eps / C) * sum_c w[c] * (-logp[i, c])
  *   loss_i = 0 for rows with y_i == ignore_index (they are not counted)
  *   MEAN: sum_i loss_i / sum_{counted i} w[y_i];  SUM: sum_i loss_i;  NONE: loss_i per row
@@ -89,19 +93,20 @@ typedef enum {
  *   weight  (C) class weights, or NULL for all ones
  *   eps     label smoothing in [0, 1]
  *   out     NONE: (N) per-row losses; MEAN and SUM: (1) the scalar loss
- *   logp    (N, C) written: log_softmax(logits), which the backward needs (ONNX's log_prob)
+ *   lse     (N) written: each row's log-sum-exp, which the backward needs (ONNX's log_prob
+ *           is logits - lse)
  *
  * Differs from PyTorch in one case: MEAN with no counted row (all targets ignored, or all
  * their weights 0) gives 0 here and zero gradients, where PyTorch gives NaN.
  * ATTN_EINVAL for a target outside [0, C) that is not ignore_index. */
-int attn_cross_entropy_forward(float *out, float *logp, const float *logits, const int32_t *targets,
+int attn_cross_entropy_forward(float *out, float *lse, const float *logits, const int32_t *targets,
                                const float *weight, int N, int C, int ignore_index, float eps,
                                attn_reduction reduction);
 /* dlogits (N, C) += d out / d logits * dout, with dout (N) for NONE, (1) for MEAN and SUM:
  *   d loss_i / d logits[i, j] = (1 - eps) w[y_i] (p_ij - [j == y_i]) + (eps / C) (W p_ij - w[j]),
- *   p = exp(logp), W = sum_c w[c]; divided by the MEAN denominator for MEAN.
+ *   p = exp(logits - lse), W = sum_c w[c]; divided by the MEAN denominator for MEAN.
  * The other arguments as given to the forward. */
-int attn_cross_entropy_backward(float *dlogits, const float *dout, const float *logp,
+int attn_cross_entropy_backward(float *dlogits, const float *dout, const float *logits, const float *lse,
                                 const int32_t *targets, const float *weight, int N, int C,
                                 int ignore_index, float eps, attn_reduction reduction);
 
@@ -137,7 +142,8 @@ int attn_embedding_backward(float *dtable, const float *dout, const int32_t *ids
 
 /* Each element is kept with probability 1 - p, drawing one attn_rng_uniform(rng) per element
  * in order (kept iff u >= p): mask[i] = 1 if kept else 0; out = inp * mask / (1 - p).
- * p == 0 copies (and still sets the mask, drawing no numbers); p == 1 gives zeros. out may
+ * p == 0 copies (and still sets the mask, drawing no numbers); p == 1 gives zeros (drawing
+ * one number per element when rng is not NULL, as for any other p; none when NULL). out may
  * be the same array as inp. inp, out, mask (n). ATTN_EINVAL unless 0 <= p <= 1. */
 int attn_dropout_forward(float *out, uint8_t *mask, const float *inp, size_t n, float p, attn_rng *rng);
 /* dinp (n) += dout * mask / (1 - p), with the forward's mask and p (0 when p == 1). */

@@ -1,11 +1,14 @@
 /* Matrix products on the tape: the linear layer (x W^T + b over all rows at once: one GEMM
  * forward, three products backward) and the batched matmul. All products go through the
- * kernel table's sgemm, which is deterministic for any thread count.
+ * kernel table's sgemm, which is deterministic for any thread count. The linear forward is
+ * nn/linear.c's; its backward here is three products and a column sum (parallel over columns)
+ * in the tape's write-or-add form.
  * Letters: R rows (the leading dimensions flattened), I input features, O output features;
  * for matmul Bt batches, M x K times K x N. */
 #include <string.h>
 
 #include "autograd/ag.h"
+#include "nn/nn_internal.h"
 
 typedef struct {
     ag_entry e;
@@ -52,10 +55,8 @@ attn_var *attn_ag_linear(attn_graph *g, attn_var *x, attn_var *W, attn_var *b) {
     shape[x->ndim - 1] = O;
     attn_var *y = ag_new(g, x->ndim, shape, x->requires_grad || W->requires_grad || (b && b->requires_grad));
     if (!y) return NULL;
-    /* y (R, O) = b + x (R, I) W^T */
-    if (b)
-        for (int64_t r = 0; r < R; r++) memcpy(y->data + r * O, b->data, (size_t)O * sizeof(float));
-    ag_sgemm(0, 1, R, O, I, 1.0f, x->data, I, W->data, I, b ? 1.0f : 0.0f, y->data, O);
+    /* y (R, O) = x (R, I) W^T + b: nn/linear.c's forward */
+    attn__linear_forward(y->data, x->data, 0, W->data, b ? b->data : NULL, (int)R, (int)I, (int)O);
     if (y->requires_grad) {
         linear_entry *e = ag_record(g, sizeof *e, linear_backward, y, NULL);
         if (!e) return NULL;

@@ -1,81 +1,14 @@
-/* Row-wise ops on the tape, all over the last axis (rows in parallel, in fixed blocks):
- * softmax, log-softmax, cross-entropy with ignore_index and label smoothing (keeps only the
- * log-sum-exp per row for its backward, not the (R, C) probabilities), layer normalisation,
- * and dropout. Sums accumulate in double; per-block partial sums (losses, layernorm's
- * parameter gradients) are added in block order, so results do not depend on threads.
- * Letters: R rows (leading dimensions flattened), C the last axis. */
+/* Row-wise ops on the tape, all over the last axis: softmax, log-softmax, cross-entropy with
+ * ignore_index and label smoothing, layer normalisation, and dropout. Thin adapters: the math
+ * is nn/'s (nn/nn_internal.h), run here over fixed blocks of rows in parallel; per-block
+ * partial sums (losses, layernorm's parameter gradients) are added in block order, so results
+ * do not depend on the thread count. Letters: R rows (leading dimensions flattened), C the
+ * last axis. */
 #include <math.h>
 #include <string.h>
 
 #include "autograd/ag.h"
-
-#define CHUNK 512 /* columns per pass: exponentials go to a stack buffer, then are summed */
-
-/* Row reductions in forms GCC vectorises without -ffast-math: eight independent lanes
- * (elementwise updates of small arrays), combined in a fixed order at the end. */
-
-static inline uint32_t fkey(float x) { /* unsigned order key: monotonic in x, NaNs outside */
-    uint32_t b;
-    memcpy(&b, &x, 4);
-    return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
-}
-
-/* The row's maximum, or NaN if the row holds a NaN (which then reaches the results). */
-static float row_max(const float *x, int64_t C) {
-    uint32_t mx[8] = {0}, mn[8] = {~0u, ~0u, ~0u, ~0u, ~0u, ~0u, ~0u, ~0u}, a = 0, b = ~0u;
-    int64_t j = 0;
-    for (; j + 8 <= C; j += 8)
-        for (int k = 0; k < 8; k++) {
-            uint32_t key = fkey(x[j + k]);
-            mx[k] = key > mx[k] ? key : mx[k];
-            mn[k] = key < mn[k] ? key : mn[k];
-        }
-    for (int k = 0; k < 8; k++) a = mx[k] > a ? mx[k] : a, b = mn[k] < b ? mn[k] : b;
-    for (; j < C; j++) {
-        uint32_t key = fkey(x[j]);
-        a = key > a ? key : a, b = key < b ? key : b;
-    }
-    if (a > 0xff800000u || b < 0x007fffffu) return NAN; /* beyond +inf or -inf: a NaN */
-    uint32_t bits = (a & 0x80000000u) ? (a & 0x7fffffffu) : ~a;
-    float m;
-    memcpy(&m, &bits, 4);
-    return m;
-}
-
-/* sum_j x[j] (and sum_j x[j] y[j]) in double. */
-static double sum_f64(const float *x, int64_t n) {
-    double acc[8] = {0};
-    int64_t j = 0;
-    for (; j + 8 <= n; j += 8)
-        for (int k = 0; k < 8; k++) acc[k] += x[j + k];
-    double s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; j < n; j++) s += x[j];
-    return s;
-}
-
-static double dot_f64(const float *x, const float *y, int64_t n) {
-    double acc[8] = {0};
-    int64_t j = 0;
-    for (; j + 8 <= n; j += 8)
-        for (int k = 0; k < 8; k++) acc[k] += (double)x[j + k] * y[j + k];
-    double s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; j < n; j++) s += (double)x[j] * y[j];
-    return s;
-}
-
-/* sum_j exp(x[j] - mx) in double; y, if not NULL, receives the exponentials. */
-static double sum_exp(const float *x, float mx, int64_t C, float *y) {
-    float buf[CHUNK];
-    double s = 0.0;
-    for (int64_t j0 = 0; j0 < C; j0 += CHUNK) {
-        int64_t n = C - j0 < CHUNK ? C - j0 : CHUNK;
-        float *e = y ? y + j0 : buf;
-        const float *xs = x + j0;
-        for (int64_t j = 0; j < n; j++) e[j] = ag_expf(xs[j] - mx);
-        s += sum_f64(e, n);
-    }
-    return s;
-}
+#include "nn/nn_internal.h"
 
 /* ---- softmax, log-softmax -------------------------------------------------------------- */
 
@@ -95,54 +28,12 @@ typedef struct {
 
 static void smax_fwd_range(void *c, int64_t r0, int64_t r1) {
     smax_ctx *s = c;
-    int64_t C = s->C;
-    for (int64_t r = r0; r < r1; r++) {
-        const float *x = s->x + r * C;
-        float *y = s->y + r * C;
-        float mx = row_max(x, C);
-        if (mx != mx) { /* a NaN in the row */
-            for (int64_t j = 0; j < C; j++) y[j] = NAN;
-            continue;
-        }
-        if (mx == -INFINITY) { /* every entry -inf */
-            for (int64_t j = 0; j < C; j++) y[j] = s->log ? -INFINITY : 0.0f;
-            continue;
-        }
-        if (s->log) {
-            float lse = mx + (float)log(sum_exp(x, mx, C, NULL));
-            for (int64_t j = 0; j < C; j++) y[j] = x[j] - lse;
-        } else {
-            float inv = (float)(1.0 / sum_exp(x, mx, C, y));
-            for (int64_t j = 0; j < C; j++) y[j] *= inv;
-        }
-    }
+    attn__softmax_forward(s->y + r0 * s->C, s->x + r0 * s->C, r1 - r0, s->C, s->log);
 }
 
 static void smax_bwd_range(void *c, int64_t r0, int64_t r1) {
     smax_ctx *s = c;
-    int64_t C = s->C;
-    for (int64_t r = r0; r < r1; r++) {
-        const float *y = s->y + r * C, *dy = s->dy + r * C;
-        float *dx = s->dx + r * C;
-        double dot = 0.0;
-        if (s->log) {
-            /* y = x - lse: dx = dy - exp(y) * sum(dy) */
-            dot = sum_f64(dy, C);
-            float sd = (float)dot;
-            if (s->fresh)
-                for (int64_t j = 0; j < C; j++) dx[j] = dy[j] - ag_expf(y[j]) * sd;
-            else
-                for (int64_t j = 0; j < C; j++) dx[j] += dy[j] - ag_expf(y[j]) * sd;
-        } else {
-            /* y = softmax(x): dx = y * (dy - sum(dy * y)) */
-            dot = dot_f64(dy, y, C);
-            float sd = (float)dot;
-            if (s->fresh)
-                for (int64_t j = 0; j < C; j++) dx[j] = y[j] * (dy[j] - sd);
-            else
-                for (int64_t j = 0; j < C; j++) dx[j] += y[j] * (dy[j] - sd);
-        }
-    }
+    attn__softmax_backward(s->dx + r0 * s->C, s->y + r0 * s->C, s->dy + r0 * s->C, r1 - r0, s->C, s->log, !s->fresh);
 }
 
 static void smax_backward(attn_graph *g, ag_entry *base) {
@@ -197,41 +88,14 @@ typedef struct {
 
 static void ce_fwd_range(void *c, int64_t r0, int64_t r1) {
     ce_ctx *s = c;
-    int64_t C = s->C;
-    double acc = 0.0;
-    for (int64_t r = r0; r < r1; r++) {
-        const float *x = s->x + r * C;
-        float mx = row_max(x, C);
-        double lse = mx != mx ? (double)NAN : mx + log(sum_exp(x, mx, C, NULL));
-        s->lse[r] = (float)lse;
-        if (s->t[r] == s->ignore) continue;
-        /* (1 - eps) * (lse - x_y) + eps * (lse - mean_c x_c) */
-        double sx = s->eps != 0.0f ? sum_f64(x, C) : 0.0;
-        acc += (1.0 - s->eps) * (lse - x[s->t[r]]) + s->eps * (lse - sx / (double)C);
-    }
-    s->part[r0 / s->block] = acc;
+    s->part[r0 / s->block] = attn__cross_entropy_forward(NULL, s->lse + r0, s->x + r0 * s->C, s->t + r0, NULL, r1 - r0,
+                                                         s->C, s->ignore, s->eps);
 }
 
-/* d loss / d x_j = scale * (p_j - eps / C - (1 - eps) [j == y]), p = softmax(x) */
 static void ce_bwd_range(void *c, int64_t r0, int64_t r1) {
     ce_ctx *s = c;
-    int64_t C = s->C;
-    float smooth = s->eps / (float)C, hit = 1.0f - s->eps, sc = s->scale;
-    for (int64_t r = r0; r < r1; r++) {
-        const float *x = s->x + r * C;
-        float *dx = s->dx + r * C;
-        int32_t t = s->t[r];
-        if (t == s->ignore) {
-            if (s->fresh) memset(dx, 0, (size_t)C * sizeof(float));
-            continue;
-        }
-        float lse = s->lse[r];
-        if (s->fresh)
-            for (int64_t j = 0; j < C; j++) dx[j] = sc * (ag_expf(x[j] - lse) - smooth);
-        else
-            for (int64_t j = 0; j < C; j++) dx[j] += sc * (ag_expf(x[j] - lse) - smooth);
-        dx[t] -= sc * hit;
-    }
+    attn__cross_entropy_backward(s->dx + r0 * s->C, s->x + r0 * s->C, s->lse + r0, s->t + r0, NULL, NULL, s->scale,
+                                 r1 - r0, s->C, s->ignore, s->eps, !s->fresh);
 }
 
 static void ce_backward(attn_graph *g, ag_entry *base) {
@@ -302,51 +166,19 @@ typedef struct {
 
 static void ln_fwd_range(void *c, int64_t r0, int64_t r1) {
     ln_ctx *s = c;
-    int64_t C = s->C;
-    for (int64_t r = r0; r < r1; r++) {
-        const float *x = s->x + r * C;
-        float *y = s->y + r * C;
-        double m = 0.0, v = 0.0;
-        for (int64_t j = 0; j < C; j++) m += x[j];
-        m /= (double)C;
-        for (int64_t j = 0; j < C; j++) v += (x[j] - m) * (x[j] - m);
-        v /= (double)C;
-        float mf = (float)m, rs = (float)(1.0 / sqrt(v + s->eps));
-        s->mean[r] = mf;
-        s->rstd[r] = rs;
-        for (int64_t j = 0; j < C; j++) {
-            float h = (x[j] - mf) * rs;
-            y[j] = h * (s->gamma ? s->gamma[j] : 1.0f) + (s->beta ? s->beta[j] : 0.0f);
-        }
-    }
+    attn__layernorm_forward(s->y + r0 * s->C, s->mean + r0, s->rstd + r0, s->x + r0 * s->C, s->gamma, s->beta, r1 - r0,
+                            s->C, s->eps);
 }
 
+/* Each block adds its rows' parameter gradients into its own zeroed partial sums. */
 static void ln_bwd_range(void *c, int64_t r0, int64_t r1) {
     ln_ctx *s = c;
     int64_t C = s->C, blk = r0 / s->block;
     float *pg = s->pg ? s->pg + blk * C : NULL, *pb = s->pb ? s->pb + blk * C : NULL;
     if (pg) memset(pg, 0, (size_t)C * sizeof(float));
     if (pb) memset(pb, 0, (size_t)C * sizeof(float));
-    for (int64_t r = r0; r < r1; r++) {
-        const float *x = s->x + r * C, *dy = s->dy + r * C;
-        float m = s->mean[r], rs = s->rstd[r];
-        double a = 0.0, b = 0.0; /* mean(dxhat), mean(dxhat * xhat) */
-        for (int64_t j = 0; j < C; j++) {
-            float h = (x[j] - m) * rs, dh = dy[j] * (s->gamma ? s->gamma[j] : 1.0f);
-            a += dh;
-            b += (double)dh * h;
-            if (pg) pg[j] += dy[j] * h;
-            if (pb) pb[j] += dy[j];
-        }
-        if (!s->dx) continue;
-        float af = (float)(a / (double)C), bf = (float)(b / (double)C);
-        float *dx = s->dx + r * C;
-        for (int64_t j = 0; j < C; j++) {
-            float h = (x[j] - m) * rs, dh = dy[j] * (s->gamma ? s->gamma[j] : 1.0f);
-            float d = rs * (dh - af - h * bf);
-            dx[j] = s->fresh ? d : dx[j] + d;
-        }
-    }
+    attn__layernorm_backward(s->dx ? s->dx + r0 * C : NULL, pg, pb, s->dy + r0 * C, s->x + r0 * C, s->gamma,
+                             s->mean + r0, s->rstd + r0, r1 - r0, C, !s->fresh);
 }
 
 static void ln_backward(attn_graph *g, ag_entry *base) {
@@ -408,7 +240,7 @@ typedef struct {
     ag_entry e;
     attn_var *x;
     uint8_t *mask;
-    float scale;
+    float p;
 } drop_entry;
 
 static void drop_backward(attn_graph *g, ag_entry *base) {
@@ -416,11 +248,7 @@ static void drop_backward(attn_graph *g, ag_entry *base) {
     int fresh;
     float *dx = ag_grad(g, e->x, &fresh);
     if (!dx) return;
-    const float *dy = ag_dy(e->e.out);
-    for (int64_t i = 0; i < e->x->numel; i++) {
-        float d = e->mask[i] ? dy[i] * e->scale : 0.0f;
-        dx[i] = fresh ? d : dx[i] + d;
-    }
+    attn__dropout_backward(dx, ag_dy(e->e.out), e->mask, e->x->numel, e->p, !fresh);
 }
 
 attn_var *attn_ag_dropout(attn_graph *g, attn_var *x, float p) {
@@ -430,16 +258,11 @@ attn_var *attn_ag_dropout(attn_graph *g, attn_var *x, float p) {
     attn_var *y = ag_new(g, x->ndim, x->shape, x->requires_grad);
     uint8_t *mask = ag_alloc(g, (size_t)x->numel);
     if (!y || !mask) return NULL;
-    /* One uniform per element in order; kept iff u >= p (attn_dropout_forward's rule). */
-    float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
-    for (int64_t i = 0; i < x->numel; i++) {
-        mask[i] = attn_rng_uniform(&g->rng) >= p;
-        y->data[i] = mask[i] ? x->data[i] * scale : 0.0f;
-    }
+    attn__dropout_forward(y->data, mask, x->data, x->numel, p, &g->rng);
     if (y->requires_grad) {
         drop_entry *e = ag_record(g, sizeof *e, drop_backward, y, NULL);
         if (!e) return NULL;
-        e->x = x, e->mask = mask, e->scale = scale;
+        e->x = x, e->mask = mask, e->p = p;
     }
     return y;
 }

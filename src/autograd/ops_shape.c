@@ -1,9 +1,11 @@
 /* Shape ops on the tape (concat, stack, slice, select, transpose), the embedding lookup, and
- * reductions (sum and mean, whole or along one axis). reshape, a view, is in graph.c.
+ * reductions (sum and mean, whole or along one axis). reshape, a view, is in graph.c. The
+ * embedding is a tape adapter over nn/embedding.c.
  * An axis splits a shape into (outer, n, inner): the elements before, along and after it. */
 #include <string.h>
 
 #include "autograd/ag.h"
+#include "nn/nn_internal.h"
 
 static void split_axis(const attn_var *x, int axis, int64_t *outer, int64_t *inner) {
     *outer = 1;
@@ -229,16 +231,7 @@ static void embed_backward(attn_graph *g, ag_entry *base) {
     embed_entry *e = (embed_entry *)base;
     float *dW = ag_grad_zeroed(g, e->W);
     if (!dW) return;
-    const float *dy = ag_dy(e->e.out);
-    int64_t E = e->W->shape[1];
-    /* Rows accumulate in order r = 0..R-1: deterministic. */
-    for (int64_t r = 0; r < e->R; r++) {
-        int32_t id = e->ids[r];
-        if (id == e->padding_idx) continue;
-        float *d = dW + (int64_t)id * E;
-        const float *s = dy + r * E;
-        for (int64_t j = 0; j < E; j++) d[j] += s[j];
-    }
+    attn__embedding_backward(dW, ag_dy(e->e.out), e->ids, e->R, e->W->shape[1], e->padding_idx);
 }
 
 typedef struct {
@@ -250,7 +243,7 @@ typedef struct {
 
 static void embed_range(void *c, int64_t r0, int64_t r1) {
     embed_ctx *s = c;
-    for (int64_t r = r0; r < r1; r++) memcpy(s->y + r * s->E, s->W + (int64_t)s->ids[r] * s->E, (size_t)s->E * sizeof(float));
+    attn__embedding_forward(s->y + r0 * s->E, s->ids + r0, s->W, r1 - r0, s->E);
 }
 
 attn_var *attn_ag_embedding(attn_graph *g, attn_var *W, const int32_t *ids, int ndim, const int64_t *shape, int padding_idx) {

@@ -9,6 +9,7 @@
 #include "attn/posenc.h"
 #include "autograd/ag.h"
 #include "models/transformer_internal.h"
+#include "nn/nn_internal.h"
 
 typedef struct {
     ag_entry e;
@@ -187,103 +188,49 @@ attn_var *tr_param_slice(attn_graph *g, attn_param *p, int64_t r0, int64_t n) { 
 
 /* ---- Fused dropout ops ----------------------------------------------------------------------
  * Dropout as the Transformer uses it, fused with what surrounds it: y = x + dropout(f) (the
- * residual branches) and y = dropout(relu(h)) (the feed-forward hidden layer). The mask is
- * not stored: element i is kept iff u_i >= t, with u_i the 16-bit field (i mod 4) of
- * splitmix64(seed + (i / 4) * golden), t = round(p * 65536) (so the rate is t / 65536, within
- * 2^-17 of p, and kept elements are scaled by 1 / (1 - t / 65536)), and one 64-bit seed drawn
- * from the graph's generator per op: the backward recomputes the mask, any thread count gives
- * the same bits, and a resumed run (which restores the generator) draws the same masks. One
- * pass instead of three, one hash per four elements, no per-element generator calls. */
-
-static inline uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+ * residual branches) and y = dropout(relu(h)) (the feed-forward hidden layer). Tape adapters
+ * over nn/dropout.c's counter-based mask (described there): the mask is not stored but
+ * recomputed by the backward from one 64-bit seed per op drawn from the graph's generator, so
+ * any thread count gives the same bits and a resumed run (which restores the generator) draws
+ * the same masks. */
 
 typedef struct {
     ag_entry e;
     attn_var *a, *b; /* add: x, f; relu: h (a), b NULL */
-    uint64_t seed;
-    uint32_t thresh; /* round(p * 2^16) */
-    float scale;     /* 1 / (1 - p) */
+    attn__dropmask d;
 } tr_drop_entry;
 
 typedef struct {
     const float *a, *b, *dy;
     float *y, *da, *db;
-    uint64_t seed;
-    uint32_t thresh;
-    float scale;
+    attn__dropmask d;
     int fresh_a, fresh_b;
 } tr_drop_ctx;
 
-/* The multipliers of elements [i0, i1): m[i - i0] = scale if kept, else 0 (one hash per
- * group of four, branch-free for whole groups; i0 and i1 need not be multiples of four). */
-static void drop_multipliers(uint64_t seed, uint32_t thresh, float scale, int64_t i0, int64_t i1, float *m) {
-    int64_t i = i0;
-    for (; i < i1 && (i & 3); i++) { /* the head of a group */
-        uint64_t h = mix64(seed + (uint64_t)(i >> 2) * 0x9e3779b97f4a7c15ull);
-        m[i - i0] = (uint32_t)(h >> (16 * (i & 3)) & 0xffffu) >= thresh ? scale : 0.0f;
-    }
-    for (; i + 4 <= i1; i += 4) {
-        uint64_t h = mix64(seed + (uint64_t)(i >> 2) * 0x9e3779b97f4a7c15ull);
-        float *o = m + (i - i0);
-        o[0] = (uint32_t)(h & 0xffffu) >= thresh ? scale : 0.0f;
-        o[1] = (uint32_t)(h >> 16 & 0xffffu) >= thresh ? scale : 0.0f;
-        o[2] = (uint32_t)(h >> 32 & 0xffffu) >= thresh ? scale : 0.0f;
-        o[3] = (uint32_t)(h >> 48) >= thresh ? scale : 0.0f;
-    }
-    for (; i < i1; i++) { /* the tail */
-        uint64_t h = mix64(seed + (uint64_t)(i >> 2) * 0x9e3779b97f4a7c15ull);
-        m[i - i0] = (uint32_t)(h >> (16 * (i & 3)) & 0xffffu) >= thresh ? scale : 0.0f;
-    }
-}
-
-#define DROP_CHUNK 1024 /* elements per stack buffer of multipliers */
-
 static void add_drop_fwd(void *c, int64_t i0, int64_t i1) {
     tr_drop_ctx *s = c;
-    float m[DROP_CHUNK];
-    for (int64_t k0 = i0; k0 < i1; k0 += DROP_CHUNK) {
-        int64_t k1 = k0 + DROP_CHUNK < i1 ? k0 + DROP_CHUNK : i1;
-        drop_multipliers(s->seed, s->thresh, s->scale, k0, k1, m);
-        const float *a = s->a + k0, *b = s->b + k0;
-        float *y = s->y + k0;
-        for (int64_t j = 0; j < k1 - k0; j++) y[j] = a[j] + b[j] * m[j];
-    }
+    attn__add_dropout_forward(s->y, s->a, s->b, s->d, i0, i1);
 }
 
 static void add_drop_bwd(void *c, int64_t i0, int64_t i1) {
     tr_drop_ctx *s = c;
-    float m[DROP_CHUNK];
-    for (int64_t k0 = i0; k0 < i1; k0 += DROP_CHUNK) {
-        int64_t k1 = k0 + DROP_CHUNK < i1 ? k0 + DROP_CHUNK : i1, n = k1 - k0;
-        const float *g = s->dy + k0;
-        if (s->da) {
-            float *da = s->da + k0;
-            if (s->fresh_a) memcpy(da, g, (size_t)n * sizeof(float));
-            else
-                for (int64_t j = 0; j < n; j++) da[j] += g[j];
-        }
-        if (s->db) {
-            drop_multipliers(s->seed, s->thresh, s->scale, k0, k1, m);
-            float *db = s->db + k0;
-            if (s->fresh_b)
-                for (int64_t j = 0; j < n; j++) db[j] = g[j] * m[j];
-            else
-                for (int64_t j = 0; j < n; j++) db[j] += g[j] * m[j];
-        }
-    }
+    attn__add_dropout_backward(s->da, s->db, s->dy, s->d, i0, i1, !s->fresh_a, !s->fresh_b);
 }
 
 static void add_drop_backward(attn_graph *g, ag_entry *base) {
     tr_drop_entry *e = (tr_drop_entry *)base;
     tr_drop_ctx c = {0};
-    c.dy = ag_dy(e->e.out), c.seed = e->seed, c.thresh = e->thresh, c.scale = e->scale;
+    c.dy = ag_dy(e->e.out), c.d = e->d;
     if (e->a->requires_grad && !(c.da = ag_grad(g, e->a, &c.fresh_a))) return;
     if (e->b->requires_grad && !(c.db = ag_grad(g, e->b, &c.fresh_b))) return;
     ag_parallel_for(e->e.out->numel, ag_block(4), add_drop_bwd, &c);
+}
+
+/* One op's mask: a 64-bit seed drawn from the graph's generator. */
+static attn__dropmask draw_mask(attn_graph *g, float p) {
+    attn_rng *r = attn_graph_rng(g);
+    uint64_t seed = (uint64_t)attn_rng_u32(r) << 32 | attn_rng_u32(r); /* as recorded in the golden runs */
+    return attn__dropmask_make(seed, p);
 }
 
 attn_var *tr_add_dropout(attn_graph *g, attn_var *x, attn_var *f, float p) {
@@ -292,53 +239,34 @@ attn_var *tr_add_dropout(attn_graph *g, attn_var *x, attn_var *f, float p) {
     if (x->numel != f->numel || x->ndim != f->ndim || memcmp(x->shape, f->shape, (size_t)x->ndim * sizeof(int64_t)))
         return ag_fail(g, ATTN_ESHAPE, "transformer add_dropout: shapes differ");
     if (!(p < 1.0f)) return ag_fail(g, ATTN_EINVAL, "transformer add_dropout: p must be below 1");
-    attn_rng *r = attn_graph_rng(g);
-    uint64_t seed = (uint64_t)attn_rng_u32(r) << 32 | attn_rng_u32(r);
+    attn__dropmask d = draw_mask(g, p);
     attn_var *y = ag_new(g, x->ndim, x->shape, x->requires_grad || f->requires_grad);
     if (!y) return NULL;
     tr_drop_ctx c = {0};
-    c.a = x->data, c.b = f->data, c.y = y->data, c.seed = seed;
-    c.thresh = (uint32_t)((double)p * 65536.0 + 0.5), c.scale = (float)(65536.0 / (65536.0 - c.thresh));
+    c.a = x->data, c.b = f->data, c.y = y->data, c.d = d;
     ag_parallel_for(y->numel, ag_block(4), add_drop_fwd, &c);
     if (y->requires_grad) {
         tr_drop_entry *e = ag_record(g, sizeof *e, add_drop_backward, y, NULL);
         if (!e) return NULL;
-        e->a = x, e->b = f, e->seed = seed, e->thresh = c.thresh, e->scale = c.scale;
+        e->a = x, e->b = f, e->d = d;
     }
     return y;
 }
 
 static void relu_drop_fwd(void *c, int64_t i0, int64_t i1) {
     tr_drop_ctx *s = c;
-    float m[DROP_CHUNK];
-    for (int64_t k0 = i0; k0 < i1; k0 += DROP_CHUNK) {
-        int64_t k1 = k0 + DROP_CHUNK < i1 ? k0 + DROP_CHUNK : i1;
-        drop_multipliers(s->seed, s->thresh, s->scale, k0, k1, m);
-        const float *a = s->a + k0;
-        float *y = s->y + k0;
-        for (int64_t j = 0; j < k1 - k0; j++) y[j] = a[j] > 0.0f ? a[j] * m[j] : 0.0f;
-    }
+    attn__relu_dropout_forward(s->y, s->a, s->d, i0, i1);
 }
 
 static void relu_drop_bwd(void *c, int64_t i0, int64_t i1) {
     tr_drop_ctx *s = c;
-    float m[DROP_CHUNK];
-    for (int64_t k0 = i0; k0 < i1; k0 += DROP_CHUNK) {
-        int64_t k1 = k0 + DROP_CHUNK < i1 ? k0 + DROP_CHUNK : i1, n = k1 - k0;
-        drop_multipliers(s->seed, s->thresh, s->scale, k0, k1, m);
-        const float *a = s->a + k0, *g = s->dy + k0;
-        float *da = s->da + k0;
-        if (s->fresh_a)
-            for (int64_t j = 0; j < n; j++) da[j] = a[j] > 0.0f ? g[j] * m[j] : 0.0f;
-        else
-            for (int64_t j = 0; j < n; j++) da[j] += a[j] > 0.0f ? g[j] * m[j] : 0.0f;
-    }
+    attn__relu_dropout_backward(s->da, s->a, s->dy, s->d, i0, i1, !s->fresh_a);
 }
 
 static void relu_drop_backward(attn_graph *g, ag_entry *base) {
     tr_drop_entry *e = (tr_drop_entry *)base;
     tr_drop_ctx c = {0};
-    c.a = e->a->data, c.dy = ag_dy(e->e.out), c.seed = e->seed, c.thresh = e->thresh, c.scale = e->scale;
+    c.a = e->a->data, c.dy = ag_dy(e->e.out), c.d = e->d;
     if (!(c.da = ag_grad(g, e->a, &c.fresh_a))) return;
     ag_parallel_for(e->e.out->numel, ag_block(4), relu_drop_bwd, &c);
 }
@@ -347,18 +275,16 @@ attn_var *tr_relu_dropout(attn_graph *g, attn_var *h, float p) {
     if (!attn_graph_training(g) || p <= 0.0f) return attn_ag_relu(g, h);
     if (!ag_ok1(g, "transformer relu_dropout", h)) return NULL;
     if (!(p < 1.0f)) return ag_fail(g, ATTN_EINVAL, "transformer relu_dropout: p must be below 1");
-    attn_rng *r = attn_graph_rng(g);
-    uint64_t seed = (uint64_t)attn_rng_u32(r) << 32 | attn_rng_u32(r);
+    attn__dropmask d = draw_mask(g, p);
     attn_var *y = ag_new(g, h->ndim, h->shape, h->requires_grad);
     if (!y) return NULL;
     tr_drop_ctx c = {0};
-    c.a = h->data, c.y = y->data, c.seed = seed;
-    c.thresh = (uint32_t)((double)p * 65536.0 + 0.5), c.scale = (float)(65536.0 / (65536.0 - c.thresh));
+    c.a = h->data, c.y = y->data, c.d = d;
     ag_parallel_for(y->numel, ag_block(4), relu_drop_fwd, &c);
     if (y->requires_grad) {
         tr_drop_entry *e = ag_record(g, sizeof *e, relu_drop_backward, y, NULL);
         if (!e) return NULL;
-        e->a = h, e->b = NULL, e->seed = seed, e->thresh = c.thresh, e->scale = c.scale;
+        e->a = h, e->b = NULL, e->d = d;
     }
     return y;
 }

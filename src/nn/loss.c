@@ -1,13 +1,136 @@
 /* Softmax and log-softmax over the last axis, and cross-entropy from logits (with class
  * weights, ignore_index and label smoothing, as torch.nn.functional.cross_entropy), forward
- * and backward. Sums accumulate in double. Letters: N rows, C the last axis (classes).
+ * and backward. This is the one implementation: the public functions run it over all rows,
+ * the autograd tape over fixed blocks of rows in parallel. Sums accumulate in double;
+ * exponentials use attn__expf (nn/nn_internal.h), written so that loops over it vectorise with
+ * the same bits in every lane. Cross-entropy keeps only each row's log-sum-exp for its
+ * backward, not the (R, C) probabilities.
+ * Letters: R (N in the API) rows, C the last axis (classes).
  * Not here: probabilities as targets (soft labels), the multi-head attention softmax (that
  * one is fused into the attention kernels). */
 #include "attn/layers.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "core/internal.h"
+#include "nn/nn_internal.h"
+
+#define CHUNK 512 /* columns per pass: exponentials go to a stack buffer, then are summed */
+
+/* Row reductions in forms GCC vectorises without -ffast-math: eight independent lanes
+ * (elementwise updates of small arrays), combined in a fixed order at the end. */
+
+static inline uint32_t fkey(float x) { /* unsigned order key: monotonic in x, NaNs outside */
+    uint32_t b;
+    memcpy(&b, &x, 4);
+    return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
+/* The row's maximum, or NaN if the row holds a NaN (which then reaches the results). */
+static float row_max(const float *x, int64_t C) {
+    uint32_t mx[8] = {0}, mn[8] = {~0u, ~0u, ~0u, ~0u, ~0u, ~0u, ~0u, ~0u}, a = 0, b = ~0u;
+    int64_t j = 0;
+    for (; j + 8 <= C; j += 8)
+        for (int k = 0; k < 8; k++) {
+            uint32_t key = fkey(x[j + k]);
+            mx[k] = key > mx[k] ? key : mx[k];
+            mn[k] = key < mn[k] ? key : mn[k];
+        }
+    for (int k = 0; k < 8; k++) a = mx[k] > a ? mx[k] : a, b = mn[k] < b ? mn[k] : b;
+    for (; j < C; j++) {
+        uint32_t key = fkey(x[j]);
+        a = key > a ? key : a, b = key < b ? key : b;
+    }
+    if (a > 0xff800000u || b < 0x007fffffu) return NAN; /* beyond +inf or -inf: a NaN */
+    uint32_t bits = (a & 0x80000000u) ? (a & 0x7fffffffu) : ~a;
+    float m;
+    memcpy(&m, &bits, 4);
+    return m;
+}
+
+/* sum_j x[j] (and sum_j x[j] y[j]) in double. */
+static double sum_f64(const float *x, int64_t n) {
+    double acc[8] = {0};
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++) acc[k] += x[j + k];
+    double s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; j < n; j++) s += x[j];
+    return s;
+}
+
+static double dot_f64(const float *x, const float *y, int64_t n) {
+    double acc[8] = {0};
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++) acc[k] += (double)x[j + k] * y[j + k];
+    double s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; j < n; j++) s += (double)x[j] * y[j];
+    return s;
+}
+
+/* sum_j exp(x[j] - mx) in double; y, if not NULL, receives the exponentials. */
+static double sum_exp(const float *x, float mx, int64_t C, float *y) {
+    float buf[CHUNK];
+    double s = 0.0;
+    for (int64_t j0 = 0; j0 < C; j0 += CHUNK) {
+        int64_t n = C - j0 < CHUNK ? C - j0 : CHUNK;
+        float *e = y ? y + j0 : buf;
+        const float *xs = x + j0;
+        for (int64_t j = 0; j < n; j++) e[j] = attn__expf(xs[j] - mx);
+        s += sum_f64(e, n);
+    }
+    return s;
+}
+
+/* ---- softmax, log-softmax -------------------------------------------------------------- */
+
+void attn__softmax_forward(float *out, const float *inp, int64_t R, int64_t C, int logsm) {
+    for (int64_t r = 0; r < R; r++) {
+        const float *x = inp + r * C; // (C)
+        float *y = out + r * C;       // (C)
+        float mx = row_max(x, C);
+        if (mx != mx) { /* a NaN in the row */
+            for (int64_t j = 0; j < C; j++) y[j] = NAN;
+            continue;
+        }
+        if (mx == -INFINITY) { /* every entry -inf */
+            for (int64_t j = 0; j < C; j++) y[j] = logsm ? -INFINITY : 0.0f;
+            continue;
+        }
+        if (logsm) {
+            double lse = mx + log(sum_exp(x, mx, C, NULL)); /* in double: exact for large |x| */
+            for (int64_t j = 0; j < C; j++) y[j] = (float)(x[j] - lse);
+        } else {
+            float inv = (float)(1.0 / sum_exp(x, mx, C, y));
+            for (int64_t j = 0; j < C; j++) y[j] *= inv;
+        }
+    }
+}
+
+void attn__softmax_backward(float *dinp, const float *out, const float *dout, int64_t R, int64_t C, int logsm,
+                            int accumulate) {
+    for (int64_t r = 0; r < R; r++) {
+        const float *y = out + r * C, *dy = dout + r * C; // (C)
+        float *dx = dinp + r * C;                         // (C)
+        if (logsm) {
+            /* forward: y = x - lse  ->  dx = dy - exp(y) * sum(dy) */
+            float sd = (float)sum_f64(dy, C);
+            if (accumulate)
+                for (int64_t j = 0; j < C; j++) dx[j] += dy[j] - attn__expf(y[j]) * sd;
+            else
+                for (int64_t j = 0; j < C; j++) dx[j] = dy[j] - attn__expf(y[j]) * sd;
+        } else {
+            /* forward: y = exp(x - max) / sum  ->  dx = y * (dy - sum(dy * y)) */
+            float sd = (float)dot_f64(dy, y, C);
+            if (accumulate)
+                for (int64_t j = 0; j < C; j++) dx[j] += y[j] * (dy[j] - sd);
+            else
+                for (int64_t j = 0; j < C; j++) dx[j] = y[j] * (dy[j] - sd);
+        }
+    }
+}
 
 static int check_nc(const void *a, const void *b, const void *c, int N, int C, const char *what) {
     if (!a || !b || !c) return attn__error(ATTN_EINVAL, "%s: NULL array", what);
@@ -15,97 +138,98 @@ static int check_nc(const void *a, const void *b, const void *c, int N, int C, c
     return ATTN_OK;
 }
 
-/* Row max; -inf when every entry is -inf. */
-static float row_max(const float *x, int C) {
-    float m = -INFINITY;
-    for (int c = 0; c < C; c++)
-        if (x[c] > m) m = x[c];
-    return m;
+static int softmax_api(float *out, const float *inp, int N, int C, int logsm) {
+    int st = check_nc(out, inp, inp, N, C, logsm ? "log_softmax" : "softmax");
+    if (!st) attn__softmax_forward(out, inp, N, C, logsm);
+    return st;
 }
 
-int attn_softmax_forward(float *out, const float *inp, int N, int C) {
-    int st = check_nc(out, inp, inp, N, C, "softmax");
-    if (st) return st;
-    for (int i = 0; i < N; i++) {
-        const float *x = inp + (size_t)i * C; // (C)
-        float *y = out + (size_t)i * C;       // (C)
-        float m = row_max(x, C);
-        if (m == -INFINITY) {
-            for (int c = 0; c < C; c++) y[c] = 0.0f;
-            continue;
-        }
-        double sum = 0.0;
-        for (int c = 0; c < C; c++) {
-            float e = expf(x[c] - m);
-            y[c] = e;
-            sum += e;
-        }
-        float inv = (float)(1.0 / sum);
-        for (int c = 0; c < C; c++) y[c] *= inv;
-    }
-    return ATTN_OK;
+static int softmax_backward_api(float *dinp, const float *out, const float *dout, int N, int C, int logsm) {
+    int st = check_nc(dinp, out, dout, N, C, logsm ? "log_softmax backward" : "softmax backward");
+    if (!st) attn__softmax_backward(dinp, out, dout, N, C, logsm, 1);
+    return st;
 }
+
+int attn_softmax_forward(float *out, const float *inp, int N, int C) { return softmax_api(out, inp, N, C, 0); }
+int attn_log_softmax_forward(float *out, const float *inp, int N, int C) { return softmax_api(out, inp, N, C, 1); }
 
 int attn_softmax_backward(float *dinp, const float *out, const float *dout, int N, int C) {
-    int st = check_nc(dinp, out, dout, N, C, "softmax backward");
-    if (st) return st;
-    for (int i = 0; i < N; i++) {
-        const float *y = out + (size_t)i * C, *dy = dout + (size_t)i * C; // (C)
-        float *dx = dinp + (size_t)i * C;                                 // (C)
-        // forward: y[c] = exp(x[c] - m) / sum  ->  dx[c] = y[c] * (dy[c] - sum_k dy[k] y[k])
-        double dot = 0.0;
-        for (int c = 0; c < C; c++) dot += (double)dy[c] * y[c];
-        float d = (float)dot;
-        for (int c = 0; c < C; c++) dx[c] += y[c] * (dy[c] - d);
-    }
-    return ATTN_OK;
-}
-
-/* log(sum exp(x - m)) + m for one row; -inf for an all -inf row. */
-static double row_logsumexp(const float *x, int C) {
-    float m = row_max(x, C);
-    if (m == -INFINITY) return -INFINITY;
-    double sum = 0.0;
-    for (int c = 0; c < C; c++) sum += exp((double)x[c] - m);
-    return (double)m + log(sum);
-}
-
-int attn_log_softmax_forward(float *out, const float *inp, int N, int C) {
-    int st = check_nc(out, inp, inp, N, C, "log_softmax");
-    if (st) return st;
-    for (int i = 0; i < N; i++) {
-        const float *x = inp + (size_t)i * C; // (C)
-        float *y = out + (size_t)i * C;       // (C)
-        double lse = row_logsumexp(x, C);
-        if (lse == -INFINITY) {
-            for (int c = 0; c < C; c++) y[c] = -INFINITY;
-            continue;
-        }
-        for (int c = 0; c < C; c++) y[c] = (float)((double)x[c] - lse);
-    }
-    return ATTN_OK;
+    return softmax_backward_api(dinp, out, dout, N, C, 0);
 }
 
 int attn_log_softmax_backward(float *dinp, const float *out, const float *dout, int N, int C) {
-    int st = check_nc(dinp, out, dout, N, C, "log_softmax backward");
-    if (st) return st;
-    for (int i = 0; i < N; i++) {
-        const float *y = out + (size_t)i * C, *dy = dout + (size_t)i * C; // (C)
-        float *dx = dinp + (size_t)i * C;                                 // (C)
-        // forward: y[c] = x[c] - lse  ->  dx[c] = dy[c] - exp(y[c]) * sum_k dy[k]
-        double sum = 0.0;
-        for (int c = 0; c < C; c++) sum += dy[c];
-        float s = (float)sum;
-        for (int c = 0; c < C; c++) dx[c] += dy[c] - expf(y[c]) * s;
+    return softmax_backward_api(dinp, out, dout, N, C, 1);
+}
+
+/* ---- cross-entropy --------------------------------------------------------------------- */
+
+double attn__cross_entropy_forward(float *losses, float *lse, const float *logits, const int32_t *targets,
+                                   const float *weight, int64_t R, int64_t C, int ignore_index, float eps) {
+    double acc = 0.0;
+    for (int64_t r = 0; r < R; r++) {
+        const float *x = logits + r * C; // (C)
+        float mx = row_max(x, C);
+        double l = mx != mx ? (double)NAN : mx + log(sum_exp(x, mx, C, NULL)); // log-sum-exp
+        lse[r] = (float)l;
+        int32_t t = targets[r];
+        double li = 0.0;
+        if (t != ignore_index) {
+            /* loss = (1 - eps) w[t] (lse - x[t]) + (eps / C) sum_c w[c] (lse - x[c]) */
+            if (!weight) {
+                double sx = eps != 0.0f ? sum_f64(x, C) : 0.0;
+                li = (1.0 - eps) * (l - x[t]) + eps * (l - sx / (double)C);
+            } else {
+                li = (1.0 - eps) * weight[t] * (l - x[t]);
+                if (eps != 0.0f) {
+                    double s = 0.0;
+                    for (int64_t c = 0; c < C; c++) s += weight[c] * (l - x[c]);
+                    li += (double)eps / (double)C * s;
+                }
+            }
+        }
+        if (losses) losses[r] = (float)li;
+        acc += li;
     }
-    return ATTN_OK;
+    return acc;
+}
+
+void attn__cross_entropy_backward(float *dlogits, const float *logits, const float *lse, const int32_t *targets,
+                                  const float *weight, const float *row_scale, float scale, int64_t R, int64_t C,
+                                  int ignore_index, float eps, int accumulate) {
+    /* d loss / d x[j] = a (p[j] - [j == t]) + b (W p[j] - w[j]),  p = exp(x - lse),
+     * a = (1 - eps) w[t], b = eps / C, W = sum_c w[c]; without weights p[j] - b - a [j == t]. */
+    float b = eps / (float)C, W = 0.0f;
+    if (weight)
+        for (int64_t c = 0; c < C; c++) W += weight[c];
+    for (int64_t r = 0; r < R; r++) {
+        const float *x = logits + r * C; // (C)
+        float *dx = dlogits + r * C;     // (C)
+        int32_t t = targets[r];
+        if (t == ignore_index) {
+            if (!accumulate) memset(dx, 0, (size_t)C * sizeof(float));
+            continue;
+        }
+        float l = lse[r], sc = row_scale ? row_scale[r] : scale, a = (1.0f - eps) * (weight ? weight[t] : 1.0f);
+        if (!weight) {
+            if (accumulate)
+                for (int64_t j = 0; j < C; j++) dx[j] += sc * (attn__expf(x[j] - l) - b);
+            else
+                for (int64_t j = 0; j < C; j++) dx[j] = sc * (attn__expf(x[j] - l) - b);
+        } else {
+            float pa = a + b * W;
+            for (int64_t j = 0; j < C; j++) {
+                float d = sc * (attn__expf(x[j] - l) * pa - b * weight[j]);
+                dx[j] = accumulate ? dx[j] + d : d;
+            }
+        }
+        dx[t] -= sc * a;
+    }
 }
 
 /* Validates targets; returns the MEAN denominator sum_{counted i} w[y_i] in *den. */
-static int ce_check(const float *logits_or_logp, const int32_t *targets, const float *weight,
-                    int N, int C, int ignore_index, float eps, attn_reduction reduction,
-                    double *den, const char *what) {
-    if (!logits_or_logp || !targets) return attn__error(ATTN_EINVAL, "%s: NULL array", what);
+static int ce_check(const float *logits, const float *lse, const int32_t *targets, const float *weight, int N,
+                    int C, int ignore_index, float eps, attn_reduction reduction, double *den, const char *what) {
+    if (!logits || !lse || !targets) return attn__error(ATTN_EINVAL, "%s: NULL array", what);
     if (N < 0 || C < 1) return attn__error(ATTN_EINVAL, "%s: bad shape (%d, %d)", what, N, C);
     if (!(eps >= 0.0f && eps <= 1.0f))
         return attn__error(ATTN_EINVAL, "%s: label smoothing %g is not in [0, 1]", what, (double)eps);
@@ -124,64 +248,31 @@ static int ce_check(const float *logits_or_logp, const int32_t *targets, const f
     return ATTN_OK;
 }
 
-int attn_cross_entropy_forward(float *out, float *logp, const float *logits, const int32_t *targets,
+int attn_cross_entropy_forward(float *out, float *lse, const float *logits, const int32_t *targets,
                                const float *weight, int N, int C, int ignore_index, float eps,
                                attn_reduction reduction) {
-    double den;
-    int st = ce_check(logits, targets, weight, N, C, ignore_index, eps, reduction, &den, "cross_entropy");
+    double den = 0.0;
+    int st = ce_check(logits, lse, targets, weight, N, C, ignore_index, eps, reduction, &den, "cross_entropy");
     if (st) return st;
-    if (!out || !logp) return attn__error(ATTN_EINVAL, "cross_entropy: NULL out or logp");
-    st = attn_log_softmax_forward(logp, logits, N, C); // (N, C)
-    if (st) return st;
-    double total = 0.0;
-    for (int i = 0; i < N; i++) {
-        const float *lp = logp + (size_t)i * C; // (C)
-        int32_t y = targets[i];
-        double li = 0.0;
-        if (y != ignore_index) {
-            // loss_i = (1 - eps) w[y] (-lp[y]) + (eps / C) sum_c w[c] (-lp[c])
-            double wy = weight ? weight[y] : 1.0;
-            li = (1.0 - eps) * wy * -(double)lp[y];
-            if (eps > 0.0f) {
-                double s = 0.0;
-                for (int c = 0; c < C; c++) s += (weight ? weight[c] : 1.0) * -(double)lp[c];
-                li += (double)eps / C * s;
-            }
-        }
-        if (reduction == ATTN_REDUCE_NONE) out[i] = (float)li;
-        total += li;
-    }
+    if (!out) return attn__error(ATTN_EINVAL, "cross_entropy: NULL out");
+    double total = attn__cross_entropy_forward(reduction == ATTN_REDUCE_NONE ? out : NULL, lse, logits, targets,
+                                               weight, N, C, ignore_index, eps);
     if (reduction == ATTN_REDUCE_SUM) out[0] = (float)total;
     if (reduction == ATTN_REDUCE_MEAN) out[0] = den != 0.0 ? (float)(total / den) : 0.0f;
     return ATTN_OK;
 }
 
-int attn_cross_entropy_backward(float *dlogits, const float *dout, const float *logp,
+int attn_cross_entropy_backward(float *dlogits, const float *dout, const float *logits, const float *lse,
                                 const int32_t *targets, const float *weight, int N, int C,
                                 int ignore_index, float eps, attn_reduction reduction) {
-    double den;
-    int st = ce_check(logp, targets, weight, N, C, ignore_index, eps, reduction, &den,
+    double den = 0.0;
+    int st = ce_check(logits, lse, targets, weight, N, C, ignore_index, eps, reduction, &den,
                       "cross_entropy backward");
     if (st) return st;
     if (!dlogits || !dout) return attn__error(ATTN_EINVAL, "cross_entropy backward: NULL dlogits or dout");
     if (reduction == ATTN_REDUCE_MEAN && den == 0.0) return ATTN_OK; // the loss is the constant 0
-    double W = 0.0; // sum_c w[c]
-    for (int c = 0; c < C; c++) W += weight ? weight[c] : 1.0;
-    for (int i = 0; i < N; i++) {
-        int32_t y = targets[i];
-        if (y == ignore_index) continue;
-        const float *lp = logp + (size_t)i * C; // (C)
-        float *dx = dlogits + (size_t)i * C;    // (C)
-        double g = reduction == ATTN_REDUCE_NONE ? dout[i] : dout[0];
-        if (reduction == ATTN_REDUCE_MEAN) g /= den;
-        // loss_i = (1 - eps) w[y] (-lp[y]) + (eps / C) sum_c w[c] (-lp[c]),  lp = x - lse(x)
-        // -> d/dx[j] = (1 - eps) w[y] (p[j] - [j == y]) + (eps / C) (W p[j] - w[j])
-        double a = (1.0 - eps) * (weight ? weight[y] : 1.0), b = (double)eps / C;
-        for (int j = 0; j < C; j++) {
-            double p = exp((double)lp[j]);
-            double d = a * (p - (j == y)) + b * (W * p - (weight ? weight[j] : 1.0));
-            dx[j] += (float)(g * d);
-        }
-    }
+    float scale = reduction == ATTN_REDUCE_MEAN ? (float)(dout[0] / den) : dout[0];
+    attn__cross_entropy_backward(dlogits, logits, lse, targets, weight, reduction == ATTN_REDUCE_NONE ? dout : NULL,
+                                 scale, N, C, ignore_index, eps, 1);
     return ATTN_OK;
 }

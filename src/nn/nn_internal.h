@@ -1,12 +1,22 @@
-/* Internal helpers of the neural-network layers (not API): the linear map that projections
- * are made of. Matrix products go through the kernel table's sgemm (attn__kern()->sgemm), so
- * they get faster when it does and stay deterministic for any thread count.
- * Letters: M rows (batch times sequence), K input features, N output features.
+/* Internal forward/backward pairs of the neural-network layers (not API): each layer's math
+ * lives here once, on raw pointers over a range of rows or elements, so that the public
+ * functions of attn/layers.h (all rows at once) and the autograd tape (fixed blocks of rows in
+ * parallel, src/autograd/) run the same arithmetic. Backwards that take `accumulate` add (+=)
+ * into the input gradient when it is 1 and write it (=) when it is 0 (a fresh tape buffer).
+ * Matrix products go through the kernel table's sgemm (attn__kern()->sgemm), so they get faster
+ * when it does and stay deterministic for any thread count.
+ * Letters: M rows (batch times sequence), K input features, N output features (linear);
+ * R rows, C the last axis (row ops); n elements (dropout).
  */
 #ifndef ATTN_NN_INTERNAL_H
 #define ATTN_NN_INTERNAL_H
 
 #include <stdint.h>
+#include <string.h>
+
+#include "attn/core.h"
+
+/* ---- linear (nn/linear.c) ------------------------------------------------------------------ */
 
 /* y (M, N) = x (M, K) W^T + b, with W (N, K) (PyTorch's nn.Linear layout), b (N) or NULL.
  * x rows are ldx floats apart (ldx >= K; 0 = K); y is contiguous. */
@@ -18,5 +28,111 @@ void attn__linear_forward(float *y, const float *x, int64_t ldx, const float *W,
  *   db (N)    += sum of dy's rows (skipped when NULL) */
 void attn__linear_backward(float *dx, float *dW, float *db, const float *dy, const float *x, int64_t ldx,
                            const float *W, int M, int K, int N);
+
+/* ---- embedding (nn/embedding.c) ----------------------------------------------------------- */
+
+/* out (N, E) row i = table[ids[i]], table (V, E), ids (N) already checked to be in [0, V). */
+void attn__embedding_forward(float *out, const int32_t *ids, const float *table, int64_t N, int64_t E);
+/* dtable (V, E) row ids[i] += dout (N, E) row i, in order i = 0..N-1, except rows whose id is
+ * padding_idx. */
+void attn__embedding_backward(float *dtable, const float *dout, const int32_t *ids, int64_t N, int64_t E,
+                              int padding_idx);
+
+/* ---- row ops (nn/loss.c, nn/layernorm.c) ------------------------------------------------ */
+
+/* Softmax (logsm = 0) or log-softmax (logsm = 1) of each row: inp, out (R, C); out may be inp.
+ * A row holding a NaN gives NaNs; a row of -inf gives 0 (softmax) or -inf (log-softmax). */
+void attn__softmax_forward(float *out, const float *inp, int64_t R, int64_t C, int logsm);
+/* dinp (R, C) (+)= the gradient, from the forward's out (R, C) and dout (R, C). */
+void attn__softmax_backward(float *dinp, const float *out, const float *dout, int64_t R, int64_t C, int logsm,
+                            int accumulate);
+
+/* Cross-entropy of rows of logits (R, C) against targets (R) (see attn_cross_entropy_forward):
+ * writes lse (R), each row's log-sum-exp, and, when losses is not NULL, each row's loss (R)
+ * (0 for an ignored row); returns the sum of the row losses, added in row order. weight (C)
+ * or NULL for ones. Targets must have been checked. */
+double attn__cross_entropy_forward(float *losses, float *lse, const float *logits, const int32_t *targets,
+                                   const float *weight, int64_t R, int64_t C, int ignore_index, float eps);
+/* dlogits (R, C) (+)= scale_r * d loss_r / d logits, scale_r = row_scale[r] if row_scale (R) is
+ * not NULL, else scale; ignored rows get 0. logits and lse as given to / by the forward. */
+void attn__cross_entropy_backward(float *dlogits, const float *logits, const float *lse, const int32_t *targets,
+                                  const float *weight, const float *row_scale, float scale, int64_t R, int64_t C,
+                                  int ignore_index, float eps, int accumulate);
+
+/* Layer normalisation of each row: inp, out (R, C); weight, bias (C) or NULL; mean, rstd (R)
+ * written (NULL when no backward follows). */
+void attn__layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                             const float *bias, int64_t R, int64_t C, float eps);
+/* dinp (R, C) (+)= the input gradient (skipped when NULL); dweight, dbias (C) += the sums over
+ * these rows (always added: the tape gives each block of rows its own zeroed partial sums). */
+void attn__layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                              const float *weight, const float *mean, const float *rstd, int64_t R, int64_t C,
+                              int accumulate);
+
+/* ---- dropout (nn/dropout.c) ------------------------------------------------------------- */
+
+/* Inverted dropout of rate p in [0, 1] with one attn_rng_uniform draw per element, in order:
+ * mask[i] = (u_i >= p), out[i] = mask[i] ? inp[i] / (1 - p) : 0 (0 when p == 1). out, mask,
+ * inp (n). */
+void attn__dropout_forward(float *out, uint8_t *mask, const float *inp, int64_t n, float p, attn_rng *rng);
+/* dinp (n) (+)= mask ? dout * scale : 0, with the forward's mask and scale = 1 / (1 - p) (0
+ * when p == 1). */
+void attn__dropout_backward(float *dinp, const float *dout, const uint8_t *mask, int64_t n, float p, int accumulate);
+
+/* ---- fused dropout (nn/dropout.c) ----------------------------------------------------------
+ * The counter-based dropout the Transformer fuses into its residual adds and its feed-forward
+ * relu (see nn/dropout.c for the mask): d describes one op's mask, over elements [i0, i1). */
+typedef struct {
+    uint64_t seed;   /* one 64-bit draw per op */
+    uint32_t thresh; /* round(p * 2^16): element i is kept iff its 16-bit field >= thresh */
+    float scale;     /* 1 / (1 - thresh / 2^16) */
+} attn__dropmask;
+
+/* The mask of rate p (0 < p < 1) with the given seed. */
+attn__dropmask attn__dropmask_make(uint64_t seed, float p);
+/* y = a + dropout(b) over [i0, i1): a, b, y (n). */
+void attn__add_dropout_forward(float *y, const float *a, const float *b, attn__dropmask d, int64_t i0, int64_t i1);
+/* da (+)= dy and db (+)= dy * mask over [i0, i1); either may be NULL. */
+void attn__add_dropout_backward(float *da, float *db, const float *dy, attn__dropmask d, int64_t i0, int64_t i1,
+                                int accumulate_a, int accumulate_b);
+/* y = dropout(relu(a)) over [i0, i1): a, y (n). */
+void attn__relu_dropout_forward(float *y, const float *a, attn__dropmask d, int64_t i0, int64_t i1);
+/* da (+)= dy * [a > 0] * mask over [i0, i1). */
+void attn__relu_dropout_backward(float *da, const float *a, const float *dy, attn__dropmask d, int64_t i0, int64_t i1,
+                                 int accumulate);
+
+/* exp(x) for x <= 88 (larger x are clamped: callers pass x - max <= 0), 0 below -87.3 (and
+ * for -inf); a NaN gives an unspecified finite value (callers check their rows for NaN).
+ * Relative error under 1e-7 (Cephes' expf: Cody-Waite reduction, degree-5 polynomial).
+ * Written without calls and with integer-only conditions (GCC will not if-convert float
+ * comparisons under -ftrapping-math, nor some selects) so that loops over it vectorise, with the same
+ * operations in every lane: the result does not depend on how a loop was vectorised. */
+#define ATTN__EXP_KLO 0x3d516665u /* order key of -87.3f */
+#define ATTN__EXP_KHI 0xc2b00000u /* order key of 88.0f */
+static inline float attn__expf(float x) {
+    uint32_t b, key, kc, cb, sb;
+    float c, sc, res;
+    memcpy(&b, &x, 4);
+    key = (b & 0x80000000u) ? ~b : (b | 0x80000000u); /* monotonic in x */
+    kc = key < ATTN__EXP_KLO ? ATTN__EXP_KLO : (key > ATTN__EXP_KHI ? ATTN__EXP_KHI : key);
+    cb = (kc & 0x80000000u) ? (kc & 0x7fffffffu) : ~kc;
+    memcpy(&c, &cb, 4);
+    float n = (c * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
+    float r = c - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    float y = p * r * r + r + 1.0f;
+    sb = (uint32_t)((int32_t)n + 127) << 23;
+    sb &= (uint32_t)0 - (uint32_t)(key >= ATTN__EXP_KLO); /* a scale of 0 below -87.3 (a mask, not a
+                                                            select: GCC vectorises this form) */
+    memcpy(&sc, &sb, 4);
+    res = y * sc;
+    return res;
+}
 
 #endif
