@@ -6,6 +6,8 @@
  *   general: s = scale * (W^T q) . k = scale * q^T W k            (Q' = Q W first)
  * and their backward applies the chain rule through that transformation afterwards.
  * Additive scores (Bahdanau) keep their own reference path below: they need tanh per pair.
+ * Every buffer a call needs lives in the plan's workspace (attn_plan): allocated on the first
+ * call that needs it, kept and reused by the next, so repeated calls allocate nothing.
  * Letters as in attn/attention.h; G = H / Hkv query heads per key/value head.
  */
 #include "attn/attention.h"
@@ -57,6 +59,8 @@ static void contiguous(int64_t s[3], int H, int N, int d) {
 
 int attn_desc_check(attn_desc *a) {
     if (!a) return attn__error(ATTN_EINVAL, "attention description is NULL");
+    if (a->dtype != 0 /* ATTN_F32 */)
+        return attn__error(ATTN_EINVAL, "attention element type %d is not supported (only ATTN_F32 so far)", (int)a->dtype);
     if (a->Hkv == 0) a->Hkv = a->H;
     if (a->dk == 0) a->dk = a->dq;
     if (a->dv == 0) a->dv = a->dk;
@@ -92,24 +96,85 @@ int attn_desc_check(attn_desc *a) {
 }
 
 /* ------------------------------------------------------------------------------------------
+ * Plans: a checked description and its workspace, one buffer per purpose. */
+
+enum {
+    WS_QBUF, WS_KBUF, WS_QNORM, WS_KNORM, /* transformed queries/keys, cosine norms */
+    WS_WQ, WS_UK,                         /* additive projections */
+    WS_SCRATCH, WS_PO, WS_PL,             /* kernel scratch, split-forward partials */
+    WS_LSE, WS_OTMP, WS_DELTA,            /* forward/backward row statistics */
+    WS_DQ, WS_DK, WS_DQPART,              /* backward: effective dq, dk, per-range dq */
+    WS_DWQ, WS_DUK, WS_DVAB,              /* additive backward */
+    WS_COUNT
+};
+
+struct attn_plan {
+    attn_desc a; /* checked */
+    void *buf[WS_COUNT];
+    size_t cap[WS_COUNT]; /* bytes */
+};
+
+/* The workspace buffer `slot` of at least n floats (zeroed if asked); grown only when a call
+ * needs more than any call before (a plan whose shapes stay the same allocates once). */
+static float *ws_get(attn_plan *pl, int slot, size_t n, int zero) {
+    size_t bytes = (n ? n : 1) * sizeof(float);
+    if (pl->cap[slot] < bytes) {
+        attn_free(pl->buf[slot]);
+        pl->cap[slot] = 0;
+        if (!(pl->buf[slot] = attn_malloc(bytes))) {
+            attn__error(ATTN_ENOMEM, "attention: out of memory for a workspace of %zu bytes", bytes);
+            return NULL;
+        }
+        pl->cap[slot] = bytes;
+    }
+    if (zero) memset(pl->buf[slot], 0, bytes);
+    return pl->buf[slot];
+}
+
+int attn_plan_new(const attn_desc *d, attn_plan **out) {
+    if (!out) return attn__error(ATTN_EINVAL, "attn_plan_new: NULL output");
+    *out = NULL;
+    attn_plan *pl = attn_calloc(1, sizeof *pl);
+    if (!pl) return attn__error(ATTN_ENOMEM, "attn_plan_new: out of memory");
+    int st = attn_plan_reshape(pl, d);
+    if (st) {
+        attn_free(pl);
+        return st;
+    }
+    *out = pl;
+    return ATTN_OK;
+}
+
+int attn_plan_reshape(attn_plan *pl, const attn_desc *d) {
+    if (!pl || !d) return attn__error(ATTN_EINVAL, "attn_plan_reshape: NULL plan or description");
+    attn_desc a = *d;
+    int st = attn_desc_check(&a);
+    if (st) return st;
+    pl->a = a;
+    return ATTN_OK;
+}
+
+const attn_desc *attn_plan_desc(const attn_plan *pl) { return pl ? &pl->a : NULL; }
+
+void attn_plan_free(attn_plan *pl) {
+    if (!pl) return;
+    for (int i = 0; i < WS_COUNT; i++) attn_free(pl->buf[i]);
+    attn_free(pl);
+}
+
+/* ------------------------------------------------------------------------------------------
  * Preparation: the effective queries and keys the kernels see. */
 
 typedef struct {
     attn_desc a;                /* checked copy */
+    attn_plan *ws;              /* the plan whose workspace the call uses */
     const float *Q, *K, *V;     /* the caller's arrays */
     const float *q, *k;         /* effective queries/keys: the caller's or qbuf/kbuf */
     int64_t qs[3], ks[3];       /* their strides */
     int d;                      /* their feature size (dk) */
-    float *qbuf, *kbuf;         /* owned transformed copies, contiguous */
+    float *qbuf, *kbuf;         /* transformed copies (workspace), contiguous */
     float *qnorm, *knorm;       /* cosine: max(|q|, eps) per row (B*H*Nq), (B*Hkv*Nk) */
 } prep;
-
-static void prep_free(prep *p) {
-    attn_free(p->qbuf);
-    attn_free(p->kbuf);
-    attn_free(p->qnorm);
-    attn_free(p->knorm);
-}
 
 /* Normalise rows of X (B, Hx, N, d) with strides xs into contiguous out; norms kept. */
 static void normalise_rows(const float *X, const int64_t xs[3], int B, int Hx, int N, int d, float *out, float *norms) {
@@ -127,10 +192,11 @@ static void normalise_rows(const float *X, const int64_t xs[3], int B, int Hx, i
             }
 }
 
-static int prep_init(prep *p, const attn_desc *desc, const float *Q, const float *K, const float *V) {
+static int prep_init(prep *p, attn_plan *pl, const float *Q, const float *K, const float *V) {
     memset(p, 0, sizeof *p);
-    p->a = *desc;
-    int st = attn_desc_check(&p->a);
+    p->ws = pl;
+    p->a = pl->a;
+    int st = attn_desc_check(&p->a); /* again: key lengths may have changed since */
     if (st) return st;
     if (!Q || !K || !V) return attn__error(ATTN_EINVAL, "Q, K and V must not be NULL");
     attn_desc *a = &p->a;
@@ -141,10 +207,10 @@ static int prep_init(prep *p, const attn_desc *desc, const float *Q, const float
     p->d = a->dk;
     size_t nq = (size_t)a->B * a->H * a->Nq, nk = (size_t)a->B * a->Hkv * a->Nk;
     if (a->score == ATTN_SCORE_COSINE) {
-        p->qbuf = attn_malloc(nq * a->dq * sizeof(float));
-        p->kbuf = attn_malloc(nk * a->dk * sizeof(float));
-        p->qnorm = attn_malloc(nq * sizeof(float));
-        p->knorm = attn_malloc(nk * sizeof(float));
+        p->qbuf = ws_get(pl, WS_QBUF, nq * a->dq, 0);
+        p->kbuf = ws_get(pl, WS_KBUF, nk * a->dk, 0);
+        p->qnorm = ws_get(pl, WS_QNORM, nq, 0);
+        p->knorm = ws_get(pl, WS_KNORM, nk, 0);
         if (!p->qbuf || !p->kbuf || !p->qnorm || !p->knorm) return ATTN_ENOMEM;
         normalise_rows(Q, a->q_strides, a->B, a->H, a->Nq, a->dq, p->qbuf, p->qnorm);
         normalise_rows(K, a->k_strides, a->B, a->Hkv, a->Nk, a->dk, p->kbuf, p->knorm);
@@ -153,7 +219,7 @@ static int prep_init(prep *p, const attn_desc *desc, const float *Q, const float
         contiguous(memset(p->ks, 0, sizeof p->ks), a->Hkv, a->Nk, a->dk);
     } else if (a->score == ATTN_SCORE_GENERAL) {
         /* Q' (Nq, dk) = Q (Nq, dq) W (dq, dk), per (b, h). */
-        p->qbuf = attn_malloc(nq * a->dk * sizeof(float));
+        p->qbuf = ws_get(pl, WS_QBUF, nq * a->dk, 0);
         if (!p->qbuf) return ATTN_ENOMEM;
         for (int b = 0; b < a->B; b++)
             for (int h = 0; h < a->H; h++)
@@ -201,9 +267,9 @@ typedef struct {
     size_t per_thread;
 } scratch;
 
-static int scratch_init(scratch *s, size_t floats) {
+static int scratch_init(scratch *s, attn_plan *pl, size_t floats) {
     s->per_thread = (floats + 15) & ~(size_t)15;
-    s->buf = attn_malloc(s->per_thread * (size_t)attn__max_threads() * sizeof(float));
+    s->buf = ws_get(pl, WS_SCRATCH, s->per_thread * (size_t)attn__max_threads(), 0);
     return s->buf ? ATTN_OK : ATTN_ENOMEM;
 }
 
@@ -219,11 +285,12 @@ typedef struct {
 } additive;
 
 static int additive_init(additive *ad, const prep *p) {
+    attn_plan *pl = p->ws;
     const attn_desc *a = &p->a;
     const attn_score_params *w = a->params;
     int A = w->A;
-    ad->Wq = attn_malloc((size_t)a->B * a->H * a->Nq * A * sizeof(float));
-    ad->Uk = attn_malloc((size_t)a->B * a->Hkv * a->Nk * A * sizeof(float));
+    ad->Wq = ws_get(pl, WS_WQ, (size_t)a->B * a->H * a->Nq * A, 0);
+    ad->Uk = ws_get(pl, WS_UK, (size_t)a->B * a->Hkv * a->Nk * A, 0);
     if (!ad->Wq || !ad->Uk) return ATTN_ENOMEM;
     for (int b = 0; b < a->B; b++) {
         for (int h = 0; h < a->H; h++) {
@@ -244,11 +311,6 @@ static int additive_init(additive *ad, const prep *p) {
         }
     }
     return ATTN_OK;
-}
-
-static void additive_free(additive *ad) {
-    attn_free(ad->Wq);
-    attn_free(ad->Uk);
 }
 
 static float additive_score(const attn_score_params *w, const float *wq, const float *uk) {
@@ -374,7 +436,7 @@ static int run_forward(const prep *p, const additive *ad, float *O, float *P, fl
     fwd_job j = {.p = p, .ad = ad, .O = O, .P = P, .lse = lse, .ns = 1};
     /* The fast kernels write the weights too; additive scores have only the reference path. */
     j.kern = ad ? &attn__kernels_ref : attn__kern();
-    int st = scratch_init(&j.sc, j.kern->scratch_floats(a->Nk, p->d, a->dv));
+    int st = scratch_init(&j.sc, p->ws, j.kern->scratch_floats(a->Nk, p->d, a->dv));
     if (st) return st;
     j.nqb = (a->Nq + j.kern->q_block - 1) / j.kern->q_block;
     /* Too few (b, h, query block) tasks for the threads and many keys: split the keys into
@@ -390,35 +452,44 @@ static int run_forward(const prep *p, const additive *ad, float *O, float *P, fl
     }
     if (j.ns > 1) {
         size_t rows = (size_t)j.ns * a->B * a->H * a->Nq;
-        j.po = attn_malloc(rows * a->dv * sizeof(float));
-        j.pl = attn_malloc(rows * sizeof(float));
+        j.po = ws_get(p->ws, WS_PO, rows * a->dv, 0);
+        j.pl = ws_get(p->ws, WS_PL, rows, 0);
         if (!j.po || !j.pl) st = ATTN_ENOMEM;
         if (!st) run_tasks(tasks * j.ns, fwd_split_task, &j, flops);
         for (int bh = 0; !st && bh < a->B * a->H; bh++) fwd_merge_task(&j, bh, 0); /* O(ns Nq dv) */
-        attn_free(j.po);
-        attn_free(j.pl);
     } else {
         run_tasks(tasks, fwd_task, &j, flops);
     }
-    attn_free(j.sc.buf);
     return st;
 }
 
-int attn_forward(const attn_desc *desc, const float *Q, const float *K, const float *V, float *O, float *P, float *lse) {
+int attn_plan_forward(attn_plan *pl, const float *Q, const float *K, const float *V, float *O, float *P, float *lse) {
+    if (!pl) return attn__error(ATTN_EINVAL, "attention plan is NULL");
     if (!O) return attn__error(ATTN_EINVAL, "output O must not be NULL");
     prep p;
     additive ad = {0};
-    float *lse_tmp = NULL;
-    int st = prep_init(&p, desc, Q, K, V);
+    int st = prep_init(&p, pl, Q, K, V);
     if (!st && p.a.score == ATTN_SCORE_ADDITIVE) st = additive_init(&ad, &p);
-    if (!st && !lse) {
-        lse = lse_tmp = attn_malloc((size_t)p.a.B * p.a.H * p.a.Nq * sizeof(float));
-        if (!lse) st = ATTN_ENOMEM;
-    }
+    if (!st && !lse && !(lse = ws_get(pl, WS_LSE, (size_t)p.a.B * p.a.H * p.a.Nq, 0))) st = ATTN_ENOMEM;
     if (!st) st = run_forward(&p, ad.Wq ? &ad : NULL, O, P, lse);
-    attn_free(lse_tmp);
-    additive_free(&ad);
-    prep_free(&p);
+    return st;
+}
+
+/* The one-shot calls: a plan for one call. */
+int attn_forward(const attn_desc *desc, const float *Q, const float *K, const float *V, float *O, float *P, float *lse) {
+    attn_plan *pl;
+    int st = attn_plan_new(desc, &pl);
+    if (!st) st = attn_plan_forward(pl, Q, K, V, O, P, lse);
+    attn_plan_free(pl);
+    return st;
+}
+
+int attn_backward(const attn_desc *desc, const float *Q, const float *K, const float *V, const float *O,
+                  const float *lse, const float *dO, float *dQ, float *dK, float *dV, attn_score_params *dparams) {
+    attn_plan *pl;
+    int st = attn_plan_new(desc, &pl);
+    if (!st) st = attn_plan_backward(pl, Q, K, V, O, lse, dO, dQ, dK, dV, dparams);
+    attn_plan_free(pl);
     return st;
 }
 
@@ -458,17 +529,19 @@ int attn_scores(const attn_desc *desc, const float *Q, const float *K, float *S)
     if (!S) return attn__error(ATTN_EINVAL, "scores S must not be NULL");
     prep p;
     additive ad = {0};
+    attn_plan *pl;
+    int st = attn_plan_new(desc, &pl);
+    if (st) return st;
     /* V is not needed for scores; K stands in so that prep_init's NULL check passes, and is
      * then dropped (its strides are V's, not K's). */
-    int st = prep_init(&p, desc, Q, K, K);
+    st = prep_init(&p, pl, Q, K, K);
     p.V = NULL;
     if (!st && p.a.score == ATTN_SCORE_ADDITIVE) st = additive_init(&ad, &p);
     if (!st) {
         scores_job j = {&p, ad.Wq ? &ad : NULL, S};
         attn__parallel(p.a.B * p.a.H, scores_task, &j);
     }
-    additive_free(&ad);
-    prep_free(&p);
+    attn_plan_free(pl);
     return st;
 }
 
@@ -630,16 +703,15 @@ static int run_backward_fused(bwd_job *j) {
     if (ns < 1) ns = 1;
     j->chunk = ((a->Nk + ns - 1) / ns + kb - 1) / kb * kb;
     j->ns = (a->Nk + j->chunk - 1) / j->chunk;
-    int st = scratch_init(&j->sc, j->kern->bwd_scratch_floats(a->Nq, a->Nk, d, a->dv));
+    int st = scratch_init(&j->sc, j->p->ws, j->kern->bwd_scratch_floats(a->Nq, a->Nk, d, a->dv));
     if (st) return st;
     if (j->dq) zero_rows(j->dq, j->dqs, a->B, a->H, a->Nq, d);
     if (j->dq && j->ns > 1) {
-        j->dq_part = attn_calloc((size_t)j->ns * a->B * a->H * a->Nq * d, sizeof(float));
+        j->dq_part = ws_get(j->p->ws, WS_DQPART, (size_t)j->ns * a->B * a->H * a->Nq * d, 1);
         if (!j->dq_part) return ATTN_ENOMEM;
     }
     run_tasks(groups * j->ns, bwd_fused_task, j, 5.0 * a->B * a->H * (double)a->Nq * a->Nk * (d + a->dv));
     if (j->dq_part) attn__parallel(a->B * a->H, bwd_dq_sum_task, j);
-    attn_free(j->dq_part);
     j->dq_part = NULL;
     return ATTN_OK;
 }
@@ -721,11 +793,11 @@ static int additive_backward(const prep *p, const additive *ad, const float *lse
     const attn_score_params *w = a->params;
     int A = w->A, ntask = a->B * a->Hkv;
     add_bwd_job j = {.p = p, .ad = ad, .lse = lse, .delta = delta, .dO = dO, .dv = dV};
-    j.dWq = attn_calloc((size_t)a->B * a->H * a->Nq * A, sizeof(float));
-    j.dUk = attn_calloc((size_t)a->B * a->Hkv * a->Nk * A, sizeof(float));
-    j.dvab = attn_calloc((size_t)ntask * (A + 1), sizeof(float));
-    int st = (!j.dWq || !j.dUk || !j.dvab) ? ATTN_ENOMEM : scratch_init(&j.sc, (size_t)a->Nk + A);
-    if (st) goto done;
+    j.dWq = ws_get(p->ws, WS_DWQ, (size_t)a->B * a->H * a->Nq * A, 1);
+    j.dUk = ws_get(p->ws, WS_DUK, (size_t)a->B * a->Hkv * a->Nk * A, 1);
+    j.dvab = ws_get(p->ws, WS_DVAB, (size_t)ntask * (A + 1), 1);
+    int st = (!j.dWq || !j.dUk || !j.dvab) ? ATTN_ENOMEM : scratch_init(&j.sc, p->ws, (size_t)a->Nk + A);
+    if (st) return st;
     attn__parallel(ntask, additive_bwd_task, &j);
     const attn__kernels *kern = attn__kern();
     /* dQ = dWq Wa, dK = dUk Ua; dWa += dWq^T Q, dUa += dUk^T K; biases sum the rows. */
@@ -759,51 +831,36 @@ static int additive_backward(const prep *p, const additive *ad, const float *lse
             for (int c = 0; c < A; c++) dp->va[c] += part[c];
         if (dp->bv) dp->bv[0] += part[A];
     }
-done:
-    attn_free(j.sc.buf);
-    attn_free(j.dWq);
-    attn_free(j.dUk);
-    attn_free(j.dvab);
-    return st;
+    return ATTN_OK;
 }
 
-int attn_backward(const attn_desc *desc, const float *Q, const float *K, const float *V, const float *O,
-                  const float *lse_in, const float *dO, float *dQ, float *dK, float *dV, attn_score_params *dparams) {
+int attn_plan_backward(attn_plan *pl, const float *Q, const float *K, const float *V, const float *O,
+                       const float *lse_in, const float *dO, float *dQ, float *dK, float *dV, attn_score_params *dparams) {
+    if (!pl) return attn__error(ATTN_EINVAL, "attention plan is NULL");
     if (!O || !dO) return attn__error(ATTN_EINVAL, "O and dO must not be NULL");
     prep p;
     additive ad = {0};
     bwd_job j = {0};
-    float *lse_tmp = NULL, *delta = NULL, *dq_tmp = NULL, *dk_tmp = NULL;
-    int st = prep_init(&p, desc, Q, K, V);
-    if (st) goto done;
+    float *delta = NULL, *dq_tmp = NULL, *dk_tmp = NULL;
+    int st = prep_init(&p, pl, Q, K, V);
+    if (st) return st;
     const attn_desc *a = &p.a;
     size_t nq = (size_t)a->B * a->H * a->Nq, nk = (size_t)a->B * a->Hkv * a->Nk;
-    if (a->score == ATTN_SCORE_ADDITIVE && (st = additive_init(&ad, &p))) goto done;
+    if (a->score == ATTN_SCORE_ADDITIVE && (st = additive_init(&ad, &p))) return st;
     if (!lse_in) {
         /* Recompute the log-sum-exp with a forward pass into scratch outputs. */
-        float *o_tmp = attn_malloc(nq * a->dv * sizeof(float));
-        lse_tmp = attn_malloc(nq * sizeof(float));
-        if (!o_tmp || !lse_tmp) {
-            attn_free(o_tmp);
-            st = ATTN_ENOMEM;
-            goto done;
-        }
+        float *o_tmp = ws_get(pl, WS_OTMP, nq * a->dv, 0), *lse_tmp = ws_get(pl, WS_LSE, nq, 0);
+        if (!o_tmp || !lse_tmp) return ATTN_ENOMEM;
         attn_desc ac = *a;
         memset(ac.o_strides, 0, sizeof ac.o_strides);
         contiguous(ac.o_strides, a->H, a->Nq, a->dv);
         prep pc = p;
         pc.a = ac;
-        st = run_forward(&pc, ad.Wq ? &ad : NULL, o_tmp, NULL, lse_tmp);
-        attn_free(o_tmp);
-        if (st) goto done;
+        if ((st = run_forward(&pc, ad.Wq ? &ad : NULL, o_tmp, NULL, lse_tmp))) return st;
         lse_in = lse_tmp;
     }
     /* delta_i = dO_i . O_i */
-    delta = attn_malloc(nq * sizeof(float));
-    if (!delta) {
-        st = ATTN_ENOMEM;
-        goto done;
-    }
+    if (!(delta = ws_get(pl, WS_DELTA, nq, 0))) return ATTN_ENOMEM;
     /* (Summed as the kernels sum dO . V, so that the two cancel exactly where one key takes
      * all the weight.) */
     const attn__kernels *kd = ad.Wq ? NULL : attn__kern();
@@ -823,10 +880,7 @@ int attn_backward(const attn_desc *desc, const float *Q, const float *K, const f
             }
         }
     if (dV) zero_rows(dV, a->v_strides, a->B, a->Hkv, a->Nk, a->dv);
-    if (ad.Wq) {
-        st = additive_backward(&p, &ad, lse_in, delta, dO, dQ, dK, dV, dparams);
-        goto done;
-    }
+    if (ad.Wq) return additive_backward(&p, &ad, lse_in, delta, dO, dQ, dK, dV, dparams);
 
     j.p = &p, j.kern = attn__kern(), j.lse = lse_in, j.delta = delta, j.dO = dO, j.dv = dV;
     int need_dW = a->score == ATTN_SCORE_GENERAL && dparams && dparams->W;
@@ -834,11 +888,7 @@ int attn_backward(const attn_desc *desc, const float *Q, const float *K, const f
      * for the chain rule of cosine and general scores. */
     if (a->score == ATTN_SCORE_COSINE || a->score == ATTN_SCORE_GENERAL) {
         if (dQ || need_dW) {
-            dq_tmp = attn_malloc(nq * p.d * sizeof(float));
-            if (!dq_tmp) {
-                st = ATTN_ENOMEM;
-                goto done;
-            }
+            if (!(dq_tmp = ws_get(pl, WS_DQ, nq * p.d, 0))) return ATTN_ENOMEM;
             j.dq = dq_tmp;
             contiguous(j.dqs, a->H, a->Nq, p.d);
         }
@@ -848,11 +898,7 @@ int attn_backward(const attn_desc *desc, const float *Q, const float *K, const f
     }
     if (dK) {
         if (a->score == ATTN_SCORE_COSINE) {
-            dk_tmp = attn_malloc(nk * p.d * sizeof(float));
-            if (!dk_tmp) {
-                st = ATTN_ENOMEM;
-                goto done;
-            }
+            if (!(dk_tmp = ws_get(pl, WS_DK, nk * p.d, 0))) return ATTN_ENOMEM;
             j.dk = dk_tmp;
             contiguous(j.dks, a->Hkv, a->Nk, p.d);
         } else {
@@ -862,9 +908,9 @@ int attn_backward(const attn_desc *desc, const float *Q, const float *K, const f
         zero_rows(j.dk, j.dks, a->B, a->Hkv, a->Nk, p.d);
     }
     if (j.kern->bwd) {
-        if ((st = run_backward_fused(&j))) goto done;
+        if ((st = run_backward_fused(&j))) return st;
     } else {
-        if ((st = scratch_init(&j.sc, j.kern->scratch_floats(a->Nk, p.d, a->dv)))) goto done;
+        if ((st = scratch_init(&j.sc, pl, j.kern->scratch_floats(a->Nk, p.d, a->dv)))) return st;
         j.nqb = (a->Nq + j.kern->q_block - 1) / j.kern->q_block;
         j.nkb = (a->Nk + j.kern->k_block - 1) / j.kern->k_block;
         if (j.dq) attn__parallel(a->B * a->H * j.nqb, bwd_dq_task, &j);
@@ -887,13 +933,5 @@ int attn_backward(const attn_desc *desc, const float *Q, const float *K, const f
                     j.kern->sgemm(1, 0, a->dq, a->dk, a->Nq, 1.0f, q, a->q_strides[2], g, a->dk, 1.0f, dparams->W, a->dk);
             }
     }
-done:
-    attn_free(j.sc.buf);
-    attn_free(lse_tmp);
-    attn_free(delta);
-    attn_free(dq_tmp);
-    attn_free(dk_tmp);
-    additive_free(&ad);
-    prep_free(&p);
-    return st;
+    return ATTN_OK;
 }
