@@ -84,6 +84,31 @@ static void test_same_as_one_shot(const char *isa, attn_score score) {
     attn_plan_free(pl);
 }
 
+/* Additive scores on projected queries and keys (Wa and Ua NULL, as the seq2seq decoder
+ * calls them) equal the same scores with identity projections, bitwise: multiplying by an
+ * identity matrix adds exact zeros. */
+static void test_additive_projected(void) {
+    enum { N = 9 };
+    static float I[D * D], dI[2][D * D], vb[D], dvb[2][D];
+    for (int i = 0; i < D; i++) I[i * D + i] = 1.0f;
+    memcpy(vb, W, sizeof vb);
+    attn_score_params full = {NULL, D, I, NULL, I, NULL, vb, bv}, proj = {NULL, D, NULL, NULL, NULL, NULL, vb, bv};
+    attn_score_params gf = {NULL, D, dI[0], NULL, dI[1], NULL, dvb[0], NULL}, gp = {NULL, D, NULL, NULL, NULL, NULL, dvb[1], NULL};
+    attn_desc a = desc_of(ATTN_SCORE_ADDITIVE, N, N, &full), b = desc_of(ATTN_SCORE_ADDITIVE, N, N, &proj);
+    int st = attn_forward(&a, Q, K, V, one.O, NULL, one.lse);
+    st = st ? st : attn_backward(&a, Q, K, V, one.O, one.lse, dO, one.dQ, one.dK, one.dV, &gf);
+    st = st ? st : attn_forward(&b, Q, K, V, planned.O, NULL, planned.lse);
+    st = st ? st : attn_backward(&b, Q, K, V, planned.O, planned.lse, dO, planned.dQ, planned.dK, planned.dV, &gp);
+    CHECK(st == ATTN_OK, "additive on projections: %s", attn_last_error());
+    size_t nq = (size_t)B * H * N * D, nk = (size_t)B * HKV * N * D;
+    CHECK(!memcmp(one.O, planned.O, nq * sizeof(float)) && !memcmp(one.dQ, planned.dQ, nq * sizeof(float)) &&
+              !memcmp(one.dK, planned.dK, nk * sizeof(float)) && !memcmp(one.dV, planned.dV, nk * sizeof(float)) &&
+              !memcmp(dvb[0], dvb[1], sizeof dvb[0]),
+          "additive scores on projected q and k differ from identity projections");
+    proj.ba = vb;
+    CHECK(attn_forward(&b, Q, K, V, planned.O, NULL, NULL) == ATTN_EINVAL, "a bias without projections was accepted");
+}
+
 static void test_dtype(void) {
     attn_desc a = desc_of(ATTN_SCORE_SCALED, 4, 4, NULL);
     a.dtype = 7;
@@ -104,6 +129,7 @@ int main(void) {
     attn_set_allocator(counting_malloc, counting_free, NULL);
     const char *start = attn_get_isa();
     test_dtype();
+    test_additive_projected();
     for (size_t i = 0; i < sizeof isas / sizeof *isas; i++) {
         if (attn_set_isa(isas[i]) != ATTN_OK) continue;
         for (size_t s = 0; s < sizeof scores / sizeof *scores; s++) test_same_as_one_shot(isas[i], scores[s]);

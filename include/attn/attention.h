@@ -17,7 +17,10 @@
  *   ATTN_SCORE_COSINE    cos(q, k) * scale, scale defaults to 1; cos = q.k / (max(|q|,eps) max(|k|,eps)), eps 1e-12
  *   ATTN_SCORE_GENERAL   q^T W k (Luong), W (dq, dk), times scale (default 1)
  *   ATTN_SCORE_ADDITIVE  va . tanh(Wa q + ba + Ua k + bu) + bv (Bahdanau), with
- *                        Wa (A, dq), ba (A), Ua (A, dk), bu (A), va (A), bv (1); scale ignored
+ *                        Wa (A, dq), ba (A), Ua (A, dk), bu (A), va (A), bv (1); scale ignored.
+ *                        Wa and Ua may both be NULL (ba, bu too): Q and K are then already
+ *                        projected (dq = dk = A), as a decoder projects its keys once per
+ *                        sentence. tanh is a rational approximation (relative error < 4e-7)
  *
  * Masks (step 2), all optional, combined: a key is visible to a query when every mask allows
  * it; the float bias is added to the visible scores before the softmax:

@@ -133,8 +133,8 @@ attn_var *ag_attention(attn_graph *g, attn_var *q, attn_var *k, attn_var *v, con
         pp->W = pv[0]->data;
         a->params = pp;
     } else if (a->score == ATTN_SCORE_ADDITIVE) {
-        pp->A = (int)pv[1]->shape[0];
-        pp->Wa = pv[1]->data, pp->Ua = pv[3]->data, pp->va = pv[5]->data;
+        pp->A = (int)pv[5]->numel;
+        pp->Wa = pv[1] ? pv[1]->data : NULL, pp->Ua = pv[3] ? pv[3]->data : NULL, pp->va = pv[5]->data;
         pp->ba = pv[2] ? pv[2]->data : NULL, pp->bu = pv[4] ? pv[4]->data : NULL, pp->bv = pv[6] ? pv[6]->data : NULL;
         a->params = pp;
     } else {

@@ -18,7 +18,8 @@ typedef struct {
                            safe for nodes that come straight from linear layers, whose backward
                            does not read their output; the backward rotates the gradients back */
     float rope_base;
-    attn_var *params[7]; /* the score's W, Wa, ba, Ua, bu, va, bv nodes or NULL */
+    attn_var *params[7]; /* the score's W, Wa, ba, Ua, bu, va, bv nodes or NULL (additive: A is va's
+                            element count; Wa and Ua NULL for projected q and k) */
     int ond;
     int64_t oshape[4];   /* the output node's shape */
 } ag_attention_call;
