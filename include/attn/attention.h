@@ -17,7 +17,10 @@
  *   ATTN_SCORE_COSINE    cos(q, k) * scale, scale defaults to 1; cos = q.k / (max(|q|,eps) max(|k|,eps)), eps 1e-12
  *   ATTN_SCORE_GENERAL   q^T W k (Luong), W (dq, dk), times scale (default 1)
  *   ATTN_SCORE_ADDITIVE  va . tanh(Wa q + ba + Ua k + bu) + bv (Bahdanau), with
- *                        Wa (A, dq), ba (A), Ua (A, dk), bu (A), va (A), bv (1); scale ignored
+ *                        Wa (A, dq), ba (A), Ua (A, dk), bu (A), va (A), bv (1); scale ignored.
+ *                        Wa and Ua may both be NULL (ba, bu too): Q and K are then already
+ *                        projected (dq = dk = A), as a decoder projects its keys once per
+ *                        sentence. tanh is a rational approximation (relative error < 4e-7)
  *
  * Masks (step 2), all optional, combined: a key is visible to a query when every mask allows
  * it; the float bias is added to the visible scores before the softmax:
@@ -93,6 +96,9 @@ typedef struct {
     const attn_score_params *params;    /* general and additive only */
     attn_mask mask;
     int64_t q_strides[3], k_strides[3], v_strides[3], o_strides[3]; /* over (B, H, N) */
+    int dtype; /* element type of Q, K, V, O and the score parameters, an attn_dtype of
+                * attn/io.h: ATTN_F32 (0, the default) is the only one supported so far; any
+                * other is ATTN_EINVAL. This is where a bf16 path will be selected. */
 } attn_desc;
 
 /* Checks the description and fills in its defaults (Hkv, dk, dv, scale, strides), in place.
@@ -120,6 +126,32 @@ int attn_forward(const attn_desc *a, const float *Q, const float *K, const float
 int attn_backward(const attn_desc *a, const float *Q, const float *K, const float *V,
                   const float *O, const float *lse, const float *dO,
                   float *dQ, float *dK, float *dV, attn_score_params *dparams);
+
+/* Plans, for calls that repeat (decoding steps, training steps): create with a description
+ * (checked once, as attn_desc_check), then run forward and backward as often as needed. The
+ * plan owns a workspace that the first call which needs a buffer allocates and later calls
+ * reuse, so repeated calls of one shape allocate nothing. attn_forward and attn_backward are
+ * these calls on a plan made for one call; results are bitwise the same either way.
+ * The description is copied, but what it points to (score parameters, key lengths, masks) is
+ * read at each call and must stay valid while the plan is used.
+ * attn_plan_reshape takes a new description (new sizes, strides, masks or parameters) and
+ * keeps the workspace, growing a buffer only when the new shape needs more: reshape a plan
+ * made for the largest shape and no call allocates. Not for concurrent use by two threads.
+ * Every call returns ATTN_OK or an error code with a message (attn_last_error). */
+typedef struct attn_plan attn_plan;
+
+int attn_plan_new(const attn_desc *a, attn_plan **out);
+int attn_plan_reshape(attn_plan *plan, const attn_desc *a);
+/* The plan's checked description (defaults filled in), or NULL for a NULL plan. */
+const attn_desc *attn_plan_desc(const attn_plan *plan);
+/* As attn_forward and attn_backward, with the plan's description. */
+int attn_plan_forward(attn_plan *plan, const float *Q, const float *K, const float *V,
+                      float *O, float *P, float *lse);
+int attn_plan_backward(attn_plan *plan, const float *Q, const float *K, const float *V,
+                       const float *O, const float *lse, const float *dO,
+                       float *dQ, float *dK, float *dV, attn_score_params *dparams);
+/* Frees the plan and its workspace; NULL is allowed. */
+void attn_plan_free(attn_plan *plan);
 
 #ifdef __cplusplus
 }

@@ -1,59 +1,89 @@
-/* Attention on the tape: one entry around attn_forward / attn_backward (attn/attention.h), for
- * every score kind and mask, with q, k, v in one of three layouts read through strides (no
- * transposes), the log-sum-exp kept for the backward, and the weights kept on request.
+/* Attention on the tape: the one entry around attn_forward / attn_backward (attn/attention.h),
+ * for every score kind and mask, grouped heads, q, k, v read through strides (no transposes),
+ * heads packed side by side in the columns of one projection, and the rotary position
+ * encoding folded in; the log-sum-exp is kept for the backward, the weights on request.
+ * attn_ag_attention (three layouts) and the Transformer's tr_attention both end here.
  * Letters: B batch, H query heads, Hkv key/value heads, Nq queries, Nk keys, dq, dk, dv
  * feature sizes per head, A the additive score's hidden size. */
 #include <string.h>
 
-#include "autograd/ag.h"
+#include "attn/posenc.h"
+#include "autograd/ops_attention.h"
 
 typedef struct {
     ag_entry e;
-    attn_var *q, *k, *v;
-    attn_var *W, *Wa, *ba, *Ua, *bu, *va, *bv;
-    attn_desc desc;
+    attn_var *x[3];     /* q, k, v */
+    ag_attention_call c; /* c.a.params points at params */
     attn_score_params params;
-    float *lse; /* (B, H, Nq) */
+    float *lse;         /* (B, H, Nq) */
 } attn_entry;
 
-/* The gradient buffer attn_backward may overwrite for x: x's own when it was not allocated
- * yet and no other argument of this call writes it, else a scratch buffer added afterwards. */
-typedef struct {
-    attn_var *x;
-    float *buf;
-    int add; /* buf is scratch: add it into x's gradient */
-} dest;
-
-static int dest_get(attn_graph *g, attn_var *x, const dest *others, int nothers, dest *d) {
-    d->x = x;
-    d->buf = NULL;
-    d->add = 0;
-    if (!x || !x->requires_grad) return 1;
-    for (int i = 0; i < nothers; i++)
-        if (others[i].x && others[i].buf && ag_base(others[i].x) == ag_base(x)) {
-            d->add = 1;
-            break;
-        }
-    if (!d->add) {
-        int fresh;
-        float *gbuf = ag_grad(g, x, &fresh);
-        if (!gbuf) return 0;
-        if (fresh) {
-            d->buf = gbuf;
-            return 1;
-        }
-        d->add = 1;
-    }
-    d->buf = ag_floats(g, x->numel);
-    return d->buf != NULL;
+/* Elements of block i (q, k or v) of the call. */
+static int64_t block_numel(const attn_desc *a, int i) {
+    int heads = i == 0 ? a->H : a->Hkv, N = i == 0 ? a->Nq : a->Nk, d = i == 0 ? a->dq : i == 1 ? a->dk : a->dv;
+    return (int64_t)a->B * heads * N * d;
 }
 
-static void dest_finish(attn_graph *g, dest *d) {
-    if (!d->buf || !d->add) return;
-    int fresh;
-    float *gbuf = ag_grad(g, d->x, &fresh);
-    if (!gbuf) return;
-    for (int64_t i = 0; i < d->x->numel; i++) gbuf[i] = fresh ? d->buf[i] : gbuf[i] + d->buf[i];
+/* The gradient buffers of q, k and v: the node's own gradient when it is fresh (zeroed first
+ * when the blocks written do not cover the node), else zeroed scratch that is added into the
+ * gradient afterwards. Blocks of one node share its buffer when the call is packed; otherwise
+ * a later block of a node already served gets scratch of its own. */
+typedef struct {
+    float *buf[3]; /* node-sized buffers, NULL where no gradient is wanted */
+    int add[3];    /* buf[i] is scratch owned by block i: add it into the gradient */
+} dests;
+
+static int dests_get(attn_graph *g, const attn_entry *e, dests *d) {
+    memset(d, 0, sizeof *d);
+    for (int i = 0; i < 3; i++) {
+        attn_var *x = e->x[i];
+        if (!x->requires_grad) continue;
+        int shared = -1;
+        for (int j = 0; j < i; j++)
+            if (d->buf[j] && ag_base(e->x[j]) == ag_base(x)) shared = j;
+        if (shared >= 0 && e->c.packed) {
+            d->buf[i] = d->buf[shared];
+            continue;
+        }
+        if (shared < 0) {
+            int fresh;
+            float *gbuf = ag_grad(g, x, &fresh);
+            if (!gbuf) return 0;
+            if (fresh) {
+                int64_t covered = 0;
+                for (int j = 0; j < 3; j++)
+                    if (e->x[j]->requires_grad && ag_base(e->x[j]) == ag_base(x) && (e->c.packed || j == i))
+                        covered += block_numel(&e->c.a, j);
+                if (covered != x->numel) memset(gbuf, 0, (size_t)x->numel * sizeof(float));
+                d->buf[i] = gbuf;
+                continue;
+            }
+        }
+        if (!(d->buf[i] = ag_calloc(g, (size_t)x->numel * sizeof(float)))) return 0;
+        d->add[i] = 1;
+    }
+    return 1;
+}
+
+static int dests_finish(attn_graph *g, const attn_entry *e, const dests *d) {
+    for (int i = 0; i < 3; i++) {
+        if (!d->add[i]) continue;
+        int fresh;
+        float *gbuf = ag_grad(g, e->x[i], &fresh);
+        if (!gbuf) return 0;
+        for (int64_t n = 0; n < e->x[i]->numel; n++) gbuf[n] = fresh ? d->buf[i][n] : gbuf[n] + d->buf[i][n];
+    }
+    return 1;
+}
+
+/* The rope description of the heads of block i of x (B, N, F), relative to their first column. */
+static attn_rope_desc rope_desc(const attn_var *x, const attn_desc *a, int i, float base) {
+    attn_rope_desc r;
+    memset(&r, 0, sizeof r);
+    int64_t N = x->shape[1], F = x->shape[2];
+    r.B = (int)x->shape[0], r.H = i == 0 ? a->H : a->Hkv, r.N = (int)N, r.dh = a->dq, r.base = base;
+    r.strides[0] = N * F, r.strides[1] = a->dq, r.strides[2] = F;
+    return r;
 }
 
 static float *pgrad(attn_graph *g, attn_var *p, int *bad) {
@@ -65,26 +95,83 @@ static float *pgrad(attn_graph *g, attn_var *p, int *bad) {
 
 static void attn_backward_entry(attn_graph *g, ag_entry *base) {
     attn_entry *e = (attn_entry *)base;
-    dest d[3] = {{0}};
-    if (!dest_get(g, e->q, d, 0, &d[0]) || !dest_get(g, e->k, d, 1, &d[1]) || !dest_get(g, e->v, d, 2, &d[2])) return;
+    const ag_attention_call *c = &e->c;
+    dests d;
+    if (!dests_get(g, e, &d)) return;
     int bad = 0;
     attn_score_params dp = {0};
     dp.A = e->params.A;
-    dp.W = pgrad(g, e->W, &bad);
-    dp.Wa = pgrad(g, e->Wa, &bad);
-    dp.ba = pgrad(g, e->ba, &bad);
-    dp.Ua = pgrad(g, e->Ua, &bad);
-    dp.bu = pgrad(g, e->bu, &bad);
-    dp.va = pgrad(g, e->va, &bad);
-    dp.bv = pgrad(g, e->bv, &bad);
+    float **dpf[7] = {&dp.W, &dp.Wa, &dp.ba, &dp.Ua, &dp.bu, &dp.va, &dp.bv};
+    for (int i = 0; i < 7; i++) *dpf[i] = pgrad(g, c->params[i], &bad);
     if (bad) return;
-    int st = attn_backward(&e->desc, e->q->data, e->k->data, e->v->data, e->e.out->data, e->lse, ag_dy(e->e.out), d[0].buf,
-                           d[1].buf, d[2].buf, &dp);
+    float *dx[3];
+    for (int i = 0; i < 3; i++) dx[i] = d.buf[i] ? d.buf[i] + c->off[i] : NULL;
+    int st = attn_backward(&c->a, e->x[0]->data + c->off[0], e->x[1]->data + c->off[1], e->x[2]->data + c->off[2],
+                           e->e.out->data, e->lse, ag_dy(e->e.out), dx[0], dx[1], dx[2], &dp);
+    /* q' = R q, k' = R k  =>  dq = R^T dq', dk = R^T dk'. */
+    for (int i = 0; !st && c->rope && i < 2; i++) {
+        attn_rope_desc r = rope_desc(e->x[i], &c->a, i, c->rope_base);
+        if (dx[i]) st = attn_rope_backward(&r, dx[i]);
+    }
     if (st != ATTN_OK) {
         ag_fail_last(g, st);
         return;
     }
-    for (int i = 0; i < 3; i++) dest_finish(g, &d[i]);
+    dests_finish(g, e, &d);
+}
+
+attn_var *ag_attention(attn_graph *g, attn_var *q, attn_var *k, attn_var *v, const ag_attention_call *c,
+                       attn_var **weights) {
+    if (weights) *weights = NULL;
+    attn_entry tmp;
+    memset(&tmp, 0, sizeof tmp);
+    tmp.c = *c;
+    attn_desc *a = &tmp.c.a;
+    attn_score_params *pp = &tmp.params;
+    attn_var *const *pv = c->params;
+    if (a->score == ATTN_SCORE_GENERAL) {
+        pp->W = pv[0]->data;
+        a->params = pp;
+    } else if (a->score == ATTN_SCORE_ADDITIVE) {
+        pp->A = (int)pv[5]->numel;
+        pp->Wa = pv[1] ? pv[1]->data : NULL, pp->Ua = pv[3] ? pv[3]->data : NULL, pp->va = pv[5]->data;
+        pp->ba = pv[2] ? pv[2]->data : NULL, pp->bu = pv[4] ? pv[4]->data : NULL, pp->bv = pv[6] ? pv[6]->data : NULL;
+        a->params = pp;
+    } else {
+        a->params = NULL;
+    }
+    if (a->mask.key_lengths) {
+        int32_t *kl = ag_alloc(g, (size_t)a->B * sizeof(int32_t));
+        if (!kl) return NULL;
+        memcpy(kl, a->mask.key_lengths, (size_t)a->B * sizeof(int32_t));
+        a->mask.key_lengths = kl;
+    }
+    int st = attn_desc_check(a);
+    if (st != ATTN_OK) return ag_fail_last(g, st);
+    if (c->rope) {
+        for (int i = 0; i < 2; i++) {
+            attn_rope_desc r = rope_desc(i ? k : q, a, i, c->rope_base);
+            if ((st = attn_rope_forward(&r, (i ? k : q)->data + c->off[i])) != ATTN_OK) return ag_fail_last(g, st);
+        }
+    }
+    int rg = q->requires_grad || k->requires_grad || v->requires_grad;
+    for (int i = 0; a->params && i < 7; i++) rg |= pv[i] && pv[i]->requires_grad;
+    attn_var *y = ag_new(g, c->ond, c->oshape, rg);
+    float *lse = ag_floats(g, (int64_t)a->B * a->H * a->Nq);
+    attn_var *P = weights ? ag_new(g, 4, (int64_t[]){a->B, a->H, a->Nq, a->Nk}, 0) : NULL;
+    if (!y || !lse || (weights && !P)) return NULL;
+    st = attn_forward(a, q->data + c->off[0], k->data + c->off[1], v->data + c->off[2], y->data, P ? P->data : NULL, lse);
+    if (st != ATTN_OK) return ag_fail_last(g, st);
+    if (y->requires_grad) {
+        attn_entry *e = ag_record(g, sizeof *e, attn_backward_entry, y, NULL);
+        if (!e) return NULL;
+        e->x[0] = q, e->x[1] = k, e->x[2] = v, e->lse = lse;
+        e->c = tmp.c;
+        e->params = tmp.params;
+        e->c.a.params = a->params ? &e->params : NULL;
+    }
+    if (weights) *weights = P;
+    return y;
 }
 
 static int param_check(attn_graph *g, const char *name, attn_var *p, int64_t d0, int64_t d1) {
@@ -141,56 +228,24 @@ attn_var *attn_ag_attention(attn_graph *g, attn_var *q, attn_var *k, attn_var *v
     a.score = o->score;
     a.scale = o->scale;
     a.mask = o->mask;
-    attn_entry tmp;
-    memset(&tmp, 0, sizeof tmp);
-    attn_score_params *pp = &tmp.params;
+    ag_attention_call c;
+    memset(&c, 0, sizeof c);
     if (a.score == ATTN_SCORE_GENERAL) {
         if (!param_check(g, "W", o->W, a.dq, a.dk)) return NULL;
-        pp->W = o->W->data;
-        a.params = pp;
+        c.params[0] = o->W;
     } else if (a.score == ATTN_SCORE_ADDITIVE) {
         int64_t A = o->Wa ? o->Wa->shape[0] : 0;
         if (!param_check(g, "Wa", o->Wa, A, a.dq) || !param_check(g, "Ua", o->Ua, A, a.dk) || !param_check(g, "va", o->va, A, 0) ||
             (o->ba && !param_check(g, "ba", o->ba, A, 0)) || (o->bu && !param_check(g, "bu", o->bu, A, 0)) ||
             (o->bv && !param_check(g, "bv", o->bv, 1, 0)))
             return NULL;
-        pp->A = (int)A;
-        pp->Wa = o->Wa->data, pp->Ua = o->Ua->data, pp->va = o->va->data;
-        pp->ba = o->ba ? o->ba->data : NULL, pp->bu = o->bu ? o->bu->data : NULL, pp->bv = o->bv ? o->bv->data : NULL;
-        a.params = pp;
+        attn_var *const ps[7] = {NULL, o->Wa, o->ba, o->Ua, o->bu, o->va, o->bv};
+        memcpy(c.params, ps, sizeof ps);
     }
-    if (a.mask.key_lengths) {
-        int32_t *kl = ag_alloc(g, (size_t)a.B * sizeof(int32_t));
-        if (!kl) return NULL;
-        memcpy(kl, a.mask.key_lengths, (size_t)a.B * sizeof(int32_t));
-        a.mask.key_lengths = kl;
-    }
-    int st = attn_desc_check(&a);
-    if (st != ATTN_OK) return ag_fail_last(g, st);
-
-    attn_var *const ps[7] = {o->W, o->Wa, o->ba, o->Ua, o->bu, o->va, o->bv};
-    int rg = q->requires_grad || k->requires_grad || v->requires_grad;
-    if (a.score == ATTN_SCORE_GENERAL) rg |= o->W->requires_grad;
-    if (a.score == ATTN_SCORE_ADDITIVE)
-        for (int i = 1; i < 7; i++) rg |= ps[i] && ps[i]->requires_grad;
-    attn_var *y = ag_new(g, ond, oshape, rg);
-    float *lse = ag_floats(g, (int64_t)a.B * a.H * a.Nq);
-    attn_var *P = weights ? ag_new(g, 4, (int64_t[]){a.B, a.H, a.Nq, a.Nk}, 0) : NULL;
-    if (!y || !lse || (weights && !P)) return NULL;
-    st = attn_forward(&a, q->data, k->data, v->data, y->data, P ? P->data : NULL, lse);
-    if (st != ATTN_OK) return ag_fail_last(g, st);
-    if (y->requires_grad) {
-        attn_entry *e = ag_record(g, sizeof *e, attn_backward_entry, y, NULL);
-        if (!e) return NULL;
-        e->q = q, e->k = k, e->v = v, e->lse = lse;
-        e->params = tmp.params;
-        e->desc = a;
-        e->desc.params = a.params ? &e->params : NULL;
-        if (a.score == ATTN_SCORE_GENERAL) e->W = o->W;
-        if (a.score == ATTN_SCORE_ADDITIVE) e->Wa = o->Wa, e->ba = o->ba, e->Ua = o->Ua, e->bu = o->bu, e->va = o->va, e->bv = o->bv;
-    }
-    if (weights) *weights = P;
-    return y;
+    c.a = a;
+    c.ond = ond;
+    memcpy(c.oshape, oshape, sizeof c.oshape);
+    return ag_attention(g, q, k, v, &c, weights);
 bad:
     return ag_fail(g, ATTN_ESHAPE, "attn_ag_attention: q %s, k %s, v %s do not fit layout %d (heads %d, kv_heads %d)",
                    ag_shape_str(q, s1, sizeof s1), ag_shape_str(k, s2, sizeof s2), ag_shape_str(v, s3, sizeof s3), (int)o->layout,

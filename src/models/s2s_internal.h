@@ -1,5 +1,5 @@
-/* Internals of the sequence-to-sequence models (not API): the fused additive-attention step
- * of the Bahdanau decoder, a tape op over the autograd internals. */
+/* Internals of the sequence-to-sequence models (not API): the additive-attention step of the
+ * Bahdanau decoder, a call of the library's attention tape op. */
 #ifndef ATTN_MODELS_S2S_INTERNAL_H
 #define ATTN_MODELS_S2S_INTERNAL_H
 
@@ -8,8 +8,8 @@
 #include "io/common.h"
 
 /* One decoder step of additive (Bahdanau) attention over time-major encoder states, with the
- * keys' projection Uk = H Ua^T + bu computed once per batch by the caller (the library's
- * attn_forward would recompute it at every step):
+ * keys' projection Uk = H Ua^T + bu computed once per batch by the caller (the attention op
+ * then runs the additive score on projected queries and keys):
  *   e_bj   = va . tanh(q_b + Uk_jb)              j < len[b]   (hidden keys: weight 0)
  *   a_b    = softmax_j(e_b)
  *   ctx_b  = sum_j a_bj H_jb

@@ -31,12 +31,45 @@ typedef struct {
     float *spare;           /* (R, Tc, KV): gather target when beams are reordered */
     float *x, *h, *qkv, *o, *f, *ff, *logits, *lse, *bias, *pe; /* step scratch */
     float *block;           /* the one allocation holding all of the above */
+    attn_plan *sa, *ca;     /* self- and cross-attention plans, reused by every step and layer */
 } dec_state;
 
 static void dec_free(dec_state *d) {
+    attn_plan_free(d->sa);
+    attn_plan_free(d->ca);
     attn_free(d->block);
     attn_free(d->ckv);
     memset(d, 0, sizeof *d);
+}
+
+/* Causal self-attention of step t over the cache: the R rows' queries (in the packed qkv
+ * rows, (R, F3)) over keys and values of positions [0, t] in kc, vc (R, Tc, KV); ALiBi's
+ * bias (H, t + 1) when the model uses it. */
+static void self_desc(const dec_state *d, int t, attn_desc *a) {
+    const attn_transformer *m = d->m;
+    int E = m->cfg.d_model, dh = m->dh, KV = m->KV, F3 = E + 2 * KV;
+    *a = (attn_desc){.B = d->R, .H = m->cfg.heads, .Hkv = m->cfg.kv_heads, .Nq = 1, .Nk = t + 1, .dq = dh,
+                     .score = ATTN_SCORE_SCALED};
+    int64_t qs[3] = {F3, dh, F3}, ks[3] = {(int64_t)d->Tc * KV, dh, KV}, os[3] = {E, dh, E};
+    memcpy(a->q_strides, qs, sizeof qs), memcpy(a->k_strides, ks, sizeof ks), memcpy(a->v_strides, ks, sizeof ks);
+    memcpy(a->o_strides, os, sizeof os);
+    if (m->cfg.pos == ATTN_POS_ALIBI) {
+        a->mask.bias = d->bias;
+        a->mask.bias_strides[0] = 0, a->mask.bias_strides[1] = t + 1, a->mask.bias_strides[2] = t + 1, a->mask.bias_strides[3] = 1;
+    }
+}
+
+/* Cross-attention: the K beams of a sentence are K queries (in (R, E) rows) over its memory's
+ * keys and values (ckv, (B, S, 2 KV)), S keys masked to the sentence's length. */
+static void cross_desc(const dec_state *d, attn_desc *a) {
+    const attn_transformer *m = d->m;
+    int E = m->cfg.d_model, dh = m->dh, KV = m->KV;
+    *a = (attn_desc){.B = d->B, .H = m->cfg.heads, .Hkv = m->cfg.kv_heads, .Nq = d->K, .Nk = d->S, .dq = dh,
+                     .score = ATTN_SCORE_SCALED};
+    int64_t cq[3] = {(int64_t)d->K * E, dh, E}, ck[3] = {(int64_t)d->S * 2 * KV, dh, 2 * KV}, co[3] = {(int64_t)d->K * E, dh, E};
+    memcpy(a->q_strides, cq, sizeof cq), memcpy(a->k_strides, ck, sizeof ck), memcpy(a->v_strides, ck, sizeof ck);
+    memcpy(a->o_strides, co, sizeof co);
+    a->mask.key_lengths = d->src_len;
 }
 
 static int dec_init(dec_state *d, const attn_transformer *m, int B, int K, int S, int Tc, const int32_t *src_len) {
@@ -71,7 +104,15 @@ static int dec_init(dec_state *d, const attn_transformer *m, int B, int K, int S
     d->x = TAKE(R * E), d->h = TAKE(R * E), d->qkv = TAKE(R * F3), d->o = TAKE(R * E), d->f = TAKE(R * E);
     d->ff = TAKE(R * F), d->logits = TAKE(R * V), d->lse = TAKE(R * H), d->bias = TAKE(H * (size_t)Tc), d->pe = TAKE(E);
 #undef TAKE
-    return ATTN_OK;
+    /* The self-attention plan is made for the longest step (Nk = Tc): later steps reshape it
+     * to fewer keys and allocate nothing. */
+    attn_desc sa, ca;
+    self_desc(d, Tc - 1, &sa);
+    cross_desc(d, &ca);
+    int st = attn_plan_new(&sa, &d->sa);
+    if (!st) st = attn_plan_new(&ca, &d->ca);
+    if (st) dec_free(d);
+    return st;
 }
 
 static int check_src(const attn_transformer *m, int B, int S, const int32_t *src, const int32_t *src_len) {
@@ -145,6 +186,9 @@ static int dec_step(dec_state *d, const int32_t *tok, int t) {
         for (int i = 0; i < E; i++) x[i] = e[i] * scale + (pe ? pe[i] : 0.0f);
     }
     if (c->pos == ATTN_POS_ALIBI && (st = attn_alibi_bias(H, 1, t + 1, t, 0, d->bias)) != ATTN_OK) return st;
+    attn_desc sa;
+    self_desc(d, t, &sa);
+    if ((st = attn_plan_reshape(d->sa, &sa)) != ATTN_OK) return st;
     for (int l = 0; l < c->dec_layers; l++) {
         const tr_layer *L = &m->dec[l];
         /* Causal self-attention over the cache. */
@@ -161,26 +205,13 @@ static int dec_step(dec_state *d, const int32_t *tok, int t) {
             memcpy(d->kc[l] + ((size_t)r * d->Tc + t) * KV, row + E, (size_t)KV * sizeof(float));
             memcpy(d->vc[l] + ((size_t)r * d->Tc + t) * KV, row + E + KV, (size_t)KV * sizeof(float));
         }
-        attn_desc a = {.B = R, .H = H, .Hkv = Hkv, .Nq = 1, .Nk = t + 1, .dq = dh, .score = ATTN_SCORE_SCALED};
-        int64_t qs[3] = {F3, dh, F3}, ks[3] = {(int64_t)d->Tc * KV, dh, KV}, os[3] = {E, dh, E};
-        memcpy(a.q_strides, qs, sizeof qs), memcpy(a.k_strides, ks, sizeof ks), memcpy(a.v_strides, ks, sizeof ks);
-        memcpy(a.o_strides, os, sizeof os);
-        if (c->pos == ATTN_POS_ALIBI) {
-            a.mask.bias = d->bias;
-            a.mask.bias_strides[0] = 0, a.mask.bias_strides[1] = t + 1, a.mask.bias_strides[2] = t + 1, a.mask.bias_strides[3] = 1;
-        }
-        if ((st = attn_forward(&a, d->qkv, d->kc[l], d->vc[l], d->o, NULL, d->lse)) != ATTN_OK) return st;
+        if ((st = attn_plan_forward(d->sa, d->qkv, d->kc[l], d->vc[l], d->o, NULL, d->lse)) != ATTN_OK) return st;
         attn__linear_forward(d->f, d->o, 0, L->sa.out_w->data, L->sa.out_b->data, R, E, E);
         add_norm(m, d->x, d->f, L, 0, R);
         /* Cross-attention: the K beams of a sentence are K queries over its memory. */
         in = sub_in(m, d, L, 1);
         attn__linear_forward(d->qkv, in, 0, L->ca.in_w->data, L->ca.in_b->data, R, E, E);
-        attn_desc ca = {.B = d->B, .H = H, .Hkv = Hkv, .Nq = d->K, .Nk = d->S, .dq = dh, .score = ATTN_SCORE_SCALED};
-        int64_t cq[3] = {(int64_t)d->K * E, dh, E}, ck[3] = {(int64_t)d->S * 2 * KV, dh, 2 * KV}, co[3] = {(int64_t)d->K * E, dh, E};
-        memcpy(ca.q_strides, cq, sizeof cq), memcpy(ca.k_strides, ck, sizeof ck), memcpy(ca.v_strides, ck, sizeof ck);
-        memcpy(ca.o_strides, co, sizeof co);
-        ca.mask.key_lengths = d->src_len;
-        if ((st = attn_forward(&ca, d->qkv, d->ckv[l], d->ckv[l] + KV, d->o, NULL, d->lse)) != ATTN_OK) return st;
+        if ((st = attn_plan_forward(d->ca, d->qkv, d->ckv[l], d->ckv[l] + KV, d->o, NULL, d->lse)) != ATTN_OK) return st;
         attn__linear_forward(d->f, d->o, 0, L->ca.out_w->data, L->ca.out_b->data, R, E, E);
         add_norm(m, d->x, d->f, L, 1, R);
         /* Feed-forward. */

@@ -1,115 +1,14 @@
-/* The Transformer's attention on the autograd tape: one entry around attn_forward /
- * attn_backward that reads the heads of packed projections through strides (one GEMM makes
- * q, k and v of a self-attention; the backward writes their gradients side by side into one
- * buffer), with the rotary position encoding folded in. Also small parameter views.
+/* The Transformer's attention: the library's one attention tape op (autograd/ops_attention.c)
+ * reading the heads of packed projections through strides (one GEMM makes q, k and v of a
+ * self-attention; the backward writes their gradients side by side into one buffer), with the
+ * rotary position encoding folded in. Also small parameter views and fused dropout.
  * Letters: B batch, Nq queries, Nk keys, H heads, Hkv key/value heads, dh features per head,
  * Fq and Fkv the feature sizes of the packed query and key/value nodes. */
 #include <string.h>
 
-#include "attn/posenc.h"
-#include "autograd/ag.h"
+#include "autograd/ops_attention.h"
 #include "models/transformer_internal.h"
 #include "nn/nn_internal.h"
-
-typedef struct {
-    ag_entry e;
-    attn_var *q, *kv;
-    attn_desc desc;
-    tr_attn_opts o;
-    float *lse; /* (B, H, Nq) */
-} tr_attn_entry;
-
-/* The rope description of nh heads of x (B, N, F), relative to their first column. */
-static attn_rope_desc rope_desc(const attn_var *x, int nh, int dh, float base) {
-    attn_rope_desc r;
-    memset(&r, 0, sizeof r);
-    int64_t N = x->shape[1], F = x->shape[2];
-    r.B = (int)x->shape[0], r.H = nh, r.N = (int)N, r.dh = dh, r.base = base;
-    r.strides[0] = N * F, r.strides[1] = dh, r.strides[2] = F;
-    return r;
-}
-
-/* Do column blocks of `total` columns in all cover a node of F features? (They never overlap:
- * the forward checks it.) */
-static int covers(int64_t F, int64_t total) { return total == F; }
-
-static void tr_attn_backward(attn_graph *g, ag_entry *base) {
-    tr_attn_entry *e = (tr_attn_entry *)base;
-    const tr_attn_opts *o = &e->o;
-    attn_var *q = e->q, *kv = e->kv;
-    int same = ag_base(q) == ag_base(kv);
-    int64_t Fq = q->shape[2], Fkv = kv->shape[2];
-    int64_t qcols = (int64_t)o->H * o->dh, kvcols = (int64_t)o->Hkv * o->dh;
-    /* Destination buffers: the node's own gradient when it is fresh (then columns the
-     * attention does not write are zeroed), else scratch added afterwards. */
-    float *dqb = NULL, *dkvb = NULL;
-    int add_q = 0, add_kv = 0;
-    if (q->requires_grad || (same && kv->requires_grad)) {
-        int fresh;
-        float *gq = ag_grad(g, q, &fresh);
-        if (!gq) return;
-        if (fresh) {
-            dqb = gq;
-            if (!covers(Fq, qcols + (same ? 2 * kvcols : 0))) memset(dqb, 0, (size_t)q->numel * sizeof(float));
-        } else {
-            dqb = ag_calloc(g, (size_t)q->numel * sizeof(float));
-            if (!dqb) return;
-            add_q = 1;
-        }
-    }
-    if (!same && kv->requires_grad) {
-        int fresh;
-        float *gk = ag_grad(g, kv, &fresh);
-        if (!gk) return;
-        if (fresh) {
-            dkvb = gk;
-            if (!covers(Fkv, 2 * kvcols)) memset(dkvb, 0, (size_t)kv->numel * sizeof(float));
-        } else {
-            dkvb = ag_calloc(g, (size_t)kv->numel * sizeof(float));
-            if (!dkvb) return;
-            add_kv = 1;
-        }
-    }
-    if (same) dkvb = dqb;
-    float *dQ = dqb ? dqb + o->q_off : NULL;
-    float *dK = dkvb ? dkvb + o->k_off : NULL;
-    float *dV = dkvb ? dkvb + o->v_off : NULL;
-    int st = attn_backward(&e->desc, q->data + o->q_off, kv->data + o->k_off, kv->data + o->v_off, e->e.out->data, e->lse,
-                           ag_dy(e->e.out), dQ, dK, dV, NULL);
-    if (st != ATTN_OK) {
-        ag_fail_last(g, st);
-        return;
-    }
-    if (o->rope) {
-        /* q' = R q, k' = R k  =>  dq = R^T dq', dk = R^T dk'. */
-        if (dQ) {
-            attn_rope_desc r = rope_desc(q, o->H, o->dh, o->rope_base);
-            if ((st = attn_rope_backward(&r, dQ)) != ATTN_OK) {
-                ag_fail_last(g, st);
-                return;
-            }
-        }
-        if (dK) {
-            attn_rope_desc r = rope_desc(kv, o->Hkv, o->dh, o->rope_base);
-            if ((st = attn_rope_backward(&r, dK)) != ATTN_OK) {
-                ag_fail_last(g, st);
-                return;
-            }
-        }
-    }
-    if (add_q) {
-        int fresh;
-        float *gq = ag_grad(g, q, &fresh);
-        if (!gq) return;
-        for (int64_t i = 0; i < q->numel; i++) gq[i] += dqb[i];
-    }
-    if (add_kv) {
-        int fresh;
-        float *gk = ag_grad(g, kv, &fresh);
-        if (!gk) return;
-        for (int64_t i = 0; i < kv->numel; i++) gk[i] += dkvb[i];
-    }
-}
 
 attn_var *tr_attention(attn_graph *g, attn_var *q, attn_var *kv, const tr_attn_opts *o, attn_var **weights) {
     if (weights) *weights = NULL;
@@ -127,45 +26,22 @@ attn_var *tr_attention(attn_graph *g, attn_var *q, attn_var *kv, const tr_attn_o
         (same && ((o->q_off < o->k_off + kvcols && o->k_off < o->q_off + qcols) ||
                   (o->q_off < o->v_off + kvcols && o->v_off < o->q_off + qcols))))
         return ag_fail(g, ATTN_ESHAPE, "transformer attention: column blocks out of range or overlapping");
-    attn_desc a;
-    memset(&a, 0, sizeof a);
-    a.B = (int)B, a.H = o->H, a.Hkv = o->Hkv, a.Nq = (int)Nq, a.Nk = (int)Nk;
-    a.dq = a.dk = a.dv = o->dh;
-    a.score = ATTN_SCORE_SCALED;
-    a.mask = o->mask;
-    int64_t Fo = qcols;
-    a.q_strides[0] = Nq * Fq, a.q_strides[1] = o->dh, a.q_strides[2] = Fq;
-    a.k_strides[0] = Nk * Fkv, a.k_strides[1] = o->dh, a.k_strides[2] = Fkv;
-    memcpy(a.v_strides, a.k_strides, sizeof a.k_strides);
-    a.o_strides[0] = Nq * Fo, a.o_strides[1] = o->dh, a.o_strides[2] = Fo;
-    if (a.mask.key_lengths) {
-        int32_t *kl = ag_alloc(g, (size_t)B * sizeof(int32_t));
-        if (!kl) return NULL;
-        memcpy(kl, a.mask.key_lengths, (size_t)B * sizeof(int32_t));
-        a.mask.key_lengths = kl;
-    }
-    int st = attn_desc_check(&a);
-    if (st != ATTN_OK) return ag_fail_last(g, st);
-    if (o->rope) {
-        attn_rope_desc r = rope_desc(q, o->H, o->dh, o->rope_base);
-        if ((st = attn_rope_forward(&r, q->data + o->q_off)) != ATTN_OK) return ag_fail_last(g, st);
-        r = rope_desc(kv, o->Hkv, o->dh, o->rope_base);
-        if ((st = attn_rope_forward(&r, kv->data + o->k_off)) != ATTN_OK) return ag_fail_last(g, st);
-    }
-    attn_var *y = ag_new(g, 3, (int64_t[]){B, Nq, Fo}, q->requires_grad || kv->requires_grad);
-    float *lse = ag_floats(g, B * o->H * Nq);
-    attn_var *P = weights ? ag_new(g, 4, (int64_t[]){B, o->H, Nq, Nk}, 0) : NULL;
-    if (!y || !lse || (weights && !P)) return NULL;
-    st = attn_forward(&a, q->data + o->q_off, kv->data + o->k_off, kv->data + o->v_off, y->data, P ? P->data : NULL, lse);
-    if (st != ATTN_OK) return ag_fail_last(g, st);
-    if (y->requires_grad) {
-        tr_attn_entry *e = ag_record(g, sizeof *e, tr_attn_backward, y, NULL);
-        if (!e) return NULL;
-        e->q = q, e->kv = kv, e->lse = lse, e->desc = a, e->o = *o;
-        e->o.mask = a.mask;
-    }
-    if (weights) *weights = P;
-    return y;
+    /* Heads read in place from the packed columns: (B, N, F) rows, heads dh apart. */
+    ag_attention_call c;
+    memset(&c, 0, sizeof c);
+    attn_desc *a = &c.a;
+    a->B = (int)B, a->H = o->H, a->Hkv = o->Hkv, a->Nq = (int)Nq, a->Nk = (int)Nk;
+    a->dq = a->dk = a->dv = o->dh;
+    a->score = ATTN_SCORE_SCALED;
+    a->mask = o->mask;
+    a->q_strides[0] = Nq * Fq, a->q_strides[1] = o->dh, a->q_strides[2] = Fq;
+    a->k_strides[0] = Nk * Fkv, a->k_strides[1] = o->dh, a->k_strides[2] = Fkv;
+    memcpy(a->v_strides, a->k_strides, sizeof a->k_strides);
+    a->o_strides[0] = Nq * qcols, a->o_strides[1] = o->dh, a->o_strides[2] = qcols;
+    c.off[0] = o->q_off, c.off[1] = o->k_off, c.off[2] = o->v_off;
+    c.packed = 1, c.rope = o->rope, c.rope_base = o->rope_base;
+    c.ond = 3, c.oshape[0] = B, c.oshape[1] = Nq, c.oshape[2] = qcols;
+    return ag_attention(g, q, kv, kv, &c, weights);
 }
 
 int tr_check_ids(const int32_t *ids, int64_t n, int V, const char *what) {

@@ -5,7 +5,9 @@
  *   cosine:  s = scale * qhat . khat,  qhat = q / max(|q|, eps)   (Q and K normalised first)
  *   general: s = scale * (W^T q) . k = scale * q^T W k            (Q' = Q W first)
  * and their backward applies the chain rule through that transformation afterwards.
- * Additive scores (Bahdanau) keep their own reference path below: they need tanh per pair.
+ * Additive scores (Bahdanau) keep their own path below (tanh per pair, kernels/additive.c).
+ * Every buffer a call needs lives in the plan's workspace (attn_plan): allocated on the first
+ * call that needs it, kept and reused by the next, so repeated calls allocate nothing.
  * Letters as in attn/attention.h; G = H / Hkv query heads per key/value head.
  */
 #include "attn/attention.h"
@@ -14,6 +16,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "kernels/additive.h"
 #include "kernels/kernels.h"
 
 #define COS_EPS 1e-12f
@@ -57,6 +60,8 @@ static void contiguous(int64_t s[3], int H, int N, int d) {
 
 int attn_desc_check(attn_desc *a) {
     if (!a) return attn__error(ATTN_EINVAL, "attention description is NULL");
+    if (a->dtype != 0 /* ATTN_F32 */)
+        return attn__error(ATTN_EINVAL, "attention element type %d is not supported (only ATTN_F32 so far)", (int)a->dtype);
     if (a->Hkv == 0) a->Hkv = a->H;
     if (a->dk == 0) a->dk = a->dq;
     if (a->dv == 0) a->dv = a->dk;
@@ -73,8 +78,11 @@ int attn_desc_check(attn_desc *a) {
         return attn__error(ATTN_EINVAL, "general score needs its matrix W (dq, dk)");
     if (a->score == ATTN_SCORE_ADDITIVE) {
         const attn_score_params *p = a->params;
-        if (!p || p->A <= 0 || !p->Wa || !p->Ua || !p->va)
-            return attn__error(ATTN_EINVAL, "additive score needs Wa (A, dq), Ua (A, dk) and va (A) with A > 0");
+        if (!p || p->A <= 0 || !p->va || !p->Wa != !p->Ua)
+            return attn__error(ATTN_EINVAL, "additive score needs va (A) with A > 0 and both or neither of Wa (A, dq), Ua (A, dk)");
+        if (!p->Wa && (a->dq != p->A || a->dk != p->A || p->ba || p->bu))
+            return attn__error(ATTN_EINVAL, "additive score without Wa and Ua takes projected queries and keys: dq (%d) and "
+                               "dk (%d) must be A (%d), and ba, bu NULL", a->dq, a->dk, p->A);
     }
     if (!isfinite(a->scale)) return attn__error(ATTN_EINVAL, "scale must be finite");
     if (a->scale == 0.0f) a->scale = a->score == ATTN_SCORE_SCALED ? 1.0f / sqrtf((float)a->dq) : 1.0f;
@@ -92,24 +100,85 @@ int attn_desc_check(attn_desc *a) {
 }
 
 /* ------------------------------------------------------------------------------------------
+ * Plans: a checked description and its workspace, one buffer per purpose. */
+
+enum {
+    WS_QBUF, WS_KBUF, WS_QNORM, WS_KNORM, /* transformed queries/keys, cosine norms */
+    WS_WQ, WS_UK,                         /* additive projections */
+    WS_SCRATCH, WS_PO, WS_PL,             /* kernel scratch, split-forward partials */
+    WS_LSE, WS_OTMP, WS_DELTA,            /* forward/backward row statistics */
+    WS_DQ, WS_DK, WS_DQPART,              /* backward: effective dq, dk, per-range dq */
+    WS_DWQ, WS_DUK, WS_DVAB,              /* additive backward */
+    WS_COUNT
+};
+
+struct attn_plan {
+    attn_desc a; /* checked */
+    void *buf[WS_COUNT];
+    size_t cap[WS_COUNT]; /* bytes */
+};
+
+/* The workspace buffer `slot` of at least n floats (zeroed if asked); grown only when a call
+ * needs more than any call before (a plan whose shapes stay the same allocates once). */
+static float *ws_get(attn_plan *pl, int slot, size_t n, int zero) {
+    size_t bytes = (n ? n : 1) * sizeof(float);
+    if (pl->cap[slot] < bytes) {
+        attn_free(pl->buf[slot]);
+        pl->cap[slot] = 0;
+        if (!(pl->buf[slot] = attn_malloc(bytes))) {
+            attn__error(ATTN_ENOMEM, "attention: out of memory for a workspace of %zu bytes", bytes);
+            return NULL;
+        }
+        pl->cap[slot] = bytes;
+    }
+    if (zero) memset(pl->buf[slot], 0, bytes);
+    return pl->buf[slot];
+}
+
+int attn_plan_new(const attn_desc *d, attn_plan **out) {
+    if (!out) return attn__error(ATTN_EINVAL, "attn_plan_new: NULL output");
+    *out = NULL;
+    attn_plan *pl = attn_calloc(1, sizeof *pl);
+    if (!pl) return attn__error(ATTN_ENOMEM, "attn_plan_new: out of memory");
+    int st = attn_plan_reshape(pl, d);
+    if (st) {
+        attn_free(pl);
+        return st;
+    }
+    *out = pl;
+    return ATTN_OK;
+}
+
+int attn_plan_reshape(attn_plan *pl, const attn_desc *d) {
+    if (!pl || !d) return attn__error(ATTN_EINVAL, "attn_plan_reshape: NULL plan or description");
+    attn_desc a = *d;
+    int st = attn_desc_check(&a);
+    if (st) return st;
+    pl->a = a;
+    return ATTN_OK;
+}
+
+const attn_desc *attn_plan_desc(const attn_plan *pl) { return pl ? &pl->a : NULL; }
+
+void attn_plan_free(attn_plan *pl) {
+    if (!pl) return;
+    for (int i = 0; i < WS_COUNT; i++) attn_free(pl->buf[i]);
+    attn_free(pl);
+}
+
+/* ------------------------------------------------------------------------------------------
  * Preparation: the effective queries and keys the kernels see. */
 
 typedef struct {
     attn_desc a;                /* checked copy */
+    attn_plan *ws;              /* the plan whose workspace the call uses */
     const float *Q, *K, *V;     /* the caller's arrays */
     const float *q, *k;         /* effective queries/keys: the caller's or qbuf/kbuf */
     int64_t qs[3], ks[3];       /* their strides */
     int d;                      /* their feature size (dk) */
-    float *qbuf, *kbuf;         /* owned transformed copies, contiguous */
+    float *qbuf, *kbuf;         /* transformed copies (workspace), contiguous */
     float *qnorm, *knorm;       /* cosine: max(|q|, eps) per row (B*H*Nq), (B*Hkv*Nk) */
 } prep;
-
-static void prep_free(prep *p) {
-    attn_free(p->qbuf);
-    attn_free(p->kbuf);
-    attn_free(p->qnorm);
-    attn_free(p->knorm);
-}
 
 /* Normalise rows of X (B, Hx, N, d) with strides xs into contiguous out; norms kept. */
 static void normalise_rows(const float *X, const int64_t xs[3], int B, int Hx, int N, int d, float *out, float *norms) {
@@ -127,10 +196,11 @@ static void normalise_rows(const float *X, const int64_t xs[3], int B, int Hx, i
             }
 }
 
-static int prep_init(prep *p, const attn_desc *desc, const float *Q, const float *K, const float *V) {
+static int prep_init(prep *p, attn_plan *pl, const float *Q, const float *K, const float *V) {
     memset(p, 0, sizeof *p);
-    p->a = *desc;
-    int st = attn_desc_check(&p->a);
+    p->ws = pl;
+    p->a = pl->a;
+    int st = attn_desc_check(&p->a); /* again: key lengths may have changed since */
     if (st) return st;
     if (!Q || !K || !V) return attn__error(ATTN_EINVAL, "Q, K and V must not be NULL");
     attn_desc *a = &p->a;
@@ -141,10 +211,10 @@ static int prep_init(prep *p, const attn_desc *desc, const float *Q, const float
     p->d = a->dk;
     size_t nq = (size_t)a->B * a->H * a->Nq, nk = (size_t)a->B * a->Hkv * a->Nk;
     if (a->score == ATTN_SCORE_COSINE) {
-        p->qbuf = attn_malloc(nq * a->dq * sizeof(float));
-        p->kbuf = attn_malloc(nk * a->dk * sizeof(float));
-        p->qnorm = attn_malloc(nq * sizeof(float));
-        p->knorm = attn_malloc(nk * sizeof(float));
+        p->qbuf = ws_get(pl, WS_QBUF, nq * a->dq, 0);
+        p->kbuf = ws_get(pl, WS_KBUF, nk * a->dk, 0);
+        p->qnorm = ws_get(pl, WS_QNORM, nq, 0);
+        p->knorm = ws_get(pl, WS_KNORM, nk, 0);
         if (!p->qbuf || !p->kbuf || !p->qnorm || !p->knorm) return ATTN_ENOMEM;
         normalise_rows(Q, a->q_strides, a->B, a->H, a->Nq, a->dq, p->qbuf, p->qnorm);
         normalise_rows(K, a->k_strides, a->B, a->Hkv, a->Nk, a->dk, p->kbuf, p->knorm);
@@ -153,7 +223,7 @@ static int prep_init(prep *p, const attn_desc *desc, const float *Q, const float
         contiguous(memset(p->ks, 0, sizeof p->ks), a->Hkv, a->Nk, a->dk);
     } else if (a->score == ATTN_SCORE_GENERAL) {
         /* Q' (Nq, dk) = Q (Nq, dq) W (dq, dk), per (b, h). */
-        p->qbuf = attn_malloc(nq * a->dk * sizeof(float));
+        p->qbuf = ws_get(pl, WS_QBUF, nq * a->dk, 0);
         if (!p->qbuf) return ATTN_ENOMEM;
         for (int b = 0; b < a->B; b++)
             for (int h = 0; h < a->H; h++)
@@ -201,9 +271,9 @@ typedef struct {
     size_t per_thread;
 } scratch;
 
-static int scratch_init(scratch *s, size_t floats) {
+static int scratch_init(scratch *s, attn_plan *pl, size_t floats) {
     s->per_thread = (floats + 15) & ~(size_t)15;
-    s->buf = attn_malloc(s->per_thread * (size_t)attn__max_threads() * sizeof(float));
+    s->buf = ws_get(pl, WS_SCRATCH, s->per_thread * (size_t)attn__max_threads(), 0);
     return s->buf ? ATTN_OK : ATTN_ENOMEM;
 }
 
@@ -211,23 +281,33 @@ static float *scratch_at(const scratch *s, int thread) { return s->buf + s->per_
 
 /* ------------------------------------------------------------------------------------------
  * Additive (Bahdanau) scores: s_ij = va . tanh(Wq_i + Uk_j) + bv with Wq = Q Wa^T + ba,
- * Uk = K Ua^T + bu, computed once per call. Reference path only. */
+ * Uk = K Ua^T + bu, computed once per call (or Q and K themselves when Wa and Ua are NULL).
+ * Each score is kernels/additive.c's (a fast tanh, a fixed-order dot product). */
 
 typedef struct {
-    float *Wq; /* (B, H, Nq, A) */
-    float *Uk; /* (B, Hkv, Nk, A) */
+    const float *Wq; int64_t qs[3]; /* projected queries (B, H, Nq, A) with strides qs */
+    const float *Uk; int64_t ks[3]; /* projected keys (B, Hkv, Nk, A) with strides ks */
 } additive;
 
 static int additive_init(additive *ad, const prep *p) {
+    attn_plan *pl = p->ws;
     const attn_desc *a = &p->a;
     const attn_score_params *w = a->params;
     int A = w->A;
-    ad->Wq = attn_malloc((size_t)a->B * a->H * a->Nq * A * sizeof(float));
-    ad->Uk = attn_malloc((size_t)a->B * a->Hkv * a->Nk * A * sizeof(float));
-    if (!ad->Wq || !ad->Uk) return ATTN_ENOMEM;
+    if (!w->Wa) {
+        ad->Wq = p->Q, ad->Uk = p->K;
+        memcpy(ad->qs, a->q_strides, sizeof ad->qs), memcpy(ad->ks, a->k_strides, sizeof ad->ks);
+        return ATTN_OK;
+    }
+    float *Wq = ws_get(pl, WS_WQ, (size_t)a->B * a->H * a->Nq * A, 0);
+    float *Uk = ws_get(pl, WS_UK, (size_t)a->B * a->Hkv * a->Nk * A, 0);
+    if (!Wq || !Uk) return ATTN_ENOMEM;
+    ad->Wq = Wq, ad->Uk = Uk;
+    memset(ad->qs, 0, sizeof ad->qs), memset(ad->ks, 0, sizeof ad->ks);
+    contiguous(ad->qs, a->H, a->Nq, A), contiguous(ad->ks, a->Hkv, a->Nk, A);
     for (int b = 0; b < a->B; b++) {
         for (int h = 0; h < a->H; h++) {
-            float *dst = ad->Wq + ((size_t)b * a->H + h) * a->Nq * A;
+            float *dst = Wq + ((size_t)b * a->H + h) * a->Nq * A;
             attn__kern()->sgemm(0, 1, a->Nq, A, a->dq, 1.0f, p->Q + b * a->q_strides[0] + h * a->q_strides[1],
                                 a->q_strides[2], w->Wa, a->dq, 0.0f, dst, A);
             if (w->ba)
@@ -235,7 +315,7 @@ static int additive_init(additive *ad, const prep *p) {
                     for (int c = 0; c < A; c++) dst[i * A + c] += w->ba[c];
         }
         for (int h = 0; h < a->Hkv; h++) {
-            float *dst = ad->Uk + ((size_t)b * a->Hkv + h) * a->Nk * A;
+            float *dst = Uk + ((size_t)b * a->Hkv + h) * a->Nk * A;
             attn__kern()->sgemm(0, 1, a->Nk, A, a->dk, 1.0f, p->K + b * a->k_strides[0] + h * a->k_strides[1],
                                 a->k_strides[2], w->Ua, a->dk, 0.0f, dst, A);
             if (w->bu)
@@ -246,29 +326,29 @@ static int additive_init(additive *ad, const prep *p) {
     return ATTN_OK;
 }
 
-static void additive_free(additive *ad) {
-    attn_free(ad->Wq);
-    attn_free(ad->Uk);
+static const float *additive_q(const additive *ad, int b, int h, int i) {
+    return ad->Wq + b * ad->qs[0] + h * ad->qs[1] + i * ad->qs[2];
 }
 
-static float additive_score(const attn_score_params *w, const float *wq, const float *uk) {
-    float s = w->bv ? w->bv[0] : 0.0f;
-    for (int c = 0; c < w->A; c++) s += w->va[c] * tanhf(wq[c] + uk[c]);
-    return s;
+static const float *additive_k(const additive *ad, int b, int hk, int j) {
+    return ad->Uk + b * ad->ks[0] + hk * ad->ks[1] + j * ad->ks[2];
 }
 
-/* Masked, biased additive scores of row i of head (b, h) into s (Nk); -inf where hidden. */
-static void additive_row(const prep *p, const additive *ad, const attn__head *hd, int b, int h, int i, float *s) {
+/* Masked, biased additive scores of row i of head (b, h) into s (Nk); -inf where hidden. The
+ * tanh values go to t: (Nk, A) when keep_t (for the backward), else one row of A reused. */
+static void additive_row(const prep *p, const additive *ad, const attn__head *hd, int b, int h, int i, float *s,
+                         float *t, int keep_t) {
     const attn_desc *a = &p->a;
-    int A = a->params->A, hk = h / (a->H / a->Hkv);
-    const float *wq = ad->Wq + (((size_t)b * a->H + h) * a->Nq + i) * A;
-    const float *uk = ad->Uk + ((size_t)b * a->Hkv + hk) * a->Nk * A;
+    const attn_score_params *w = a->params;
+    int A = w->A, hk = h / (a->H / a->Hkv);
+    const float *wq = additive_q(ad, b, h, i);
     for (int j = 0; j < a->Nk; j++) {
         if (!attn__visible(hd, i, j)) {
             s[j] = -INFINITY;
             continue;
         }
-        s[j] = additive_score(a->params, wq, uk + (size_t)j * A);
+        s[j] = attn__additive_score(wq, additive_k(ad, b, hk, j), w->va, A, keep_t ? t + (size_t)j * A : t);
+        if (w->bv) s[j] += w->bv[0];
         if (hd->bias) s[j] += hd->bias[i * hd->bias_rs + j * hd->bias_cs];
     }
 }
@@ -304,7 +384,7 @@ static void fwd_task(void *ctx, int task, int thread) {
         return;
     }
     for (int i = i0; i < i1; i++) {
-        additive_row(j->p, j->ad, &hd, b, h, i, s);
+        additive_row(j->p, j->ad, &hd, b, h, i, s, s + a->Nk, 0);
         lse[i] = attn__softmax_row(s, NULL, a->Nk);
         float *oi = o + i * a->o_strides[2];
         memset(oi, 0, (size_t)a->dv * sizeof *oi);
@@ -374,7 +454,9 @@ static int run_forward(const prep *p, const additive *ad, float *O, float *P, fl
     fwd_job j = {.p = p, .ad = ad, .O = O, .P = P, .lse = lse, .ns = 1};
     /* The fast kernels write the weights too; additive scores have only the reference path. */
     j.kern = ad ? &attn__kernels_ref : attn__kern();
-    int st = scratch_init(&j.sc, j.kern->scratch_floats(a->Nk, p->d, a->dv));
+    size_t floats = j.kern->scratch_floats(a->Nk, p->d, a->dv);
+    if (ad && floats < (size_t)a->Nk + a->params->A) floats = (size_t)a->Nk + a->params->A;
+    int st = scratch_init(&j.sc, p->ws, floats);
     if (st) return st;
     j.nqb = (a->Nq + j.kern->q_block - 1) / j.kern->q_block;
     /* Too few (b, h, query block) tasks for the threads and many keys: split the keys into
@@ -390,35 +472,44 @@ static int run_forward(const prep *p, const additive *ad, float *O, float *P, fl
     }
     if (j.ns > 1) {
         size_t rows = (size_t)j.ns * a->B * a->H * a->Nq;
-        j.po = attn_malloc(rows * a->dv * sizeof(float));
-        j.pl = attn_malloc(rows * sizeof(float));
+        j.po = ws_get(p->ws, WS_PO, rows * a->dv, 0);
+        j.pl = ws_get(p->ws, WS_PL, rows, 0);
         if (!j.po || !j.pl) st = ATTN_ENOMEM;
         if (!st) run_tasks(tasks * j.ns, fwd_split_task, &j, flops);
         for (int bh = 0; !st && bh < a->B * a->H; bh++) fwd_merge_task(&j, bh, 0); /* O(ns Nq dv) */
-        attn_free(j.po);
-        attn_free(j.pl);
     } else {
         run_tasks(tasks, fwd_task, &j, flops);
     }
-    attn_free(j.sc.buf);
     return st;
 }
 
-int attn_forward(const attn_desc *desc, const float *Q, const float *K, const float *V, float *O, float *P, float *lse) {
+int attn_plan_forward(attn_plan *pl, const float *Q, const float *K, const float *V, float *O, float *P, float *lse) {
+    if (!pl) return attn__error(ATTN_EINVAL, "attention plan is NULL");
     if (!O) return attn__error(ATTN_EINVAL, "output O must not be NULL");
     prep p;
     additive ad = {0};
-    float *lse_tmp = NULL;
-    int st = prep_init(&p, desc, Q, K, V);
+    int st = prep_init(&p, pl, Q, K, V);
     if (!st && p.a.score == ATTN_SCORE_ADDITIVE) st = additive_init(&ad, &p);
-    if (!st && !lse) {
-        lse = lse_tmp = attn_malloc((size_t)p.a.B * p.a.H * p.a.Nq * sizeof(float));
-        if (!lse) st = ATTN_ENOMEM;
-    }
+    if (!st && !lse && !(lse = ws_get(pl, WS_LSE, (size_t)p.a.B * p.a.H * p.a.Nq, 0))) st = ATTN_ENOMEM;
     if (!st) st = run_forward(&p, ad.Wq ? &ad : NULL, O, P, lse);
-    attn_free(lse_tmp);
-    additive_free(&ad);
-    prep_free(&p);
+    return st;
+}
+
+/* The one-shot calls: a plan for one call. */
+int attn_forward(const attn_desc *desc, const float *Q, const float *K, const float *V, float *O, float *P, float *lse) {
+    attn_plan *pl;
+    int st = attn_plan_new(desc, &pl);
+    if (!st) st = attn_plan_forward(pl, Q, K, V, O, P, lse);
+    attn_plan_free(pl);
+    return st;
+}
+
+int attn_backward(const attn_desc *desc, const float *Q, const float *K, const float *V, const float *O,
+                  const float *lse, const float *dO, float *dQ, float *dK, float *dV, attn_score_params *dparams) {
+    attn_plan *pl;
+    int st = attn_plan_new(desc, &pl);
+    if (!st) st = attn_plan_backward(pl, Q, K, V, O, lse, dO, dQ, dK, dV, dparams);
+    attn_plan_free(pl);
     return st;
 }
 
@@ -429,10 +520,10 @@ typedef struct {
     const prep *p;
     const additive *ad;
     float *S;
+    scratch sc; /* additive: tanh values (A) per thread */
 } scores_job;
 
 static void scores_task(void *ctx, int task, int thread) {
-    (void)thread;
     scores_job *j = ctx;
     const attn_desc *a = &j->p->a;
     int b = task / a->H, h = task % a->H;
@@ -442,9 +533,10 @@ static void scores_task(void *ctx, int task, int thread) {
         for (int k = 0; k < a->Nk; k++) {
             float *s = S + (size_t)i * a->Nk + k;
             if (j->ad) {
-                int A = a->params->A, hk = h / (a->H / a->Hkv);
-                *s = additive_score(a->params, j->ad->Wq + (((size_t)b * a->H + h) * a->Nq + i) * A,
-                                    j->ad->Uk + (((size_t)b * a->Hkv + hk) * a->Nk + k) * A);
+                const attn_score_params *w = a->params;
+                *s = attn__additive_score(additive_q(j->ad, b, h, i), additive_k(j->ad, b, h / (a->H / a->Hkv), k), w->va,
+                                          w->A, scratch_at(&j->sc, thread));
+                if (w->bv) *s += w->bv[0];
             } else {
                 const float *q = hd.q + i * hd.q_rs, *kk = hd.k + k * hd.k_rs;
                 float acc = 0.0f;
@@ -458,17 +550,18 @@ int attn_scores(const attn_desc *desc, const float *Q, const float *K, float *S)
     if (!S) return attn__error(ATTN_EINVAL, "scores S must not be NULL");
     prep p;
     additive ad = {0};
+    attn_plan *pl;
+    int st = attn_plan_new(desc, &pl);
+    if (st) return st;
     /* V is not needed for scores; K stands in so that prep_init's NULL check passes, and is
      * then dropped (its strides are V's, not K's). */
-    int st = prep_init(&p, desc, Q, K, K);
+    st = prep_init(&p, pl, Q, K, K);
     p.V = NULL;
     if (!st && p.a.score == ATTN_SCORE_ADDITIVE) st = additive_init(&ad, &p);
-    if (!st) {
-        scores_job j = {&p, ad.Wq ? &ad : NULL, S};
-        attn__parallel(p.a.B * p.a.H, scores_task, &j);
-    }
-    additive_free(&ad);
-    prep_free(&p);
+    scores_job j = {&p, ad.Wq ? &ad : NULL, S, {0}};
+    if (!st && j.ad) st = scratch_init(&j.sc, pl, (size_t)p.a.params->A);
+    if (!st) attn__parallel(p.a.B * p.a.H, scores_task, &j);
+    attn_plan_free(pl);
     return st;
 }
 
@@ -630,16 +723,15 @@ static int run_backward_fused(bwd_job *j) {
     if (ns < 1) ns = 1;
     j->chunk = ((a->Nk + ns - 1) / ns + kb - 1) / kb * kb;
     j->ns = (a->Nk + j->chunk - 1) / j->chunk;
-    int st = scratch_init(&j->sc, j->kern->bwd_scratch_floats(a->Nq, a->Nk, d, a->dv));
+    int st = scratch_init(&j->sc, j->p->ws, j->kern->bwd_scratch_floats(a->Nq, a->Nk, d, a->dv));
     if (st) return st;
     if (j->dq) zero_rows(j->dq, j->dqs, a->B, a->H, a->Nq, d);
     if (j->dq && j->ns > 1) {
-        j->dq_part = attn_calloc((size_t)j->ns * a->B * a->H * a->Nq * d, sizeof(float));
+        j->dq_part = ws_get(j->p->ws, WS_DQPART, (size_t)j->ns * a->B * a->H * a->Nq * d, 1);
         if (!j->dq_part) return ATTN_ENOMEM;
     }
     run_tasks(groups * j->ns, bwd_fused_task, j, 5.0 * a->B * a->H * (double)a->Nq * a->Nk * (d + a->dv));
     if (j->dq_part) attn__parallel(a->B * a->H, bwd_dq_sum_task, j);
-    attn_free(j->dq_part);
     j->dq_part = NULL;
     return ATTN_OK;
 }
@@ -659,77 +751,86 @@ static void cosine_back(const float *xhat, const float *norms, const float *dxha
     }
 }
 
-/* Additive backward for one (b, kv head) group: all G query heads, every row. */
+/* Additive backward for one (b, kv head) group: all G query heads, every row. Per row the
+ * scores and weights are recomputed as the forward computed them (same kernels, same bits),
+ * then, with dp_j = dO_i . V_j and dot = sum_j p_j dp_j:
+ *   dV_j += p_j dO_i;  ds_j = p_j (dp_j - dot);  then through the score (kernels/additive.c). */
 typedef struct {
     const prep *p;
     const additive *ad;
-    const float *lse, *delta, *dO;
+    const float *dO;
     float *dWq;   /* (B, H, Nq, A) */
     float *dUk;   /* (B, Hkv, Nk, A) */
     float *dv;    /* strides of V or NULL */
     float *dvab;  /* per task (A + 1): partial dva, dbv */
-    scratch sc;
+    scratch sc;   /* per thread: s, pr, dp (Nk each), t (Nk, A) */
 } add_bwd_job;
 
 static void additive_bwd_task(void *ctx, int task, int thread) {
     add_bwd_job *j = ctx;
     const attn_desc *a = &j->p->a;
     const attn_score_params *w = a->params;
-    int A = w->A, G = a->H / a->Hkv, b = task / a->Hkv, hk = task % a->Hkv;
+    int A = w->A, G = a->H / a->Hkv, b = task / a->Hkv, hk = task % a->Hkv, Nk = a->Nk;
     float *dva = j->dvab + (size_t)task * (A + 1), *dbv = dva + A;
-    float *s = scratch_at(&j->sc, thread), *dh = s + a->Nk;
+    float *s = scratch_at(&j->sc, thread), *pr = s + Nk, *dp = pr + Nk, *t = dp + Nk;
     for (int g = 0; g < G; g++) {
         int h = hk * G + g, bh = b * a->H + h;
         attn__head hd = head_of(j->p, b, h);
         for (int i = 0; i < a->Nq; i++) {
-            float lse = j->lse[(size_t)bh * a->Nq + i];
-            if (lse == -INFINITY) continue;
-            additive_row(j->p, j->ad, &hd, b, h, i, s);
+            additive_row(j->p, j->ad, &hd, b, h, i, s, t, 1);
+            memcpy(pr, s, (size_t)Nk * sizeof *pr);
+            if (attn__softmax_row(pr, NULL, Nk) == -INFINITY) continue;
             const float *doi = j->dO + b * a->o_strides[0] + h * a->o_strides[1] + i * a->o_strides[2];
-            float delta = j->delta[(size_t)bh * a->Nq + i];
-            const float *wq = j->ad->Wq + ((size_t)bh * a->Nq + i) * A;
-            float *dwq = j->dWq + ((size_t)bh * a->Nq + i) * A;
-            for (int k = 0; k < a->Nk; k++) {
+            float *dwq = j->dWq + ((size_t)bh * a->Nq + i) * A, dot = 0.0f;
+            for (int k = 0; k < Nk; k++) {
                 if (s[k] == -INFINITY) continue;
-                float pk = expf(s[k] - lse);
-                const float *v = hd.v + k * hd.v_rs;
-                float dp = 0.0f;
-                for (int c = 0; c < a->dv; c++) dp += doi[c] * v[c];
+                dp[k] = attn__dot8(doi, hd.v + k * hd.v_rs, a->dv);
+                dot += pr[k] * dp[k];
                 if (j->dv) {
                     float *dvk = j->dv + b * a->v_strides[0] + hk * a->v_strides[1] + k * a->v_strides[2];
-                    for (int c = 0; c < a->dv; c++) dvk[c] += pk * doi[c];
+                    for (int c = 0; c < a->dv; c++) dvk[c] += pr[k] * doi[c];
                 }
-                float ds = pk * (dp - delta);
-                const float *uk = j->ad->Uk + (((size_t)b * a->Hkv + hk) * a->Nk + k) * A;
-                float *duk = j->dUk + (((size_t)b * a->Hkv + hk) * a->Nk + k) * A;
+            }
+            for (int k = 0; k < Nk; k++) {
+                if (s[k] == -INFINITY) continue;
+                float ds = pr[k] * (dp[k] - dot);
                 *dbv += ds;
-                for (int c = 0; c < A; c++) {
-                    float t = tanhf(wq[c] + uk[c]);
-                    dva[c] += ds * t;
-                    dh[c] = ds * w->va[c] * (1.0f - t * t);
-                    dwq[c] += dh[c];
-                    duk[c] += dh[c];
-                }
+                attn__additive_score_grad(ds, t + (size_t)k * A, w->va, A, dva,
+                                          dwq, j->dUk + (((size_t)b * a->Hkv + hk) * Nk + k) * A);
             }
         }
     }
 }
 
-static int additive_backward(const prep *p, const additive *ad, const float *lse, const float *delta,
-                             const float *dO, float *dQ, float *dK, float *dV, attn_score_params *dp) {
+/* Rows of G (B, Hx, N, A) into X (B, Hx, N, A) with strides xs (the identity projection's
+ * gradient). */
+static void copy_rows(const float *G, float *X, const int64_t xs[3], int B, int Hx, int N, int A) {
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < Hx; h++)
+            for (int n = 0; n < N; n++)
+                memcpy(X + b * xs[0] + h * xs[1] + n * xs[2], G + (((size_t)b * Hx + h) * N + n) * A, (size_t)A * sizeof(float));
+}
+
+static int additive_backward(const prep *p, const additive *ad, const float *dO, float *dQ, float *dK, float *dV,
+                             attn_score_params *dp) {
     const attn_desc *a = &p->a;
     const attn_score_params *w = a->params;
     int A = w->A, ntask = a->B * a->Hkv;
-    add_bwd_job j = {.p = p, .ad = ad, .lse = lse, .delta = delta, .dO = dO, .dv = dV};
-    j.dWq = attn_calloc((size_t)a->B * a->H * a->Nq * A, sizeof(float));
-    j.dUk = attn_calloc((size_t)a->B * a->Hkv * a->Nk * A, sizeof(float));
-    j.dvab = attn_calloc((size_t)ntask * (A + 1), sizeof(float));
-    int st = (!j.dWq || !j.dUk || !j.dvab) ? ATTN_ENOMEM : scratch_init(&j.sc, (size_t)a->Nk + A);
-    if (st) goto done;
+    add_bwd_job j = {.p = p, .ad = ad, .dO = dO, .dv = dV};
+    j.dWq = ws_get(p->ws, WS_DWQ, (size_t)a->B * a->H * a->Nq * A, 1);
+    j.dUk = ws_get(p->ws, WS_DUK, (size_t)a->B * a->Hkv * a->Nk * A, 1);
+    j.dvab = ws_get(p->ws, WS_DVAB, (size_t)ntask * (A + 1), 1);
+    int st = (!j.dWq || !j.dUk || !j.dvab) ? ATTN_ENOMEM : scratch_init(&j.sc, p->ws, (size_t)a->Nk * (3 + A));
+    if (st) return st;
+    if (dV) zero_rows(dV, a->v_strides, a->B, a->Hkv, a->Nk, a->dv);
     attn__parallel(ntask, additive_bwd_task, &j);
     const attn__kernels *kern = attn__kern();
+    if (!w->Wa) { /* Q and K were the projections. */
+        if (dQ) copy_rows(j.dWq, dQ, a->q_strides, a->B, a->H, a->Nq, A);
+        if (dK) copy_rows(j.dUk, dK, a->k_strides, a->B, a->Hkv, a->Nk, A);
+    }
     /* dQ = dWq Wa, dK = dUk Ua; dWa += dWq^T Q, dUa += dUk^T K; biases sum the rows. */
-    for (int b = 0; b < a->B; b++) {
+    for (int b = 0; w->Wa && b < a->B; b++) {
         for (int h = 0; h < a->H; h++) {
             const float *g = j.dWq + ((size_t)b * a->H + h) * a->Nq * A;
             const float *q = p->Q + b * a->q_strides[0] + h * a->q_strides[1];
@@ -759,54 +860,42 @@ static int additive_backward(const prep *p, const additive *ad, const float *lse
             for (int c = 0; c < A; c++) dp->va[c] += part[c];
         if (dp->bv) dp->bv[0] += part[A];
     }
-done:
-    attn_free(j.sc.buf);
-    attn_free(j.dWq);
-    attn_free(j.dUk);
-    attn_free(j.dvab);
-    return st;
+    return ATTN_OK;
 }
 
-int attn_backward(const attn_desc *desc, const float *Q, const float *K, const float *V, const float *O,
-                  const float *lse_in, const float *dO, float *dQ, float *dK, float *dV, attn_score_params *dparams) {
+int attn_plan_backward(attn_plan *pl, const float *Q, const float *K, const float *V, const float *O,
+                       const float *lse_in, const float *dO, float *dQ, float *dK, float *dV, attn_score_params *dparams) {
+    if (!pl) return attn__error(ATTN_EINVAL, "attention plan is NULL");
     if (!O || !dO) return attn__error(ATTN_EINVAL, "O and dO must not be NULL");
     prep p;
     additive ad = {0};
     bwd_job j = {0};
-    float *lse_tmp = NULL, *delta = NULL, *dq_tmp = NULL, *dk_tmp = NULL;
-    int st = prep_init(&p, desc, Q, K, V);
-    if (st) goto done;
+    float *delta = NULL, *dq_tmp = NULL, *dk_tmp = NULL;
+    int st = prep_init(&p, pl, Q, K, V);
+    if (st) return st;
     const attn_desc *a = &p.a;
     size_t nq = (size_t)a->B * a->H * a->Nq, nk = (size_t)a->B * a->Hkv * a->Nk;
-    if (a->score == ATTN_SCORE_ADDITIVE && (st = additive_init(&ad, &p))) goto done;
+    if (a->score == ATTN_SCORE_ADDITIVE) { /* recomputes its weights: needs no lse */
+        if ((st = additive_init(&ad, &p))) return st;
+        return additive_backward(&p, &ad, dO, dQ, dK, dV, dparams);
+    }
     if (!lse_in) {
         /* Recompute the log-sum-exp with a forward pass into scratch outputs. */
-        float *o_tmp = attn_malloc(nq * a->dv * sizeof(float));
-        lse_tmp = attn_malloc(nq * sizeof(float));
-        if (!o_tmp || !lse_tmp) {
-            attn_free(o_tmp);
-            st = ATTN_ENOMEM;
-            goto done;
-        }
+        float *o_tmp = ws_get(pl, WS_OTMP, nq * a->dv, 0), *lse_tmp = ws_get(pl, WS_LSE, nq, 0);
+        if (!o_tmp || !lse_tmp) return ATTN_ENOMEM;
         attn_desc ac = *a;
         memset(ac.o_strides, 0, sizeof ac.o_strides);
         contiguous(ac.o_strides, a->H, a->Nq, a->dv);
         prep pc = p;
         pc.a = ac;
-        st = run_forward(&pc, ad.Wq ? &ad : NULL, o_tmp, NULL, lse_tmp);
-        attn_free(o_tmp);
-        if (st) goto done;
+        if ((st = run_forward(&pc, NULL, o_tmp, NULL, lse_tmp))) return st;
         lse_in = lse_tmp;
     }
     /* delta_i = dO_i . O_i */
-    delta = attn_malloc(nq * sizeof(float));
-    if (!delta) {
-        st = ATTN_ENOMEM;
-        goto done;
-    }
+    if (!(delta = ws_get(pl, WS_DELTA, nq, 0))) return ATTN_ENOMEM;
     /* (Summed as the kernels sum dO . V, so that the two cancel exactly where one key takes
      * all the weight.) */
-    const attn__kernels *kd = ad.Wq ? NULL : attn__kern();
+    const attn__kernels *kd = attn__kern();
     for (int b = 0; b < a->B; b++)
         for (int h = 0; h < a->H; h++) {
             int64_t off0 = b * a->o_strides[0] + h * a->o_strides[1];
@@ -823,10 +912,6 @@ int attn_backward(const attn_desc *desc, const float *Q, const float *K, const f
             }
         }
     if (dV) zero_rows(dV, a->v_strides, a->B, a->Hkv, a->Nk, a->dv);
-    if (ad.Wq) {
-        st = additive_backward(&p, &ad, lse_in, delta, dO, dQ, dK, dV, dparams);
-        goto done;
-    }
 
     j.p = &p, j.kern = attn__kern(), j.lse = lse_in, j.delta = delta, j.dO = dO, j.dv = dV;
     int need_dW = a->score == ATTN_SCORE_GENERAL && dparams && dparams->W;
@@ -834,11 +919,7 @@ int attn_backward(const attn_desc *desc, const float *Q, const float *K, const f
      * for the chain rule of cosine and general scores. */
     if (a->score == ATTN_SCORE_COSINE || a->score == ATTN_SCORE_GENERAL) {
         if (dQ || need_dW) {
-            dq_tmp = attn_malloc(nq * p.d * sizeof(float));
-            if (!dq_tmp) {
-                st = ATTN_ENOMEM;
-                goto done;
-            }
+            if (!(dq_tmp = ws_get(pl, WS_DQ, nq * p.d, 0))) return ATTN_ENOMEM;
             j.dq = dq_tmp;
             contiguous(j.dqs, a->H, a->Nq, p.d);
         }
@@ -848,11 +929,7 @@ int attn_backward(const attn_desc *desc, const float *Q, const float *K, const f
     }
     if (dK) {
         if (a->score == ATTN_SCORE_COSINE) {
-            dk_tmp = attn_malloc(nk * p.d * sizeof(float));
-            if (!dk_tmp) {
-                st = ATTN_ENOMEM;
-                goto done;
-            }
+            if (!(dk_tmp = ws_get(pl, WS_DK, nk * p.d, 0))) return ATTN_ENOMEM;
             j.dk = dk_tmp;
             contiguous(j.dks, a->Hkv, a->Nk, p.d);
         } else {
@@ -862,9 +939,9 @@ int attn_backward(const attn_desc *desc, const float *Q, const float *K, const f
         zero_rows(j.dk, j.dks, a->B, a->Hkv, a->Nk, p.d);
     }
     if (j.kern->bwd) {
-        if ((st = run_backward_fused(&j))) goto done;
+        if ((st = run_backward_fused(&j))) return st;
     } else {
-        if ((st = scratch_init(&j.sc, j.kern->scratch_floats(a->Nk, p.d, a->dv)))) goto done;
+        if ((st = scratch_init(&j.sc, pl, j.kern->scratch_floats(a->Nk, p.d, a->dv)))) return st;
         j.nqb = (a->Nq + j.kern->q_block - 1) / j.kern->q_block;
         j.nkb = (a->Nk + j.kern->k_block - 1) / j.kern->k_block;
         if (j.dq) attn__parallel(a->B * a->H * j.nqb, bwd_dq_task, &j);
@@ -887,13 +964,5 @@ int attn_backward(const attn_desc *desc, const float *Q, const float *K, const f
                     j.kern->sgemm(1, 0, a->dq, a->dk, a->Nq, 1.0f, q, a->q_strides[2], g, a->dk, 1.0f, dparams->W, a->dk);
             }
     }
-done:
-    attn_free(j.sc.buf);
-    attn_free(lse_tmp);
-    attn_free(delta);
-    attn_free(dq_tmp);
-    attn_free(dk_tmp);
-    additive_free(&ad);
-    prep_free(&p);
-    return st;
+    return ATTN_OK;
 }
