@@ -2,9 +2,9 @@
  * vector that a tiled loop's tail skipped would keep its sentinel (NaN in outputs that are
  * written, 0 in those that are accumulated) and differ from the double-precision reference.
  *   - attention forward (output, log-sum-exp, weights) and backward (dQ, dK, dV) for every
- *     query count from 1 to 2 q_block + 1 and every key count from 1 to 2 k_block + 1 (the
- *     full cross product; with the causal mask, key counts within one of the query count),
- *     then every d and dv from 1 to 80;
+ *     query count from 1 to 2 q_block + 1 and every key count from 1 to 2 k_block + 1, each
+ *     against four counts of the other (with the causal mask, key counts within one of the
+ *     query count), then every d and dv from 1 to 80;
  *   - sgemm for M from 1 to 25 and N from 1 to 129, every transpose, on its tiled path;
  *   - the dispatch tables: filled on every path, the optimiser entries bitwise equal to the
  *     reference at lengths 1 to 40, and the element type checked.
@@ -124,8 +124,13 @@ static int head_case(const attn__kernels *K, int Nq, int Nk, int d, int dv, int 
 
 static void test_attention_sizes(const attn__kernels *K) {
     int bad = 0, nq = 2 * K->q_block + 1, nk = 2 * K->k_block + 1;
+    /* Every query count against a few key counts (one key, the row path's reach, one past a
+     * block, two blocks and one), and every key count against as many query counts. */
+    const int ks[4] = {1, 13, K->k_block + 1, nk}, qs[4] = {1, 13, K->q_block + 1, nq};
     for (int Nq = 1; Nq <= nq && bad < 5; Nq++)
-        for (int Nk = 1; Nk <= nk && bad < 5; Nk++) bad += !head_case(K, Nq, Nk, 3, 5, 0, 100u * Nq + Nk);
+        for (int c = 0; c < 4 && bad < 5; c++) bad += !head_case(K, Nq, ks[c], 3, 5, 0, 100u * Nq + c);
+    for (int Nk = 1; Nk <= nk && bad < 5; Nk++)
+        for (int c = 0; c < 4 && bad < 5; c++) bad += !head_case(K, qs[c], Nk, 3, 5, 0, 100u * Nk + c + 50);
     /* Causal: the diagonal blocks' tails, for self-attention sizes and one off either way. */
     for (int Nq = 1; Nq <= nq && bad < 5; Nq++)
         for (int Nk = Nq > 1 ? Nq - 1 : 1; Nk <= Nq + 1 && bad < 5; Nk++) bad += !head_case(K, Nq, Nk, 3, 5, 1, Nq + 7u * Nk);

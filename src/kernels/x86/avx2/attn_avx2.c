@@ -107,15 +107,7 @@ static inline void vtranspose(__m256 *r) {
  * offers the table only where the CPU runs this instruction set. */
 const attn__kernels attn__kernels_avx2 = {
     .name = "avx2",
-    .q_block = BR,
-    .k_block = BC,
-    .scratch_floats = scratch_avx2,
-    .fwd = fwd_avx2,
-    .fwd_part = fwd_part_avx2,
-    .bwd = bwd_avx2,
-    .bwd_scratch_floats = bwd_scratch_avx2,
-    .sgemm = sgemm_avx2,
-    .rowdot = rowdot_avx2,
+    FAST_ENTRIES,
     .sgd = attn__sgd_avx2,
     .adam = attn__adam_avx2,
 };

@@ -107,13 +107,5 @@ static inline void vtranspose(__m512 *r) {
  * offers the table only where the CPU runs this instruction set. */
 const attn__kernels attn__kernels_avx512 = {
     .name = "avx512",
-    .q_block = BR,
-    .k_block = BC,
-    .scratch_floats = scratch_avx512,
-    .fwd = fwd_avx512,
-    .fwd_part = fwd_part_avx512,
-    .bwd = bwd_avx512,
-    .bwd_scratch_floats = bwd_scratch_avx512,
-    .sgemm = sgemm_avx512,
-    .rowdot = rowdot_avx512,
+    FAST_ENTRIES,
 };
