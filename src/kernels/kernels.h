@@ -7,11 +7,13 @@
  * attn_mask, resolved for this (batch, head). Letters: Nq queries, Nk keys, d = dq = dk,
  * dv value size; *_rs are row strides in elements.
  *
- * Tables: attn__kernels_ref (attn_ref.c, portable C, the source of truth), and "avx2" and
- * "avx512" (attn_avx2.c, attn_avx512.c: the FlashAttention-2 style kernels of attn_fast.h
- * compiled per instruction set), each offered only where the CPU runs it; dispatch.c picks the
- * fastest, ATTN_ISA or attn_set_isa another. Every table computes every entry; the fast ones
- * add fwd_part, bwd and rowdot, which the orchestrator (nn/attention.c) uses when present.
+ * Dispatch (BLIS style): attn__kernels is the table of every operation family (attention,
+ * gemm, row ops, optimiser updates). dispatch.c fills one table per instruction-set level: the
+ * portable reference first (ref/, the source of truth), then the entries each level overrides
+ * (x86/avx2/, then x86/avx512/: the FlashAttention-2 style kernels of x86/attn_fast.h and the
+ * optimiser loops), for the levels the CPU runs (core/cpu.c). The fastest is used unless
+ * ATTN_ISA or attn_set_isa names another, for every family at once. A new ISA adds a folder
+ * with its override table and one line in dispatch.c's list of levels.
  */
 #ifndef ATTN_KERNELS_H
 #define ATTN_KERNELS_H
@@ -19,7 +21,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels/optim_kernels.h"
+
+/* Element type of the tensors a kernel reads and writes. Only F32 has kernels; BF16 is
+ * reserved for a bf16 path (AVX512-BF16, AMX), and attn__head_check rejects it until then. */
+typedef enum { ATTN__F32 = 0, ATTN__BF16 = 1 } attn__dtype;
+
 typedef struct {
+    attn__dtype dtype;            /* of q, k, v and the outputs; F32 (0) in a zeroed head */
     int Nq, Nk, d, dv;
     float scale;
     const float *q; int64_t q_rs; /* (Nq, d) */
@@ -31,6 +40,10 @@ typedef struct {
     const uint8_t *bmask; int64_t bm_rs, bm_cs; /* element (i, j) at bmask[i*bm_rs + j*bm_cs], 0 hides */
     const float *bias; int64_t bias_rs, bias_cs;/* added to visible scores; -inf hides */
 } attn__head;
+
+/* ATTN_OK if the kernels can run this head (a known element type that has kernels, sizes
+ * >= 1, key_len <= Nk), else ATTN_EINVAL with a message; callers check before any kernel. */
+int attn__head_check(const attn__head *h);
 
 /* Is key j visible to query i under the structural and boolean masks (bias aside)? */
 static inline int attn__visible(const attn__head *h, int i, int j) {
@@ -85,23 +98,37 @@ typedef void (*attn__bwd_fn)(const attn__head *h, const float *lse, const float 
                              int64_t do_rs, int j0, int j1, float *dq, int64_t dq_rs, float *dk, int64_t dk_rs,
                              float *dv, int64_t dv_rs, float *scratch);
 
+/* The optimiser family: one update of n parameters p (n) from their gradients g (n), with the
+ * optimiser's state buffers (n each; buf may be NULL for SGD without momentum). Every path
+ * gives the bits of the element functions of optim_kernels.h. */
+typedef void (*attn__sgd_fn)(float *p, const float *g, float *buf, int64_t n, const attn__sgd_k *k);
+typedef void (*attn__adam_fn)(float *p, const float *g, float *m, float *v, int64_t n, const attn__adam_k *k);
+
+/* The table of one instruction-set level. In an override table (ref/, x86/...) NULL or 0
+ * means "inherit the level below"; the tables dispatch.c hands out have every entry except
+ * the optional ones marked below. */
 typedef struct {
     const char *name;   /* "ref", "avx2", "avx512" */
+    /* Attention: the fused kernels and their task geometry. */
     int q_block;        /* query rows per forward / dq task */
     int k_block;        /* key rows per dk/dv task */
     size_t (*scratch_floats)(int Nk, int d, int dv);
     attn__fwd_fn fwd;
     attn__bwd_dq_fn bwd_dq;
     attn__bwd_dkv_fn bwd_dkv;
-    attn__sgemm_fn sgemm;
     /* Optional (NULL in the reference table): the fast paths above. */
     attn__fwd_part_fn fwd_part;
     attn__bwd_fn bwd;
     size_t (*bwd_scratch_floats)(int Nq, int Nk, int d, int dv);
-    /* out[i] = a_i . b_i for rows i < n of length len (rows at a + i*a_rs, b + i*b_rs), summed
-     * as bwd sums its dot products, so that delta = rowsum(dO * O) cancels dO . V exactly where
-     * one key takes all the weight. */
+    /* Gemm: the linear layers' products. */
+    attn__sgemm_fn sgemm;
+    /* Row ops. out[i] = a_i . b_i for rows i < n of length len (rows at a + i*a_rs, b + i*b_rs),
+     * summed as bwd sums its dot products, so that delta = rowsum(dO * O) cancels dO . V
+     * exactly where one key takes all the weight. Optional, with bwd. */
     void (*rowdot)(int n, int len, const float *a, int64_t a_rs, const float *b, int64_t b_rs, float *out);
+    /* Optimiser updates. */
+    attn__sgd_fn sgd;
+    attn__adam_fn adam;
 } attn__kernels;
 
 /* The table in use (see attn_get_isa / attn_set_isa / ATTN_ISA). */
@@ -112,6 +139,8 @@ const attn__kernels *attn__kern_named(const char *name);
 
 /* The portable reference kernels (also the fallback for anything a faster table lacks). */
 extern const attn__kernels attn__kernels_ref;
+/* The override tables of the x86 levels (x86/avx2/, x86/avx512/; only in x86-64 builds). */
+extern const attn__kernels attn__kernels_avx2, attn__kernels_avx512;
 void attn__fwd_ref(const attn__head *h, int i0, int i1, float *o, int64_t o_rs, float *lse,
                    float *p, int64_t p_rs, float *scratch);
 void attn__bwd_dq_ref(const attn__head *h, const float *lse, const float *delta,
@@ -122,6 +151,8 @@ void attn__bwd_dkv_ref(const attn__head *h, const float *lse, const float *delta
                        float *dv, int64_t dv_rs, float *scratch);
 void attn__sgemm_ref(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                      int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+void attn__sgd_ref(float *p, const float *g, float *buf, int64_t n, const attn__sgd_k *k);
+void attn__adam_ref(float *p, const float *g, float *m, float *v, int64_t n, const attn__adam_k *k);
 
 /* Softmax of one score row in place over the visible entries (vis[j] != 0), -inf entries
  * hidden too; hidden entries become 0. Returns the log-sum-exp (-INFINITY if none visible). */

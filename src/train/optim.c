@@ -18,7 +18,7 @@
 #include "attn/io.h"
 #include "attn/train.h"
 #include "core/internal.h"
-#include "train/optim_kernels.h"
+#include "kernels/kernels.h"
 #include "train/train_internal.h"
 
 #define CHUNK 16384 /* floats per task */
@@ -136,7 +136,7 @@ typedef struct {
     attn__sgd_k sgd;
     attn__adam_k adam;
     double lr;
-    int avx2;
+    const attn__kernels *kern; /* the dispatch table's update loops */
 } step_ctx;
 
 static void step_task(void *ctx, int task, int thread) {
@@ -149,27 +149,13 @@ static void step_task(void *ctx, int task, int thread) {
     if (o->cfg.kind == ATTN_OPTIM_SGD) {
         attn__sgd_k k = s->sgd;
         k.wd = c->wd;
-        float *buf = o->s1 ? o->s1 + c->off : NULL;
-#if defined(ATTN_HAVE_X86)
-        if (s->avx2) {
-            attn__sgd_avx2(p, g, buf, n, &k);
-            return;
-        }
-#endif
-        for (int64_t i = 0; i < n; i++) attn__sgd_elem(p + i, g + i, buf ? buf + i : NULL, &k);
+        s->kern->sgd(p, g, o->s1 ? o->s1 + c->off : NULL, n, &k);
         return;
     }
     attn__adam_k k = s->adam;
     if (o->cfg.kind == ATTN_OPTIM_ADAMW && c->wd != 0.0f) k.decay = (float)(1.0 - s->lr * o->cfg.weight_decay);
     if (o->cfg.kind == ATTN_OPTIM_ADAM) k.l2 = c->wd;
-    float *m = o->s1 + c->off, *v = o->s2 + c->off;
-#if defined(ATTN_HAVE_X86)
-    if (s->avx2) {
-        attn__adam_avx2(p, g, m, v, n, &k);
-        return;
-    }
-#endif
-    for (int64_t i = 0; i < n; i++) attn__adam_elem(p + i, g + i, m + i, v + i, &k);
+    s->kern->adam(p, g, o->s1 + c->off, o->s2 + c->off, n, &k);
 }
 
 int attn_optim_step(attn_optim *o, double lr) {
@@ -182,10 +168,7 @@ int attn_optim_step(attn_optim *o, double lr) {
     s.p = attn_params_data(o->ps);
     s.g = attn_params_grads(o->ps);
     s.lr = lr;
-#if defined(ATTN_HAVE_X86)
-    /* The AVX2 loops give the same bits; "ref" (ATTN_ISA) forces the portable ones. */
-    s.avx2 = attn__cpu_features()->avx2 && attn__cpu_features()->fma && strcmp(attn_get_isa(), "ref") != 0;
-#endif
+    s.kern = attn__kern(); /* every path gives the same bits (optim_kernels.h) */
     if (c->kind == ATTN_OPTIM_SGD) {
         s.sgd.momentum = (float)c->momentum;
         s.sgd.one_minus_damp = (float)(1.0 - c->dampening);

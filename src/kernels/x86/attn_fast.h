@@ -1,7 +1,7 @@
 /* The fast fused attention kernels, written once over a small set of vector macros and
- * compiled per instruction set: attn_avx512.c and attn_avx2.c define the macros (vector type,
- * width, loads, FMA, a fast exp2, the tile sizes) and include this file. Not a public header;
- * include it nowhere else.
+ * compiled per instruction set: avx512/attn_avx512.c and avx2/attn_avx2.c define the macros
+ * (vector type, width, loads, FMA, a fast exp2, the tile sizes) and include this file. Not a
+ * public header; include it nowhere else.
  *
  * The algorithm is FlashAttention-2 (Dao 2023) on a CPU, with the online softmax of Milakov &
  * Gimelshein (2018) and Rabe & Staats (2021): query tiles outer, key blocks inner, a running
@@ -58,6 +58,11 @@
  *   tile), MB x NB (rows x vectors per "kb" tile), BC (keys per block), ROWS_MAX (tiles with
  *   at most this many rows take the row kernel)
  *   FN(name)                 the ISA suffix for function names
+ *
+ * The tails of the tiled loops (the rows or vectors left after whole tiles) are switches over
+ * tiles of a compile-time size, so that each size gets registers of its own; their cases are
+ * generated from the tile sizes (TAIL_CASES), and their default, unreachable by construction,
+ * runs tiles of one row (or vector) at a time, the same sums, so no size can skip a row.
  */
 #ifndef ATTN_FAST_ISA
 #error "attn_fast.h is included by the per-ISA kernel files only"
@@ -74,6 +79,22 @@
 static inline int imin(int a, int b) { return a < b ? a : b; }
 static inline int imax(int a, int b) { return a > b ? a : b; }
 static inline int rup(int x, int m) { return (x + m - 1) / m * m; }
+
+/* TAIL_CASES(T, C) expands to C(1) C(2) ... C(T - 1): the cases of a tail of fewer than T rows
+ * (or vectors), for T a literal from 1 to 8. */
+#define TAIL_CASES(T, C) TAIL_CAT(TAIL_UPTO_, T)(C)
+#define TAIL_CAT(a, b) TAIL_CAT2(a, b)
+#define TAIL_CAT2(a, b) a##b
+#define TAIL_UPTO_1(C)
+#define TAIL_UPTO_2(C) C(1)
+#define TAIL_UPTO_3(C) TAIL_UPTO_2(C) C(2)
+#define TAIL_UPTO_4(C) TAIL_UPTO_3(C) C(3)
+#define TAIL_UPTO_5(C) TAIL_UPTO_4(C) C(4)
+#define TAIL_UPTO_6(C) TAIL_UPTO_5(C) C(5)
+#define TAIL_UPTO_7(C) TAIL_UPTO_6(C) C(6)
+#define TAIL_UPTO_8(C) TAIL_UPTO_7(C) C(7)
+_Static_assert(MJ >= 1 && MJ <= 8 && MC >= 1 && MC <= 8 && MB >= 1 && MB <= 8 && NB >= 1 && NB <= 8,
+               "tile sizes beyond TAIL_CASES' range: extend TAIL_UPTO_*");
 
 /* ------------------------------------------------------------------------------------------
  * Kernel "ka": C (nj, BR) = X (nj, d) . Y (d, BR). X rows at x + r*xs; Y and C packed with
@@ -97,10 +118,11 @@ static void ka(int nj, const float *x, int64_t xs, const float *y, int d, float 
     for (; r + MJ <= nj; r += MJ) ka_tile(MJ, x + r * xs, xs, y, d, c + r * BR);
     x += r * xs, c += r * BR;
     switch (nj - r) {
+    case 0: break;
 #define KA_CASE(n) case n: ka_tile(n, x, xs, y, d, c); break;
-        KA_CASES
+        TAIL_CASES(MJ, KA_CASE)
 #undef KA_CASE
-    default: break;
+    default: for (int i = 0; i < nj - r; i++) ka_tile(1, x + i * xs, xs, y, d, c + i * BR); break;
     }
 }
 
@@ -130,10 +152,11 @@ static void kc(int no, const float *x, int64_t xs, const float *p, int nj, float
     for (; r + MC <= no; r += MC) kc_tile(MC, x + r, xs, p, nj, o + r * BR, alpha);
     x += r, o += r * BR;
     switch (no - r) {
+    case 0: break;
 #define KC_CASE(n) case n: kc_tile(n, x, xs, p, nj, o, alpha); break;
-        KC_CASES
+        TAIL_CASES(MC, KC_CASE)
 #undef KC_CASE
-    default: break;
+    default: for (int i = 0; i < no - r; i++) kc_tile(1, x + i, xs, p, nj, o + i * BR, alpha); break;
     }
 }
 
@@ -159,10 +182,11 @@ ALWAYS_INLINE void kb_rows(int mb, const float *p, int ni, const float *y, int64
     int c = 0;
     for (; c + NB * VL <= ncol; c += NB * VL) kb_tile(mb, NB, p, ni, y + c, ys, a + c, as);
     switch ((ncol - c) / VL) {
+    case 0: break;
 #define KB_CASE(n) case n: kb_tile(mb, n, p, ni, y + c, ys, a + c, as); break;
-        KB_CASES
+        TAIL_CASES(NB, KB_CASE)
 #undef KB_CASE
-    default: break;
+    default: for (; c < ncol; c += VL) kb_tile(mb, 1, p, ni, y + c, ys, a + c, as); break;
     }
 }
 
@@ -171,10 +195,11 @@ static void kb(int nj, const float *p, int ni, const float *y, int64_t ys, int n
     for (; r + MB <= nj; r += MB) kb_rows(MB, p + r * BR, ni, y, ys, ncol, a + r * as, as);
     p += r * BR, a += r * as;
     switch (nj - r) {
+    case 0: break;
 #define KBR_CASE(n) case n: kb_rows(n, p, ni, y, ys, ncol, a, as); break;
-        KBR_CASES
+        TAIL_CASES(MB, KBR_CASE)
 #undef KBR_CASE
-    default: break;
+    default: for (int i = 0; i < nj - r; i++) kb_rows(1, p + i * BR, ni, y, ys, ncol, a + i * as, as); break;
     }
 }
 
@@ -681,9 +706,13 @@ ALWAYS_INLINE void sg_rows(int mb, const sg_job *j, int m0, int n0, int ncol, co
     }
     switch (nv) {
 #define SG_CASE(n) case n: sg_tile(mb, n, ntail, a, ars, acs, b, bs, j->K, c, j->ldc, j->alpha, j->beta); break;
-        SG_CASES
+        TAIL_CASES(NB, SG_CASE)
+        SG_CASE(NB)
 #undef SG_CASE
-    default: break;
+    default:
+        for (int v = 0; v < nv; v++)
+            sg_tile(mb, 1, v == nv - 1 ? ntail : VL, a, ars, acs, b + v * VL, bs, j->K, c + v * VL, j->ldc, j->alpha, j->beta);
+        break;
     }
 }
 
@@ -716,10 +745,11 @@ static void sg_task(void *ctx, int task, int thread) {
     int m = m0;
     for (; m + MB <= m1; m += MB) sg_rows(MB, j, m, n0, ncol, b, bs);
     switch (m1 - m) {
+    case 0: break;
 #define SGR_CASE(n) case n: sg_rows(n, j, m, n0, ncol, b, bs); break;
-        KBR_CASES_SG
+        TAIL_CASES(MB, SGR_CASE)
 #undef SGR_CASE
-    default: break;
+    default: for (; m < m1; m++) sg_rows(1, j, m, n0, ncol, b, bs); break;
     }
 }
 
@@ -743,3 +773,10 @@ static void FN(sgemm)(int transA, int transB, int M, int N, int K, float alpha, 
     attn__parallel(j.nrb * j.ncb, sg_task, &j);
     attn_free(j.pack);
 }
+
+/* ------------------------------------------------------------------------------------------
+ * The entries of this ISA's override table that come from this file (the attention family,
+ * gemm and rowdot); bwd_dq and bwd_dkv are inherited from the reference. */
+#define FAST_ENTRIES                                                                               \
+    .q_block = BR, .k_block = BC, .scratch_floats = FN(scratch), .fwd = FN(fwd), .fwd_part = FN(fwd_part), \
+    .bwd = FN(bwd), .bwd_scratch_floats = FN(bwd_scratch), .sgemm = FN(sgemm), .rowdot = FN(rowdot)

@@ -3,7 +3,7 @@
  * and square root), so the results are bitwise those of the portable loops. */
 #include <immintrin.h>
 
-#include "train/optim_kernels.h"
+#include "kernels/optim_kernels.h"
 
 void attn__sgd_avx2(float *p, const float *g, float *buf, int64_t n, const attn__sgd_k *k) {
     const __m256 wd = _mm256_set1_ps(k->wd), mom = _mm256_set1_ps(k->momentum), omd = _mm256_set1_ps(k->one_minus_damp),

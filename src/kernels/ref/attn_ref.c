@@ -142,6 +142,7 @@ void attn__sgemm_ref(int transA, int transB, int M, int N, int K, float alpha, c
     }
 }
 
+/* The reference level: every entry but the optional fast paths (fwd_part, bwd, rowdot). */
 const attn__kernels attn__kernels_ref = {
     .name = "ref",
     .q_block = 32,
@@ -151,4 +152,6 @@ const attn__kernels attn__kernels_ref = {
     .bwd_dq = attn__bwd_dq_ref,
     .bwd_dkv = attn__bwd_dkv_ref,
     .sgemm = attn__sgemm_ref,
+    .sgd = attn__sgd_ref,
+    .adam = attn__adam_ref,
 };

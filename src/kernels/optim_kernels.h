@@ -1,9 +1,10 @@
-/* The optimisers' element updates (not API), shared by the portable loops (optim.c) and the
- * AVX2 ones (optim_avx2.c), which compute exactly the same IEEE operations 8 lanes at a time:
- * every a + s * b of PyTorch's kernels is one fused multiply-add (see optim.c), divisions and
- * square roots are correctly rounded, so both paths give the same bits. */
-#ifndef ATTN_TRAIN_OPTIM_KERNELS_H
-#define ATTN_TRAIN_OPTIM_KERNELS_H
+/* The optimisers' element updates (not API), shared by the portable loops (ref/optim_ref.c)
+ * and the AVX2 ones (x86/avx2/optim_avx2.c), which compute exactly the same IEEE operations 8
+ * lanes at a time: every a + s * b of PyTorch's kernels is one fused multiply-add (see
+ * train/optim.c), divisions and square roots are correctly rounded, so every path gives the
+ * same bits. The loops are entries of the dispatch table (kernels.h). */
+#ifndef ATTN_KERNELS_OPTIM_KERNELS_H
+#define ATTN_KERNELS_OPTIM_KERNELS_H
 
 #include <math.h>
 #include <stdint.h>
@@ -44,7 +45,8 @@ static inline void attn__adam_elem(float *p, const float *g, float *m, float *v,
     *v = vi;
 }
 
-/* AVX2 + FMA versions over n elements (optim_avx2.c; only on x86-64 builds). */
+/* AVX2 + FMA versions over n elements (x86/avx2/optim_avx2.c; only in x86-64 builds), entries
+ * of the avx2 override table. */
 void attn__sgd_avx2(float *p, const float *g, float *buf, int64_t n, const attn__sgd_k *k);
 void attn__adam_avx2(float *p, const float *g, float *m, float *v, int64_t n, const attn__adam_k *k);
 

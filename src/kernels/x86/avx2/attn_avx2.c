@@ -1,6 +1,7 @@
 /* The AVX2 + FMA attention kernels: the vector macros for 8-lane ymm registers, a fast exp2,
- * the tile sizes, then the ISA-generic kernels of attn_fast.h. Built with -mavx2 -mfma (this
- * file alone); chosen at run time only where the CPU has AVX2 and FMA.
+ * the tile sizes, then the ISA-generic kernels of x86/attn_fast.h, and the avx2 level's
+ * override table. Built with -mavx2 -mfma (the files of this folder alone); dispatch.c offers
+ * the table only where the CPU has AVX2 and FMA.
  *
  * Tiles: 16 query rows (2 vectors) per tile; "ka", "kc" and "kb" tiles of 6 rows x 2 vectors
  * keep 12 accumulators in the 16 ymm registers. */
@@ -98,33 +99,15 @@ static inline void vtranspose(__m256 *r) {
 #define NB 2
 #define BC 64
 #define ROWS_MAX 4
-#define KA_CASES KA_CASE(1) KA_CASE(2) KA_CASE(3) KA_CASE(4) KA_CASE(5)
-#define KC_CASES KC_CASE(1) KC_CASE(2) KC_CASE(3) KC_CASE(4) KC_CASE(5)
-#define KB_CASES KB_CASE(1)
-#define KBR_CASES KBR_CASE(1) KBR_CASE(2) KBR_CASE(3) KBR_CASE(4) KBR_CASE(5)
-#define SG_CASES SG_CASE(1) SG_CASE(2)
-#define KBR_CASES_SG SGR_CASE(1) SGR_CASE(2) SGR_CASE(3) SGR_CASE(4) SGR_CASE(5)
 #define FN(name) name##_avx2
 
-#include "kernels/attn_fast.h"
+#include "kernels/x86/attn_fast.h"
 
-static const attn__kernels table = {
+/* The entries this level overrides; dispatch.c fills the rest from the levels below and
+ * offers the table only where the CPU runs this instruction set. */
+const attn__kernels attn__kernels_avx2 = {
     .name = "avx2",
-    .q_block = BR,
-    .k_block = BC,
-    .scratch_floats = scratch_avx2,
-    .fwd = fwd_avx2,
-    .bwd_dq = attn__bwd_dq_ref,
-    .bwd_dkv = attn__bwd_dkv_ref,
-    .sgemm = sgemm_avx2,
-    .fwd_part = fwd_part_avx2,
-    .bwd = bwd_avx2,
-    .bwd_scratch_floats = bwd_scratch_avx2,
-    .rowdot = rowdot_avx2,
+    FAST_ENTRIES,
+    .sgd = attn__sgd_avx2,
+    .adam = attn__adam_avx2,
 };
-
-const attn__kernels *attn__kernels_avx2(void) {
-    const attn__cpu *c = attn__cpu_features();
-    if (!(c->avx2 && c->fma)) return NULL;
-    return &table;
-}

@@ -1,6 +1,8 @@
 /* The AVX-512 attention kernels: the vector macros for 16-lane zmm registers, a fast exp2,
- * the tile sizes, then the ISA-generic kernels of attn_fast.h. Built with -mavx512f etc.
- * (this file alone); chosen at run time only where the CPU has AVX-512F/DQ/BW/VL and FMA.
+ * the tile sizes, then the ISA-generic kernels of x86/attn_fast.h, and the avx512 level's
+ * override table (the optimiser loops are inherited from the avx2 level). Built with -mavx512f
+ * etc. (the files of this folder alone); dispatch.c offers the table only where the CPU has
+ * AVX-512F/DQ/BW/VL, AVX2 and FMA.
  *
  * Tiles: 64 query rows (4 vectors) per tile; "ka", "kc" and "kb" tiles of 6 rows x 4 vectors
  * keep 24 accumulators in the 32 zmm registers; key blocks of 64. Measured on Zen 5 (one
@@ -97,33 +99,13 @@ static inline void vtranspose(__m512 *r) {
 #define NB 4
 #define BC 64
 #define ROWS_MAX 8
-#define KA_CASES KA_CASE(1) KA_CASE(2) KA_CASE(3) KA_CASE(4) KA_CASE(5)
-#define KC_CASES KC_CASE(1) KC_CASE(2) KC_CASE(3) KC_CASE(4) KC_CASE(5)
-#define KB_CASES KB_CASE(1) KB_CASE(2) KB_CASE(3)
-#define KBR_CASES KBR_CASE(1) KBR_CASE(2) KBR_CASE(3) KBR_CASE(4) KBR_CASE(5)
-#define SG_CASES SG_CASE(1) SG_CASE(2) SG_CASE(3) SG_CASE(4)
-#define KBR_CASES_SG SGR_CASE(1) SGR_CASE(2) SGR_CASE(3) SGR_CASE(4) SGR_CASE(5)
 #define FN(name) name##_avx512
 
-#include "kernels/attn_fast.h"
+#include "kernels/x86/attn_fast.h"
 
-static const attn__kernels table = {
+/* The entries this level overrides; dispatch.c fills the rest from the levels below and
+ * offers the table only where the CPU runs this instruction set. */
+const attn__kernels attn__kernels_avx512 = {
     .name = "avx512",
-    .q_block = BR,
-    .k_block = BC,
-    .scratch_floats = scratch_avx512,
-    .fwd = fwd_avx512,
-    .bwd_dq = attn__bwd_dq_ref,
-    .bwd_dkv = attn__bwd_dkv_ref,
-    .sgemm = sgemm_avx512,
-    .fwd_part = fwd_part_avx512,
-    .bwd = bwd_avx512,
-    .bwd_scratch_floats = bwd_scratch_avx512,
-    .rowdot = rowdot_avx512,
+    FAST_ENTRIES,
 };
-
-const attn__kernels *attn__kernels_avx512(void) {
-    const attn__cpu *c = attn__cpu_features();
-    if (!(c->avx512f && c->avx512dq && c->avx512bw && c->avx512vl && c->avx2 && c->fma)) return NULL;
-    return &table;
-}
