@@ -40,6 +40,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ATTN_API_BEGIN
 
 typedef enum {
     ATTN_SCORE_DOT = 0,
@@ -121,6 +122,7 @@ int attn_backward(const attn_desc *a, const float *Q, const float *K, const floa
                   const float *O, const float *lse, const float *dO,
                   float *dQ, float *dK, float *dV, attn_score_params *dparams);
 
+ATTN_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -49,6 +49,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ATTN_API_BEGIN
 
 #define ATTN_AG_MAX_DIMS 4
 
@@ -235,6 +236,7 @@ typedef struct {
 attn_var *attn_ag_attention(attn_graph *g, attn_var *q, attn_var *k, attn_var *v,
                             const attn_ag_attention_opts *opts, attn_var **weights);
 
+ATTN_API_END
 #ifdef __cplusplus
 }
 #endif

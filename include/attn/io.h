@@ -23,6 +23,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ATTN_API_BEGIN
 
 /* ---- Owned arrays ------------------------------------------------------------------------ */
 
@@ -128,6 +129,7 @@ void attn_st_writer_free(attn_st_writer *w); /* accepts NULL */
  * ATTN_EIO with the reason if the file cannot be created, written or renamed. */
 int attn_write_file_atomic(const char *path, const void *data, size_t n);
 
+ATTN_API_END
 #ifdef __cplusplus
 }
 #endif

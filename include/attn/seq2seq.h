@@ -52,6 +52,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ATTN_API_BEGIN
 
 typedef enum {
     ATTN_S2S_NONE = 0,         /* the distracted model: one context vector C */
@@ -199,6 +200,7 @@ int attn_s2s_save(const attn_s2s *m, const char *dir, const attn_optim *opt, con
  * optimiser and training state of a resumed run; close it with attn_checkpoint_close). */
 int attn_s2s_load(const char *dir, attn_s2s **out, attn_checkpoint *ck);
 
+ATTN_API_END
 #ifdef __cplusplus
 }
 #endif

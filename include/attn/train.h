@@ -25,6 +25,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ATTN_API_BEGIN
 
 /* ---- Initialisers ------------------------------------------------------------------------ */
 
@@ -313,6 +314,7 @@ double attn_time_now(void);
 /* Estimated seconds left: elapsed * (total - done) / done (-1 when done <= 0). */
 double attn_eta(double elapsed_s, int64_t done, int64_t total);
 
+ATTN_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -61,6 +61,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ATTN_API_BEGIN
 
 typedef enum {
     ATTN_POS_NONE = 0,
@@ -215,6 +216,7 @@ int attn_transformer_save(const attn_transformer *m, const char *dir, const attn
  * verified. ck (optional) gets the opened checkpoint (close it with attn_checkpoint_close). */
 int attn_transformer_load(const char *dir, attn_transformer **out, attn_checkpoint *ck);
 
+ATTN_API_END
 #ifdef __cplusplus
 }
 #endif

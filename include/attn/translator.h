@@ -24,6 +24,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ATTN_API_BEGIN
 
 typedef struct attn_translator attn_translator;
 
@@ -89,6 +90,7 @@ void attn_map_set_free(attn_map_set *s); /* frees and zeroes; accepts NULL */
 /* src (S) the source ids as decoded (with <eos>), hyp the decoded sentence. */
 int attn_translator_maps(attn_translator *t, const int32_t *src, int S, const attn_s2s_hyp *hyp, attn_map_set *out);
 
+ATTN_API_END
 #ifdef __cplusplus
 }
 #endif
