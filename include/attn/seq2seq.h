@@ -197,7 +197,7 @@ int attn_s2s_save(const attn_s2s *m, const char *dir, const attn_optim *opt, con
 /* Loads a checkpoint written by attn_s2s_save: configuration, weights and vocabularies, every
  * file verified (a missing, truncated or corrupt file is ATTN_EIO or ATTN_EFORMAT with a
  * message naming it, never a crash). ck (optional) gets the opened checkpoint (for the
- * optimiser and training state of a resumed run; close it with attn_checkpoint_close). */
+ * optimiser and training state of a resumed run; close it with attn_checkpoint_free). */
 int attn_s2s_load(const char *dir, attn_s2s **out, attn_checkpoint *ck);
 
 ATTN_API_END

@@ -213,7 +213,7 @@ const attn_vocab *attn_transformer_tgt_vocab(const attn_transformer *m);
 int attn_transformer_save(const attn_transformer *m, const char *dir, const attn_optim *opt,
                           const attn_train_state *state, const char *command);
 /* Loads such a checkpoint (kind "transformer"): config, weights, vocabularies, every file
- * verified. ck (optional) gets the opened checkpoint (close it with attn_checkpoint_close). */
+ * verified. ck (optional) gets the opened checkpoint (close it with attn_checkpoint_free). */
 int attn_transformer_load(const char *dir, attn_transformer **out, attn_checkpoint *ck);
 
 ATTN_API_END

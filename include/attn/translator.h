@@ -30,7 +30,7 @@ typedef struct attn_translator attn_translator;
 
 /* Loads the checkpoint in dir, whatever its family. ATTN_EFORMAT naming the kind when no
  * family knows it. ck (optional) gets the opened checkpoint (close it with
- * attn_checkpoint_close). */
+ * attn_checkpoint_free). */
 int attn_translator_load(const char *dir, attn_translator **out, attn_checkpoint *ck);
 void attn_translator_free(attn_translator *t); /* accepts NULL */
 

@@ -405,8 +405,8 @@ static int train_seq2seq(int argc, char **argv) {
     attn_optim_config oc = attn_optim_defaults((attn_optim_kind)o.optim);
     oc.lr = o.lr;
     if (o.weight_decay > 0 || o.optim != ATTN_OPTIM_ADAMW) oc.weight_decay = o.weight_decay;
-    if (!(opt = attn_optim_new(attn_s2s_params(m), &oc))) {
-        cli_fail_lib(cmd, ATTN_ENOMEM, NULL);
+    if ((st = attn_optim_new(&oc, attn_s2s_params(m), &opt))) {
+        cli_fail_lib(cmd, st, NULL);
         goto done;
     }
     if (o.resume && !ck.has_optim) {
@@ -432,9 +432,7 @@ static int train_seq2seq(int argc, char **argv) {
     attn_sched sched = {(attn_sched_kind)o.schedule, o.lr, o.warmup, total, o.min_lr};
     if (o.warmup >= total) sched.warmup = total / 10;
 
-    g = attn_graph_new(0);
-    ge = attn_graph_new(0);
-    if (!g || !ge) {
+    if (attn_graph_new(0, &g) || attn_graph_new(0, &ge)) {
         free(lens);
         goto done;
     }
@@ -583,7 +581,7 @@ done:
     s2s_data_free(&dtr), s2s_data_free(&dva);
     attn_graph_free(g), attn_graph_free(ge);
     attn_optim_free(opt);
-    attn_checkpoint_close(&ck);
+    attn_checkpoint_free(&ck);
     attn_translator_free(tm);
     attn_s2s_free(m);
     attn_pairs_free(&all), attn_pairs_free(&tr), attn_pairs_free(&va), attn_pairs_free(&te);

@@ -429,8 +429,8 @@ int cli_train_transformer(int argc, char **argv) {
     oc.lr = o.lr;
     if (o.optim != ATTN_OPTIM_SGD) oc.beta2 = 0.98, oc.eps = 1e-9; /* the paper's */
     if (o.weight_decay > 0 || o.optim != ATTN_OPTIM_ADAMW) oc.weight_decay = o.weight_decay;
-    if (!(opt = attn_optim_new(attn_transformer_params(m), &oc))) {
-        cli_fail_lib(cmd, ATTN_ENOMEM, NULL);
+    if ((st = attn_optim_new(&oc, attn_transformer_params(m), &opt))) {
+        cli_fail_lib(cmd, st, NULL);
         goto done;
     }
     if (o.resume && (st = attn_checkpoint_load_optim(&ck, opt))) {
@@ -451,9 +451,7 @@ int cli_train_transformer(int argc, char **argv) {
     if (o.noam) sched = attn_sched_noam(mc->d_model, o.warmup, o.noam_factor);
     if (o.schedule != ATTN_SCHED_INV_SQRT && o.warmup >= total) sched.warmup = total / 10;
 
-    g = attn_graph_new(0);
-    ge = attn_graph_new(0);
-    if (!g || !ge) goto done;
+    if (attn_graph_new(0, &g) || attn_graph_new(0, &ge)) goto done;
     attn_graph_set_training(ge, 0);
     attn_graph_set_grad(ge, 0);
     if (o.resume) *attn_graph_rng(g) = state.rng;
@@ -601,7 +599,7 @@ done:
     s2s_data_free(&dtr), s2s_data_free(&dva);
     attn_graph_free(g), attn_graph_free(ge);
     attn_optim_free(opt);
-    attn_checkpoint_close(&ck);
+    attn_checkpoint_free(&ck);
     attn_translator_free(tm);
     attn_transformer_free(m);
     attn_pairs_free(&all), attn_pairs_free(&tr), attn_pairs_free(&va), attn_pairs_free(&te);

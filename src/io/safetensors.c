@@ -78,7 +78,7 @@ static int cmp_offsets(const void *a, const void *b) {
     return 0;
 }
 
-void attn_st_close(attn_st *st) {
+void attn_st_free(attn_st *st) {
     if (!st) return;
     for (int i = 0; i < st->n; i++) attn_free(st->t[i].name);
     for (int i = 0; i < st->nmeta; i++) {
@@ -316,7 +316,7 @@ int attn_st_open(const char *path, attn_st **out) {
     size_t plen = strlen(path);
     if (!st || !(st->path = attn_malloc(plen + 1)) || !(st->file = attn_malloc(size))) {
         fclose(f);
-        attn_st_close(st);
+        attn_st_free(st);
         return ATTN_ENOMEM;
     }
     memcpy(st->path, path, plen + 1);
@@ -329,7 +329,7 @@ int attn_st_open(const char *path, attn_st **out) {
         rc = build(st, (size_t)n);
     }
     if (rc) {
-        attn_st_close(st);
+        attn_st_free(st);
         return rc;
     }
     *out = st;
@@ -478,7 +478,11 @@ struct attn_st_writer {
     char **mkey, **mval;
 };
 
-attn_st_writer *attn_st_writer_new(void) { return attn_calloc(1, sizeof(attn_st_writer)); }
+int attn_st_writer_new(attn_st_writer **out) {
+    if (!out) return attn__error(ATTN_EINVAL, "attn_st_writer_new: NULL argument");
+    if (!(*out = attn_calloc(1, sizeof(attn_st_writer)))) return attn__error(ATTN_ENOMEM, "attn_st_writer_new: out of memory");
+    return ATTN_OK;
+}
 
 void attn_st_writer_free(attn_st_writer *w) {
     if (!w) return;

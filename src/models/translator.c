@@ -167,10 +167,7 @@ static int tr_decode_group(attn_transformer *m, const int *idx, int k, const int
         tin[(size_t)i * T] = ATTN_BOS;
         memcpy(tin + (size_t)i * T + 1, out + (size_t)i * cap, (size_t)ol[i] * sizeof(int32_t));
     }
-    if (!(g = attn_graph_new(0))) {
-        st = attn__error(ATTN_ENOMEM, "transformer decoding: out of memory");
-        goto done;
-    }
+    if ((st = attn_graph_new(0, &g))) goto done;
     attn_graph_set_training(g, 0);
     attn_graph_set_grad(g, 0);
     attn_transformer_batch bt = {.B = k, .S = S, .T = T, .src = sb, .src_len = sl, .tgt_in = tin};
@@ -326,7 +323,7 @@ int attn_translator_load(const char *dir, attn_translator **out, attn_checkpoint
         for (const attn__json *m = root->child; m; m = m->next)
             if (!strcmp(m->key, "kind") && m->type == ATTN__JSON_STRING) snprintf(kind, sizeof kind, "%s", m->str);
     attn__json_free(root);
-    attn_checkpoint_close(&c);
+    attn_checkpoint_free(&c);
     if (st) return attn__error(ATTN_EFORMAT, "%s: config.json's model object: %s", dir, err);
     const family *f = NULL;
     for (int i = 0; i < NFAMILIES; i++)

@@ -354,7 +354,7 @@ static int get_double(rd *r, const attn__json *obj, const char *key, double *out
     return bad(r, msg);
 }
 
-void attn_checkpoint_close(attn_checkpoint *ck) {
+void attn_checkpoint_free(attn_checkpoint *ck) {
     if (!ck) return;
     attn_free(ck->dir);
     attn_free(ck->model_json);
@@ -521,7 +521,7 @@ done:
         int st2 = r.st;
         char msg[512];
         snprintf(msg, sizeof msg, "%s", attn_last_error());
-        attn_checkpoint_close(ck);
+        attn_checkpoint_free(ck);
         return attn__error(st2, "%s", msg);
     }
     return ATTN_OK;
