@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include "attn/io.h"
-#include "io/json.h"
 #include "testutil.h"
 
 #define DATA "data/io/"
@@ -468,62 +467,6 @@ static void fuzz_file(const char *fixture, load_fn load, const char *ext) {
         }
     free(bad);
     free(good);
-}
-
-/* ---- JSON ------------------------------------------------------------------------------ */
-
-static void test_json(void) {
-    static const char *ok[] = {
-        "{}", " [ ] ", "0", "-0", "1e5", "-1.5E-3", "\"\"", "true", "null", "[1,[2,[3]]]",
-        "{\"a\":{\"b\":[]}}", "\"\\u00e9\\ud83d\\ude00\\n\\/\"", "\"\xc3\xa9\"", "[18446744073709551615]",
-    };
-    static const char *bad[] = {
-        "", " ", "{", "[1,]", "{\"a\":1,}", "{'a':1}", "{\"a\" 1}", "{\"a\":}", "01", "1.", ".5", "-", "+1", "1e",
-        "tru", "nul", "\"abc", "\"\\x\"", "\"\\u12\"", "\"\\ud800\"", "\"\\udc00\"", "\"\\ud800\\u0041\"", "\"\\u0000\"",
-        "\"a\nb\"", "\"\xff\"", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"", "{} x", "[1] [2]", "{\"a\":1}}", "NaN", "[Infinity]",
-    };
-    char err[128];
-    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
-        attn__json *v = NULL;
-        int rc = attn__json_parse(ok[i], strlen(ok[i]), &v, err, sizeof err);
-        CHECK(rc == ATTN_OK && v, "json '%s' refused: %s", ok[i], err);
-        attn__json_free(v);
-    }
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        attn__json *v = NULL;
-        int rc = attn__json_parse(bad[i], strlen(bad[i]), &v, err, sizeof err);
-        CHECK(rc == ATTN_EFORMAT && !v && err[0], "json '%s' accepted", bad[i]);
-        attn__json_free(v);
-    }
-    /* Decoding. */
-    const char *s = "{\"k\":\"\\u00e9\\ud83d\\ude00\\t\\\"\",\"n\":[7,18446744073709551615,18446744073709551616,1.0,-1]}";
-    attn__json *v = NULL;
-    CHECK(attn__json_parse(s, strlen(s), &v, err, sizeof err) == ATTN_OK, "%s", err);
-    if (v) {
-        attn__json *k = v->child, *n = k->next, *e = n->child;
-        CHECK(v->len == 2 && !strcmp(k->key, "k") && !strcmp(k->str, "\xc3\xa9\xf0\x9f\x98\x80\t\"") && k->len == 8, "string");
-        CHECK(n->len == 5 && e->is_uint && e->u == 7, "7");
-        CHECK(e->next->is_uint && e->next->u == UINT64_MAX, "u64 max");
-        CHECK(!e->next->next->is_uint, "2^64 overflows");
-        CHECK(!e->next->next->next->is_uint && !e->next->next->next->next->is_uint, "1.0 and -1 are not uint");
-    }
-    attn__json_free(v);
-    /* Deep nesting fails cleanly instead of exhausting the stack; long flat arrays are fine. */
-    size_t deep = 100000;
-    char *t = malloc(2 * deep + 1);
-    memset(t, '[', deep);
-    memset(t + deep, ']', deep);
-    CHECK(attn__json_parse(t, 2 * deep, &v, err, sizeof err) == ATTN_EFORMAT && strstr(err, "nesting"), "deep nesting");
-    size_t o = 0;
-    t[o++] = '[';
-    for (size_t i = 0; i < deep - 1; i++) {
-        if (i) t[o++] = ',';
-        t[o++] = '0';
-    }
-    t[o++] = ']';
-    CHECK(attn__json_parse(t, o, &v, err, sizeof err) == ATTN_OK && v && v->len == deep - 1, "long array: %s", err);
-    attn__json_free(v);
-    free(t);
 }
 
 /* ---- safetensors ----------------------------------------------------------------------- */
@@ -998,7 +941,6 @@ int main(void) {
         perror("mkdtemp");
         return 1;
     }
-    test_json();
     test_npy_fixtures();
     test_npy_save_matches_numpy();
     test_npy_roundtrip();

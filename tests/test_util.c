@@ -1,5 +1,5 @@
 /* The core utilities: the growing string (core/strbuf.h), the whole-file reader
- * (core/file.h) and the JSON writer (io/json.h), its output read back by the JSON parser. */
+ * (core/file.h), and JSON (io/json.h): the parser, and the writer, its output read back. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -87,6 +87,61 @@ static void test_read_file(const char *dir) {
     free(data);
     snprintf(path, sizeof path, "%s/empty.txt", dir);
     unlink(path);
+}
+
+/* The parser: what it accepts, refuses and decodes. */
+static void test_json(void) {
+    static const char *ok[] = {
+        "{}", " [ ] ", "0", "-0", "1e5", "-1.5E-3", "\"\"", "true", "null", "[1,[2,[3]]]",
+        "{\"a\":{\"b\":[]}}", "\"\\u00e9\\ud83d\\ude00\\n\\/\"", "\"\xc3\xa9\"", "[18446744073709551615]",
+    };
+    static const char *bad[] = {
+        "", " ", "{", "[1,]", "{\"a\":1,}", "{'a':1}", "{\"a\" 1}", "{\"a\":}", "01", "1.", ".5", "-", "+1", "1e",
+        "tru", "nul", "\"abc", "\"\\x\"", "\"\\u12\"", "\"\\ud800\"", "\"\\udc00\"", "\"\\ud800\\u0041\"", "\"\\u0000\"",
+        "\"a\nb\"", "\"\xff\"", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"", "{} x", "[1] [2]", "{\"a\":1}}", "NaN", "[Infinity]",
+    };
+    char err[128];
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        attn__json *v = NULL;
+        int rc = attn__json_parse(ok[i], strlen(ok[i]), &v, err, sizeof err);
+        CHECK(rc == ATTN_OK && v, "json '%s' refused: %s", ok[i], err);
+        attn__json_free(v);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        attn__json *v = NULL;
+        int rc = attn__json_parse(bad[i], strlen(bad[i]), &v, err, sizeof err);
+        CHECK(rc == ATTN_EFORMAT && !v && err[0], "json '%s' accepted", bad[i]);
+        attn__json_free(v);
+    }
+    /* Decoding. */
+    const char *s = "{\"k\":\"\\u00e9\\ud83d\\ude00\\t\\\"\",\"n\":[7,18446744073709551615,18446744073709551616,1.0,-1]}";
+    attn__json *v = NULL;
+    CHECK(attn__json_parse(s, strlen(s), &v, err, sizeof err) == ATTN_OK, "%s", err);
+    if (v) {
+        attn__json *k = v->child, *n = k->next, *e = n->child;
+        CHECK(v->len == 2 && !strcmp(k->key, "k") && !strcmp(k->str, "\xc3\xa9\xf0\x9f\x98\x80\t\"") && k->len == 8, "string");
+        CHECK(n->len == 5 && e->is_uint && e->u == 7, "7");
+        CHECK(e->next->is_uint && e->next->u == UINT64_MAX, "u64 max");
+        CHECK(!e->next->next->is_uint, "2^64 overflows");
+        CHECK(!e->next->next->next->is_uint && !e->next->next->next->next->is_uint, "1.0 and -1 are not uint");
+    }
+    attn__json_free(v);
+    /* Deep nesting fails cleanly instead of exhausting the stack; long flat arrays are fine. */
+    size_t deep = 100000;
+    char *t = malloc(2 * deep + 1);
+    memset(t, '[', deep);
+    memset(t + deep, ']', deep);
+    CHECK(attn__json_parse(t, 2 * deep, &v, err, sizeof err) == ATTN_EFORMAT && strstr(err, "nesting"), "deep nesting");
+    size_t o = 0;
+    t[o++] = '[';
+    for (size_t i = 0; i < deep - 1; i++) {
+        if (i) t[o++] = ',';
+        t[o++] = '0';
+    }
+    t[o++] = ']';
+    CHECK(attn__json_parse(t, o, &v, err, sizeof err) == ATTN_OK && v && v->len == deep - 1, "long array: %s", err);
+    attn__json_free(v);
+    free(t);
 }
 
 /* The text sb holds, parsed back: one string value, compared with want. */
@@ -198,6 +253,7 @@ int main(void) {
     }
     test_read_file(dir);
     rmdir(dir);
+    test_json();
     test_json_strings();
     test_json_numbers();
     test_json_writer();
