@@ -19,7 +19,7 @@
  * declare is exported: every public header wraps its declarations in ATTN_API_BEGIN and
  * ATTN_API_END, and internal functions (attn__*, declared under src/) stay hidden. One pair per
  * header rather than a macro on each declaration, so that a new declaration cannot be
- * forgotten; tests/cli_exports.sh checks the result with nm. */
+ * forgotten; tests/exports.sh checks the result with nm. */
 #if defined(__GNUC__) && !defined(_WIN32)
 #define ATTN_API_BEGIN _Pragma("GCC visibility push(default)")
 #define ATTN_API_END _Pragma("GCC visibility pop")
