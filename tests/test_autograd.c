@@ -613,7 +613,7 @@ static void test_machinery(attn_graph *g) {
 
 /* The same gradients, bit for bit, for 1 and 2 threads, and for two runs. */
 static void test_determinism(void) {
-    attn_graph *g = attn_graph_new(0);
+    attn_graph *g; CHECK(attn_graph_new(0, &g) == ATTN_OK, "%s", attn_last_error());
     leaves L = {0};
     model_leaves(&L, 1);
     float *keep[MAXL];
@@ -642,12 +642,12 @@ static void test_determinism(void) {
 
 /* Parameters of the store as leaves. */
 static void test_param_leaves(void) {
-    attn_params *ps = attn_params_new();
+    attn_params *ps; CHECK(attn_params_new(&ps) == ATTN_OK, "%s", attn_last_error());
     attn_param *W = attn_params_add(ps, "lin.weight", 2, (int64_t[]){3, 2}, attn_init_constant(0.5f));
     attn_param *b = attn_params_add(ps, "lin.bias", 1, (int64_t[]){3}, attn_init_zeros());
     b->frozen = 1;
     CHECK(attn_params_init(ps, 1) == ATTN_OK, "init");
-    attn_graph *g = attn_graph_new(4096);
+    attn_graph *g; CHECK(attn_graph_new(4096, &g) == ATTN_OK, "%s", attn_last_error());
     attn_var *x = attn_graph_input(g, 2, (int64_t[]){1, 2}, (float[]){1.0f, 2.0f});
     attn_var *l = attn_ag_sum(g, attn_ag_linear(g, x, attn_param_var(g, W), attn_param_var(g, b)));
     CHECK(l && fabsf(l->data[0] - 4.5f) < 1e-6f, "forward through parameters");
@@ -666,7 +666,7 @@ static void test_vs_layers(void) {
     tu_randn(w, C, 2);
     tu_randn(bb, C, 3);
     for (int i = 0; i < N * C; i++) x[i] *= 2.0f;
-    attn_graph *g = attn_graph_new(0);
+    attn_graph *g; CHECK(attn_graph_new(0, &g) == ATTN_OK, "%s", attn_last_error());
     attn_var *xv = attn_graph_input(g, 2, (int64_t[]){N, C}, x);
     attn_var *wv = attn_graph_input(g, 1, (int64_t[]){C}, w), *bv = attn_graph_input(g, 1, (int64_t[]){C}, bb);
     attn_softmax_forward(want, x, N, C);
@@ -689,7 +689,7 @@ static void test_vs_layers(void) {
 
 int main(void) {
     attn_set_threads(2);
-    attn_graph *g = attn_graph_new(0);
+    attn_graph *g; CHECK(attn_graph_new(0, &g) == ATTN_OK, "%s", attn_last_error());
     test_ops(g);
     test_rnn(g);
     test_attention(g);

@@ -177,7 +177,7 @@ static void torch_case(const char *name) {
     attn_mha_weights_free(&w);
     attn_mha_weights_free(&g);
     attn_mha_weights_free(&gwant);
-    attn_st_close(st);
+    attn_st_free(st);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -482,7 +482,7 @@ static void errors(void) {
     const char *names[] = {"enc.in_proj_weight", "enc.in_proj_bias", "enc.out_proj.weight", "enc.out_proj.bias"};
     CHECK(attn_st_count(st) == 4, "4 tensors, not %d", attn_st_count(st));
     for (int i = 0; i < 4; i++) CHECK(attn_st_find(st, names[i]) >= 0, "saved name %s", names[i]);
-    attn_st_close(st);
+    attn_st_free(st);
     remove(path);
     /* Gradients for another config are refused. */
     attn_mha_weights g;

@@ -65,7 +65,7 @@ static void sinusoidal(const char *name) {
     CHECK(attn_sinusoidal_backward(B, N, d, y, dx) == ATTN_OK && memcmp(dx, y, n * 4) == 0, "%s backward", name);
     free(t), free(y), free(y2), free(dx), free(pos);
     attn_array_free(&ape), attn_array_free(&ax), attn_array_free(&ay);
-    attn_st_close(st);
+    attn_st_free(st);
 }
 
 static void alibi(int H) {
@@ -89,7 +89,7 @@ static void alibi(int H) {
     tu_close(what, bias, y_want, (size_t)H * Nq * Nk, 1e-6, 1e-7);
     free(s), free(bias);
     attn_array_free(&as), attn_array_free(&ac), attn_array_free(&asym);
-    attn_st_close(st);
+    attn_st_free(st);
 }
 
 static void rope(const char *name) {
@@ -152,7 +152,7 @@ static void rope(const char *name) {
 
     free(y), free(dx), free(big), free(pos);
     attn_array_free(&ax), attn_array_free(&ay), attn_array_free(&ady), attn_array_free(&adx), attn_array_free(&apos);
-    attn_st_close(st);
+    attn_st_free(st);
 }
 
 /* Learned: reference file, finite differences of a double loss, errors. */
@@ -208,7 +208,7 @@ static void learned(void) {
     free(pos), free(y), free(dx), free(dt), free(fd), free(got);
     attn_array_free(&at), attn_array_free(&ax), attn_array_free(&ap), attn_array_free(&ay), attn_array_free(&ady),
         attn_array_free(&adt);
-    attn_st_close(st);
+    attn_st_free(st);
 }
 
 static void errors(void) {

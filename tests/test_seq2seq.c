@@ -71,7 +71,7 @@ static void grad_check(attn_s2s_attention att, attn_s2s_rnn rnn, int bidir) {
         attn_param *p = attn_params_at(ps, i);
         for (int64_t k = 0; k < p->numel; k++) p->data[k] *= 2.0f;
     }
-    attn_graph *g = attn_graph_new(0);
+    attn_graph *g; CHECK(attn_graph_new(0, &g) == ATTN_OK, "%s", attn_last_error());
     attn_s2s_batch b;
     make_batch(&b);
     attn_params_zero_grad(ps);
@@ -114,7 +114,7 @@ out:
 static void step_matches_forward(attn_s2s_attention att, attn_s2s_rnn rnn, int bidir) {
     attn_s2s *m = tiny(att, rnn, bidir, 0.3f, 5);
     if (!m) return;
-    attn_graph *g = attn_graph_new(0);
+    attn_graph *g; CHECK(attn_graph_new(0, &g) == ATTN_OK, "%s", attn_last_error());
     attn_graph_set_training(g, 0);
     attn_graph_set_grad(g, 0);
     attn_s2s_batch b;
@@ -123,7 +123,7 @@ static void step_matches_forward(attn_s2s_attention att, attn_s2s_rnn rnn, int b
     attn_var *logits = attn_s2s_forward(m, g, &b, &W);
     CHECK(logits && logits->ndim == 3 && logits->shape[0] == T && logits->shape[1] == B && logits->shape[2] == 8, "forward");
     CHECK((W != NULL) == (att != ATTN_S2S_NONE), "weights only with attention");
-    attn_graph *g2 = attn_graph_new(0);
+    attn_graph *g2; CHECK(attn_graph_new(0, &g2) == ATTN_OK, "%s", attn_last_error());
     attn_graph_set_training(g2, 0);
     attn_graph_set_grad(g2, 0);
     s2s_enc enc;

@@ -57,14 +57,14 @@ static void test_optim_refs(const attn_st *st) {
         snprintf(name, sizeof name, "%s.params", oc->name);
         attn_array want = {0};
         if (!ref(st, name, &want)) continue;
-        attn_params *ps = attn_params_new();
+        attn_params *ps; CHECK(attn_params_new(&ps) == ATTN_OK, "%s", attn_last_error());
         attn_param *p = attn_params_add(ps, "p", 2, (int64_t[]){3, 5}, attn_init_zeros());
         attn_params_alloc(ps);
         memcpy(p->data, p0.data, 15 * sizeof(float));
         attn_optim_config cfg = attn_optim_defaults(oc->kind);
         cfg.lr = oc->lr, cfg.momentum = oc->momentum, cfg.dampening = oc->dampening, cfg.nesterov = oc->nesterov;
         cfg.beta1 = oc->beta1, cfg.beta2 = oc->beta2, cfg.eps = oc->eps, cfg.weight_decay = oc->wd;
-        attn_optim *o = attn_optim_new(ps, &cfg);
+        attn_optim *o; CHECK(attn_optim_new(&cfg, ps, &o) == ATTN_OK, "%s", attn_last_error());
         CHECK(o != NULL, "%s: %s", oc->name, attn_last_error());
         for (int s = 0; o && s < STEPS; s++) {
             memcpy(p->grad, (float *)grads.data + s * 15, 15 * sizeof(float));
@@ -90,7 +90,7 @@ static void test_clip_refs(const attn_st *st) {
     const char *keys[2] = {"clip.1", "clip.100"};
     float maxn[2] = {1.0f, 100.0f};
     for (int k = 0; k < 2; k++) {
-        attn_params *ps = attn_params_new();
+        attn_params *ps; CHECK(attn_params_new(&ps) == ATTN_OK, "%s", attn_last_error());
         attn_param *a = attn_params_add(ps, "a", 2, (int64_t[]){4, 3}, attn_init_zeros());
         attn_param *b = attn_params_add(ps, "b", 1, (int64_t[]){5}, attn_init_zeros());
         attn_params_alloc(ps);
@@ -144,7 +144,7 @@ static void test_ce_ref(const attn_st *st) {
     int32_t tg[6];
     for (int i = 0; i < 6; i++) tg[i] = (int32_t)((float *)t.data)[i];
     float grad[30] = {0};
-    attn_graph *g = attn_graph_new(0);
+    attn_graph *g; CHECK(attn_graph_new(0, &g) == ATTN_OK, "%s", attn_last_error());
     attn_var *lg = attn_graph_leaf(g, 2, (int64_t[]){6, 5}, x.data, grad);
     attn_var *loss = attn_ag_cross_entropy(g, lg, tg, -100, 0.15f);
     CHECK(loss && attn_graph_backward(g, loss) == ATTN_OK, "cross-entropy");
@@ -157,7 +157,7 @@ static void test_ce_ref(const attn_st *st) {
 /* ---- Parameter store ------------------------------------------------------------------- */
 
 static void test_params(const char *dir) {
-    attn_params *ps = attn_params_new();
+    attn_params *ps; CHECK(attn_params_new(&ps) == ATTN_OK, "%s", attn_last_error());
     attn_param *w = attn_params_add(ps, "enc.weight", 2, (int64_t[]){30, 20}, attn_init_fan(20));
     attn_param *x = attn_params_add(ps, "enc.xavier", 2, (int64_t[]){30, 20}, attn_init_xavier_uniform(1.0f));
     attn_param *n = attn_params_add(ps, "emb.weight", 2, (int64_t[]){50, 8}, attn_init_normal(0.0f, 1.0f));
@@ -181,7 +181,7 @@ static void test_params(const char *dir) {
     CHECK(fabs(mean) < 0.15 && fabs(var - 1.0) < 0.2, "normal: mean %g var %g", mean, var);
     CHECK(one->data[0] == 1.0f && one->data[6] == 1.0f, "constant");
     /* Per-name generators: another store with an extra parameter first gives the same values. */
-    attn_params *ps2 = attn_params_new();
+    attn_params *ps2; CHECK(attn_params_new(&ps2) == ATTN_OK, "%s", attn_last_error());
     attn_params_add(ps2, "other", 1, (int64_t[]){5}, attn_init_normal(0, 1));
     attn_param *w2 = attn_params_add(ps2, "enc.weight", 2, (int64_t[]){30, 20}, attn_init_fan(20));
     attn_params_init(ps2, 7);
@@ -194,7 +194,7 @@ static void test_params(const char *dir) {
     snprintf(path, sizeof path, "%s/params.safetensors", dir);
     const char *meta[2] = {"note", "test"};
     CHECK(attn_params_save(ps, path, 1, meta) == ATTN_OK, "save: %s", attn_last_error());
-    attn_params *ps3 = attn_params_new();
+    attn_params *ps3; CHECK(attn_params_new(&ps3) == ATTN_OK, "%s", attn_last_error());
     attn_param *w3 = attn_params_add(ps3, "enc.weight", 2, (int64_t[]){30, 20}, attn_init_zeros());
     attn_params_add(ps3, "enc.xavier", 2, (int64_t[]){30, 20}, attn_init_zeros());
     attn_params_add(ps3, "emb.weight", 2, (int64_t[]){50, 8}, attn_init_zeros());
@@ -202,17 +202,17 @@ static void test_params(const char *dir) {
     CHECK(attn_params_load(ps3, path, 0) == ATTN_OK, "load: %s", attn_last_error());
     CHECK(!memcmp(w3->data, w->data, 600 * sizeof(float)), "loaded values");
     attn_params_free(ps3);
-    ps3 = attn_params_new();
+    CHECK(attn_params_new(&ps3) == ATTN_OK, "%s", attn_last_error());
     attn_params_add(ps3, "enc.weight", 2, (int64_t[]){30, 20}, attn_init_zeros());
     CHECK(attn_params_load(ps3, path, 0) == ATTN_EINVAL, "extra tensors accepted: %s", attn_last_error());
     CHECK(attn_params_load(ps3, path, 1) == ATTN_OK, "allow_extra: %s", attn_last_error());
     attn_params_free(ps3);
-    ps3 = attn_params_new();
+    CHECK(attn_params_new(&ps3) == ATTN_OK, "%s", attn_last_error());
     w3 = attn_params_add(ps3, "enc.weight", 2, (int64_t[]){20, 30}, attn_init_constant(3.0f));
     attn_params_init(ps3, 0);
     CHECK(attn_params_load(ps3, path, 1) == ATTN_ESHAPE && w3->data[0] == 3.0f, "shape mismatch: %s", attn_last_error());
     attn_params_free(ps3);
-    ps3 = attn_params_new();
+    CHECK(attn_params_new(&ps3) == ATTN_OK, "%s", attn_last_error());
     attn_params_add(ps3, "missing", 1, (int64_t[]){3}, attn_init_zeros());
     CHECK(attn_params_load(ps3, path, 1) == ATTN_ENOTFOUND, "missing tensor: %s", attn_last_error());
     attn_params_free(ps3);
@@ -325,7 +325,7 @@ typedef struct {
 
 static void run_init(run *r, uint64_t seed) {
     memset(r, 0, sizeof *r);
-    r->ps = attn_params_new();
+    CHECK(attn_params_new(&r->ps) == ATTN_OK, "%s", attn_last_error());
     r->emb = attn_params_add(r->ps, "emb.weight", 2, (int64_t[]){VOC, EMB}, attn_init_normal(0, 1));
     r->wih = attn_params_add(r->ps, "gru.weight_ih_l0", 2, (int64_t[]){3 * HID, EMB}, attn_init_fan(HID));
     r->whh = attn_params_add(r->ps, "gru.weight_hh_l0", 2, (int64_t[]){3 * HID, HID}, attn_init_fan(HID));
@@ -337,8 +337,8 @@ static void run_init(run *r, uint64_t seed) {
     attn_params_init(r->ps, seed);
     attn_optim_config c = attn_optim_defaults(ATTN_OPTIM_ADAMW);
     c.lr = 1e-2;
-    r->opt = attn_optim_new(r->ps, &c);
-    r->g = attn_graph_new(0);
+    CHECK(attn_optim_new(&c, r->ps, &r->opt) == ATTN_OK, "%s", attn_last_error());
+    CHECK(attn_graph_new(0, &r->g) == ATTN_OK, "%s", attn_last_error());
     attn_graph_seed(r->g, seed + 1);
     attn_sched s = {ATTN_SCHED_COSINE, 1e-2, 3, 20, 1e-3};
     r->sched = s;
@@ -480,7 +480,7 @@ static void test_resume(const char *dir) {
     CHECK(attn_optim_steps(r.opt) == stop, "optimizer step %lld", (long long)attn_optim_steps(r.opt));
     r.st = c.state;
     *attn_graph_rng(r.g) = c.state.rng;
-    attn_checkpoint_close(&c);
+    attn_checkpoint_free(&c);
     train(&r, &d, -1);
     CHECK(r.st.step == a.st.step, "steps %lld vs %lld", (long long)r.st.step, (long long)a.st.step);
     CHECK(!memcmp(attn_params_data(a.ps), attn_params_data(r.ps), (size_t)span * sizeof(float)),
@@ -526,8 +526,10 @@ static void test_oom(const char *dir) {
         g_fail_at = k;
         g_allocs = 0;
         /* a training step on a fresh graph */
-        attn_graph *g = attn_graph_new(1024);
-        if (g) {
+        attn_graph *g;
+        int gst = attn_graph_new(1024, &g);
+        bad |= gst != ATTN_OK && gst != ATTN_ENOMEM;
+        if (!gst) {
             attn_graph *keep = r.g;
             r.g = g;
             int st = train_step(&r, &d, idx, BATCH);
@@ -545,12 +547,14 @@ static void test_oom(const char *dir) {
             bad |= st != ATTN_OK && st != ATTN_ENOMEM;
             st = attn_checkpoint_load_optim(&c, r.opt);
             bad |= st != ATTN_OK && st != ATTN_ENOMEM;
-            attn_checkpoint_close(&c);
+            attn_checkpoint_free(&c);
         }
         attn_ckpt_file f = {"v.txt", NULL, "abc", 3};
         st = attn_checkpoint_save(ck3, r.ps, r.opt, "{\"a\": 1}", &r.st, 1, &f);
         bad |= st != ATTN_OK && st != ATTN_ENOMEM;
-        attn_optim *o = attn_optim_new(r.ps, attn_optim_get_config(r.opt));
+        attn_optim *o;
+        st = attn_optim_new(attn_optim_get_config(r.opt), r.ps, &o);
+        bad |= st != ATTN_OK && st != ATTN_ENOMEM;
         attn_optim_free(o);
         done = g_allocs <= k; /* nothing failed: every allocation point was visited */
     }
@@ -593,7 +597,7 @@ static int open_status(const char *dir) {
     memset(&c, 0x5a, sizeof c);
     int st = attn_checkpoint_open(dir, &c);
     if (st) CHECK(c.model_json == NULL && c.file_names == NULL && strlen(attn_last_error()) > 0, "failed open leaves a zeroed struct");
-    attn_checkpoint_close(&c);
+    attn_checkpoint_free(&c);
     return st;
 }
 
@@ -661,7 +665,7 @@ static void test_damage(const char *dir) {
     /* A checkpoint of another model, or another optimiser. */
     attn_checkpoint c;
     attn_checkpoint_open(ck, &c);
-    attn_params *ps = attn_params_new();
+    attn_params *ps; CHECK(attn_params_new(&ps) == ATTN_OK, "%s", attn_last_error());
     attn_params_add(ps, "emb.weight", 2, (int64_t[]){VOC + 1, EMB}, attn_init_zeros());
     CHECK(attn_checkpoint_load_params(&c, ps) != ATTN_OK, "another model's weights were accepted");
     attn_params_free(ps);
@@ -669,12 +673,12 @@ static void test_damage(const char *dir) {
     run_init(&r, 1);
     attn_optim_config sc = attn_optim_defaults(ATTN_OPTIM_SGD);
     sc.momentum = 0.9;
-    attn_optim *sgd = attn_optim_new(r.ps, &sc);
+    attn_optim *sgd; CHECK(attn_optim_new(&sc, r.ps, &sgd) == ATTN_OK, "%s", attn_last_error());
     CHECK(attn_checkpoint_load_optim(&c, sgd) == ATTN_EINVAL, "SGD loaded AdamW state: %s", attn_last_error());
     CHECK(attn_optim_load(sgd, optim) == ATTN_EFORMAT, "SGD loaded AdamW state file: %s", attn_last_error());
     attn_optim_free(sgd);
     run_free(&r);
-    attn_checkpoint_close(&c);
+    attn_checkpoint_free(&c);
     CHECK(open_status("/nonexistent/ckpt") == ATTN_EIO, "missing directory");
     CHECK(open_status(model) == ATTN_EIO, "a file as the directory");
     /* Bad arguments to save. */
@@ -695,7 +699,7 @@ static void test_damage(const char *dir) {
     CHECK(attn_checkpoint_save(ck2, s.ps, NULL, NULL, &s.st, 1, &fromfile) == ATTN_OK, "save without optimizer: %s", attn_last_error());
     CHECK(attn_checkpoint_open(ck2, &c) == ATTN_OK && !c.has_optim && !strcmp(c.model_json, "{}"), "open without optimizer");
     CHECK(attn_checkpoint_load_optim(&c, s.opt) == ATTN_ENOTFOUND, "no optimizer state");
-    attn_checkpoint_close(&c);
+    attn_checkpoint_free(&c);
     run_free(&s);
     free(c0), free(m0), free(o0);
     /* Clean up. */
@@ -711,8 +715,44 @@ static void test_damage(const char *dir) {
     unlink(vpath);
 }
 
+/* A bad optimiser config is ATTN_EINVAL with a message naming the bad field (it once came back
+ * as a NULL pointer that the CLI reported as "out of memory"). */
+static void test_optim_config(void) {
+    attn_params *ps;
+    CHECK(attn_params_new(&ps) == ATTN_OK, "%s", attn_last_error());
+    CHECK(attn_params_add(ps, "w", 1, (int64_t[]){4}, attn_init_zeros()) != NULL, "add");
+    static const struct {
+        attn_optim_kind kind;
+        const char *field;
+        double value;
+    } bad[] = {{ATTN_OPTIM_SGD, "lr", -1.0},       {ATTN_OPTIM_ADAMW, "weight_decay", -0.5},
+               {ATTN_OPTIM_SGD, "momentum", -0.1}, {ATTN_OPTIM_ADAM, "beta1", 1.0},
+               {ATTN_OPTIM_ADAM, "beta2", -0.2},   {ATTN_OPTIM_ADAM, "eps", -1e-8}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        attn_optim_config c = attn_optim_defaults(bad[i].kind);
+        double *f = !strcmp(bad[i].field, "lr") ? &c.lr
+                    : !strcmp(bad[i].field, "weight_decay") ? &c.weight_decay
+                    : !strcmp(bad[i].field, "momentum") ? &c.momentum
+                    : !strcmp(bad[i].field, "beta1") ? &c.beta1
+                    : !strcmp(bad[i].field, "beta2") ? &c.beta2 : &c.eps;
+        *f = bad[i].value;
+        attn_optim *o = (attn_optim *)&c; /* not NULL, so that the call must clear it */
+        int st = attn_optim_new(&c, ps, &o);
+        CHECK(st == ATTN_EINVAL && o == NULL, "%s = %g: status %d", bad[i].field, bad[i].value, st);
+        CHECK(strstr(attn_last_error(), bad[i].field) != NULL, "%s: message \"%s\"", bad[i].field, attn_last_error());
+        attn_optim_free(st ? NULL : o);
+    }
+    attn_optim_config c = attn_optim_defaults(ATTN_OPTIM_ADAM);
+    c.kind = (attn_optim_kind)7;
+    attn_optim *o = NULL;
+    CHECK(attn_optim_new(&c, ps, &o) == ATTN_EINVAL && strstr(attn_last_error(), "kind"), "%s", attn_last_error());
+    CHECK(attn_optim_new(NULL, ps, &o) == ATTN_EINVAL && o == NULL, "NULL config accepted");
+    attn_params_free(ps);
+}
+
 int main(void) {
     attn_set_threads(2);
+    test_optim_config();
     attn_st *st = NULL;
     int rc = attn_st_open(REFS, &st);
     CHECK(rc == ATTN_OK, "open %s: %s", REFS, attn_last_error());
@@ -727,7 +767,7 @@ int main(void) {
         test_clip_refs(st);
         test_sched_refs(st);
         test_ce_ref(st);
-        attn_st_close(st);
+        attn_st_free(st);
     }
     char dir[] = "/tmp/attn_test_train_XXXXXX";
     if (!mkdtemp(dir)) {

@@ -27,7 +27,7 @@ typedef struct {
 
 static void logreg_init(logreg *m, uint64_t seed) {
     memset(m, 0, sizeof *m);
-    m->ps = attn_params_new();
+    CHECK(attn_params_new(&m->ps) == ATTN_OK, "params");
     int64_t ws[2] = {C, F}, bs[1] = {C};
     m->W = attn_params_add(m->ps, "linear.weight", 2, ws, attn_init_fan(F));
     m->b = attn_params_add(m->ps, "linear.bias", 1, bs, attn_init_fan(F));
@@ -146,7 +146,7 @@ static void test_learns_and_resumes(const char *dir) {
     c.resume = &ck;
     CHECK(attn_trainer_run(&tm, &c, &r) == ATTN_OK && r.stopped == 0 && r.step == 36 && r.steps_run == 26,
           "resumed: %lld updates, %s", (long long)r.steps_run, attn_last_error());
-    attn_checkpoint_close(&ck);
+    attn_checkpoint_free(&ck);
     CHECK(!memcmp(attn_params_data(m1.ps), attn_params_data(m2.ps), (size_t)attn_params_numel(m1.ps) * sizeof(float)),
           "stop + resume gives bitwise the uninterrupted run's weights");
 
@@ -158,7 +158,7 @@ static void test_learns_and_resumes(const char *dir) {
     c.resume = &ck;
     CHECK(attn_trainer_run(&tm, &c, &r) == ATTN_EINVAL && strstr(attn_last_error(), "cannot be resumed"), "resume refused: %s",
           attn_last_error());
-    attn_checkpoint_close(&ck);
+    attn_checkpoint_free(&ck);
     attn_params_free(m1.ps), attn_params_free(m2.ps);
 }
 

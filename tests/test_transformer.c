@@ -56,7 +56,7 @@ static void test_pytorch_case(const char *name) {
     attn_st_get_f32(st, "logits", &want);
     int B = (int)want.shape[0], T = (int)want.shape[1], V = (int)want.shape[2], S = (int)(n / B);
     attn_transformer_batch b = {.B = B, .S = S, .T = T, .src = src, .src_len = src_len, .tgt_in = tgt_in, .tgt_out = tgt_out};
-    attn_graph *g = attn_graph_new(0);
+    attn_graph *g; CHECK(attn_graph_new(0, &g) == ATTN_OK, "%s", attn_last_error());
     attn_params_zero_grad(ps);
     attn_var *logits = attn_transformer_forward(m, g, &b, NULL);
     attn_var *loss = attn_ag_cross_entropy(g, logits, tgt_out, ATTN_PAD, 0.1f);
@@ -88,7 +88,7 @@ static void test_pytorch_case(const char *name) {
     free(src), free(src_len), free(tgt_in), free(tgt_out);
 out:
     attn_transformer_free(m);
-    attn_st_close(st);
+    attn_st_free(st);
 }
 
 /* ---- Helpers ----------------------------------------------------------------------------- */
@@ -110,7 +110,7 @@ static attn_transformer *make(attn_transformer_config c, uint64_t seed) {
 
 /* Log-softmax rows of the teacher-forced forward (B = 1) into logp (T, V). */
 static int forward_logp(attn_transformer *m, const int32_t *src, int S, const int32_t *tgt_in, int T, float *logp) {
-    attn_graph *g = attn_graph_new(0);
+    attn_graph *g; CHECK(attn_graph_new(0, &g) == ATTN_OK, "%s", attn_last_error());
     attn_graph_set_training(g, 0);
     attn_graph_set_grad(g, 0);
     int32_t len = S;
@@ -158,7 +158,7 @@ static void test_padding(void) {
         /* Row 0: S = 6, T = 5; row 1: S = 3 (padded to 6), T = 3 (padded to 5). */
         int32_t src[12] = {4, 5, 6, 7, 8, 3, 9, 10, 3, 0, 0, 0}, len[2] = {6, 3};
         int32_t tgt[10] = {2, 4, 5, 6, 7, 2, 8, 9, 0, 0};
-        attn_graph *g = attn_graph_new(0);
+        attn_graph *g; CHECK(attn_graph_new(0, &g) == ATTN_OK, "%s", attn_last_error());
         attn_graph_set_grad(g, 0);
         attn_transformer_batch b = {.B = 2, .S = 6, .T = 5, .src = src, .src_len = len, .tgt_in = tgt};
         attn_var *lg = attn_ag_log_softmax(g, attn_transformer_forward(m, g, &b, NULL));
@@ -198,7 +198,7 @@ static void test_order_blindness(void) {
 /* ---- Finite differences through rope, alibi and grouped heads ------------------------------ */
 
 static double loss_of(attn_transformer *m, const attn_transformer_batch *b) {
-    attn_graph *g = attn_graph_new(0);
+    attn_graph *g; CHECK(attn_graph_new(0, &g) == ATTN_OK, "%s", attn_last_error());
     attn_graph_set_grad(g, 0);
     attn_var *l = attn_transformer_loss(m, g, b, 0.1f, NULL);
     double v = l ? l->data[0] : NAN;
@@ -221,7 +221,7 @@ static void test_finite_differences(void) {
             attn_transformer *m = make(c, 21 + k);
             if (!m) continue;
             attn_params *ps = attn_transformer_params(m);
-            attn_graph *g = attn_graph_new(0);
+            attn_graph *g; CHECK(attn_graph_new(0, &g) == ATTN_OK, "%s", attn_last_error());
             attn_params_zero_grad(ps);
             attn_var *l = attn_transformer_loss(m, g, &b, 0.1f, NULL);
             CHECK(attn_graph_backward(g, l) == ATTN_OK, "backward: %s", attn_last_error());
@@ -252,7 +252,7 @@ static void test_finite_differences(void) {
 /* ---- Dropout: seeded, thread-count independent, and its backward right --------------------- */
 
 static double loss_seeded(attn_transformer *m, const attn_transformer_batch *b, uint64_t seed, int backward) {
-    attn_graph *g = attn_graph_new(0);
+    attn_graph *g; CHECK(attn_graph_new(0, &g) == ATTN_OK, "%s", attn_last_error());
     attn_graph_seed(g, seed);
     if (!backward) attn_graph_set_grad(g, 0);
     attn_var *l = attn_transformer_loss(m, g, b, 0.1f, NULL);
@@ -495,8 +495,8 @@ static void test_learns_reversal(void) {
     attn_params *ps = attn_transformer_params(m);
     attn_optim_config oc = attn_optim_defaults(ATTN_OPTIM_ADAM);
     oc.beta2 = 0.98;
-    attn_optim *opt = attn_optim_new(ps, &oc);
-    attn_graph *g = attn_graph_new(0);
+    attn_optim *opt; CHECK(attn_optim_new(&oc, ps, &opt) == ATTN_OK, "%s", attn_last_error());
+    attn_graph *g; CHECK(attn_graph_new(0, &g) == ATTN_OK, "%s", attn_last_error());
     enum { B = 32, N = 5 };
     int32_t src[B * (N + 1)], len[B], tin[B * (N + 1)], tout[B * (N + 1)];
     attn_rng r;

@@ -43,6 +43,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ATTN_API_BEGIN
 
 typedef enum {
     ATTN_SCORE_DOT = 0,
@@ -153,6 +154,7 @@ int attn_plan_backward(attn_plan *plan, const float *Q, const float *K, const fl
 /* Frees the plan and its workspace; NULL is allowed. */
 void attn_plan_free(attn_plan *plan);
 
+ATTN_API_END
 #ifdef __cplusplus
 }
 #endif

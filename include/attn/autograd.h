@@ -1,7 +1,7 @@
 /* attn/autograd.h: a small reverse-mode automatic differentiation tape over the library's
  * layers, so that model code reads like the equations in the papers and trains.
  *
- *   attn_graph *g = attn_graph_new(0);
+ *   attn_graph *g; attn_graph_new(0, &g);
  *   for each step:
  *       attn_graph_reset(g);                              // drop last step's activations
  *       attn_params_zero_grad(ps);                        // (attn/train.h)
@@ -49,6 +49,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ATTN_API_BEGIN
 
 #define ATTN_AG_MAX_DIMS 4
 
@@ -66,9 +67,9 @@ typedef struct attn_var {
 
 typedef struct attn_graph attn_graph;
 
-/* A graph with an arena whose first chunk holds `arena_bytes` (0: 1 MiB). NULL if out of
- * memory. Starts in training mode (dropout active) with gradients recorded, seed 0. */
-attn_graph *attn_graph_new(size_t arena_bytes);
+/* A graph in *out with an arena whose first chunk holds `arena_bytes` (0: 1 MiB); ATTN_ENOMEM
+ * if out of memory. Starts in training mode (dropout active) with gradients recorded, seed 0. */
+int attn_graph_new(size_t arena_bytes, attn_graph **out);
 void attn_graph_free(attn_graph *g); /* accepts NULL */
 
 /* Forgets every node, the tape and the sticky error; keeps the arena's memory (merged into
@@ -235,6 +236,7 @@ typedef struct {
 attn_var *attn_ag_attention(attn_graph *g, attn_var *q, attn_var *k, attn_var *v,
                             const attn_ag_attention_opts *opts, attn_var **weights);
 
+ATTN_API_END
 #ifdef __cplusplus
 }
 #endif

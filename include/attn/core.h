@@ -15,9 +15,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Exports. The library is built with -fvisibility=hidden, so only what the public headers
+ * declare is exported: every public header wraps its declarations in ATTN_API_BEGIN and
+ * ATTN_API_END, and internal functions (attn__*, declared under src/) stay hidden. One pair per
+ * header rather than a macro on each declaration, so that a new declaration cannot be
+ * forgotten; tests/exports.sh checks the result with nm. */
+#if defined(__GNUC__) && !defined(_WIN32)
+#define ATTN_API_BEGIN _Pragma("GCC visibility push(default)")
+#define ATTN_API_END _Pragma("GCC visibility pop")
+#else
+#define ATTN_API_BEGIN
+#define ATTN_API_END
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+ATTN_API_BEGIN
 
 #define ATTN_VERSION_STRING "0.1.0"
 
@@ -65,6 +79,7 @@ uint32_t attn_rng_u32(attn_rng *r);
 float attn_rng_uniform(attn_rng *r);  /* in [0, 1) */
 float attn_rng_normal(attn_rng *r);   /* standard normal */
 
+ATTN_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -23,6 +23,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ATTN_API_BEGIN
 
 /* ---- Owned arrays ------------------------------------------------------------------------ */
 
@@ -85,7 +86,7 @@ int attn_npy_save(const char *path, attn_dtype dt, int ndim, const int64_t *shap
 typedef struct attn_st attn_st; /* an opened file, read whole into memory; read-only after open */
 
 int attn_st_open(const char *path, attn_st **out);
-void attn_st_close(attn_st *st); /* accepts NULL */
+void attn_st_free(attn_st *st); /* accepts NULL */
 
 /* Tensors are numbered 0..count-1 in the order of their data offsets. */
 int attn_st_count(const attn_st *st);
@@ -106,14 +107,14 @@ int attn_st_get_f32(const attn_st *st, const char *name, attn_array *out);
  * "tensor 'out_proj.weight' in model.safetensors has shape (4, 8), expected (8, 8)". */
 int attn_st_read_f32(const attn_st *st, const char *name, int ndim, const int64_t *shape, float *dst);
 
-/* The value of a "__metadata__" entry, or NULL. Valid until attn_st_close. */
+/* The value of a "__metadata__" entry, or NULL. Valid until attn_st_free. */
 const char *attn_st_metadata(const attn_st *st, const char *key);
 
 /* Writing: collect tensors (copied), then save. The file is what the reference implementation
  * writes: tensors as F32, sorted by name (bytewise), contiguous offsets from 0, metadata first
  * (keys sorted), header JSON without spaces padded with spaces to a multiple of 8 bytes. */
 typedef struct attn_st_writer attn_st_writer;
-attn_st_writer *attn_st_writer_new(void); /* NULL if out of memory */
+int attn_st_writer_new(attn_st_writer **out); /* an empty writer in *out; ATTN_ENOMEM */
 /* data: (shape[0], ..., shape[ndim-1]) floats, ndim in [0, 8]. ATTN_EINVAL for a duplicate
  * name, the reserved name "__metadata__", or a name that is not valid UTF-8. */
 int attn_st_writer_add_f32(attn_st_writer *w, const char *name, int ndim, const int64_t *shape, const float *data);
@@ -128,6 +129,7 @@ void attn_st_writer_free(attn_st_writer *w); /* accepts NULL */
  * ATTN_EIO with the reason if the file cannot be created, written or renamed. */
 int attn_write_file_atomic(const char *path, const void *data, size_t n);
 
+ATTN_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -33,6 +33,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ATTN_API_BEGIN
 
 /* ---- Activations (elementwise over n floats; out may be the same array as inp) ----------- */
 
@@ -268,6 +269,7 @@ int attn_lstm_cell_backward(const attn_lstm *m, int B, const float *x, const flo
                             const float *dh, const float *dc, float *dx, float *dh_prev,
                             float *dc_prev, const attn_lstm_grad *g);
 
+ATTN_API_END
 #ifdef __cplusplus
 }
 #endif

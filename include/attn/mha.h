@@ -49,6 +49,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ATTN_API_BEGIN
 
 /* The blueprint. Zero-initialise, set embed_dim and num_heads; attn_mha_config_check fills the
  * defaults. */
@@ -163,6 +164,7 @@ int attn_mha_backward(const attn_mha_config *cfg, const attn_mha_weights *w, att
                       const float *query, const float *key, const float *value, const attn_mha_masks *masks,
                       const float *dout, float *dquery, float *dkey, float *dvalue, attn_mha_weights *grads);
 
+ATTN_API_END
 #ifdef __cplusplus
 }
 #endif

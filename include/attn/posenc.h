@@ -25,6 +25,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ATTN_API_BEGIN
 
 /* ---- Sinusoidal ------------------------------------------------------------------------- */
 
@@ -103,6 +104,7 @@ int attn_alibi_slopes(int H, float *slopes);
  * Nq queries of a decoder with a key/value cache); 0 for ordinary self-attention. */
 int attn_alibi_bias(int H, int Nq, int Nk, int q_offset, int symmetric, float *bias);
 
+ATTN_API_END
 #ifdef __cplusplus
 }
 #endif

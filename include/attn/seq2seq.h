@@ -52,6 +52,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ATTN_API_BEGIN
 
 typedef enum {
     ATTN_S2S_NONE = 0,         /* the distracted model: one context vector C */
@@ -184,6 +185,7 @@ int attn_s2s_encode_source(attn_s2s *m, const char *sentence, int32_t **ids, int
 int attn_s2s_translate(attn_s2s *m, const char *sentence, const attn_s2s_decode_opts *opts,
                        attn_s2s_translation *out);
 
+ATTN_API_END
 #ifdef __cplusplus
 }
 #endif

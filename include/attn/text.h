@@ -51,6 +51,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ATTN_API_BEGIN
 
 /* ---- UTF-8 ------------------------------------------------------------------------------- */
 
@@ -356,6 +357,7 @@ int attn_exact_match(const char *const *hyps, const char *const *refs, int n, co
 /* The tokens BLEU sees (for display and tests): tokenises text as opts says into *out. */
 int attn_bleu_tokenize(const char *text, const attn_bleu_opts *opts, attn_tokens *out);
 
+ATTN_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -25,6 +25,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ATTN_API_BEGIN
 
 /* ---- Initialisers ------------------------------------------------------------------------ */
 
@@ -71,7 +72,7 @@ typedef struct {
 
 typedef struct attn_params attn_params;
 
-attn_params *attn_params_new(void);   /* NULL if out of memory */
+int attn_params_new(attn_params **out); /* an empty set in *out; ATTN_ENOMEM */
 void attn_params_free(attn_params *ps); /* accepts NULL */
 
 /* Declares a parameter; NULL (with ATTN_EINVAL) for a duplicate or empty name, a bad shape,
@@ -142,9 +143,10 @@ int attn_optim_parse(const char *name);            /* -1 if unknown */
 
 typedef struct attn_optim attn_optim;
 
-/* An optimiser over every parameter of ps (allocated if it was not). Its state (moments,
- * momentum buffers: one allocation) starts at zero. NULL on failure. */
-attn_optim *attn_optim_new(attn_params *ps, const attn_optim_config *cfg);
+/* An optimiser in *out over every parameter of ps (allocated if it was not). Its state
+ * (moments, momentum buffers: one allocation) starts at zero. ATTN_EINVAL for a bad config,
+ * with a message naming the bad field; ATTN_ENOMEM. */
+int attn_optim_new(const attn_optim_config *cfg, attn_params *ps, attn_optim **out);
 void attn_optim_free(attn_optim *o); /* accepts NULL */
 /* One update with learning rate lr (e.g. from a schedule). Parallel over fixed blocks. */
 int attn_optim_step(attn_optim *o, double lr);
@@ -268,7 +270,7 @@ typedef struct {
 /* Reads and verifies dir/config.json and the files it names. A missing directory or file is
  * ATTN_EIO; a malformed or inconsistent one ATTN_EFORMAT, with a message naming it. */
 int attn_checkpoint_open(const char *dir, attn_checkpoint *ck);
-void attn_checkpoint_close(attn_checkpoint *ck); /* accepts a zeroed struct */
+void attn_checkpoint_free(attn_checkpoint *ck); /* accepts a zeroed struct */
 /* Then, once the model's parameters (and optimiser) are built from ck->model_json: */
 int attn_checkpoint_load_params(const attn_checkpoint *ck, attn_params *ps);
 int attn_checkpoint_load_optim(const attn_checkpoint *ck, attn_optim *opt); /* ATTN_ENOTFOUND if none was saved */
@@ -302,6 +304,7 @@ double attn_time_now(void);
 /* Estimated seconds left: elapsed * (total - done) / done (-1 when done <= 0). */
 double attn_eta(double elapsed_s, int64_t done, int64_t total);
 
+ATTN_API_END
 #ifdef __cplusplus
 }
 #endif

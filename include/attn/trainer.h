@@ -31,6 +31,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ATTN_API_BEGIN
 
 /* A model family as the trainer sees it. Examples are numbered 0 .. n_train - 1 (training
  * set) and 0 .. n_valid - 1 (validation set); the family keeps the data. */
@@ -109,6 +110,7 @@ typedef struct {
  * status of a failed loss, backward, save or log write otherwise. */
 int attn_trainer_run(const attn_train_model *m, const attn_trainer_config *c, attn_train_result *res);
 
+ATTN_API_END
 #ifdef __cplusplus
 }
 #endif

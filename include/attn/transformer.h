@@ -61,6 +61,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ATTN_API_BEGIN
 
 typedef enum {
     ATTN_POS_NONE = 0,
@@ -207,6 +208,7 @@ const attn_vocab *attn_transformer_tgt_vocab(const attn_transformer *m);
 
 /* Checkpoints: attn_translator_save / attn_translator_load (attn/translator.h). */
 
+ATTN_API_END
 #ifdef __cplusplus
 }
 #endif

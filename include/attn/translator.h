@@ -24,12 +24,13 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ATTN_API_BEGIN
 
 typedef struct attn_translator attn_translator;
 
 /* Loads the checkpoint in dir, whatever its family. ATTN_EFORMAT naming the kind when no
  * family knows it. ck (optional) gets the opened checkpoint (close it with
- * attn_checkpoint_close). */
+ * attn_checkpoint_free). */
 int attn_translator_load(const char *dir, attn_translator **out, attn_checkpoint *ck);
 void attn_translator_free(attn_translator *t); /* accepts NULL */
 
@@ -115,6 +116,7 @@ void attn_map_set_free(attn_map_set *s); /* frees and zeroes; accepts NULL */
 /* src (S) the source ids as decoded (with <eos>), hyp the decoded sentence. */
 int attn_translator_maps(attn_translator *t, const int32_t *src, int S, const attn_s2s_hyp *hyp, attn_map_set *out);
 
+ATTN_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -14,6 +14,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ATTN_API_BEGIN
 
 typedef struct {
     const float *w;                 /* (rows, cols) weights, usually in [0, 1] */
@@ -41,6 +42,7 @@ int attn_heatmap_text(const attn_heatmap *h, int color, char **out);
 /* Display width of a UTF-8 string in terminal columns (East Asian wide characters count 2). */
 int attn_utf8_width(const char *s);
 
+ATTN_API_END
 #ifdef __cplusplus
 }
 #endif

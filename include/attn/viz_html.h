@@ -18,6 +18,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ATTN_API_BEGIN
 
 /* One map: the weights (rows, cols) of one head, row i a query (a token attending), column j a
  * key. Label arrays may be shared between maps (they are written once per sentence). */
@@ -43,6 +44,7 @@ int attn_attention_html(const char *title, const attn_html_item *items, int n_it
 /* The page written to path, atomically. */
 int attn_attention_html_save(const char *title, const attn_html_item *items, int n_items, const char *path);
 
+ATTN_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -72,18 +72,20 @@ float *ag_floats(attn_graph *g, int64_t n) {
 
 /* ---- Graph ----------------------------------------------------------------------------- */
 
-attn_graph *attn_graph_new(size_t arena_bytes) {
-    attn_graph *g = attn_calloc(1, sizeof *g);
-    if (!g) return NULL;
+int attn_graph_new(size_t arena_bytes, attn_graph **out) {
+    if (!out) return attn__error(ATTN_EINVAL, "attn_graph_new: NULL argument");
+    attn_graph *g = *out = attn_calloc(1, sizeof *g);
+    if (!g) return attn__error(ATTN_ENOMEM, "attn_graph_new: out of memory");
     g->chunks = chunk_new(arena_bytes ? arena_bytes : AG_DEFAULT_ARENA);
     if (!g->chunks) {
         attn_free(g);
-        return NULL;
+        *out = NULL;
+        return attn__error(ATTN_ENOMEM, "attn_graph_new: out of memory (arena of %zu bytes)", arena_bytes);
     }
     g->training = 1;
     g->grad_enabled = 1;
     attn_rng_seed(&g->rng, 0);
-    return g;
+    return ATTN_OK;
 }
 
 void attn_graph_free(attn_graph *g) {

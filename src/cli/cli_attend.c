@@ -344,7 +344,7 @@ done:
     attn_array_free(&Q), attn_array_free(&K), attn_array_free(&V), attn_array_free(&dO);
     attn_array_free(&M), attn_array_free(&L), attn_array_free(&Wg);
     for (int i = 0; i < 6; i++) attn_array_free(&add[i]);
-    attn_st_close(st);
+    attn_st_free(st);
     attn_free(O), attn_free(P), attn_free(lse), attn_free(dQ), attn_free(dK), attn_free(dV);
     return rc;
 }

@@ -261,7 +261,7 @@ int cli_mha(int argc, char **argv) {
 
 done:
     attn_array_free(&X), attn_array_free(&Kx), attn_array_free(&Vx), attn_array_free(&KPM), attn_array_free(&AM);
-    attn_st_close(st);
+    attn_st_free(st);
     attn_mha_weights_free(&w);
     attn_mha_cache_free(&cache);
     attn_free(out), attn_free(weights);

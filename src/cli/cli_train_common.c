@@ -377,7 +377,7 @@ static int train(const cli_train_family *f, cli_train_opts *o, int argc, char **
     rc = run_trainer(f, o, t, &ck, &dtr, &dva, cmdline);
 done:
     s2s_data_free(&dtr), s2s_data_free(&dva);
-    attn_checkpoint_close(&ck);
+    attn_checkpoint_free(&ck);
     attn_translator_free(t);
     attn_pairs_free(&all), attn_pairs_free(&tr), attn_pairs_free(&va), attn_pairs_free(&te);
     free(cmdline);

@@ -13,55 +13,25 @@
 
 #include "attn/text.h"
 #include "core/internal.h"
-
-typedef struct {
-    char *s;
-    size_t len, cap;
-} sbuf;
-
-/* Room for `extra` more bytes and the NUL; the contents stay NUL-terminated. */
-static int sb_reserve(sbuf *b, size_t extra) {
-    if (b->len + extra + 1 <= b->cap) {
-        b->s[b->len] = '\0';
-        return ATTN_OK;
-    }
-    size_t cap = b->cap ? b->cap : 128;
-    while (cap < b->len + extra + 1) cap *= 2;
-    char *d = attn_malloc(cap);
-    if (!d) return ATTN_ENOMEM;
-    if (b->len) memcpy(d, b->s, b->len);
-    attn_free(b->s);
-    b->s = d, b->cap = cap;
-    b->s[b->len] = '\0';
-    return ATTN_OK;
-}
-
-static int sb_put(sbuf *b, const char *s, size_t n) {
-    int st = sb_reserve(b, n);
-    if (st) return st;
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-    return ATTN_OK;
-}
+#include "core/strbuf.h"
 
 /* Python's str.replace(pat, rep): non-overlapping, left to right. Replaces b's contents. */
-static int replace_all(sbuf *b, const char *pat, const char *rep) {
+static int replace_all(attn__sb *b, const char *pat, const char *rep) {
     size_t pl = strlen(pat), rl = strlen(rep);
-    if (b->len < pl || !strstr(b->s, pat)) return ATTN_OK;
-    sbuf o = {0};
-    int st = sb_put(&o, "", 0);
+    if (b->len < pl || !strstr(b->buf, pat)) return ATTN_OK;
+    attn__sb o = {0};
+    int st = attn__sb_put(&o, "", 0);
     size_t i = 0;
     while (!st && i < b->len) {
-        if (i + pl <= b->len && memcmp(b->s + i, pat, pl) == 0) {
-            st = sb_put(&o, rep, rl);
+        if (i + pl <= b->len && memcmp(b->buf + i, pat, pl) == 0) {
+            st = attn__sb_put(&o, rep, rl);
             i += pl;
         } else {
-            st = sb_put(&o, b->s + i, 1);
+            st = attn__sb_put(&o, b->buf + i, 1);
             i++;
         }
     }
-    attn_free(b->s);
+    attn_free(b->buf);
     *b = o;
     return st;
 }
@@ -76,25 +46,25 @@ static int re_dotcomma(unsigned char c) { return c == '.' || c == ','; }
 
 /* TokenizerRegexp: the four substitutions, then split on white space. */
 static int post_tokenize(const char *line, size_t n, attn_tokens *out) {
-    sbuf a = {0}, b = {0};
-    int st = sb_reserve(&a, 3 * n);
+    attn__sb a = {0}, b = {0};
+    int st = attn__sb_put(&a, "", 0);
     /* ([\{-\~\[-\` -\&\(-\+\:-\@\/]) -> " \1 " */
     for (size_t i = 0; i < n && !st; i++) {
         unsigned char c = (unsigned char)line[i];
         if (re_sym(c)) {
             char t[3] = {' ', (char)c, ' '};
-            st = sb_put(&a, t, 3);
+            st = attn__sb_put(&a, t, 3);
         } else {
-            st = sb_put(&a, line + i, 1);
+            st = attn__sb_put(&a, line + i, 1);
         }
     }
     /* ([^0-9])([\.,]) -> "\1 \2 ";  ([\.,])([^0-9]) -> " \1 \2";  ([0-9])(-) -> "\1 \2 " */
     for (int pass = 0; pass < 3 && !st; pass++) {
         b.len = 0;
-        st = sb_reserve(&b, 2 * a.len);
+        st = attn__sb_put(&b, "", 0);
         size_t i = 0;
         while (!st && i < a.len) {
-            unsigned char c = (unsigned char)a.s[i], d = i + 1 < a.len ? (unsigned char)a.s[i + 1] : 0;
+            unsigned char c = (unsigned char)a.buf[i], d = i + 1 < a.len ? (unsigned char)a.buf[i + 1] : 0;
             int m = i + 1 < a.len && (pass == 0   ? !re_digit(c) && re_dotcomma(d)
                                       : pass == 1 ? re_dotcomma(c) && !re_digit(d)
                                                   : re_digit(c) && d == '-');
@@ -102,18 +72,18 @@ static int post_tokenize(const char *line, size_t n, attn_tokens *out) {
                 char t[4];
                 if (pass == 1) t[0] = ' ', t[1] = (char)c, t[2] = ' ', t[3] = (char)d;
                 else t[0] = (char)c, t[1] = ' ', t[2] = (char)d, t[3] = ' ';
-                st = sb_put(&b, t, 4);
+                st = attn__sb_put(&b, t, 4);
                 i += 2;
             } else {
-                st = sb_put(&b, a.s + i, 1);
+                st = attn__sb_put(&b, a.buf + i, 1);
                 i++;
             }
         }
-        sbuf t = a;
+        attn__sb t = a;
         a = b, b = t;
     }
-    if (!st) st = attn_tokenize(ATTN_TOK_SPACE, a.s ? a.s : "", out);
-    attn_free(a.s), attn_free(b.s);
+    if (!st) st = attn_tokenize(ATTN_TOK_SPACE, a.buf ? a.buf : "", out);
+    attn_free(a.buf), attn_free(b.buf);
     return st;
 }
 
@@ -129,16 +99,16 @@ static size_t rstrip_len(const char *s, size_t n) {
 }
 
 static int tok_13a(const char *clean, size_t n, attn_tokens *out) {
-    sbuf b = {0};
-    int st = sb_put(&b, " ", 1);
-    if (!st) st = sb_put(&b, clean, rstrip_len(clean, n));
+    attn__sb b = {0};
+    int st = attn__sb_put(&b, " ", 1);
+    if (!st) st = attn__sb_put(&b, clean, rstrip_len(clean, n));
     static const char *const rep[][2] = {{"<skipped>", ""}, {"-\n", ""},  {"\n", " "},  {"&quot;", "\""},
                                          {"&amp;", "&"},    {"&lt;", "<"}, {"&gt;", ">"}};
     /* b holds " " + line: the replacements cannot match across the leading space. */
     for (size_t k = 0; k < sizeof rep / sizeof rep[0] && !st; k++) st = replace_all(&b, rep[k][0], rep[k][1]);
-    if (!st) st = sb_put(&b, " ", 1);
-    if (!st) st = post_tokenize(b.s, b.len, out);
-    attn_free(b.s);
+    if (!st) st = attn__sb_put(&b, " ", 1);
+    if (!st) st = post_tokenize(b.buf, b.len, out);
+    attn_free(b.buf);
     return st;
 }
 
@@ -169,22 +139,22 @@ static int tok_zh(const char *clean, size_t n, attn_tokens *out) {
         }
         start = pos;
     }
-    sbuf b = {0};
-    int st = sb_put(&b, "", 0);
+    attn__sb b = {0};
+    int st = attn__sb_put(&b, "", 0);
     pos = start;
     while (!st && pos < end) {
         size_t at = pos;
         attn_utf8_next(clean, end, &pos, &c);
         if (zh_char(c)) {
-            st = sb_put(&b, " ", 1);
-            if (!st) st = sb_put(&b, clean + at, pos - at);
-            if (!st) st = sb_put(&b, " ", 1);
+            st = attn__sb_put(&b, " ", 1);
+            if (!st) st = attn__sb_put(&b, clean + at, pos - at);
+            if (!st) st = attn__sb_put(&b, " ", 1);
         } else {
-            st = sb_put(&b, clean + at, pos - at);
+            st = attn__sb_put(&b, clean + at, pos - at);
         }
     }
-    if (!st) st = post_tokenize(b.s, b.len, out);
-    attn_free(b.s);
+    if (!st) st = post_tokenize(b.buf, b.len, out);
+    attn_free(b.buf);
     return st;
 }
 

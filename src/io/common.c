@@ -1,10 +1,8 @@
 /* Owned arrays (attn_array), dtype conversions, and the helpers shared by the file readers:
- * byte order, half floats, checked file reads. Not here: any file format. */
+ * byte order, half floats, printable excerpts. Not here: any file format. */
 #define _POSIX_C_SOURCE 200809L
 #include "io/common.h"
 
-#include <errno.h>
-#include <sys/stat.h>
 
 size_t attn_dtype_size(attn_dtype dt) {
     switch (dt) {
@@ -99,40 +97,6 @@ int attn_array_to_f32(attn_array *a) {
     a->nbytes = nbytes;
     a->dtype = ATTN_F32;
     return ATTN_OK;
-}
-
-int attn__file_open(const char *path, FILE **f, size_t *size) {
-    *f = NULL;
-    *size = 0;
-    if (!path) return attn__error(ATTN_EINVAL, "NULL path");
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return attn__error(ATTN_EIO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(fp), &st) != 0) {
-        int e = errno;
-        fclose(fp);
-        return attn__error(ATTN_EIO, "%s: cannot stat: %s", path, strerror(e));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        fclose(fp);
-        return attn__error(ATTN_EIO, "%s: not a regular file", path);
-    }
-    if (st.st_size < 0 || (uint64_t)st.st_size > (uint64_t)(SIZE_MAX / 2)) {
-        fclose(fp);
-        return attn__error(ATTN_EIO, "%s: file too large", path);
-    }
-    *f = fp;
-    *size = (size_t)st.st_size;
-    return ATTN_OK;
-}
-
-int attn__file_read(FILE *f, const char *path, void *dst, size_t n) {
-    if (n == 0) return ATTN_OK;
-    errno = 0;
-    size_t got = fread(dst, 1, n, f);
-    if (got == n) return ATTN_OK;
-    if (ferror(f)) return attn__error(ATTN_EIO, "%s: read error: %s", path, errno ? strerror(errno) : "unknown");
-    return attn__error(ATTN_EIO, "%s: unexpected end of file (did it change while being read?)", path);
 }
 
 char *attn__printable(char *dst, size_t cap, const char *src, size_t n) {

@@ -1,5 +1,5 @@
 /* Internal helpers of the file-format layer (not API): byte order, half-precision floats,
- * checked whole-file reads, and printable excerpts of untrusted strings for messages. */
+ * and printable excerpts of untrusted strings for messages. */
 #ifndef ATTN_IO_COMMON_H
 #define ATTN_IO_COMMON_H
 
@@ -9,6 +9,7 @@
 
 #include "attn/io.h"
 #include "attn/text.h"
+#include "core/file.h"
 #include "core/internal.h"
 
 /* 1 on a little-endian host. */
@@ -43,11 +44,6 @@ static inline float attn__bf16_to_f32(uint16_t h) {
     return f;
 }
 
-/* Opens a regular file for reading and returns its size. ATTN_EIO with a message naming the
- * file if it cannot be opened or is not a regular file. */
-int attn__file_open(const char *path, FILE **f, size_t *size);
-/* Reads exactly n bytes; ATTN_EIO ("unexpected end of file" or the system's reason). */
-int attn__file_read(FILE *f, const char *path, void *dst, size_t n);
 
 /* Copies at most n bytes of an untrusted string into dst (capacity cap >= 8) for a message:
  * bytes outside printable ASCII become '?', and a long string is cut with "...". Returns dst. */

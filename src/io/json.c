@@ -1,12 +1,18 @@
-/* A strict recursive-descent JSON parser for untrusted file headers: one pass over the text,
- * one node per value. Not here: a writer (the safetensors writer emits its JSON directly), or
- * floating-point values (numbers are checked against the grammar; only non-negative integers
- * are converted, as that is all headers need). */
+/* JSON: a strict recursive-descent parser for untrusted file headers (one pass over the text,
+ * one node per value), and the library's one JSON writer (escaped strings, numbers that read
+ * back to the same float or double, objects and arrays with their commas). The parser converts
+ * only non-negative integers, as that is all headers need; other numbers are checked against
+ * the grammar. */
 #include "io/json.h"
 
+#include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "attn/text.h"
 
 #include "core/internal.h"
 
@@ -350,4 +356,142 @@ void attn__json_free(attn__json *v) {
         attn_free(v);
         v = next;
     }
+}
+
+/* ---- Writing ----------------------------------------------------------------------------- */
+
+int attn__json_escape(attn__sb *sb, const char *s, int flags) {
+    char *clean = NULL;
+    if (!s) s = "";
+    size_t n = strlen(s);
+    if (!attn__utf8_valid(s, n)) {
+        if (attn_utf8_sanitize(s, n, &clean, &n)) {
+            sb->failed = 1;
+            return ATTN_ENOMEM;
+        }
+        s = clean;
+    }
+    attn__sb_put(sb, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        const char *e = NULL;
+        switch (*p) {
+        case '"': e = "\\\""; break;
+        case '\\': e = "\\\\"; break;
+        case '\b': e = "\\b"; break;
+        case '\t': e = "\\t"; break;
+        case '\n': e = "\\n"; break;
+        case '\f': e = "\\f"; break;
+        case '\r': e = "\\r"; break;
+        }
+        if (e) attn__sb_str(sb, e);
+        else if (*p < 0x20 || ((flags & ATTN__JSON_HTML) && (*p == '<' || *p == '>' || *p == '&')))
+            attn__sb_printf(sb, "\\u%04x", *p);
+        else attn__sb_put(sb, p, 1);
+    }
+    attn_free(clean);
+    return attn__sb_put(sb, "\"", 1);
+}
+
+/* The shortest "%.*g" of v that reads back as v, tried from 1 to `max` digits (17 for a
+ * double, 9 for a float, enough for any value). */
+static int put_shortest(attn__sb *sb, double v, int max, int as_float) {
+    char t[40];
+    for (int prec = 1; prec <= max; prec++) {
+        snprintf(t, sizeof t, "%.*g", prec, v);
+        if (as_float ? strtof(t, NULL) == (float)v : strtod(t, NULL) == v) break;
+    }
+    return attn__sb_str(sb, t);
+}
+
+int attn__json_f64(attn__sb *sb, double v) {
+    if (!isfinite(v)) return attn__sb_printf(sb, "\"%s\"", isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
+    return put_shortest(sb, v, 17, 0);
+}
+
+int attn__json_f32(attn__sb *sb, float v) {
+    if (!isfinite(v)) return attn__json_f64(sb, v);
+    return put_shortest(sb, v, 9, 1);
+}
+
+void attn__jw_init(attn__jw *w, attn__sb *sb, int spaced, int indent) {
+    memset(w, 0, sizeof *w);
+    w->sb = sb;
+    w->spaced = spaced;
+    w->indent = indent;
+}
+
+/* What goes before a value: nothing after a key, else a comma after an earlier element, and
+ * a new line with indentation in a container that puts elements on lines of their own. */
+static void before_value(attn__jw *w) {
+    if (w->after_key) {
+        w->after_key = 0;
+        return;
+    }
+    if (w->depth == 0) return;
+    int d = w->depth - 1;
+    if (w->count[d]++) attn__sb_str(w->sb, w->spaced && !w->lines[d] ? ", " : ",");
+    if (w->lines[d]) attn__sb_printf(w->sb, "\n%*s", w->indent * w->depth, "");
+}
+
+static int open_container(attn__jw *w, const char *bracket, int lines) {
+    before_value(w);
+    if (w->depth == ATTN__JSON_MAX_DEPTH) {
+        w->sb->failed = 1;
+        return attn__error(ATTN_EINVAL, "JSON writer: nesting deeper than %d", ATTN__JSON_MAX_DEPTH);
+    }
+    w->lines[w->depth] = (unsigned char)(lines != 0);
+    w->count[w->depth++] = 0;
+    return attn__sb_str(w->sb, bracket);
+}
+
+int attn__jw_object(attn__jw *w, int lines) { return open_container(w, "{", lines); }
+int attn__jw_array(attn__jw *w, int lines) { return open_container(w, "[", lines); }
+
+int attn__jw_end(attn__jw *w, char bracket) {
+    if (w->depth == 0) return attn__error(ATTN_EINVAL, "JSON writer: end without a container");
+    int d = --w->depth;
+    if (w->lines[d] && w->count[d]) attn__sb_printf(w->sb, "\n%*s", w->indent * d, "");
+    return attn__sb_put(w->sb, &bracket, 1);
+}
+
+int attn__jw_key(attn__jw *w, const char *key) {
+    before_value(w);
+    attn__json_escape(w->sb, key, w->flags);
+    w->after_key = 1;
+    return attn__sb_str(w->sb, w->spaced ? ": " : ":");
+}
+
+int attn__jw_str(attn__jw *w, const char *s) {
+    before_value(w);
+    return attn__json_escape(w->sb, s, w->flags);
+}
+
+int attn__jw_f64(attn__jw *w, double v) {
+    before_value(w);
+    return attn__json_f64(w->sb, v);
+}
+
+int attn__jw_f32(attn__jw *w, float v) {
+    before_value(w);
+    return attn__json_f32(w->sb, v);
+}
+
+int attn__jw_i64(attn__jw *w, int64_t v) {
+    before_value(w);
+    return attn__sb_printf(w->sb, "%" PRId64, v);
+}
+
+int attn__jw_u64(attn__jw *w, uint64_t v) {
+    before_value(w);
+    return attn__sb_printf(w->sb, "%" PRIu64, v);
+}
+
+int attn__jw_bool(attn__jw *w, int v) {
+    before_value(w);
+    return attn__sb_str(w->sb, v ? "true" : "false");
+}
+
+int attn__jw_raw(attn__jw *w, const char *json) {
+    before_value(w);
+    return attn__sb_str(w->sb, json);
 }

@@ -82,21 +82,10 @@ static attn_pair_problem parse_line(const char *s, size_t len, size_t *t1, size_
 int attn_pairs_read(const char *path, attn_pairs *out) {
     if (!path || !out) return attn__error(ATTN_EINVAL, "pairs_read: NULL argument");
     attn_pairs_free(out);
-    FILE *f;
+    char *data;
     size_t size;
-    int st = attn__file_open(path, &f, &size);
+    int st = attn__read_file(path, SIZE_MAX / 2, &data, &size);
     if (st) return st;
-    char *data = attn_malloc(size + 1);
-    if (!data) {
-        fclose(f);
-        return ATTN_ENOMEM;
-    }
-    st = attn__file_read(f, path, data, size);
-    fclose(f);
-    if (st) {
-        attn_free(data);
-        return st;
-    }
     size_t pos = 0;
     if (size >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0) pos = 3; /* byte-order mark */
     int line = 0;

@@ -78,7 +78,7 @@ static int cmp_offsets(const void *a, const void *b) {
     return 0;
 }
 
-void attn_st_close(attn_st *st) {
+void attn_st_free(attn_st *st) {
     if (!st) return;
     for (int i = 0; i < st->n; i++) attn_free(st->t[i].name);
     for (int i = 0; i < st->nmeta; i++) {
@@ -316,7 +316,7 @@ int attn_st_open(const char *path, attn_st **out) {
     size_t plen = strlen(path);
     if (!st || !(st->path = attn_malloc(plen + 1)) || !(st->file = attn_malloc(size))) {
         fclose(f);
-        attn_st_close(st);
+        attn_st_free(st);
         return ATTN_ENOMEM;
     }
     memcpy(st->path, path, plen + 1);
@@ -329,7 +329,7 @@ int attn_st_open(const char *path, attn_st **out) {
         rc = build(st, (size_t)n);
     }
     if (rc) {
-        attn_st_close(st);
+        attn_st_free(st);
         return rc;
     }
     *out = st;
@@ -478,7 +478,11 @@ struct attn_st_writer {
     char **mkey, **mval;
 };
 
-attn_st_writer *attn_st_writer_new(void) { return attn_calloc(1, sizeof(attn_st_writer)); }
+int attn_st_writer_new(attn_st_writer **out) {
+    if (!out) return attn__error(ATTN_EINVAL, "attn_st_writer_new: NULL argument");
+    if (!(*out = attn_calloc(1, sizeof(attn_st_writer)))) return attn__error(ATTN_ENOMEM, "attn_st_writer_new: out of memory");
+    return ATTN_OK;
+}
 
 void attn_st_writer_free(attn_st_writer *w) {
     if (!w) return;
@@ -588,62 +592,6 @@ int attn_st_writer_set_metadata(attn_st_writer *w, const char *key, const char *
     return ATTN_OK;
 }
 
-/* A growable byte string for the header; `oom` latches an allocation failure. */
-typedef struct {
-    char *p;
-    size_t len, cap;
-    int oom;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->len + n > b->cap) {
-        size_t nc = b->cap ? b->cap : 256;
-        while (nc < b->len + n) nc *= 2;
-        char *p = attn_malloc(nc);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        if (b->len) memcpy(p, b->p, b->len);
-        attn_free(b->p);
-        b->p = p;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-}
-
-static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-
-/* A JSON string as serde_json writes it: quotes, backslash and control characters escaped
- * (\b \t \n \f \r, others as \u00xx), everything else (UTF-8 included) as it is. */
-static void sb_json_string(sbuf *b, const char *s) {
-    sb_put(b, "\"", 1);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        char esc[8];
-        const char *e = NULL;
-        switch (c) {
-        case '"': e = "\\\""; break;
-        case '\\': e = "\\\\"; break;
-        case '\b': e = "\\b"; break;
-        case '\t': e = "\\t"; break;
-        case '\n': e = "\\n"; break;
-        case '\f': e = "\\f"; break;
-        case '\r': e = "\\r"; break;
-        default:
-            if (c < 0x20) {
-                snprintf(esc, sizeof esc, "\\u%04x", c);
-                e = esc;
-            }
-        }
-        if (e) sb_str(b, e);
-        else sb_put(b, (const char *)&c, 1);
-    }
-    sb_put(b, "\"", 1);
-}
-
 static int cmp_wt_ptr(const void *a, const void *b) {
     return strcmp((*(const wt *const *)a)->name, (*(const wt *const *)b)->name);
 }
@@ -671,7 +619,7 @@ static int write_f32(FILE *f, const float *x, size_t n) {
 int attn_st_writer_save(attn_st_writer *w, const char *path) {
     if (!w || !path || !*path) return attn__error(ATTN_EINVAL, "attn_st_writer_save: NULL writer or empty path");
     int rc = ATTN_OK;
-    sbuf h = {0};
+    attn__sb h = {0};
     const wt **order = attn_calloc(w->n ? (size_t)w->n : 1, sizeof *order);
     char ***mk = attn_calloc(w->nmeta ? (size_t)w->nmeta : 1, sizeof *mk);
     if (!order || !mk) {
@@ -684,40 +632,45 @@ int attn_st_writer_save(attn_st_writer *w, const char *path) {
     for (int i = 0; i < w->nmeta; i++) mk[i] = &w->mkey[i];
     qsort(mk, (size_t)w->nmeta, sizeof *mk, cmp_str_ptr);
 
-    sb_put(&h, "{", 1);
+    attn__jw j;
+    attn__jw_init(&j, &h, 0, 0);
+    attn__jw_object(&j, 0);
     if (w->nmeta) {
-        sb_str(&h, "\"__metadata__\":{");
+        attn__jw_key(&j, "__metadata__");
+        attn__jw_object(&j, 0);
         for (int i = 0; i < w->nmeta; i++) {
-            size_t j = (size_t)(mk[i] - w->mkey);
-            if (i) sb_put(&h, ",", 1);
-            sb_json_string(&h, w->mkey[j]);
-            sb_put(&h, ":", 1);
-            sb_json_string(&h, w->mval[j]);
+            size_t k = (size_t)(mk[i] - w->mkey);
+            attn__jw_key(&j, w->mkey[k]);
+            attn__jw_str(&j, w->mval[k]);
         }
-        sb_put(&h, "}", 1);
+        attn__jw_end(&j, '}');
     }
     uint64_t off = 0;
-    char num[64];
     for (int i = 0; i < w->n; i++) {
         const wt *t = order[i];
-        if (i || w->nmeta) sb_put(&h, ",", 1);
-        sb_json_string(&h, t->name);
-        sb_str(&h, ":{\"dtype\":\"F32\",\"shape\":[");
-        for (int d = 0; d < t->ndim; d++) {
-            snprintf(num, sizeof num, "%s%" PRId64, d ? "," : "", t->shape[d]);
-            sb_str(&h, num);
-        }
         uint64_t end = off + (uint64_t)t->numel * 4;
-        snprintf(num, sizeof num, "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}", off, end);
-        sb_str(&h, num);
+        attn__jw_key(&j, t->name);
+        attn__jw_object(&j, 0);
+        attn__jw_key(&j, "dtype");
+        attn__jw_str(&j, "F32");
+        attn__jw_key(&j, "shape");
+        attn__jw_array(&j, 0);
+        for (int d = 0; d < t->ndim; d++) attn__jw_i64(&j, t->shape[d]);
+        attn__jw_end(&j, ']');
+        attn__jw_key(&j, "data_offsets");
+        attn__jw_array(&j, 0);
+        attn__jw_u64(&j, off);
+        attn__jw_u64(&j, end);
+        attn__jw_end(&j, ']');
+        attn__jw_end(&j, '}');
         off = end;
     }
-    sb_put(&h, "}", 1);
-    while (!h.oom && h.len % 8) sb_put(&h, " ", 1);
+    attn__jw_end(&j, '}');
+    while (!h.failed && h.len % 8) attn__sb_put(&h, " ", 1);
     attn_free(mk);
-    if (h.oom) {
+    if (h.failed) {
         attn_free(order);
-        attn_free(h.p);
+        attn__sb_free(&h);
         return ATTN_ENOMEM;
     }
 
@@ -728,7 +681,7 @@ int attn_st_writer_save(attn_st_writer *w, const char *path) {
     } else {
         unsigned char len8[8];
         attn__put_le64(len8, h.len);
-        int bad = fwrite(len8, 1, 8, f) != 8 || fwrite(h.p, 1, h.len, f) != h.len;
+        int bad = fwrite(len8, 1, 8, f) != 8 || fwrite(h.buf, 1, h.len, f) != h.len;
         for (int i = 0; i < w->n && !bad; i++) bad = write_f32(f, order[i]->data, order[i]->numel) != 0;
         if (bad) {
             attn__atomic_abort(f, tmp);
@@ -738,6 +691,6 @@ int attn_st_writer_save(attn_st_writer *w, const char *path) {
         }
     }
     attn_free(order);
-    attn_free(h.p);
+    attn__sb_free(&h);
     return rc;
 }

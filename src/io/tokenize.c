@@ -7,6 +7,7 @@
 
 #include "attn/text.h"
 #include "core/internal.h"
+#include "core/strbuf.h"
 
 /* ---- attn_tokens storage ------------------------------------------------------------------
  * Tokens are appended to buf_ (each NUL-terminated) with their offsets in off_; tok[] and
@@ -309,27 +310,6 @@ int attn_tokenize(attn_tok_kind kind, const char *text, attn_tokens *out) {
 
 /* ---- Detokenisation ----------------------------------------------------------------------- */
 
-typedef struct {
-    char *s;
-    size_t len, cap;
-} sbuf;
-
-static int sb_put(sbuf *b, const char *s, size_t n) {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1) cap *= 2;
-        char *d = attn_malloc(cap);
-        if (!d) return ATTN_ENOMEM;
-        if (b->len) memcpy(d, b->s, b->len);
-        attn_free(b->s);
-        b->s = d, b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-    return ATTN_OK;
-}
-
 static uint32_t first_cp(const char *s) {
     uint32_t c;
     size_t n = strlen(s);
@@ -357,7 +337,7 @@ static int one_of(const char *t, const char *const *set) {
     return 0;
 }
 
-static int detok_en(const char *const *tok, int n, int flags, sbuf *b) {
+static int detok_en(const char *const *tok, int n, int flags, attn__sb *b) {
     static const char *const no_space_before[] = {".", ",", "!", "?", ";", ":", "%", ")", "]", "}", "'", "-", "...", NULL};
     static const char *const no_space_after[] = {"(", "[", "{", "$", "#", "-", NULL};
     int glue_next = 1, quote_open = 0, sentence_start = 1, st = ATTN_OK;
@@ -376,14 +356,14 @@ static int detok_en(const char *const *tok, int n, int flags, sbuf *b) {
         }
         if (one_of(t, no_space_after)) glue_after = 1;
         if (is_cjkish(prev_last) && is_cjkish(first)) space = 0;
-        if (space) st = sb_put(b, " ", 1);
+        if (space) st = attn__sb_put(b, " ", 1);
         size_t at = b->len, tl = strlen(t);
-        if (!st) st = sb_put(b, t, tl);
+        if (!st) st = attn__sb_put(b, t, tl);
         if (st) break;
         if (flags & ATTN_DETOK_CAPITALIZE) {
             int has_alnum = 0;
             for (size_t k = at; k < b->len; k++) {
-                unsigned char ch = (unsigned char)b->s[k];
+                unsigned char ch = (unsigned char)b->buf[k];
                 if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch >= 0x80) {
                     has_alnum = 1;
                     break;
@@ -391,8 +371,8 @@ static int detok_en(const char *const *tok, int n, int flags, sbuf *b) {
             }
             int pronoun = strcmp(t, "i") == 0 || strncmp(t, "i'", 2) == 0;
             if ((sentence_start && has_alnum) || pronoun) {
-                unsigned char ch = (unsigned char)b->s[at];
-                if (ch >= 'a' && ch <= 'z') b->s[at] = (char)(ch - 32);
+                unsigned char ch = (unsigned char)b->buf[at];
+                if (ch >= 'a' && ch <= 'z') b->buf[at] = (char)(ch - 32);
             }
             if (has_alnum) sentence_start = 0;
             if (strcmp(t, ".") == 0 || strcmp(t, "!") == 0 || strcmp(t, "?") == 0) sentence_start = 1;
@@ -403,13 +383,13 @@ static int detok_en(const char *const *tok, int n, int flags, sbuf *b) {
     return st;
 }
 
-static int detok_zh(const char *const *tok, int n, sbuf *b) {
+static int detok_zh(const char *const *tok, int n, attn__sb *b) {
     uint32_t prev_last = 0;
     int st = ATTN_OK;
     for (int i = 0; i < n && !st; i++) {
         if (!*tok[i]) continue;
-        if (is_alnum(prev_last) && is_alnum(first_cp(tok[i]))) st = sb_put(b, " ", 1);
-        if (!st) st = sb_put(b, tok[i], strlen(tok[i]));
+        if (is_alnum(prev_last) && is_alnum(first_cp(tok[i]))) st = attn__sb_put(b, " ", 1);
+        if (!st) st = attn__sb_put(b, tok[i], strlen(tok[i]));
         prev_last = last_cp(tok[i]);
     }
     return st;
@@ -420,14 +400,14 @@ int attn_detokenize(attn_tok_kind kind, const char *const *tok, int n, int flags
     *out = NULL;
     for (int i = 0; i < n; i++)
         if (!tok[i]) return attn__error(ATTN_EINVAL, "detokenize: token %d is NULL", i);
-    sbuf b = {0};
-    int st = sb_put(&b, "", 0);
+    attn__sb b = {0};
+    int st = attn__sb_put(&b, "", 0);
     if (st) return st;
     switch (kind) {
     case ATTN_TOK_SPACE:
         for (int i = 0; i < n && !st; i++) {
-            if (i) st = sb_put(&b, " ", 1);
-            if (!st) st = sb_put(&b, tok[i], strlen(tok[i]));
+            if (i) st = attn__sb_put(&b, " ", 1);
+            if (!st) st = attn__sb_put(&b, tok[i], strlen(tok[i]));
         }
         break;
     case ATTN_TOK_EN:
@@ -436,9 +416,9 @@ int attn_detokenize(attn_tok_kind kind, const char *const *tok, int n, int flags
     default: st = attn__error(ATTN_EINVAL, "detokenize: unknown tokenizer kind %d", (int)kind);
     }
     if (st) {
-        attn_free(b.s);
+        attn_free(b.buf);
         return st;
     }
-    *out = b.s;
+    *out = b.buf;
     return ATTN_OK;
 }

@@ -328,21 +328,10 @@ int attn_vocab_save(const attn_vocab *v, const char *path) {
 int attn_vocab_load(const char *path, attn_vocab **out) {
     if (!path || !out) return attn__error(ATTN_EINVAL, "vocab_load: NULL argument");
     *out = NULL;
-    FILE *f;
+    char *data;
     size_t size;
-    int st = attn__file_open(path, &f, &size);
+    int st = attn__read_file(path, SIZE_MAX / 2, &data, &size);
     if (st) return st;
-    char *data = attn_malloc(size + 1);
-    if (!data) {
-        fclose(f);
-        return ATTN_ENOMEM;
-    }
-    st = attn__file_read(f, path, data, size);
-    fclose(f);
-    if (st) {
-        attn_free(data);
-        return st;
-    }
     attn_vocab *v = attn_calloc(1, sizeof *v);
     if (!v) {
         attn_free(data);

@@ -112,15 +112,16 @@ int attn_mha_load(attn_mha_weights *w, const attn_mha_config *cfg, const char *p
     int s = attn_mha_weights_init(w, cfg);
     if (!s) s = attn_st_open(path, &st);
     if (!s) s = attn_mha_weights_read(w, cfg, st, prefix);
-    attn_st_close(st);
+    attn_st_free(st);
     if (s) attn_mha_weights_free(w);
     return s;
 }
 
 int attn_mha_save(const attn_mha_weights *w, const attn_mha_config *cfg, const char *path, const char *prefix) {
-    attn_st_writer *wr = attn_st_writer_new();
-    if (!wr) return ATTN_ENOMEM;
-    int s = attn_mha_weights_write(w, cfg, wr, prefix);
+    attn_st_writer *wr = NULL;
+    int s = attn_st_writer_new(&wr);
+    if (s) return s;
+    s = attn_mha_weights_write(w, cfg, wr, prefix);
     if (!s) s = attn_st_writer_save(wr, path);
     attn_st_writer_free(wr);
     return s;

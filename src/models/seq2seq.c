@@ -192,11 +192,11 @@ int attn_s2s_new(const attn_s2s_config *cfg, uint64_t seed, attn_s2s **out) {
     const attn_s2s_config *c = &m->cfg;
     const int E = c->emb, H = c->hidden, A = c->attn_size, G = c->rnn == ATTN_S2S_LSTM ? 4 : 3;
     m->He = c->bidirectional ? H / 2 : H;
-    m->ps = attn_params_new();
-    m->g = attn_graph_new(0);
-    if (!m->ps || !m->g) {
+    st = attn_params_new(&m->ps);
+    if (!st) st = attn_graph_new(0, &m->g);
+    if (st) {
         attn_s2s_free(m);
-        return ATTN_ENOMEM;
+        return st;
     }
     attn_graph_set_grad(m->g, 0);
     attn_graph_set_training(m->g, 0);

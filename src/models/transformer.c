@@ -284,7 +284,7 @@ int attn_transformer_new(const attn_transformer_config *cfg_in, uint64_t seed, a
     m->cfg = cfg;
     m->dh = cfg.d_model / cfg.heads;
     m->KV = cfg.kv_heads * m->dh;
-    m->ps = attn_params_new();
+    attn_params_new(&m->ps);
     m->enc = attn_calloc((size_t)cfg.enc_layers, sizeof *m->enc);
     m->dec = attn_calloc((size_t)cfg.dec_layers, sizeof *m->dec);
     if (!m->ps || !m->enc || !m->dec) {

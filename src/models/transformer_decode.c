@@ -129,12 +129,13 @@ static int check_src(const attn_transformer *m, int B, int S, const int32_t *src
 static int dec_encode(dec_state *d, const int32_t *src) {
     const attn_transformer *m = d->m;
     const attn_transformer_config *c = &m->cfg;
-    attn_graph *g = attn_graph_new(0);
-    if (!g) return attn__error(ATTN_ENOMEM, "transformer decoding: out of memory");
+    attn_graph *g;
+    int st = attn_graph_new(0, &g);
+    if (st) return st;
     attn_graph_set_training(g, 0);
     attn_graph_set_grad(g, 0);
     attn_var *mem = tr_encode((attn_transformer *)m, g, src, d->src_len, d->B, d->S, NULL);
-    int st = attn_graph_status(g);
+    st = attn_graph_status(g);
     if (!st && !mem) st = attn__error(ATTN_EINVAL, "transformer decoding: the encoder failed");
     if (!st) memcpy(d->mem, mem->data, (size_t)mem->numel * sizeof(float));
     attn_graph_free(g);
@@ -408,14 +409,15 @@ int attn_transformer_step_logprobs(const attn_transformer *m, const int32_t *src
 int attn_transformer_attention_maps(const attn_transformer *m, const int32_t *src, int S, const int32_t *tgt_in, int T,
                                     attn_transformer_maps *maps) {
     if (!m || !src || !tgt_in || !maps) return attn__error(ATTN_EINVAL, "attn_transformer_attention_maps: NULL argument");
-    attn_graph *g = attn_graph_new(0);
-    if (!g) return attn__error(ATTN_ENOMEM, "attn_transformer_attention_maps: out of memory");
+    attn_graph *g;
+    int st = attn_graph_new(0, &g);
+    if (st) return st;
     attn_graph_set_training(g, 0);
     attn_graph_set_grad(g, 0);
     int32_t len = S;
     attn_transformer_batch b = {.B = 1, .S = S, .T = T, .src = src, .src_len = &len, .tgt_in = tgt_in};
     attn_var *logits = attn_transformer_forward((attn_transformer *)m, g, &b, maps);
-    int st = logits ? ATTN_OK : attn_graph_status(g);
+    st = logits ? ATTN_OK : attn_graph_status(g);
     if (!logits && !st) st = ATTN_EINVAL;
     attn_graph_free(g);
     return st;

@@ -10,6 +10,7 @@
 
 #include "attn/translator.h"
 #include "core/internal.h"
+#include "core/strbuf.h"
 #include "io/json.h"
 
 typedef struct {
@@ -193,10 +194,7 @@ static int tr_decode_group(attn_transformer *m, const int *idx, int k, const int
         tin[(size_t)i * T] = ATTN_BOS;
         memcpy(tin + (size_t)i * T + 1, out + (size_t)i * cap, (size_t)ol[i] * sizeof(int32_t));
     }
-    if (!(g = attn_graph_new(0))) {
-        st = attn__error(ATTN_ENOMEM, "transformer decoding: out of memory");
-        goto done;
-    }
+    if ((st = attn_graph_new(0, &g))) goto done;
     attn_graph_set_training(g, 0);
     attn_graph_set_grad(g, 0);
     attn_transformer_batch bt = {.B = k, .S = S, .T = T, .src = sb, .src_len = sl, .tgt_in = tin};
@@ -407,49 +405,18 @@ done:
     attn_vocab_free(sv), attn_vocab_free(tv);
     if (st) {
         attn_translator_free(t);
-        attn_checkpoint_close(&ck);
+        attn_checkpoint_free(&ck);
         return st;
     }
     *out = t;
     if (ck_out) *ck_out = ck;
-    else attn_checkpoint_close(&ck);
+    else attn_checkpoint_free(&ck);
     return ATTN_OK;
 }
 
-/* The vocabulary as a file: one token per line. */
-static char *vocab_text(const attn_vocab *v, size_t *size) {
-    size_t n = 0;
-    int V = attn_vocab_size(v);
-    for (int i = 0; i < V; i++) n += strlen(attn_vocab_token(v, i)) + 1;
-    char *s = attn_malloc(n + 1), *p = s;
-    if (!s) return NULL;
-    for (int i = 0; i < V; i++) {
-        size_t k = strlen(attn_vocab_token(v, i));
-        memcpy(p, attn_vocab_token(v, i), k);
-        p += k;
-        *p++ = '\n';
-    }
-    *p = 0;
-    *size = n;
-    return s;
-}
-
-/* JSON string body of s (quotes, backslashes and control characters escaped). */
-static char *json_escape(const char *s) {
-    size_t n = 0;
-    for (const char *p = s; *p; p++) n += ((unsigned char)*p < 0x20) ? 6 : (*p == '"' || *p == '\\') ? 2 : 1;
-    char *o = attn_malloc(n + 1), *q = o;
-    if (!o) return NULL;
-    for (const char *p = s; *p; p++) {
-        unsigned char ch = (unsigned char)*p;
-        if (ch < 0x20) q += sprintf(q, "\\u%04x", ch);
-        else {
-            if (ch == '"' || ch == '\\') *q++ = '\\';
-            *q++ = (char)ch;
-        }
-    }
-    *q = 0;
-    return o;
+/* The vocabulary as a file (one token per line) into sb. */
+static void vocab_text(attn__sb *sb, const attn_vocab *v) {
+    for (int i = 0, V = attn_vocab_size(v); i < V; i++) attn__sb_str(sb, attn_vocab_token(v, i)), attn__sb_put(sb, "\n", 1);
 }
 
 int attn_translator_save(const attn_translator *t, const char *dir, const attn_optim *opt, const attn_train_state *state,
@@ -457,25 +424,24 @@ int attn_translator_save(const attn_translator *t, const char *dir, const attn_o
     if (!t || !dir) return attn__error(ATTN_EINVAL, "attn_translator_save: NULL argument");
     const attn_vocab *svoc = t->f->src_vocab(t->model), *tvoc = t->f->tgt_vocab(t->model);
     if (!svoc || !tvoc) return attn__error(ATTN_EINVAL, "attn_translator_save: the model has no vocabularies");
-    char *cfg = NULL, *cmd = NULL, *json = NULL, *sv = NULL, *tv = NULL;
-    size_t ns = 0, nt = 0;
+    char *cfg = NULL;
     int st = t->f->config_json(t->model, &cfg);
     if (st) return st;
-    if (command && !(cmd = json_escape(command))) st = ATTN_ENOMEM;
-    if (!st) {
-        size_t len = strlen(cfg) + (cmd ? strlen(cmd) : 0) + 32;
-        if (!(json = attn_malloc(len))) st = ATTN_ENOMEM;
-        else if (cmd) snprintf(json, len, "%.*s, \"command\": \"%s\"}", (int)(strlen(cfg) - 1), cfg, cmd);
-        else snprintf(json, len, "%s", cfg);
-    }
-    if (!st && (!(sv = vocab_text(svoc, &ns)) || !(tv = vocab_text(tvoc, &nt)))) st = ATTN_ENOMEM;
-    if (!st) {
+    /* the configuration's object, with "command" added before its closing brace */
+    attn__sb json = {0}, sv = {0}, tv = {0};
+    attn__sb_put(&json, cfg, strlen(cfg) - 1);
+    if (command) attn__sb_str(&json, ", \"command\": "), attn__json_escape(&json, command, 0);
+    attn__sb_str(&json, "}");
+    vocab_text(&sv, svoc), vocab_text(&tv, tvoc);
+    if (json.failed || sv.failed || tv.failed) st = attn__error(ATTN_ENOMEM, "attn_translator_save: out of memory");
+    else {
         attn_train_state zero;
         memset(&zero, 0, sizeof zero);
-        attn_ckpt_file files[2] = {{"src_vocab.txt", NULL, sv, ns}, {"tgt_vocab.txt", NULL, tv, nt}};
-        st = attn_checkpoint_save(dir, t->f->params(t->model), opt, json, state ? state : &zero, 2, files);
+        attn_ckpt_file files[2] = {{"src_vocab.txt", NULL, sv.buf, sv.len}, {"tgt_vocab.txt", NULL, tv.buf, tv.len}};
+        st = attn_checkpoint_save(dir, t->f->params(t->model), opt, json.buf, state ? state : &zero, 2, files);
     }
-    attn_free(cfg), attn_free(cmd), attn_free(json), attn_free(sv), attn_free(tv);
+    attn_free(cfg);
+    attn__sb_free(&json), attn__sb_free(&sv), attn__sb_free(&tv);
     return st;
 }
 

@@ -7,7 +7,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,40 +34,6 @@ uint64_t attn__fnv1a(uint64_t h, const void *data, size_t n) {
 
 /* ---- Small helpers ----------------------------------------------------------------------- */
 
-typedef struct {
-    char *s;
-    size_t n, cap;
-    int oom;
-} sbuf;
-
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    if (b->oom) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int k = vsnprintf(b->s ? b->s + b->n : NULL, b->s ? b->cap - b->n : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0) {
-            b->oom = 1;
-            return;
-        }
-        if (b->s && b->n + (size_t)k < b->cap) {
-            b->n += (size_t)k;
-            return;
-        }
-        size_t cap = (b->cap ? b->cap * 2 : 4096) + (size_t)k;
-        char *ns = attn_malloc(cap);
-        if (!ns) {
-            b->oom = 1;
-            return;
-        }
-        if (b->s) memcpy(ns, b->s, b->n + 1);
-        attn_free(b->s);
-        b->s = ns;
-        b->cap = cap;
-    }
-}
-
 static char *join(const char *dir, const char *name) {
     size_t a = strlen(dir), b = strlen(name);
     char *p = attn_malloc(a + b + 2);
@@ -85,34 +50,6 @@ static char *dup_n(const char *s, size_t n) {
     memcpy(p, s, n);
     p[n] = 0;
     return p;
-}
-
-/* Reads a whole file (NUL-terminated copy) of at most `limit` bytes. */
-static int read_all(const char *path, size_t limit, char **out, size_t *size) {
-    FILE *f;
-    size_t n;
-    *out = NULL;
-    int st = attn__file_open(path, &f, &n);
-    if (st) return st;
-    if (n > limit) {
-        fclose(f);
-        return attn__error(ATTN_EFORMAT, "%s: %zu bytes is more than the %zu allowed", path, n, limit);
-    }
-    char *buf = attn_malloc(n + 1);
-    if (!buf) {
-        fclose(f);
-        return attn__error(ATTN_ENOMEM, "%s: out of memory", path);
-    }
-    st = attn__file_read(f, path, buf, n);
-    fclose(f);
-    if (st) {
-        attn_free(buf);
-        return st;
-    }
-    buf[n] = 0;
-    *out = buf;
-    *size = n;
-    return ATTN_OK;
 }
 
 /* Size and checksum of a file, streamed. */
@@ -145,19 +82,6 @@ static int valid_name(const char *s) {
 }
 
 static int reserved(const char *s) { return !strcmp(s, CONFIG) || !strcmp(s, MODEL) || !strcmp(s, OPTIM); }
-
-/* The shortest decimal that reads back as v (so 0.9 stays "0.9"); non-finite as strings. */
-static void put_double(sbuf *b, double v) {
-    if (isfinite(v)) {
-        char t[40];
-        for (int prec = 1; prec <= 17; prec++) {
-            snprintf(t, sizeof t, "%.*g", prec, v);
-            if (strtod(t, NULL) == v) break;
-        }
-        sb_printf(b, "%s", t);
-    }
-    else sb_printf(b, "\"%s\"", isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
-}
 
 /* ---- Save -------------------------------------------------------------------------------- */
 
@@ -195,7 +119,7 @@ int attn_checkpoint_save(const char *dir, const attn_params *ps, const attn_opti
 
     int st = ATTN_OK, ne = 0;
     entry *ents = attn_calloc((size_t)n_files + 2, sizeof *ents);
-    sbuf b = {0};
+    attn__sb b = {0};
     char *path = NULL;
     if (!ents) return attn__error(ATTN_ENOMEM, "attn_checkpoint_save: out of memory");
 
@@ -213,7 +137,7 @@ int attn_checkpoint_save(const char *dir, const attn_params *ps, const attn_opti
         else if (files[k].path) {
             char *data;
             size_t n;
-            st = read_all(files[k].path, SIZE_MAX / 2, &data, &n);
+            st = attn__read_file(files[k].path, SIZE_MAX / 2, &data, &n);
             if (!st) st = attn_write_file_atomic(path, data, n);
             attn_free(data);
         } else {
@@ -225,32 +149,54 @@ int attn_checkpoint_save(const char *dir, const attn_params *ps, const attn_opti
     if (st) goto done;
 
     /* 2. config.json, the commit point. */
-    sb_printf(&b, "{\n  \"format\": \"%s\",\n  \"version\": %d,\n  \"model\": %s,\n", FORMAT, VERSION, mj);
+    attn__jw w;
+    char hex[2][20];
+    attn__jw_init(&w, &b, 1, 2);
+    attn__jw_object(&w, 1);
+    attn__jw_key(&w, "format"), attn__jw_str(&w, FORMAT);
+    attn__jw_key(&w, "version"), attn__jw_i64(&w, VERSION);
+    attn__jw_key(&w, "model"), attn__jw_raw(&w, mj);
     if (opt) {
         const attn_optim_config *c = attn_optim_get_config(opt);
-        sb_printf(&b, "  \"optimizer\": {\"kind\": \"%s\", \"lr\": ", attn_optim_name(c->kind));
-        put_double(&b, c->lr);
-        sb_printf(&b, ", \"momentum\": "), put_double(&b, c->momentum);
-        sb_printf(&b, ", \"dampening\": "), put_double(&b, c->dampening);
-        sb_printf(&b, ", \"nesterov\": %s, \"beta1\": ", c->nesterov ? "true" : "false"), put_double(&b, c->beta1);
-        sb_printf(&b, ", \"beta2\": "), put_double(&b, c->beta2);
-        sb_printf(&b, ", \"eps\": "), put_double(&b, c->eps);
-        sb_printf(&b, ", \"weight_decay\": "), put_double(&b, c->weight_decay);
-        sb_printf(&b, "},\n");
+        attn__jw_key(&w, "optimizer"), attn__jw_object(&w, 0);
+        attn__jw_key(&w, "kind"), attn__jw_str(&w, attn_optim_name(c->kind));
+        attn__jw_key(&w, "lr"), attn__jw_f64(&w, c->lr);
+        attn__jw_key(&w, "momentum"), attn__jw_f64(&w, c->momentum);
+        attn__jw_key(&w, "dampening"), attn__jw_f64(&w, c->dampening);
+        attn__jw_key(&w, "nesterov"), attn__jw_bool(&w, c->nesterov);
+        attn__jw_key(&w, "beta1"), attn__jw_f64(&w, c->beta1);
+        attn__jw_key(&w, "beta2"), attn__jw_f64(&w, c->beta2);
+        attn__jw_key(&w, "eps"), attn__jw_f64(&w, c->eps);
+        attn__jw_key(&w, "weight_decay"), attn__jw_f64(&w, c->weight_decay);
+        attn__jw_end(&w, '}');
     }
-    sb_printf(&b, "  \"train\": {\"epoch\": %lld, \"batch\": %lld, \"step\": %lld, \"data_seed\": \"%016llx\", "
-                  "\"rng\": [\"%016llx\", \"%016llx\"], \"best_metric\": ",
-              (long long)state->epoch, (long long)state->batch, (long long)state->step, (unsigned long long)state->data_seed,
-              (unsigned long long)state->rng.s[0], (unsigned long long)state->rng.s[1]);
-    put_double(&b, state->best_metric);
-    sb_printf(&b, ", \"bad_epochs\": %lld},\n  \"files\": {", (long long)state->bad_epochs);
-    for (int i = 0; i < ne; i++)
-        sb_printf(&b, "%s\n    \"%s\": {\"bytes\": %llu, \"fnv1a64\": \"%016llx\"}", i ? "," : "", ents[i].name,
-                  (unsigned long long)ents[i].bytes, (unsigned long long)ents[i].sum);
-    sb_printf(&b, "\n  },\n  \"extra_files\": [");
-    for (int i = 0; i < n_files; i++) sb_printf(&b, "%s\"%s\"", i ? ", " : "", files[i].name);
-    sb_printf(&b, "]\n}\n");
-    if (b.oom) {
+    attn__jw_key(&w, "train"), attn__jw_object(&w, 0);
+    attn__jw_key(&w, "epoch"), attn__jw_i64(&w, state->epoch);
+    attn__jw_key(&w, "batch"), attn__jw_i64(&w, state->batch);
+    attn__jw_key(&w, "step"), attn__jw_i64(&w, state->step);
+    snprintf(hex[0], sizeof hex[0], "%016llx", (unsigned long long)state->data_seed);
+    attn__jw_key(&w, "data_seed"), attn__jw_str(&w, hex[0]);
+    attn__jw_key(&w, "rng"), attn__jw_array(&w, 0);
+    for (int i = 0; i < 2; i++) snprintf(hex[i], sizeof hex[i], "%016llx", (unsigned long long)state->rng.s[i]);
+    attn__jw_str(&w, hex[0]), attn__jw_str(&w, hex[1]), attn__jw_end(&w, ']');
+    attn__jw_key(&w, "best_metric"), attn__jw_f64(&w, state->best_metric);
+    attn__jw_key(&w, "bad_epochs"), attn__jw_i64(&w, state->bad_epochs);
+    attn__jw_end(&w, '}');
+    attn__jw_key(&w, "files"), attn__jw_object(&w, 1);
+    for (int i = 0; i < ne; i++) {
+        snprintf(hex[0], sizeof hex[0], "%016llx", (unsigned long long)ents[i].sum);
+        attn__jw_key(&w, ents[i].name), attn__jw_object(&w, 0);
+        attn__jw_key(&w, "bytes"), attn__jw_u64(&w, ents[i].bytes);
+        attn__jw_key(&w, "fnv1a64"), attn__jw_str(&w, hex[0]);
+        attn__jw_end(&w, '}');
+    }
+    attn__jw_end(&w, '}');
+    attn__jw_key(&w, "extra_files"), attn__jw_array(&w, 0);
+    for (int i = 0; i < n_files; i++) attn__jw_str(&w, files[i].name);
+    attn__jw_end(&w, ']');
+    attn__jw_end(&w, '}');
+    attn__sb_str(&b, "\n");
+    if (b.failed) {
         st = attn__error(ATTN_ENOMEM, "attn_checkpoint_save: out of memory");
         goto done;
     }
@@ -259,11 +205,11 @@ int attn_checkpoint_save(const char *dir, const attn_params *ps, const attn_opti
         st = ATTN_ENOMEM;
         goto done;
     }
-    st = attn_write_file_atomic(path, b.s, b.n);
+    st = attn_write_file_atomic(path, b.buf, b.len);
 done:
     if (st == ATTN_ENOMEM) attn__error(ATTN_ENOMEM, "attn_checkpoint_save: out of memory");
     attn_free(path);
-    attn_free(b.s);
+    attn__sb_free(&b);
     attn_free(ents);
     return st;
 }
@@ -354,7 +300,7 @@ static int get_double(rd *r, const attn__json *obj, const char *key, double *out
     return bad(r, msg);
 }
 
-void attn_checkpoint_close(attn_checkpoint *ck) {
+void attn_checkpoint_free(attn_checkpoint *ck) {
     if (!ck) return;
     attn_free(ck->dir);
     attn_free(ck->model_json);
@@ -406,7 +352,7 @@ int attn_checkpoint_open(const char *dir, attn_checkpoint *ck) {
     attn__json *root = NULL;
     rd r = {cpath, NULL, ATTN_OK};
     if (!cpath) return attn__error(ATTN_ENOMEM, "attn_checkpoint_open: out of memory");
-    if ((r.st = read_all(cpath, MAX_CONFIG, &text, &n))) goto done;
+    if ((r.st = attn__read_file(cpath, MAX_CONFIG, &text, &n))) goto done;
     r.text = text;
     char err[128];
     int st = attn__json_parse(text, n, &root, err, sizeof err);
@@ -521,7 +467,7 @@ done:
         int st2 = r.st;
         char msg[512];
         snprintf(msg, sizeof msg, "%s", attn_last_error());
-        attn_checkpoint_close(ck);
+        attn_checkpoint_free(ck);
         return attn__error(st2, "%s", msg);
     }
     return ATTN_OK;

@@ -61,28 +61,30 @@ int attn_optim_parse(const char *name) {
 
 static int check_config(const attn_optim_config *c) {
     if ((unsigned)c->kind > ATTN_OPTIM_ADAMW) return attn__error(ATTN_EINVAL, "optimiser: unknown kind %d", (int)c->kind);
-    if (!(c->lr >= 0.0) || !(c->weight_decay >= 0.0))
-        return attn__error(ATTN_EINVAL, "optimiser: lr (%g) and weight decay (%g) must be >= 0", c->lr, c->weight_decay);
+    if (!(c->lr >= 0.0)) return attn__error(ATTN_EINVAL, "optimiser: lr %g must be >= 0", c->lr);
+    if (!(c->weight_decay >= 0.0)) return attn__error(ATTN_EINVAL, "optimiser: weight_decay %g must be >= 0", c->weight_decay);
     if (c->kind == ATTN_OPTIM_SGD) {
         if (!(c->momentum >= 0.0)) return attn__error(ATTN_EINVAL, "SGD: momentum %g must be >= 0", c->momentum);
         if (c->nesterov && (c->momentum <= 0.0 || c->dampening != 0.0))
             return attn__error(ATTN_EINVAL, "SGD: Nesterov momentum requires a momentum and zero dampening");
     } else {
-        if (!(c->beta1 >= 0.0 && c->beta1 < 1.0) || !(c->beta2 >= 0.0 && c->beta2 < 1.0))
-            return attn__error(ATTN_EINVAL, "%s: betas (%g, %g) must be in [0, 1)", attn_optim_name(c->kind), c->beta1, c->beta2);
+        if (!(c->beta1 >= 0.0 && c->beta1 < 1.0))
+            return attn__error(ATTN_EINVAL, "%s: beta1 %g must be in [0, 1)", attn_optim_name(c->kind), c->beta1);
+        if (!(c->beta2 >= 0.0 && c->beta2 < 1.0))
+            return attn__error(ATTN_EINVAL, "%s: beta2 %g must be in [0, 1)", attn_optim_name(c->kind), c->beta2);
         if (!(c->eps >= 0.0)) return attn__error(ATTN_EINVAL, "%s: eps %g must be >= 0", attn_optim_name(c->kind), c->eps);
     }
     return ATTN_OK;
 }
 
-attn_optim *attn_optim_new(attn_params *ps, const attn_optim_config *cfg) {
-    if (!ps || !cfg) {
-        attn__error(ATTN_EINVAL, "attn_optim_new: NULL argument");
-        return NULL;
-    }
-    if (check_config(cfg) || attn_params_alloc(ps)) return NULL;
+int attn_optim_new(const attn_optim_config *cfg, attn_params *ps, attn_optim **out) {
+    if (!out) return attn__error(ATTN_EINVAL, "attn_optim_new: NULL argument");
+    *out = NULL;
+    if (!ps || !cfg) return attn__error(ATTN_EINVAL, "attn_optim_new: NULL argument");
+    int st = check_config(cfg);
+    if (st || (st = attn_params_alloc(ps))) return st;
     attn_optim *o = attn_calloc(1, sizeof *o);
-    if (!o) return NULL;
+    if (!o) return attn__error(ATTN_ENOMEM, "attn_optim_new: out of memory");
     o->ps = ps;
     o->cfg = *cfg;
     o->nstate = cfg->kind == ATTN_OPTIM_SGD ? (cfg->momentum != 0.0) : 2;
@@ -112,11 +114,11 @@ attn_optim *attn_optim_new(attn_params *ps, const attn_optim_config *cfg) {
             c->wd = p->no_decay ? 0.0f : (float)cfg->weight_decay;
         }
     }
-    return o;
+    *out = o;
+    return ATTN_OK;
 fail:
     attn_optim_free(o);
-    attn__error(ATTN_ENOMEM, "attn_optim_new: out of memory");
-    return NULL;
+    return attn__error(ATTN_ENOMEM, "attn_optim_new: out of memory");
 }
 
 void attn_optim_free(attn_optim *o) {
@@ -201,10 +203,11 @@ static const char *state_name(const attn_optim *o, int k) {
 
 int attn_optim_save(const attn_optim *o, const char *path) {
     if (!o || !path) return attn__error(ATTN_EINVAL, "attn_optim_save: NULL argument");
-    attn_st_writer *w = attn_st_writer_new();
-    if (!w) return attn__error(ATTN_ENOMEM, "attn_optim_save: out of memory");
+    attn_st_writer *w;
+    int st = attn_st_writer_new(&w);
+    if (st) return st;
     char buf[64];
-    int st = attn_st_writer_set_metadata(w, "optimizer", attn_optim_name(o->cfg.kind));
+    st = attn_st_writer_set_metadata(w, "optimizer", attn_optim_name(o->cfg.kind));
     snprintf(buf, sizeof buf, "%lld", (long long)o->steps);
     if (!st) st = attn_st_writer_set_metadata(w, "step", buf);
     for (int i = 0; i < attn_params_count(o->ps) && !st; i++) {
@@ -268,7 +271,7 @@ int attn_optim_load(attn_optim *o, const char *path) {
     }
 done:
     attn_free(tmp);
-    attn_st_close(f);
+    attn_st_free(f);
     return st;
 }
 

@@ -21,7 +21,11 @@ struct attn_params {
     float *data, *grad;
 };
 
-attn_params *attn_params_new(void) { return attn_calloc(1, sizeof(attn_params)); }
+int attn_params_new(attn_params **out) {
+    if (!out) return attn__error(ATTN_EINVAL, "attn_params_new: NULL argument");
+    if (!(*out = attn_calloc(1, sizeof(attn_params)))) return attn__error(ATTN_ENOMEM, "attn_params_new: out of memory");
+    return ATTN_OK;
+}
 
 void attn_params_free(attn_params *ps) {
     if (!ps) return;
@@ -202,9 +206,8 @@ attn_var *attn_param_var(attn_graph *g, attn_param *p) {
 int attn_params_save(const attn_params *ps, const char *path, int n_meta, const char *const *meta_kv) {
     if (!ps || !path) return attn__error(ATTN_EINVAL, "attn_params_save: NULL argument");
     if (!ps->data) return attn__error(ATTN_EINVAL, "attn_params_save: parameters not allocated");
-    attn_st_writer *w = attn_st_writer_new();
-    if (!w) return attn__error(ATTN_ENOMEM, "attn_params_save: out of memory");
-    int st = ATTN_OK;
+    attn_st_writer *w;
+    int st = attn_st_writer_new(&w);
     for (int i = 0; i < ps->n && !st; i++) {
         const attn_param *p = ps->p[i];
         st = attn_st_writer_add_f32(w, p->name, p->ndim, p->shape, p->data);
@@ -241,6 +244,6 @@ int attn_params_load(attn_params *ps, const char *path, int allow_extra) {
         for (int i = 0; i < ps->n; i++) memcpy(ps->p[i]->data, tmp + ps->p[i]->offset, (size_t)ps->p[i]->numel * sizeof(float));
     attn_free(tmp);
 done:
-    attn_st_close(f);
+    attn_st_free(f);
     return st;
 }

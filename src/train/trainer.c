@@ -252,10 +252,7 @@ int attn_trainer_run(const attn_train_model *m, const attn_trainer_config *c, at
     r.state.data_seed = attn_seed_mix(c->seed, 0x5eed);
     r.state.best_metric = INFINITY;
     if (c->resume) r.state = c->resume->state;
-    if (!(r.opt = attn_optim_new(m->params, &c->optim))) {
-        st = attn__error(ATTN_EINVAL, "attn_trainer_run: the optimiser could not be made: %s", attn_last_error());
-        goto done;
-    }
+    if ((st = attn_optim_new(&c->optim, m->params, &r.opt))) goto done;
     if (c->resume && (st = attn_checkpoint_load_optim(c->resume, r.opt))) goto done;
 
     /* the lengths (all 1 when the family has none) and the number of batches per epoch */
@@ -272,12 +269,7 @@ int attn_trainer_run(const attn_train_model *m, const attn_trainer_config *c, at
     r.sched.total = total;
     if (r.sched.kind != ATTN_SCHED_INV_SQRT && r.sched.warmup >= total) r.sched.warmup = total / 10;
 
-    r.g = attn_graph_new(0);
-    r.ge = attn_graph_new(0);
-    if (!r.g || !r.ge) {
-        st = attn__error(ATTN_ENOMEM, "attn_trainer_run: out of memory");
-        goto done;
-    }
+    if ((st = attn_graph_new(0, &r.g)) || (st = attn_graph_new(0, &r.ge))) goto done;
     attn_graph_set_training(r.ge, 0);
     attn_graph_set_grad(r.ge, 0);
     if (c->resume) *attn_graph_rng(r.g) = r.state.rng;

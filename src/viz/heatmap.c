@@ -3,42 +3,12 @@
 #include "attn/viz.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "attn/io.h"
 #include "core/internal.h"
 #include "viz/viz_internal.h"
-
-/* ---- a growing string ---- */
-
-int attn__sb_printf(attn__sb *sb, const char *fmt, ...) {
-    if (sb->failed) return ATTN_ENOMEM;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        size_t room = sb->cap - sb->len;
-        int n = sb->buf ? vsnprintf(sb->buf + sb->len, room, fmt, ap) : -2;
-        va_end(ap);
-        if (n >= 0 && (size_t)n < room) {
-            sb->len += (size_t)n;
-            return ATTN_OK;
-        }
-        size_t want = sb->cap ? sb->cap * 2 : 4096;
-        while (n >= 0 && want < sb->len + (size_t)n + 1) want *= 2;
-        char *nb = attn_malloc(want);
-        if (!nb) {
-            sb->failed = 1;
-            return ATTN_ENOMEM;
-        }
-        if (sb->buf) memcpy(nb, sb->buf, sb->len + 1);
-        else nb[0] = 0;
-        attn_free(sb->buf);
-        sb->buf = nb;
-        sb->cap = want;
-    }
-}
 
 /* ---- shared helpers ---- */
 

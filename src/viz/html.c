@@ -3,7 +3,6 @@
  * The JSON is escaped so that no "</script>" can appear in it (every '<' is \u003c), labels
  * are sanitised UTF-8, weights are written with 4 significant digits. */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,80 +10,21 @@
 #include "attn/text.h"
 #include "attn/viz_html.h"
 #include "core/internal.h"
-
-typedef struct {
-    char *s;
-    size_t n, cap;
-    int oom;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *p, size_t k) {
-    if (b->oom) return;
-    if (b->n + k + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1 << 16;
-        while (cap < b->n + k + 1) cap *= 2;
-        char *ns = attn_malloc(cap);
-        if (!ns) {
-            b->oom = 1;
-            return;
-        }
-        if (b->s) memcpy(ns, b->s, b->n);
-        attn_free(b->s);
-        b->s = ns, b->cap = cap;
-    }
-    memcpy(b->s + b->n, p, k);
-    b->n += k;
-    b->s[b->n] = 0;
-}
-
-static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    char tmp[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (k > 0) sb_put(b, tmp, (size_t)k < sizeof tmp ? (size_t)k : sizeof tmp - 1);
-}
-
-/* A JSON string: quotes, backslashes, control characters and '<', '>', '&' escaped; invalid
- * UTF-8 replaced by U+FFFD. */
-static void sb_json_str(sbuf *b, const char *s) {
-    char *clean = NULL;
-    if (!s) s = "";
-    if (!attn_utf8_valid(s, strlen(s), NULL)) {
-        if (attn_utf8_sanitize(s, strlen(s), &clean, NULL) != ATTN_OK) {
-            b->oom = 1;
-            return;
-        }
-        s = clean;
-    }
-    sb_put(b, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p < 0x20 || *p == '<' || *p == '>' || *p == '&') sb_printf(b, "\\u%04x", *p);
-        else if (*p == '"' || *p == '\\') {
-            char e[2] = {'\\', (char)*p};
-            sb_put(b, e, 2);
-        } else
-            sb_put(b, (const char *)p, 1);
-    }
-    sb_put(b, "\"", 1);
-    attn_free(clean);
-}
+#include "core/strbuf.h"
+#include "io/json.h"
 
 /* The same text escaped for HTML element content. */
-static void sb_html(sbuf *b, const char *s) {
+static void sb_html(attn__sb *b, const char *s) {
     char *clean = NULL;
     if (!s) s = "";
     if (!attn_utf8_valid(s, strlen(s), NULL) && attn_utf8_sanitize(s, strlen(s), &clean, NULL) == ATTN_OK) s = clean;
     for (const char *p = s; *p; p++) {
         switch (*p) {
-        case '<': sb_str(b, "&lt;"); break;
-        case '>': sb_str(b, "&gt;"); break;
-        case '&': sb_str(b, "&amp;"); break;
-        case '"': sb_str(b, "&quot;"); break;
-        default: sb_put(b, p, 1);
+        case '<': attn__sb_str(b, "&lt;"); break;
+        case '>': attn__sb_str(b, "&gt;"); break;
+        case '&': attn__sb_str(b, "&amp;"); break;
+        case '"': attn__sb_str(b, "&quot;"); break;
+        default: attn__sb_put(b, p, 1);
         }
     }
     attn_free(clean);
@@ -210,62 +150,62 @@ int attn_attention_html(const char *title, const attn_html_item *items, int n_it
     const char *const **seen = attn_malloc((size_t)2 * max_maps * sizeof *seen);
     int *lens = attn_malloc((size_t)2 * max_maps * sizeof *lens);
     int *ri = attn_malloc((size_t)max_maps * sizeof *ri), *ci = attn_malloc((size_t)max_maps * sizeof *ci);
-    sbuf b = {0};
-    if (!seen || !lens || !ri || !ci) b.oom = 1;
+    attn__sb b = {0};
+    if (!seen || !lens || !ri || !ci) b.failed = 1;
     const char *t = title ? title : "attention";
-    sb_str(&b, PAGE_HEAD);
+    attn__sb_str(&b, PAGE_HEAD);
     sb_html(&b, t);
-    sb_str(&b, STYLE);
-    sb_str(&b, "<h1>");
+    attn__sb_str(&b, STYLE);
+    attn__sb_str(&b, "<h1>");
     sb_html(&b, t);
-    sb_str(&b, "</h1>\n");
-    sb_str(&b, BODY);
-    sb_str(&b, "<script id=\"attn-data\" type=\"application/json\">\n{\"title\":");
-    sb_json_str(&b, t);
-    sb_str(&b, ",\"items\":[");
-    for (int i = 0; i < n_items && !b.oom; i++) {
+    attn__sb_str(&b, "</h1>\n");
+    attn__sb_str(&b, BODY);
+    attn__sb_str(&b, "<script id=\"attn-data\" type=\"application/json\">\n{\"title\":");
+    attn__json_escape(&b, t, ATTN__JSON_HTML);
+    attn__sb_str(&b, ",\"items\":[");
+    for (int i = 0; i < n_items && !b.failed; i++) {
         const attn_html_item *it = &items[i];
         int nl = 0;
         for (int k = 0; k < it->n_maps; k++) {
             ri[k] = label_index(seen, lens, &nl, it->maps[k].row_labels, it->maps[k].rows);
             ci[k] = label_index(seen, lens, &nl, it->maps[k].col_labels, it->maps[k].cols);
         }
-        sb_str(&b, i ? ",\n{\"title\":" : "\n{\"title\":");
-        sb_json_str(&b, it->title ? it->title : "");
-        sb_str(&b, ",\"labels\":[");
+        attn__sb_str(&b, i ? ",\n{\"title\":" : "\n{\"title\":");
+        attn__json_escape(&b, it->title ? it->title : "", ATTN__JSON_HTML);
+        attn__sb_str(&b, ",\"labels\":[");
         for (int l = 0; l < nl; l++) {
-            sb_str(&b, l ? ",[" : "[");
+            attn__sb_str(&b, l ? ",[" : "[");
             for (int j = 0; j < lens[l]; j++) {
-                if (j) sb_str(&b, ",");
-                sb_json_str(&b, seen[l][j]);
+                if (j) attn__sb_str(&b, ",");
+                attn__json_escape(&b, seen[l][j], ATTN__JSON_HTML);
             }
-            sb_str(&b, "]");
+            attn__sb_str(&b, "]");
         }
-        sb_str(&b, "],\"maps\":[");
+        attn__sb_str(&b, "],\"maps\":[");
         for (int k = 0; k < it->n_maps; k++) {
             const attn_html_map *m = &it->maps[k];
-            sb_str(&b, k ? ",\n{\"k\":" : "\n{\"k\":");
-            sb_json_str(&b, m->kind);
-            sb_printf(&b, ",\"l\":%d,\"h\":%d,\"r\":%d,\"c\":%d,\"rl\":%d,\"cl\":%d,\"w\":[", m->layer, m->head, m->rows, m->cols, ri[k],
+            attn__sb_str(&b, k ? ",\n{\"k\":" : "\n{\"k\":");
+            attn__json_escape(&b, m->kind, ATTN__JSON_HTML);
+            attn__sb_printf(&b, ",\"l\":%d,\"h\":%d,\"r\":%d,\"c\":%d,\"rl\":%d,\"cl\":%d,\"w\":[", m->layer, m->head, m->rows, m->cols, ri[k],
                       ci[k]);
             size_t n = (size_t)m->rows * m->cols;
             for (size_t j = 0; j < n; j++) {
                 float x = m->w[j];
                 if (!isfinite(x)) x = 0.0f;
-                sb_printf(&b, j ? ",%.4g" : "%.4g", (double)x);
+                attn__sb_printf(&b, j ? ",%.4g" : "%.4g", (double)x);
             }
-            sb_str(&b, "]}");
+            attn__sb_str(&b, "]}");
         }
-        sb_str(&b, "]}");
+        attn__sb_str(&b, "]}");
     }
-    sb_str(&b, "]}\n</script>\n");
-    sb_str(&b, SCRIPT);
+    attn__sb_str(&b, "]}\n</script>\n");
+    attn__sb_str(&b, SCRIPT);
     attn_free((void *)seen), attn_free(lens), attn_free(ri), attn_free(ci);
-    if (b.oom) {
-        attn_free(b.s);
+    if (b.failed) {
+        attn__sb_free(&b);
         return attn__error(ATTN_ENOMEM, "attn_attention_html: out of memory");
     }
-    *out = b.s;
+    *out = b.buf;
     return ATTN_OK;
 }
 
