@@ -22,7 +22,8 @@ void tu_fail(const char *file, int line, const char *cond);
 void tu_msg(const char *fmt, ...);
 
 /* Compares got against want elementwise: |got - want| <= atol + rtol * |want|. Reports the
- * worst element under `what`; returns 1 if all pass. NaN never passes. */
+ * worst element under `what`; returns 1 if all pass. An infinite want passes only the same
+ * infinity (and an infinite got only the same infinity); NaN never passes. */
 int tu_close(const char *what, const float *got, const float *want, size_t n, double rtol, double atol);
 int tu_close_d(const char *what, const double *got, const double *want, size_t n, double rtol, double atol);
 
