@@ -30,6 +30,10 @@ int tu_close_d(const char *what, const double *got, const double *want, size_t n
 /* Filled with reproducible standard-normal values. */
 void tu_randn(float *x, size_t n, uint64_t seed);
 
+/* The exit code of a test that could not run (missing data or tool): ctest reports it as
+ * skipped (SKIP_RETURN_CODE in CMakeLists.txt), never as passed. */
+#define TU_SKIP 77
+
 /* Prints "N passed, N failed" (checks) and returns the process exit code. */
 int tu_summary(const char *name);
 
