@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "attn/attn.h"
 #include "attn/seq2seq.h"
@@ -30,31 +29,25 @@ static attn_vocab *vocab_of(const char *const *toks, int n) {
 
 /* Replaces the first `from` in dir/config.json with `to` (of the same length); 1 on success. */
 static int edit_config(const char *dir, const char *from, const char *to) {
-    char path[400], text[8192];
+    char path[400];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[n] = 0;
-    char *at = strstr(text, from);
-    if (!at || strlen(from) != strlen(to)) return 0;
-    memcpy(at, to, strlen(to));
-    f = fopen(path, "wb");
-    if (!f) return 0;
-    int ok = fwrite(text, 1, n, f) == n;
-    return fclose(f) == 0 && ok;
+    size_t n = 0;
+    char *text = (char *)tu_read_file(path, &n), *at = text ? strstr(text, from) : NULL;
+    int ok = at && strlen(from) == strlen(to);
+    if (ok) {
+        memcpy(at, to, strlen(to));
+        tu_write_file(path, text, n);
+    }
+    free(text);
+    return ok;
 }
 
-static void remove_checkpoint(const char *dir, const char *ck) {
-    const char *names[] = {"model.safetensors", "config.json", "src_vocab.txt", "tgt_vocab.txt"};
-    char path[400];
-    for (int i = 0; i < 4; i++) {
-        snprintf(path, sizeof path, "%s/%s", ck, names[i]);
-        unlink(path);
-    }
-    rmdir(ck);
-    rmdir(dir);
+/* The loader's status is a failure, it returned no model (m2 is what it gave), and the message
+ * is "<ck>: <tail>" exactly. */
+static void check_load_failure(int st, const void *m2, const char *ck, const char *tail) {
+    char want[700];
+    snprintf(want, sizeof want, "%s: %s", ck, tail);
+    CHECK(st != ATTN_OK && !m2 && !strcmp(attn_last_error(), want), "load: %d \"%s\", want \"%s\"", st, attn_last_error(), want);
 }
 
 static void test_quoted_message_s2s(void) {
@@ -71,20 +64,15 @@ static void test_quoted_message_s2s(void) {
     mc.src_vocab = 7, mc.tgt_vocab = 7, mc.emb = 8, mc.hidden = 8;
     attn_s2s *m = NULL;
     attn_vocab *sv = vocab_of(zh, 3), *tv = vocab_of(en, 3);
-    CHECK(attn_s2s_new(&mc, &m) == ATTN_OK && attn_s2s_init(m, 1) == ATTN_OK, "new: %s", attn_last_error());
-    CHECK(m && sv && tv && attn_s2s_set_vocabs(m, sv, tv) == ATTN_OK, "vocabularies: %s", attn_last_error());
-    char dir[] = "/tmp/attn_status_testXXXXXX", ck[300], msg[700];
-    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
-    snprintf(ck, sizeof ck, "%s/model", dir);
-    CHECK(attn_s2s_save(m, ck, NULL, NULL, NULL) == ATTN_OK, "save: %s", attn_last_error());
-    CHECK(edit_config(ck, "\"hidden\": 8", "\"hidden\": 0"), "edit config.json");
+    CHECK(attn_s2s_new(&mc, &m) == ATTN_OK && attn_s2s_init(m, 1) == ATTN_OK && sv && tv && attn_s2s_set_vocabs(m, sv, tv) == ATTN_OK,
+          "new: %s", attn_last_error());
+    const char *ck = tu_path("s2s");
+    CHECK(attn_s2s_save(m, ck, NULL, NULL, NULL) == ATTN_OK && edit_config(ck, "\"hidden\": 8", "\"hidden\": 0"), "save: %s",
+          attn_last_error());
     attn_s2s *m2 = NULL;
-    st = attn_s2s_load(ck, &m2, NULL);
-    snprintf(msg, sizeof msg, "%s: seq2seq: sizes emb 8, hidden 0, attn_size 8", ck);
-    CHECK(st == ATTN_EFORMAT && !m2 && !strcmp(attn_last_error(), msg), "load: %d \"%s\", want \"%s\"", st, attn_last_error(), msg);
+    check_load_failure(attn_s2s_load(ck, &m2, NULL), m2, ck, "seq2seq: sizes emb 8, hidden 0, attn_size 8");
     attn_s2s_free(m2);
     attn_s2s_free(m);
-    remove_checkpoint(dir, ck);
 }
 
 static void test_quoted_message_transformer(void) {
@@ -94,20 +82,15 @@ static void test_quoted_message_transformer(void) {
     c.d_model = 16, c.heads = 4, c.d_ff = 16, c.enc_layers = 1, c.dec_layers = 1, c.max_len = 8;
     attn_transformer *m = NULL;
     attn_vocab *sv = vocab_of(zh, 3), *tv = vocab_of(en, 3);
-    CHECK(attn_transformer_new(&c, 1, &m) == ATTN_OK, "new: %s", attn_last_error());
-    CHECK(m && sv && tv && attn_transformer_set_vocabs(m, sv, tv) == ATTN_OK, "vocabularies: %s", attn_last_error());
-    char dir[] = "/tmp/attn_status_testXXXXXX", ck[300], msg[700];
-    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
-    snprintf(ck, sizeof ck, "%s/model", dir);
-    CHECK(attn_transformer_save(m, ck, NULL, NULL, NULL) == ATTN_OK, "save: %s", attn_last_error());
-    CHECK(edit_config(ck, "\"d_model\": 16", "\"d_model\": 15"), "edit config.json");
+    CHECK(attn_transformer_new(&c, 1, &m) == ATTN_OK && sv && tv && attn_transformer_set_vocabs(m, sv, tv) == ATTN_OK, "new: %s",
+          attn_last_error());
+    const char *ck = tu_path("transformer");
+    CHECK(attn_transformer_save(m, ck, NULL, NULL, NULL) == ATTN_OK && edit_config(ck, "\"d_model\": 16", "\"d_model\": 15"),
+          "save: %s", attn_last_error());
     attn_transformer *m2 = NULL;
-    int st = attn_transformer_load(ck, &m2, NULL);
-    snprintf(msg, sizeof msg, "%s: transformer config: d_model 15 is not a multiple of heads 4", ck);
-    CHECK(st != ATTN_OK && !m2 && !strcmp(attn_last_error(), msg), "load: %d \"%s\", want \"%s\"", st, attn_last_error(), msg);
+    check_load_failure(attn_transformer_load(ck, &m2, NULL), m2, ck, "transformer config: d_model 15 is not a multiple of heads 4");
     attn_transformer_free(m2);
     attn_transformer_free(m);
-    remove_checkpoint(dir, ck);
 }
 
 /* ---- Errors set on pool threads ---------------------------------------------------------- */
@@ -166,8 +149,10 @@ static void test_pool_errors(void) {
 }
 
 int main(void) {
+    if (!tu_scratch_new("attn_test_status")) return 1;
     test_quoted_message_s2s();
     test_quoted_message_transformer();
+    tu_scratch_remove();
     test_pool_errors();
     return tu_summary("test_status");
 }
