@@ -12,7 +12,8 @@
 #     the picture (the page's own #selftest, read back with --dump-dom);
 #   - two states reached through the address (#s=..&kind=..&layer=..&head=..) give two
 #     different screenshots.
-# Without chromium the test prints "skipped: chromium not found" and exits 0.
+# Without chromium the test prints "skipped: chromium not found" and exits 77, which ctest
+# reports as skipped.
 # (Named cli_*.sh so that CMake registers it with the other shell tests.)
 set -u
 [ $# -ge 1 ] || { echo "usage: bash cli_html.sh /path/to/attn" >&2; exit 2; }
@@ -24,7 +25,7 @@ for c in chromium chromium-browser google-chrome; do
 done
 if [ -z "$CHROME" ]; then
     echo "skipped: chromium not found (Debian: apt-get install chromium)"
-    exit 0
+    exit 77
 fi
 T=$(mktemp -d) || exit 2
 trap 'rm -rf "$T"' EXIT

@@ -704,14 +704,16 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static void test_cmn(void) {
+/* The smoke test on cmn.txt, run alone as `test_text cmn` (its own ctest test): the exit code
+ * TU_SKIP when the data is not there. */
+static int test_cmn(void) {
     const char *dir = getenv("ATTN_DATA_DIR");
     if (!dir || !*dir) dir = "../../shared/data";
     char path[1024];
     snprintf(path, sizeof path, "%s/cmn-eng/cmn.txt", dir);
     if (access(path, R_OK) != 0) {
-        printf("note: %s not found; skipping the real-data smoke test (set ATTN_DATA_DIR)\n", path);
-        return;
+        printf("skipped: %s not found (set ATTN_DATA_DIR)\n", path);
+        return TU_SKIP;
     }
     double t0 = now_s();
     attn_pairs all = {0};
@@ -783,9 +785,11 @@ static void test_cmn(void) {
     attn_tokens_free(&t), attn_tokens_free(&u);
     attn_pairs_free(&tr), attn_pairs_free(&va), attn_pairs_free(&te), attn_pairs_free(&all);
     printf("real-data smoke test: %.2f s\n", now_s() - t0);
+    return tu_summary("text (cmn.txt)");
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "cmn")) return test_cmn();
     const char *base = getenv("TMPDIR");
     if (!base || !*base) base = "/tmp";
     snprintf(g_dir, sizeof g_dir, "%s/attn_test_text.XXXXXX", base);
@@ -800,7 +804,6 @@ int main(void) {
     test_split();
     test_oom();
     test_fuzz();
-    test_cmn();
     rmdir(g_dir);
     return tu_summary("text");
 }

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Writes the small reference files of tests/test_io.c into tests/data/io/.
+"""Writes the small reference files of tests/test_npy.c and tests/test_safetensors.c into tests/data/io/.
 
 The .npy files are written by numpy itself (numpy.save / numpy.lib.format), so the C reader
 is tested against the reference writer, and the C writer's bytes are compared with them.
 The .safetensors file is laid out by hand following the format's specification, because the
-safetensors package is not installed here; tests/test_io.c also checks the C writer against
+safetensors package is not installed here; tests/test_safetensors.c also checks the C writer against
 byte strings quoted from the reference implementation's own unit tests.
 
 Values are chosen so that the C test can recompute them: element i of an array is

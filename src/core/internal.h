@@ -5,17 +5,24 @@
 
 #include "attn/core.h"
 
-/* Record a formatted message for attn_last_error() and return `status` (for `return`). */
+/* Record a formatted message for attn_last_error() and return `status` (for `return`). The
+ * arguments may include attn_last_error() itself. */
+#define ATTN__MSG_MAX 512
 int attn__error(int status, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+/* How many messages attn__error has recorded on the calling thread: a change across a call
+ * tells that the call failed (the thread pool uses it to carry a task's error back). */
+unsigned long attn__error_count(void);
 
 /* Run fn(ctx, task, thread) for task in [0, ntasks) on the library's threads; the calling
  * thread works too. `thread` is in [0, attn__max_threads()) and is unique among concurrently
  * running calls, so it can index per-thread scratch. Tasks must write disjoint outputs; the
- * result then does not depend on the thread count. Nested calls run serially. */
+ * result then does not depend on the thread count. Nested calls run serially. If tasks call
+ * attn__error, on whichever thread, the message of the lowest such task index is the
+ * caller's attn_last_error() when attn__parallel returns (and it is untouched otherwise). */
 typedef void (*attn__task_fn)(void *ctx, int task, int thread);
 void attn__parallel(int ntasks, attn__task_fn fn, void *ctx);
 int attn__max_threads(void); /* the current thread count (attn_get_threads) */

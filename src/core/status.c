@@ -3,8 +3,10 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
-static _Thread_local char g_msg[512];
+static _Thread_local char g_msg[ATTN__MSG_MAX];
+static _Thread_local unsigned long g_count; /* errors recorded on this thread so far */
 
 const char *attn_strerror(int status) {
     switch (status) {
@@ -22,13 +24,20 @@ const char *attn_strerror(int status) {
 
 const char *attn_last_error(void) { return g_msg; }
 
+/* The message is formatted into a temporary first: an argument may be attn_last_error()
+ * itself (a caller prefixing context to the message of a call that failed). */
 int attn__error(int status, const char *fmt, ...) {
+    char tmp[ATTN__MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(g_msg, sizeof g_msg, fmt, ap);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
+    memcpy(g_msg, tmp, sizeof g_msg);
+    g_count++;
     return status;
 }
+
+unsigned long attn__error_count(void) { return g_count; }
 
 int attn__mul_size(size_t a, size_t b, size_t *out) {
     if (a != 0 && b > SIZE_MAX / a) return attn__error(ATTN_EINVAL, "size overflow (%zu x %zu)", a, b);
