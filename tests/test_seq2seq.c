@@ -311,7 +311,7 @@ static char *read_file(const char *path, size_t *n) {
  * failure or for another family). */
 static int load_s2s(const char *dir, attn_translator **t, attn_s2s **m) {
     *m = NULL;
-    int st = attn_translator_load(dir, t, NULL);
+    int st = attn_translator_load(dir, t);
     if (!st) *m = attn_translator_seq2seq(*t);
     return st;
 }
@@ -325,7 +325,7 @@ static void test_checkpoint(void) {
     snprintf(ck, sizeof ck, "%s/model", dir);
     attn_translator *tl = NULL, *tl2 = NULL;
     CHECK(attn_translator_wrap_seq2seq(m, &tl) == ATTN_OK, "wrap");
-    CHECK(attn_translator_save(tl, ck, NULL, NULL, "attn train seq2seq \"quoted\"\n") == ATTN_OK, "save: %s", attn_last_error());
+    CHECK(attn_translator_save(tl, ck, "attn train seq2seq \"quoted\"\n") == ATTN_OK, "save: %s", attn_last_error());
     attn_translator_free(tl);
     attn_s2s *m2 = NULL;
     CHECK(load_s2s(ck, &tl2, &m2) == ATTN_OK && m2, "load: %s", attn_last_error());

@@ -67,9 +67,9 @@ static void test_quoted_message_s2s(void) {
     attn_vocab *sv = vocab_of(zh, 3), *tv = vocab_of(en, 3);
     CHECK(sv && tv && attn_translator_new("seq2seq", &mc, 1, sv, tv, &m) == ATTN_OK, "new: %s", attn_last_error());
     const char *ck = tu_path("s2s");
-    CHECK(attn_translator_save(m, ck, NULL, NULL, NULL) == ATTN_OK && edit_config(ck, "\"hidden\": 8", "\"hidden\": 0"), "save: %s",
+    CHECK(attn_translator_save(m, ck, NULL) == ATTN_OK && edit_config(ck, "\"hidden\": 8", "\"hidden\": 0"), "save: %s",
           attn_last_error());
-    check_load_failure(attn_translator_load(ck, &m2, NULL), m2, ck, "seq2seq: sizes emb 8, hidden 0, attn_size 8");
+    check_load_failure(attn_translator_load(ck, &m2), m2, ck, "seq2seq: sizes emb 8, hidden 0, attn_size 8");
     attn_translator_free(m2);
     attn_translator_free(m);
 }
@@ -83,9 +83,9 @@ static void test_quoted_message_transformer(void) {
     attn_vocab *sv = vocab_of(zh, 3), *tv = vocab_of(en, 3);
     CHECK(sv && tv && attn_translator_new("transformer", &c, 1, sv, tv, &m) == ATTN_OK, "new: %s", attn_last_error());
     const char *ck = tu_path("transformer");
-    CHECK(attn_translator_save(m, ck, NULL, NULL, NULL) == ATTN_OK && edit_config(ck, "\"d_model\": 16", "\"d_model\": 15"),
+    CHECK(attn_translator_save(m, ck, NULL) == ATTN_OK && edit_config(ck, "\"d_model\": 16", "\"d_model\": 15"),
           "save: %s", attn_last_error());
-    check_load_failure(attn_translator_load(ck, &m2, NULL), m2, ck, "transformer config: d_model 15 is not a multiple of heads 4");
+    check_load_failure(attn_translator_load(ck, &m2), m2, ck, "transformer config: d_model 15 is not a multiple of heads 4");
     attn_translator_free(m2);
     attn_translator_free(m);
 }

@@ -456,15 +456,15 @@ static void test_config_and_checkpoint(void) {
     /* Checkpoint round trip. */
     attn_translator *tw = NULL, *t2 = NULL;
     CHECK(attn_translator_wrap_transformer(m, &tw) == ATTN_OK, "wrap");
-    CHECK(attn_translator_save(tw, "/nonexistent-dir/x", NULL, NULL, NULL) != ATTN_OK, "save without vocabularies");
+    CHECK(attn_translator_save(tw, "/nonexistent-dir/x", NULL) != ATTN_OK, "save without vocabularies");
     CHECK(attn_transformer_set_vocabs(m, vocab_n(8, "s"), vocab_n(6, "t")) == ATTN_OK, "vocabs: %s", attn_last_error());
     char dir[] = "/tmp/attn_tr_testXXXXXX";
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
     char ck[64];
     snprintf(ck, sizeof ck, "%s/ck", dir);
-    CHECK(attn_translator_save(tw, ck, NULL, NULL, "attn train transformer \"x\"") == ATTN_OK, "save: %s", attn_last_error());
+    CHECK(attn_translator_save(tw, ck, "attn train transformer \"x\"") == ATTN_OK, "save: %s", attn_last_error());
     attn_translator_free(tw);
-    CHECK(attn_translator_load(ck, &t2, NULL) == ATTN_OK, "load: %s", attn_last_error());
+    CHECK(attn_translator_load(ck, &t2) == ATTN_OK, "load: %s", attn_last_error());
     attn_transformer *m2 = attn_translator_transformer(t2);
     if (m2) {
         CHECK(!memcmp(attn_transformer_get_config(m2), &c, sizeof c), "config after load");

@@ -45,13 +45,14 @@
 
 #include "attn/attention.h"
 #include "attn/core.h"
+#include "attn/params.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 ATTN_API_BEGIN
 
-#define ATTN_AG_MAX_DIMS 4
+#define ATTN_AG_MAX_DIMS ATTN_PARAM_MAX_DIMS
 
 /* A node of the graph: a value and, after the backward, its gradient. Fields are read-only
  * for callers except the data of inputs created by attn_graph_input (which they may fill). */
@@ -108,6 +109,10 @@ attn_var *attn_graph_input(attn_graph *g, int ndim, const int64_t *shape, const 
 /* A leaf over caller memory, not copied: data (shape), and grad (shape) into which the
  * backward ACCUMULATES, or NULL for a constant. Both must stay valid until the backward. */
 attn_var *attn_graph_leaf(attn_graph *g, int ndim, const int64_t *shape, float *data, float *grad);
+
+/* The parameter as a leaf of graph g: its data, and its gradient (accumulated into by the
+ * backward) unless frozen. NULL on failure (sticky error in g). */
+attn_var *attn_param_var(attn_graph *g, attn_param *p);
 
 /* Backward from a scalar (numel 1) loss: d loss / d loss = 1, then every recorded entry in
  * reverse order. Parameter and leaf gradients are accumulated (+=); intermediate nodes get

@@ -78,6 +78,9 @@ void attn_rng_seed(attn_rng *r, uint64_t seed);
 uint32_t attn_rng_u32(attn_rng *r);
 float attn_rng_uniform(attn_rng *r);  /* in [0, 1) */
 float attn_rng_normal(attn_rng *r);   /* standard normal */
+/* A seed for (seed, k), e.g. the data order of epoch k or a parameter's generator:
+ * splitmix64 of both. */
+uint64_t attn_seed_mix(uint64_t seed, uint64_t k);
 
 ATTN_API_END
 #ifdef __cplusplus

@@ -129,6 +129,16 @@ void attn_st_writer_free(attn_st_writer *w); /* accepts NULL */
  * ATTN_EIO with the reason if the file cannot be created, written or renamed. */
 int attn_write_file_atomic(const char *path, const void *data, size_t n);
 
+/* An extra file stored in the checkpoint as an opaque blob (a vocabulary, a tokenizer):
+ * `name` is its file name inside the checkpoint (letters, digits, '.', '_', '-'; not one of
+ * the checkpoint's own names), copied from `path` or from data[0..size) when path is NULL. */
+typedef struct {
+    const char *name;
+    const char *path;
+    const void *data;
+    size_t size;
+} attn_ckpt_file;
+
 ATTN_API_END
 #ifdef __cplusplus
 }

@@ -21,94 +21,13 @@
 
 #include "attn/autograd.h"
 #include "attn/core.h"
+#include "attn/io.h"
+#include "attn/params.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 ATTN_API_BEGIN
-
-/* ---- Initialisers ------------------------------------------------------------------------ */
-
-typedef enum {
-    ATTN_INIT_ZEROS = 0,
-    ATTN_INIT_CONSTANT,       /* a */
-    ATTN_INIT_UNIFORM,        /* uniform(a, b) */
-    ATTN_INIT_NORMAL,         /* normal(mean a, std b) */
-    ATTN_INIT_XAVIER_UNIFORM, /* uniform(-k, k), k = a * sqrt(6 / (fan_in + fan_out)), a = gain */
-    ATTN_INIT_XAVIER_NORMAL   /* normal(0, a * sqrt(2 / (fan_in + fan_out))) */
-} attn_init_kind;
-
-/* fan_in = shape[1] * prod(shape[2:]), fan_out = shape[0] * prod(shape[2:]) (PyTorch's rule;
- * Xavier needs 2 or more dimensions). */
-typedef struct {
-    attn_init_kind kind;
-    float a, b;
-} attn_init;
-
-static inline attn_init attn_init_zeros(void) { attn_init i = {ATTN_INIT_ZEROS, 0.0f, 0.0f}; return i; }
-static inline attn_init attn_init_constant(float c) { attn_init i = {ATTN_INIT_CONSTANT, c, 0.0f}; return i; }
-static inline attn_init attn_init_uniform(float lo, float hi) { attn_init i = {ATTN_INIT_UNIFORM, lo, hi}; return i; }
-static inline attn_init attn_init_normal(float mean, float std) { attn_init i = {ATTN_INIT_NORMAL, mean, std}; return i; }
-static inline attn_init attn_init_xavier_uniform(float gain) { attn_init i = {ATTN_INIT_XAVIER_UNIFORM, gain, 0.0f}; return i; }
-static inline attn_init attn_init_xavier_normal(float gain) { attn_init i = {ATTN_INIT_XAVIER_NORMAL, gain, 0.0f}; return i; }
-/* PyTorch's defaults: nn.Linear weight and bias, and every nn.GRU / nn.LSTM / nn.RNN
- * parameter, are uniform(-1/sqrt(fan), 1/sqrt(fan)) with fan = in_features (Linear) or
- * hidden_size (recurrent); nn.Embedding is normal(0, 1); nn.LayerNorm is ones and zeros. */
-attn_init attn_init_fan(int64_t fan);
-
-/* ---- Parameter store ------------------------------------------------------------------- */
-
-typedef struct {
-    char *name;                      /* e.g. "encoder.gru.weight_ih_l0" */
-    int ndim;                        /* 0..4 */
-    int64_t shape[ATTN_AG_MAX_DIMS];
-    int64_t numel;
-    int64_t offset;                  /* in floats, into the store's allocations */
-    float *data, *grad;              /* (shape); NULL until attn_params_alloc */
-    attn_init init;
-    int frozen;                      /* 1: no gradient, optimisers leave it alone */
-    int no_decay;                    /* 1: weight decay skips it (e.g. biases, norms) */
-} attn_param;
-
-typedef struct attn_params attn_params;
-
-int attn_params_new(attn_params **out); /* an empty set in *out; ATTN_ENOMEM */
-void attn_params_free(attn_params *ps); /* accepts NULL */
-
-/* Declares a parameter; NULL (with ATTN_EINVAL) for a duplicate or empty name, a bad shape,
- * or after attn_params_alloc. The returned pointer stays valid until attn_params_free; its
- * data and grad are set by attn_params_alloc. */
-attn_param *attn_params_add(attn_params *ps, const char *name, int ndim, const int64_t *shape, attn_init init);
-
-/* One allocation for all data and one for all gradients (64-byte aligned), carved into the
- * parameters in declaration order; both zeroed. Idempotent. */
-int attn_params_alloc(attn_params *ps);
-/* Allocates if needed, then runs every parameter's initialiser. Each parameter draws from
- * its own generator, seeded from `seed` and its name, so adding a parameter does not change
- * the others' values. */
-int attn_params_init(attn_params *ps, uint64_t seed);
-
-int attn_params_count(const attn_params *ps);
-attn_param *attn_params_at(const attn_params *ps, int i);          /* NULL if out of range */
-attn_param *attn_params_find(const attn_params *ps, const char *name); /* NULL if absent */
-int64_t attn_params_numel(const attn_params *ps);                  /* all parameters */
-/* The whole allocations, attn_params_numel floats each (NULL before attn_params_alloc). */
-float *attn_params_data(const attn_params *ps);
-float *attn_params_grads(const attn_params *ps);
-
-void attn_params_zero_grad(attn_params *ps);
-
-/* The parameter as a leaf of graph g: its data, and its gradient (accumulated into by the
- * backward) unless frozen. NULL on failure (sticky error in g). */
-attn_var *attn_param_var(attn_graph *g, attn_param *p);
-
-/* Weights as safetensors (F32, under the parameters' names); metadata may be NULL or a list
- * of n_meta key/value pairs. Atomic. */
-int attn_params_save(const attn_params *ps, const char *path, int n_meta, const char *const *meta_kv);
-/* Loads every parameter by name with its shape checked (ATTN_ENOTFOUND for a missing one,
- * ATTN_ESHAPE for a mis-shaped one). A tensor in the file that matches no parameter is an
- * error (ATTN_EINVAL) unless allow_extra. */
-int attn_params_load(attn_params *ps, const char *path, int allow_extra);
 
 /* ---- Optimisers -------------------------------------------------------------------------- */
 
@@ -215,8 +134,6 @@ typedef struct {
 
 int attn_batches_make(const int *lens, int n, int batch_size, int max_tokens, int bucket, uint64_t seed, attn_batches *out);
 void attn_batches_free(attn_batches *b); /* accepts a zeroed struct */
-/* A seed for (seed, k), e.g. the data order of epoch k: splitmix64 of both. */
-uint64_t attn_seed_mix(uint64_t seed, uint64_t k);
 
 /* ---- Checkpoints ------------------------------------------------------------------------- */
 
@@ -231,20 +148,10 @@ typedef struct {
     int64_t bad_epochs;   /* early stopping: epochs since it improved */
 } attn_train_state;
 
-/* An extra file stored in the checkpoint as an opaque blob (a vocabulary, a tokenizer):
- * `name` is its file name inside the checkpoint (letters, digits, '.', '_', '-'; not one of
- * the checkpoint's own names), copied from `path` or from data[0..size) when path is NULL. */
-typedef struct {
-    const char *name;
-    const char *path;
-    const void *data;
-    size_t size;
-} attn_ckpt_file;
-
 /* Writes the checkpoint directory `dir` (created if missing):
  *   model.safetensors  the parameters (attn_params_save)
  *   optim.safetensors  the optimiser state (attn_optim_save), if opt is not NULL
- *   <files>            the extra files
+ *   <files>            the extra files (attn_ckpt_file, attn/io.h)
  *   config.json        {"format": "attn-checkpoint", "version": 1, "model": <model_json>,
  *                       "optimizer": {...}, "train": {...state...},
  *                       "files": {name: {"bytes": n, "fnv1a64": "hex"}, ...}}

@@ -56,7 +56,7 @@
 #include "attn/autograd.h"
 #include "attn/core.h"
 #include "attn/text.h"
-#include "attn/train.h"
+#include "attn/params.h"
 
 #ifdef __cplusplus
 extern "C" {

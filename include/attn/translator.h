@@ -18,7 +18,8 @@
 #include "attn/core.h"
 #include "attn/seq2seq.h"
 #include "attn/text.h"
-#include "attn/train.h"
+#include "attn/io.h"
+#include "attn/params.h"
 #include "attn/transformer.h"
 
 #ifdef __cplusplus
@@ -28,10 +29,12 @@ ATTN_API_BEGIN
 
 typedef struct attn_translator attn_translator;
 
-/* Loads the checkpoint in dir, whatever its family. ATTN_EFORMAT naming the kind when no
- * family knows it. ck (optional) gets the opened checkpoint (close it with
- * attn_checkpoint_free). */
-int attn_translator_load(const char *dir, attn_translator **out, attn_checkpoint *ck);
+/* Loads the model in the checkpoint directory dir (written by attn_translator_save, or by a
+ * training run: attn_checkpoint_save), whatever its family: configuration, weights and
+ * vocabularies, every file verified (a missing, truncated or corrupt file is ATTN_EIO or
+ * ATTN_EFORMAT with a message naming it, never a crash; ATTN_EFORMAT naming the kind when no
+ * family knows it). A training run's optimiser and training state are attn_checkpoint_open's. */
+int attn_translator_load(const char *dir, attn_translator **out);
 void attn_translator_free(attn_translator *t); /* accepts NULL */
 
 /* A new model of family `kind` ("seq2seq": cfg is an attn_s2s_config; "transformer": an
@@ -46,14 +49,22 @@ int attn_translator_wrap_transformer(attn_transformer *m, attn_translator **out)
 
 /* ---- Checkpoints and training ------------------------------------------------------------- */
 
-/* Writes the model (and, if not NULL, the optimiser and training state) as an
- * attn_checkpoint_save directory: the weights, the vocabularies as src_vocab.txt and
- * tgt_vocab.txt, and model_json = the family's configuration JSON (with its "kind") plus
- * "command" (may be NULL): what made it. The model must have its vocabularies. attn_translator_load
- * reads it back, every file verified (a missing, truncated or corrupt file is ATTN_EIO or
- * ATTN_EFORMAT with a message naming it, never a crash). */
-int attn_translator_save(const attn_translator *t, const char *dir, const attn_optim *opt, const attn_train_state *state,
-                         const char *command);
+/* What a checkpoint of t holds besides its weights (attn_translator_params): the model object
+ * for config.json (the family's configuration with its "kind", plus "command", what made it;
+ * command may be NULL) and the vocabularies as two files, src_vocab.txt and tgt_vocab.txt.
+ * For attn_checkpoint_save (attn/train.h), which adds the optimiser and training state. */
+typedef struct {
+    char *model_json;
+    attn_ckpt_file files[2];
+    char *data_[2];           /* the files' bytes (owned) */
+} attn_model_export;
+int attn_translator_export(const attn_translator *t, const char *command, attn_model_export *out);
+void attn_model_export_free(attn_model_export *e); /* frees and zeroes; accepts NULL */
+
+/* Writes the model alone (weights, vocabularies, configuration; no optimiser or training
+ * state) as a checkpoint directory for attn_translator_load. The model must have its
+ * vocabularies. */
+int attn_translator_save(const attn_translator *t, const char *dir, const char *command);
 
 /* The teacher-forced training loss of n sentence pairs on graph g: source i is src[i]
  * (src_len[i] ids ending in <eos>), target i is tgt[i] (tgt_len[i] + 2 ids: <bos> y_1 .. y_n

@@ -430,3 +430,9 @@ void ag_colsum(float *db, const float *dy, int64_t M, int64_t N, float beta) {
     if (block < 16) block = 16;
     ag_parallel_for(N, block, colsum_range, &c);
 }
+
+attn_var *attn_param_var(attn_graph *g, attn_param *p) {
+    if (!ag_ok(g, "attn_param_var", 0, NULL)) return NULL;
+    if (!p || !p->data) return ag_fail(g, ATTN_EINVAL, "attn_param_var: %s", p ? "parameters not allocated" : "NULL parameter");
+    return attn_graph_leaf(g, p->ndim, p->shape, p->data, p->frozen ? NULL : p->grad);
+}

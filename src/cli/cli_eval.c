@@ -78,7 +78,7 @@ int cli_eval(int argc, char **argv) {
     s2s_data d = {0};
     char **hyps = NULL;
     int rc = CLI_EDATA, st;
-    if ((st = attn_translator_load(model, &m, NULL))) return cli_fail_lib(cmd, st, model);
+    if ((st = attn_translator_load(model, &m))) return cli_fail_lib(cmd, st, model);
     if (src_col < 0) src_col = attn_translator_src_tok(m) == ATTN_TOK_ZH ? 1 : 0;
     if ((st = attn_pairs_read(data, &pairs))) {
         cli_fail_lib(cmd, st, data);

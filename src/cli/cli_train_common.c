@@ -232,7 +232,11 @@ static int task_metric(void *self, double *value, char *text, size_t cap) {
 
 static int task_save(void *self, const char *dir, const attn_optim *opt, const attn_train_state *state) {
     task *k = self;
-    return attn_translator_save(k->t, dir, opt, state, k->cmdline);
+    attn_model_export e;
+    int st = attn_translator_export(k->t, k->cmdline, &e);
+    if (!st) st = attn_checkpoint_save(dir, attn_translator_params(k->t), opt, e.model_json, state, 2, e.files);
+    attn_model_export_free(&e);
+    return st;
 }
 
 /* The batches of the first epoch run, as text: a header line, then per batch one line per
@@ -273,7 +277,7 @@ static int get_model(const cli_train_family *f, cli_train_opts *o, const attn_pa
     const char *cmd = f->cmd;
     int st;
     if (o->resume) {
-        if ((st = attn_translator_load(o->out, t, ck))) return cli_fail_lib(cmd, st, o->out);
+        if ((st = attn_translator_load(o->out, t)) || (st = attn_checkpoint_open(o->out, ck))) return cli_fail_lib(cmd, st, o->out);
         if (strcmp(attn_translator_kind(*t), f->kind))
             return cli_fail(cmd, "%s: a %s checkpoint; resume it with 'attn train %s'", o->out, attn_translator_kind(*t),
                             attn_translator_kind(*t));

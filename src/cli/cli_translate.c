@@ -171,7 +171,7 @@ int cli_translate(int argc, char **argv) {
     if (!o.model) return cli_usage(cmd, "--model DIR is required");
     if (o.threads) attn_set_threads(o.threads);
     attn_translator *m = NULL;
-    int st = attn_translator_load(o.model, &m, NULL);
+    int st = attn_translator_load(o.model, &m);
     if (st) return cli_fail_lib(cmd, st, o.model);
     cli_html_pages *pg = NULL;
     if (o.html && !(pg = cli_html_new())) {

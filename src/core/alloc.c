@@ -34,3 +34,13 @@ void *attn_calloc(size_t n, size_t size) {
 void attn_free(void *ptr) {
     if (ptr) g_free(ptr, g_user);
 }
+
+char *attn__strndup(const char *s, size_t n) {
+    char *d = attn_malloc(n + 1);
+    if (!d) return NULL;
+    memcpy(d, s, n);
+    d[n] = 0;
+    return d;
+}
+
+char *attn__strdup(const char *s) { return attn__strndup(s, strlen(s)); }

@@ -25,6 +25,10 @@ unsigned long attn__error_count(void);
  * caller's attn_last_error() when attn__parallel returns (and it is untouched otherwise). */
 typedef void (*attn__task_fn)(void *ctx, int task, int thread);
 void attn__parallel(int ntasks, attn__task_fn fn, void *ctx);
+
+/* Copies of a string (with attn_malloc; NULL if out of memory): all of s, or its first n bytes. */
+char *attn__strdup(const char *s);
+char *attn__strndup(const char *s, size_t n);
 int attn__max_threads(void); /* the current thread count (attn_get_threads) */
 
 /* CPU features, detected once. */

@@ -35,3 +35,10 @@ float attn_rng_normal(attn_rng *r) {
     double u2 = (double)(next64(r) >> 11) * (1.0 / 9007199254740992.0);
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
+
+uint64_t attn_seed_mix(uint64_t seed, uint64_t k) {
+    uint64_t z = seed ^ (k * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}

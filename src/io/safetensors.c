@@ -500,13 +500,6 @@ void attn_st_writer_free(attn_st_writer *w) {
     attn_free(w);
 }
 
-static char *dup_str(const char *s) {
-    size_t n = strlen(s);
-    char *d = attn_malloc(n + 1);
-    if (d) memcpy(d, s, n + 1);
-    return d;
-}
-
 /* Grows *arr (elements of `size` bytes, *cap of them) to hold at least need. */
 static int grow(void **arr, int *cap, int need, size_t size) {
     if (need <= *cap) return ATTN_OK;
@@ -546,7 +539,7 @@ int attn_st_writer_add_f32(attn_st_writer *w, const char *name, int ndim, const 
     if (grow((void **)&w->t, &w->cap, w->n + 1, sizeof *w->t)) return ATTN_ENOMEM;
     wt *t = &w->t[w->n];
     memset(t, 0, sizeof *t);
-    t->name = dup_str(name);
+    t->name = attn__strdup(name);
     t->data = attn_malloc(nbytes);
     if (!t->name || !t->data) {
         attn_free(t->name);
@@ -567,7 +560,7 @@ int attn_st_writer_set_metadata(attn_st_writer *w, const char *key, const char *
     if (!w || !key || !value) return attn__error(ATTN_EINVAL, "attn_st_writer_set_metadata: NULL argument");
     if (!attn__utf8_valid(key, strlen(key)) || !attn__utf8_valid(value, strlen(value)))
         return attn__error(ATTN_EINVAL, "attn_st_writer_set_metadata: key or value is not valid UTF-8");
-    char *v = dup_str(value);
+    char *v = attn__strdup(value);
     if (!v) return ATTN_ENOMEM;
     for (int i = 0; i < w->nmeta; i++)
         if (!strcmp(w->mkey[i], key)) {
@@ -576,7 +569,7 @@ int attn_st_writer_set_metadata(attn_st_writer *w, const char *key, const char *
             return ATTN_OK;
         }
     int kc = w->metacap, vc = w->metacap;
-    char *k = dup_str(key);
+    char *k = attn__strdup(key);
     if (!k || grow((void **)&w->mkey, &kc, w->nmeta + 1, sizeof *w->mkey) ||
         grow((void **)&w->mval, &vc, w->nmeta + 1, sizeof *w->mval)) {
         /* Both arrays grow together; keep the smaller capacity if only one grew. */

@@ -8,7 +8,7 @@
 
 #include "attn/attention.h"
 #include "attn/autograd.h"
-#include "attn/train.h"
+#include "attn/params.h"
 #include "attn/transformer.h"
 #include "io/common.h"
 

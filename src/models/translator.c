@@ -11,6 +11,7 @@
 #include "attn/translator.h"
 #include "core/internal.h"
 #include "core/strbuf.h"
+#include "io/ckdir.h"
 #include "io/json.h"
 
 typedef struct {
@@ -354,12 +355,6 @@ static const family FAMILIES[] = {
 };
 #define NFAMILIES ((int)(sizeof FAMILIES / sizeof FAMILIES[0]))
 
-static const char *ck_file(const attn_checkpoint *ck, const char *name) {
-    for (int i = 0; i < ck->n_files; i++)
-        if (!strcmp(ck->file_names[i], name)) return ck->file_paths[i];
-    return NULL;
-}
-
 /* The family of a checkpoint's model object (its "kind"). */
 static int family_of(const char *dir, const char *model_json, const family **out) {
     attn__json *root = NULL;
@@ -376,26 +371,30 @@ static int family_of(const char *dir, const char *model_json, const family **out
                        kind[0] ? kind : "(none)");
 }
 
-int attn_translator_load(const char *dir, attn_translator **out, attn_checkpoint *ck_out) {
+int attn_translator_load(const char *dir, attn_translator **out) {
     if (!dir || !out) return attn__error(ATTN_EINVAL, "attn_translator_load: NULL argument");
     *out = NULL;
-    if (ck_out) memset(ck_out, 0, sizeof *ck_out);
-    attn_checkpoint ck;
-    int st = attn_checkpoint_open(dir, &ck);
+    attn__ck ck;
+    int st = attn__ck_open(dir, &ck);
     if (st) return st;
     const family *f = NULL;
     attn_translator *t = NULL;
     attn_vocab *sv = NULL, *tv = NULL;
-    const char *sp = ck_file(&ck, "src_vocab.txt"), *tp = ck_file(&ck, "tgt_vocab.txt");
-    if ((st = family_of(dir, ck.model_json, &f))) goto done;
+    char *model_json = attn__ck_text(&ck, attn__ck_member(&ck, "model")), *weights = attn__ck_join(dir, ATTN__CK_MODEL);
+    const char *sp = attn__ck_extra(&ck, "src_vocab.txt"), *tp = attn__ck_extra(&ck, "tgt_vocab.txt");
+    if (!model_json || !weights) {
+        st = attn__error(ATTN_ENOMEM, "attn_translator_load: out of memory");
+        goto done;
+    }
+    if ((st = family_of(dir, model_json, &f))) goto done;
     if (!(t = attn_calloc(1, sizeof *t))) {
         st = attn__error(ATTN_ENOMEM, "attn_translator_load: out of memory");
         goto done;
     }
     t->f = f, t->owned = 1;
-    if ((st = f->from_json(ck.model_json, &t->model))) st = attn__error(st, "%s: %s", dir, attn_last_error());
+    if ((st = f->from_json(model_json, &t->model))) st = attn__error(st, "%s: %s", dir, attn_last_error());
     else if (!sp || !tp) st = attn__error(ATTN_EFORMAT, "%s: not a %s checkpoint (no src_vocab.txt / tgt_vocab.txt)", dir, f->kind);
-    else if (!(st = attn_checkpoint_load_params(&ck, f->params(t->model))) && !(st = attn_vocab_load(sp, &sv)) &&
+    else if (!(st = attn_params_load(f->params(t->model), weights, 0)) && !(st = attn_vocab_load(sp, &sv)) &&
              !(st = attn_vocab_load(tp, &tv))) {
         st = f->set_vocabs(t->model, sv, tv); /* takes the vocabularies, even on failure */
         sv = tv = NULL;
@@ -403,14 +402,13 @@ int attn_translator_load(const char *dir, attn_translator **out, attn_checkpoint
     }
 done:
     attn_vocab_free(sv), attn_vocab_free(tv);
+    attn_free(model_json), attn_free(weights);
+    attn__ck_close(&ck);
     if (st) {
         attn_translator_free(t);
-        attn_checkpoint_free(&ck);
         return st;
     }
     *out = t;
-    if (ck_out) *ck_out = ck;
-    else attn_checkpoint_free(&ck);
     return ATTN_OK;
 }
 
@@ -419,29 +417,54 @@ static void vocab_text(attn__sb *sb, const attn_vocab *v) {
     for (int i = 0, V = attn_vocab_size(v); i < V; i++) attn__sb_str(sb, attn_vocab_token(v, i)), attn__sb_put(sb, "\n", 1);
 }
 
-int attn_translator_save(const attn_translator *t, const char *dir, const attn_optim *opt, const attn_train_state *state,
-                         const char *command) {
-    if (!t || !dir) return attn__error(ATTN_EINVAL, "attn_translator_save: NULL argument");
+void attn_model_export_free(attn_model_export *e) {
+    if (!e) return;
+    attn_free(e->model_json), attn_free(e->data_[0]), attn_free(e->data_[1]);
+    memset(e, 0, sizeof *e);
+}
+
+int attn_translator_export(const attn_translator *t, const char *command, attn_model_export *out) {
+    if (!out) return attn__error(ATTN_EINVAL, "attn_translator_export: NULL argument");
+    memset(out, 0, sizeof *out);
+    if (!t) return attn__error(ATTN_EINVAL, "attn_translator_export: NULL argument");
     const attn_vocab *svoc = t->f->src_vocab(t->model), *tvoc = t->f->tgt_vocab(t->model);
-    if (!svoc || !tvoc) return attn__error(ATTN_EINVAL, "attn_translator_save: the model has no vocabularies");
+    if (!svoc || !tvoc) return attn__error(ATTN_EINVAL, "attn_translator_export: the model has no vocabularies");
     char *cfg = NULL;
     int st = t->f->config_json(t->model, &cfg);
     if (st) return st;
     /* the configuration's object, with "command" added before its closing brace */
-    attn__sb json = {0}, sv = {0}, tv = {0};
+    attn__sb json = {0}, voc[2] = {{0}, {0}};
     attn__sb_put(&json, cfg, strlen(cfg) - 1);
     if (command) attn__sb_str(&json, ", \"command\": "), attn__json_escape(&json, command, 0);
     attn__sb_str(&json, "}");
-    vocab_text(&sv, svoc), vocab_text(&tv, tvoc);
-    if (json.failed || sv.failed || tv.failed) st = attn__error(ATTN_ENOMEM, "attn_translator_save: out of memory");
-    else {
-        attn_train_state zero;
-        memset(&zero, 0, sizeof zero);
-        attn_ckpt_file files[2] = {{"src_vocab.txt", NULL, sv.buf, sv.len}, {"tgt_vocab.txt", NULL, tv.buf, tv.len}};
-        st = attn_checkpoint_save(dir, t->f->params(t->model), opt, json.buf, state ? state : &zero, 2, files);
-    }
     attn_free(cfg);
-    attn__sb_free(&json), attn__sb_free(&sv), attn__sb_free(&tv);
+    vocab_text(&voc[0], svoc), vocab_text(&voc[1], tvoc);
+    static const char *const names[2] = {"src_vocab.txt", "tgt_vocab.txt"};
+    out->model_json = attn__sb_take(&json, NULL);
+    for (int i = 0; i < 2; i++) {
+        out->files[i] = (attn_ckpt_file){names[i], NULL, voc[i].buf, voc[i].len};
+        out->data_[i] = attn__sb_take(&voc[i], NULL);
+        out->files[i].data = out->data_[i];
+    }
+    if (!out->model_json || !out->data_[0] || !out->data_[1]) {
+        attn_model_export_free(out);
+        return attn__error(ATTN_ENOMEM, "attn_translator_export: out of memory");
+    }
+    return ATTN_OK;
+}
+
+static int write_params(const void *ps, const char *path) { return attn_params_save(ps, path, 0, NULL); }
+
+int attn_translator_save(const attn_translator *t, const char *dir, const char *command) {
+    if (!t || !dir) return attn__error(ATTN_EINVAL, "attn_translator_save: NULL argument");
+    attn_model_export e;
+    int st = attn_translator_export(t, command, &e);
+    if (st) return st;
+    attn__ck_file files[3] = {{ATTN__CK_MODEL, write_params, t->f->params(t->model), NULL, NULL, 0, 0}};
+    for (int i = 0; i < 2; i++) files[i + 1] = (attn__ck_file){e.files[i].name, NULL, NULL, NULL, e.files[i].data, e.files[i].size, 1};
+    const char *keys[1] = {"model"}, *values[1] = {e.model_json};
+    st = attn__ck_write(dir, 1, keys, values, 3, files);
+    attn_model_export_free(&e);
     return st;
 }
 

@@ -6,13 +6,6 @@
 #include "attn/train.h"
 #include "core/internal.h"
 
-uint64_t attn_seed_mix(uint64_t seed, uint64_t k) {
-    uint64_t z = seed ^ (k * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static void shuffle(int *a, int n, attn_rng *r) {
     for (int i = n - 1; i > 0; i--) {
         int j = (int)(((uint64_t)attn_rng_u32(r) * (uint64_t)(i + 1)) >> 32);

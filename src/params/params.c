@@ -6,10 +6,9 @@
 #include <string.h>
 
 #include "attn/io.h"
-#include "attn/train.h"
-#include "autograd/ag.h"
+#include "attn/params.h"
 #include "core/internal.h"
-#include "train/train_internal.h"
+#include "params/params_internal.h"
 
 #define ALIGN_FLOATS 16 /* each parameter starts on a 64-byte boundary */
 
@@ -57,8 +56,8 @@ attn_param *attn_params_add(attn_params *ps, const char *name, int ndim, const i
         attn__error(ATTN_EINVAL, "attn_params_add: duplicate parameter name '%s'", name);
         return NULL;
     }
-    if (ndim < 0 || ndim > ATTN_AG_MAX_DIMS || (ndim && !shape)) {
-        attn__error(ATTN_EINVAL, "attn_params_add: '%s' has %d dimensions (0 to %d allowed)", name, ndim, ATTN_AG_MAX_DIMS);
+    if (ndim < 0 || ndim > ATTN_PARAM_MAX_DIMS || (ndim && !shape)) {
+        attn__error(ATTN_EINVAL, "attn_params_add: '%s' has %d dimensions (0 to %d allowed)", name, ndim, ATTN_PARAM_MAX_DIMS);
         return NULL;
     }
     int64_t numel = 1;
@@ -195,12 +194,6 @@ int64_t attn__params_span(const attn_params *ps) { return ps ? ps->total : 0; }
 
 void attn_params_zero_grad(attn_params *ps) {
     if (ps && ps->grad) memset(ps->grad, 0, (size_t)ps->total * sizeof(float));
-}
-
-attn_var *attn_param_var(attn_graph *g, attn_param *p) {
-    if (!ag_ok(g, "attn_param_var", 0, NULL)) return NULL;
-    if (!p || !p->data) return ag_fail(g, ATTN_EINVAL, "attn_param_var: %s", p ? "parameters not allocated" : "NULL parameter");
-    return attn_graph_leaf(g, p->ndim, p->shape, p->data, p->frozen ? NULL : p->grad);
 }
 
 int attn_params_save(const attn_params *ps, const char *path, int n_meta, const char *const *meta_kv) {
