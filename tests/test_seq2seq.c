@@ -294,19 +294,6 @@ static int write_file(const char *path, const void *data, size_t n) {
     return fclose(f);
 }
 
-static char *read_file(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long k = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)k + 1);
-    *n = fread(s, 1, (size_t)k, f);
-    s[*n] = 0;
-    fclose(f);
-    return s;
-}
-
 /* Loads a checkpoint through the translator interface: *t owns the model, *m is it (NULL on
  * failure or for another family). */
 static int load_s2s(const char *dir, attn_translator **t, attn_s2s **m) {
@@ -353,7 +340,7 @@ static void test_checkpoint(void) {
     /* a truncated model.safetensors */
     size_t n = 0;
     snprintf(path, sizeof path, "%s/model.safetensors", ck);
-    char *weights = read_file(path, &n);
+    char *weights = (char *)tu_read_file(path, &n);
     CHECK(weights && n > 100, "read weights");
     if (weights) {
         write_file(path, weights, n / 2);
@@ -374,7 +361,7 @@ static void test_checkpoint(void) {
     }
     /* a vocabulary changed behind the checksum's back */
     snprintf(path, sizeof path, "%s/src_vocab.txt", ck);
-    char *voc = read_file(path, &n);
+    char *voc = (char *)tu_read_file(path, &n);
     if (voc) {
         write_file(path, voc, n - 2);
         st = load_s2s(ck, &tl2, &m2);
@@ -384,7 +371,7 @@ static void test_checkpoint(void) {
     }
     /* garbage config.json, and an empty one */
     snprintf(path, sizeof path, "%s/config.json", ck);
-    char *cfg = read_file(path, &n);
+    char *cfg = (char *)tu_read_file(path, &n);
     write_file(path, "{\"format\": \"attn-checkpoint\", \"version\": 1, \"model\": [", 52);
     st = load_s2s(ck, &tl2, &m2);
     CHECK(st == ATTN_EFORMAT && m2 == NULL, "garbage config: %d %s", st, attn_last_error());

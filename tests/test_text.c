@@ -35,20 +35,6 @@ static void write_bytes(const char *path, const char *data, size_t n) {
     fclose(f);
 }
 
-static char *read_bytes(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *d = malloc((size_t)size + 1);
-    size_t got = fread(d, 1, (size_t)size, f);
-    fclose(f);
-    d[got] = '\0';
-    *n = got;
-    return d;
-}
-
 /* Tokens joined by '|' for comparisons. */
 static const char *bar(const attn_tokens *t) {
     static char buf[2048];
@@ -381,7 +367,7 @@ static void test_vocab(void) {
     const char *p = tmp_path("vocab.txt");
     CHECK(attn_vocab_save(v, p) == ATTN_OK, "save: %s", attn_last_error());
     size_t len;
-    char *file = read_bytes(p, &len);
+    char *file = (char *)tu_read_file(p, &len);
     CHECK(file && strncmp(file, "<pad>\n<unk>\n<bos>\n<eos>\n", 24) == 0 && file[len - 1] == '\n', "file layout");
     free(file);
     attn_vocab *w;
@@ -535,7 +521,7 @@ static void test_split(void) {
     attn_pairs_split(&all, 43, 0.1, 0.1, NULL, NULL, &t2);
     attn_pairs_write(&t2, c);
     size_t na, nb, nc;
-    char *da = read_bytes(a, &na), *db = read_bytes(b, &nb), *dc = read_bytes(c, &nc);
+    char *da = (char *)tu_read_file(a, &na), *db = (char *)tu_read_file(b, &nb), *dc = (char *)tu_read_file(c, &nc);
     CHECK(da && db && na == nb && memcmp(da, db, na) == 0, "same seed, same test file");
     CHECK(dc && (na != nc || memcmp(da, dc, na) != 0), "another seed, another test file");
     free(da), free(db), free(dc);
@@ -653,7 +639,7 @@ static void test_oom(void) {
  * a status, never crashes (ASan checks the reads). */
 static void test_fuzz(void) {
     size_t n0;
-    char *pairs = read_bytes(DATA "pairs_small.tsv", &n0);
+    char *pairs = (char *)tu_read_file(DATA "pairs_small.tsv", &n0);
     const char vocab[] = "<pad>\n<unk>\n<bos>\n<eos>\nthe\n我\n。\ncat's\n";
     attn_rng rng;
     attn_rng_seed(&rng, 2024);

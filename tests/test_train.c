@@ -573,19 +573,6 @@ static void test_oom(const char *dir) {
 
 /* ---- Damaged checkpoints ------------------------------------------------------------------ */
 
-static char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)sz + 1);
-    *n = fread(b, 1, (size_t)sz, f);
-    b[*n] = 0;
-    fclose(f);
-    return b;
-}
-
 static void spit(const char *path, const void *data, size_t n) {
     FILE *f = fopen(path, "wb");
     if (n) fwrite(data, 1, n, f);
@@ -609,7 +596,7 @@ static void test_damage(const char *dir) {
     snprintf(optim, sizeof optim, "%s/optim.safetensors", ck);
     CHECK(open_status(ck) == ATTN_OK, "intact checkpoint: %s", attn_last_error());
     size_t nc, nm, no;
-    char *c0 = slurp(cfg, &nc), *m0 = slurp(model, &nm), *o0 = slurp(optim, &no);
+    char *c0 = (char *)tu_read_file(cfg, &nc), *m0 = (char *)tu_read_file(model, &nm), *o0 = (char *)tu_read_file(optim, &no);
     if (!c0 || !m0 || !o0) {
         CHECK(0, "checkpoint files missing");
         return;
