@@ -15,7 +15,7 @@
  * and 8 or 16 float vectors: 1, 4, 5, 6, 13 rows; 1, 15, 16, 17, 35 features), XNNPACK style.
  * `test_ops perf [OP]` times the PERF rows instead (median of 7 runs of forward + backward,
  * GFLOP/s or GB/s per op and ISA); ctest runs only the checks. Not here: comparisons with
- * PyTorch and ONNX (test_layers_fd.c, test_attention_ref.c, test_onnx_nodes.c, test_mha.c),
+ * PyTorch and ONNX (test_layers.c, test_attention_ref.c, test_onnx_nodes.c, test_mha.c),
  * which stay as independent references. */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, for the perf mode */
 #include <math.h>
@@ -113,6 +113,7 @@ static void act_init(prob *p) {
     float *x = add_in(p, "x", p->r->s[0], 1.5f, 2);
     for (int i = 0; i < p->r->s[0]; i++) /* keep relu's kink out of the finite differences' reach */
         if (fabsf(x[i]) < 0.05f) x[i] = x[i] < 0 ? -0.05f : 0.05f;
+    if (p->r->s[0] >= 17) x[14] = 30.0f, x[15] = -30.0f, x[16] = -100.0f; /* saturated ends */
     add_out(p, p->r->s[0]);
     p->nloss = 1;
 }
@@ -152,7 +153,8 @@ static const opdef OP_ACT = {"activation", act_init, act_fwd, act_bwd, act_ref, 
 /* ---- Softmax and log-softmax: s0 = N rows, s1 = C; v = 0 softmax, 1 log-softmax ------------ */
 
 static void sm_init(prob *p) {
-    add_in(p, "x", (size_t)p->r->s[0] * p->r->s[1], 2.0f, 2);
+    float *x = add_in(p, "x", (size_t)p->r->s[0] * p->r->s[1], 2.0f, 2);
+    if (p->n_in[0] > 3) x[3] += 80.0f; /* a large logit */
     add_out(p, p->n_in[0]);
     p->nloss = 1;
 }
@@ -189,13 +191,13 @@ static void sm_ref(const prob *p, double *const *out) {
 static const opdef OP_SOFTMAX = {"softmax", sm_init, sm_fwd, sm_bwd, sm_ref, NULL};
 
 /* ---- Cross-entropy: s0 = N, s1 = C, v = the reduction (attn_reduction); label smoothing 0.1,
- * class weights, row 1 ignored (ignore_index -100). --------------------------------------- */
+ * class weights, row 1 ignored (ignore_index -100); m = 1: neither smoothing nor weights. --- */
 
 static void ce_init(prob *p) {
     int N = p->r->s[0], C = p->r->s[1];
     add_in(p, "logits", (size_t)N * C, 2.0f, 2);
     p->aux = frand(C, 0.3f); /* class weights */
-    for (int c = 0; c < C; c++) p->aux[c] = 1.0f + fabsf(p->aux[c]);
+    for (int c = 0; c < C; c++) p->aux[c] = p->r->m ? 1.0f : 1.0f + fabsf(p->aux[c]);
     p->aux2 = malloc(N * sizeof(float)); /* lse */
     p->ids = malloc(N * sizeof(int32_t));
     for (int i = 0; i < N; i++) p->ids[i] = i == 1 ? -100 : (i * 7 + 3) % C;
@@ -204,18 +206,18 @@ static void ce_init(prob *p) {
 }
 
 static int ce_fwd(prob *p) {
-    return attn_cross_entropy_forward(p->out[0], p->aux2, p->in[0], p->ids, p->aux, p->r->s[0], p->r->s[1], -100, 0.1f,
-                                      (attn_reduction)p->r->v);
+    return attn_cross_entropy_forward(p->out[0], p->aux2, p->in[0], p->ids, p->r->m ? NULL : p->aux, p->r->s[0],
+                                      p->r->s[1], -100, p->r->m ? 0.0f : 0.1f, (attn_reduction)p->r->v);
 }
 
 static int ce_bwd(prob *p, float *const *dout) {
-    return attn_cross_entropy_backward(p->g[0], dout[0], p->in[0], p->aux2, p->ids, p->aux, p->r->s[0], p->r->s[1], -100,
-                                       0.1f, (attn_reduction)p->r->v);
+    return attn_cross_entropy_backward(p->g[0], dout[0], p->in[0], p->aux2, p->ids, p->r->m ? NULL : p->aux, p->r->s[0],
+                                       p->r->s[1], -100, p->r->m ? 0.0f : 0.1f, (attn_reduction)p->r->v);
 }
 
 static void ce_ref(const prob *p, double *const *out) {
     int N = p->r->s[0], C = p->r->s[1];
-    double sum = 0, den = 0, eps = 0.1;
+    double sum = 0, den = 0, eps = p->r->m ? 0 : 0.1;
     for (int i = 0; i < N; i++) {
         double li = 0;
         if (p->ids[i] != -100) {
@@ -239,7 +241,8 @@ static const opdef OP_CE = {"cross_entropy", ce_init, ce_fwd, ce_bwd, ce_ref, ce
 
 static void ln_init(prob *p) {
     int N = p->r->s[0], C = p->r->s[1];
-    add_in(p, "x", (size_t)N * C, 1.0f, 2);
+    float *x = add_in(p, "x", (size_t)N * C, 1.0f, 2);
+    for (int i = 0; i < N * C; i++) x[i] += 3.0f; /* a non-zero mean */
     if (p->r->v) add_in(p, "weight", C, 1.0f, 2), add_in(p, "bias", C, 1.0f, 2);
     add_out(p, (size_t)N * C);
     p->aux = malloc(2 * N * sizeof(float)); /* mean, rstd */
@@ -302,7 +305,7 @@ static void do_ref(const prob *p, double *const *out) {
 
 static const opdef OP_DROPOUT = {"dropout", do_init, do_fwd, do_bwd, do_ref, NULL};
 
-/* ---- Embedding: s0 = N ids, s1 = V, s2 = E; ids repeat (padding_idx: test_layers_fd.c) ---- */
+/* ---- Embedding: s0 = N ids, s1 = V, s2 = E; ids repeat (padding_idx: test_layers.c) -- ---- */
 
 static void emb_init(prob *p) {
     int N = p->r->s[0], V = p->r->s[1];
@@ -638,6 +641,7 @@ static const row ROWS[] = {
     ROW(OP_SOFTMAX, 0, 0, F, 1e-3, 5, 17), ROW(OP_SOFTMAX, 1, 0, F, 1e-3, 1, 1), ROW(OP_SOFTMAX, 1, 0, F, 1e-3, 3, 16),
     ROW(OP_SOFTMAX, 1, 0, F, 1e-3, 6, 35), ROW(OP_CE, 1, 0, F, 1e-3, 2, 1), ROW(OP_CE, 1, 0, F, 1e-3, 5, 16),
     ROW(OP_CE, 1, 0, F, 1e-3, 7, 35), ROW(OP_CE, 0, 0, F, 1e-3, 4, 17), ROW(OP_CE, 2, 0, F, 1e-3, 6, 15),
+    ROW(OP_CE, 0, 1, F, 1e-3, 3, 5), ROW(OP_CE, 1, 1, F, 1e-3, 4, 16),
     ROW(OP_LN, 0, 0, F, 1e-3, 1, 1), ROW(OP_LN, 0, 0, F, 1e-3, 3, 15),
     ROW(OP_LN, 1, 0, F, 1e-3, 4, 16), ROW(OP_LN, 1, 0, F, 1e-3, 5, 17), ROW(OP_LN, 1, 0, F, 1e-3, 2, 35),
     ROW(OP_EMB, 0, 0, F, 1e-4, 1, 1, 1), ROW(OP_EMB, 0, 0, F, 1e-4, 9, 4, 16), ROW(OP_EMB, 0, 0, F, 1e-4, 12, 7, 35),
