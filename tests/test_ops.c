@@ -491,7 +491,8 @@ static double at_flops(const prob *p) { return 4.0 * p->a.B * p->a.H * p->a.Nq *
 static const opdef OP_ATTN = {"attention", at_init, at_fwd, at_bwd, at_ref, at_flops};
 
 /* ---- GRU and LSTM: s = T, B, I, Hd; v = 0 GRU (PyTorch's linear_before_reset = 1), 1 GRU
- * (linear_before_reset = 0), 2 LSTM, 3 LSTM with peepholes; m = 1 reverse. T = 1 runs the cell
+ * (linear_before_reset = 0), 2 LSTM, 3 LSTM with peepholes; m: bit 0 reverse, bit 1 per-sequence
+ * lengths (T, 1, 0, T - 1, ...). T = 1 runs the cell
  * calls (outputs h, and c for LSTM), T > 1 the sequence calls (outputs y, h_n, and c_n).
  * Inputs in order: x, h0, [c0], weight_ih, weight_hh, bias_ih, bias_hh, [peephole]. ------- */
 
@@ -513,6 +514,8 @@ static void rnn_init(prob *p) {
     attn_gru gm = {I, Hd, 1, NULL, NULL, NULL, NULL};
     attn_lstm lm = {I, Hd, NULL, NULL, NULL, NULL, NULL};
     p->n_aux = lstm ? attn_lstm_cache_size(&lm, T, B) : attn_gru_cache_size(&gm, T, B);
+    p->ids = malloc(B * sizeof(int32_t));
+    for (int b = 0; b < B; b++) p->ids[b] = b % 4 == 0 ? T : b % 4 == 1 ? 1 : b % 4 == 2 ? 0 : T - 1;
     p->aux = malloc(p->n_aux * sizeof(float));
 }
 
@@ -531,13 +534,14 @@ static int rnn_fwd(prob *p) {
     attn_lstm lm;
     attn_lstm_grad lg;
     rnn_models(p, &gm, &gg, &lm, &lg);
-    int T = p->r->s[0], B = p->r->s[1], rev = p->r->m;
+    int T = p->r->s[0], B = p->r->s[1], rev = p->r->m & 1;
+    const int32_t *len = p->r->m & 2 ? p->ids : NULL;
     float **o = p->out;
     if (p->r->v < 2)
         return T == 1 ? attn_gru_cell_forward(&gm, B, p->in[0], p->in[1], o[0], p->aux)
-                      : attn_gru_forward(&gm, T, B, rev, NULL, p->in[0], p->in[1], o[0], o[1], p->aux);
+                      : attn_gru_forward(&gm, T, B, rev, len, p->in[0], p->in[1], o[0], o[1], p->aux);
     return T == 1 ? attn_lstm_cell_forward(&lm, B, p->in[0], p->in[1], p->in[2], o[0], o[1], p->aux)
-                  : attn_lstm_forward(&lm, T, B, rev, NULL, p->in[0], p->in[1], p->in[2], o[0], o[1], o[2], p->aux);
+                  : attn_lstm_forward(&lm, T, B, rev, len, p->in[0], p->in[1], p->in[2], o[0], o[1], o[2], p->aux);
 }
 
 static int rnn_bwd(prob *p, float *const *d) {
@@ -546,12 +550,13 @@ static int rnn_bwd(prob *p, float *const *d) {
     attn_lstm lm;
     attn_lstm_grad lg;
     rnn_models(p, &gm, &gg, &lm, &lg);
-    int T = p->r->s[0], B = p->r->s[1], rev = p->r->m;
+    int T = p->r->s[0], B = p->r->s[1], rev = p->r->m & 1;
+    const int32_t *len = p->r->m & 2 ? p->ids : NULL;
     if (p->r->v < 2)
         return T == 1 ? attn_gru_cell_backward(&gm, B, p->in[0], p->aux, d[0], p->g[0], p->g[1], &gg)
-                      : attn_gru_backward(&gm, T, B, rev, NULL, p->in[0], p->aux, d[0], d[1], p->g[0], p->g[1], &gg);
+                      : attn_gru_backward(&gm, T, B, rev, len, p->in[0], p->aux, d[0], d[1], p->g[0], p->g[1], &gg);
     return T == 1 ? attn_lstm_cell_backward(&lm, B, p->in[0], p->aux, d[0], d[1], p->g[0], p->g[1], p->g[2], &lg)
-                  : attn_lstm_backward(&lm, T, B, rev, NULL, p->in[0], p->aux, d[0], d[1], d[2], p->g[0], p->g[1],
+                  : attn_lstm_backward(&lm, T, B, rev, len, p->in[0], p->aux, d[0], d[1], d[2], p->g[0], p->g[1],
                                        p->g[2], &lg);
 }
 
@@ -567,12 +572,14 @@ static void rnn_ref(const prob *p, double *const *out) {
     int T = s[0], B = s[1], I = s[2], Hd = s[3];
     const float *wih = p->in[k], *whh = p->in[k + 1], *bih = p->in[k + 2], *bhh = p->in[k + 3];
     const float *P = p->r->v == 3 ? p->in[k + 4] : NULL;
-    double *h = malloc(sizeof(double) * B * Hd * 3), *c = h + B * Hd, *x = malloc(sizeof(double) * (I + 2 * Hd));
+    double *h = malloc(sizeof(double) * B * Hd * 2), *c = h + B * Hd, *x = malloc(sizeof(double) * (I + 2 * Hd));
     double *hn = x + I, *rh = hn + Hd;
     for (int e = 0; e < B * Hd; e++) h[e] = p->in[1][e], c[e] = lstm ? p->in[2][e] : 0;
-    for (int step = 0; step < T; step++) {
-        int t = p->r->m ? T - 1 - step : step;
-        for (int b = 0; b < B; b++) {
+    if (T > 1) memset(out[0], 0, sizeof(double) * T * B * Hd); /* steps past a sequence's length */
+    for (int b = 0; b < B; b++) {
+        int len = p->r->m & 2 ? p->ids[b] : T;
+        for (int step = 0; step < len; step++) {
+            int t = p->r->m & 1 ? len - 1 - step : step;
             double *hb = h + (size_t)b * Hd, *cb = c + (size_t)b * Hd;
             for (int i = 0; i < I; i++) x[i] = p->in[0][((size_t)t * B + b) * I + i];
             for (int j = 0; j < Hd; j++) {
@@ -659,6 +666,8 @@ static const row ROWS[] = {
     ROW(OP_RNN, 0, 0, F, 1e-3, 1, 2, 3, 4), ROW(OP_RNN, 1, 0, F, 1e-3, 1, 3, 5, 2), ROW(OP_RNN, 2, 0, F, 1e-3, 1, 2, 3, 4),
     ROW(OP_RNN, 3, 0, F, 1e-3, 1, 1, 2, 5), ROW(OP_RNN, 0, 1, F, 1e-3, 4, 2, 3, 3), ROW(OP_RNN, 1, 0, F, 1e-3, 3, 2, 2, 4),
     ROW(OP_RNN, 2, 1, F, 1e-3, 3, 2, 3, 3), ROW(OP_RNN, 3, 0, F, 1e-3, 4, 1, 2, 3),
+    ROW(OP_RNN, 0, 2, F, 1e-3, 4, 4, 3, 3), ROW(OP_RNN, 1, 3, F, 1e-3, 3, 4, 2, 3), ROW(OP_RNN, 2, 3, F, 1e-3, 4, 4, 3, 2),
+    ROW(OP_RNN, 3, 2, F, 1e-3, 3, 4, 2, 3),
     PERF(OP_ACT, 0, 0, 1 << 20), PERF(OP_ACT, 3, 0, 1 << 20), PERF(OP_DROPOUT, 0, 0, 1 << 20), PERF(OP_SOFTMAX, 0, 0, 512, 1024),
     PERF(OP_CE, 1, 0, 512, 8192), PERF(OP_LN, 1, 0, 2048, 512), PERF(OP_EMB, 0, 0, 4096, 8192, 256),
     PERF(OP_LINEAR, 1, 0, 512, 512, 512), PERF(OP_ATTN, ATTN_SCORE_SCALED, 0, 2, 8, 8, 512, 512, 64),
