@@ -519,45 +519,48 @@ static void rnn_init(prob *p) {
     p->aux = malloc(p->n_aux * sizeof(float));
 }
 
-static void rnn_models(prob *p, attn_gru *gm, attn_gru_grad *gg, attn_lstm *lm, attn_lstm_grad *lg) {
+/* The layer descriptions and call arguments of a row, over the problem's arrays. */
+typedef struct {
+    attn_gru gm;
+    attn_gru_grad gg;
+    attn_lstm lm;
+    attn_lstm_grad lg;
+    int T, B, rev;
+    const int32_t *len;
+} rnn_args;
+
+static rnn_args rnn_of(const prob *p) {
     int k = p->r->v >= 2 ? 3 : 2;
-    *gm = (attn_gru){p->r->s[2], p->r->s[3], p->r->v == 0, p->in[k], p->in[k + 1], p->in[k + 2], p->in[k + 3]};
-    *gg = (attn_gru_grad){p->g[k], p->g[k + 1], p->g[k + 2], p->g[k + 3]};
-    *lm = (attn_lstm){p->r->s[2], p->r->s[3], p->in[k], p->in[k + 1], p->in[k + 2], p->in[k + 3], p->in[k + 4]};
-    *lg = (attn_lstm_grad){p->g[k], p->g[k + 1], p->g[k + 2], p->g[k + 3], p->g[k + 4]};
-    if (p->r->v != 3) lm->peephole = NULL, lg->peephole = NULL;
+    rnn_args a;
+    a.gm = (attn_gru){p->r->s[2], p->r->s[3], p->r->v == 0, p->in[k], p->in[k + 1], p->in[k + 2], p->in[k + 3]};
+    a.gg = (attn_gru_grad){p->g[k], p->g[k + 1], p->g[k + 2], p->g[k + 3]};
+    a.lm = (attn_lstm){p->r->s[2], p->r->s[3], p->in[k], p->in[k + 1], p->in[k + 2], p->in[k + 3], p->in[k + 4]};
+    a.lg = (attn_lstm_grad){p->g[k], p->g[k + 1], p->g[k + 2], p->g[k + 3], p->g[k + 4]};
+    if (p->r->v != 3) a.lm.peephole = NULL, a.lg.peephole = NULL;
+    a.T = p->r->s[0], a.B = p->r->s[1], a.rev = p->r->m & 1;
+    a.len = p->r->m & 2 ? p->ids : NULL;
+    return a;
 }
 
 static int rnn_fwd(prob *p) {
-    attn_gru gm;
-    attn_gru_grad gg;
-    attn_lstm lm;
-    attn_lstm_grad lg;
-    rnn_models(p, &gm, &gg, &lm, &lg);
-    int T = p->r->s[0], B = p->r->s[1], rev = p->r->m & 1;
-    const int32_t *len = p->r->m & 2 ? p->ids : NULL;
-    float **o = p->out;
+    rnn_args a = rnn_of(p);
+    float **o = p->out, *x = p->in[0], *h0 = p->in[1];
     if (p->r->v < 2)
-        return T == 1 ? attn_gru_cell_forward(&gm, B, p->in[0], p->in[1], o[0], p->aux)
-                      : attn_gru_forward(&gm, T, B, rev, len, p->in[0], p->in[1], o[0], o[1], p->aux);
-    return T == 1 ? attn_lstm_cell_forward(&lm, B, p->in[0], p->in[1], p->in[2], o[0], o[1], p->aux)
-                  : attn_lstm_forward(&lm, T, B, rev, len, p->in[0], p->in[1], p->in[2], o[0], o[1], o[2], p->aux);
+        return a.T == 1 ? attn_gru_cell_forward(&a.gm, a.B, x, h0, o[0], p->aux)
+                        : attn_gru_forward(&a.gm, a.T, a.B, a.rev, a.len, x, h0, o[0], o[1], p->aux);
+    return a.T == 1 ? attn_lstm_cell_forward(&a.lm, a.B, x, h0, p->in[2], o[0], o[1], p->aux)
+                    : attn_lstm_forward(&a.lm, a.T, a.B, a.rev, a.len, x, h0, p->in[2], o[0], o[1], o[2], p->aux);
 }
 
 static int rnn_bwd(prob *p, float *const *d) {
-    attn_gru gm;
-    attn_gru_grad gg;
-    attn_lstm lm;
-    attn_lstm_grad lg;
-    rnn_models(p, &gm, &gg, &lm, &lg);
-    int T = p->r->s[0], B = p->r->s[1], rev = p->r->m & 1;
-    const int32_t *len = p->r->m & 2 ? p->ids : NULL;
+    rnn_args a = rnn_of(p);
+    float *x = p->in[0], **g = p->g;
     if (p->r->v < 2)
-        return T == 1 ? attn_gru_cell_backward(&gm, B, p->in[0], p->aux, d[0], p->g[0], p->g[1], &gg)
-                      : attn_gru_backward(&gm, T, B, rev, len, p->in[0], p->aux, d[0], d[1], p->g[0], p->g[1], &gg);
-    return T == 1 ? attn_lstm_cell_backward(&lm, B, p->in[0], p->aux, d[0], d[1], p->g[0], p->g[1], p->g[2], &lg)
-                  : attn_lstm_backward(&lm, T, B, rev, len, p->in[0], p->aux, d[0], d[1], d[2], p->g[0], p->g[1],
-                                       p->g[2], &lg);
+        return a.T == 1 ? attn_gru_cell_backward(&a.gm, a.B, x, p->aux, d[0], g[0], g[1], &a.gg)
+                        : attn_gru_backward(&a.gm, a.T, a.B, a.rev, a.len, x, p->aux, d[0], d[1], g[0], g[1], &a.gg);
+    return a.T == 1 ? attn_lstm_cell_backward(&a.lm, a.B, x, p->aux, d[0], d[1], g[0], g[1], g[2], &a.lg)
+                    : attn_lstm_backward(&a.lm, a.T, a.B, a.rev, a.len, x, p->aux, d[0], d[1], d[2], g[0], g[1], g[2],
+                                         &a.lg);
 }
 
 /* Row j of a (G*Hd, n) weight block times v (n), in double. */
