@@ -697,9 +697,20 @@ static double loss(const prob *p, float *const *R) {
     return L;
 }
 
-/* Finite differences visit every element of inputs up to 300 elements, and an evenly spread
- * sample of about 300 of larger ones (every element of a gradient must still be finite). */
-static size_t fd_step(size_t n) { return n <= 300 ? 1 : n / 300 + 1; }
+/* Finite differences visit every element of inputs up to FD_MAX elements, and an evenly
+ * spread sample of about FD_MAX of larger ones (every element of a gradient must still be
+ * finite). Sanitizer builds (unoptimised, instrumented) sample fewer. */
+#if defined(__SANITIZE_ADDRESS__)
+#define FD_MAX 40
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FD_MAX 40
+#endif
+#endif
+#ifndef FD_MAX
+#define FD_MAX 300
+#endif
+static size_t fd_step(size_t n) { return n <= FD_MAX ? 1 : n / FD_MAX + 1; }
 
 /* (L(x + h) - L(x - h)) / (x+h - x-h) for element e of input t, the steps rounded to float. */
 static double central(prob *p, float *const *R, int t, size_t e, double h) {
