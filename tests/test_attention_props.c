@@ -12,7 +12,7 @@
  *  - parameter gradients accumulate (+=), lse = NULL in attn_backward is recomputed exactly;
  *  - malformed descriptions are refused with a status, and mask strides broadcast as numpy.
  * Values are checked against PyTorch in test_attention_ref.c and against finite differences in
- * test_attention_fd.c.
+ * test_ops.c.
  */
 #include <math.h>
 #include <stdio.h>

@@ -1,12 +1,13 @@
 /* The attention kernels of every instruction-set path (ref, avx2, avx512: those this CPU
- * runs) against a double-precision reference written here, and against each other:
+ * runs) against a double-precision reference written here:
  *   - the fused forward (output, log-sum-exp, weights), the split over keys (fwd_part) and
  *     the fused backward (dQ, dK, dV), per head, at sizes below, at and above every vector
  *     width, tile and key block, with every mask kind (causal, window, key lengths, boolean
  *     mask, additive bias with -inf), fully masked rows (zero output, lse = -inf);
  *   - attn_forward / attn_backward through the public API on every path: grouped heads,
  *     strided views, the decoding split over keys, the split backward, and results bitwise
- *     identical for 1, 2 and 3 threads;
+ *     identical for 1, 2 and 3 threads and when only some gradients are asked for (each
+ *     path's values against a double reference and finite differences: test_ops.c);
  *   - the precision goal: max abs error <= 1e-5 against double precision on unit-normal
  *     inputs at N = 4096 (1024 under sanitizers), forward and backward.
  * No timing anywhere: benchmarks live in `attn bench`. */
@@ -375,7 +376,6 @@ static void api_case(const acase *c, uint64_t seed) {
     char what[160];
     snprintf(what, sizeof what, "api B=%d H=%d Hkv=%d Nq=%d Nk=%d d=%d causal=%d window=%d keylens=%d bmask=%d bias=%d",
              c->B, c->H, c->Hkv, c->Nq, c->Nk, c->d, c->causal, c->window, c->keylens, c->bmask, c->bias);
-    int first = -1;
     for (int t = 0; t < NISA; t++) {
         if (!attn__kern_named(ISAS[t])) continue;
         CHECK(attn_set_isa(ISAS[t]) == ATTN_OK, "set isa %s", ISAS[t]);
@@ -403,15 +403,6 @@ static void api_case(const acase *c, uint64_t seed) {
         CHECK(attn_backward(&a, Q, K, V, O[t][0], L[t][0], dO, dq_only, NULL, NULL, NULL) == ATTN_OK, "%s: dQ only", what);
         CHECK(!memcmp(dq_only, G[t][0][0], nq * sizeof(float)), "%s: path %s, dQ alone differs", what, ISAS[t]);
         free(dv_only), free(dq_only);
-        if (first < 0) {
-            first = t;
-        } else {
-            /* Paths agree with the reference path to float accuracy. */
-            CHECK(tu_close(what, O[t][0], O[first][0], no, 1e-4, 1e-5), "%s forward %s vs %s", what, ISAS[t], ISAS[first]);
-            CHECK(tu_close(what, G[t][0][0], G[first][0][0], nq, 1e-4, 1e-5), "%s dQ %s vs %s", what, ISAS[t], ISAS[first]);
-            CHECK(tu_close(what, G[t][0][1], G[first][0][1], nk, 1e-4, 1e-5), "%s dK %s vs %s", what, ISAS[t], ISAS[first]);
-            CHECK(tu_close(what, G[t][0][2], G[first][0][2], nk, 1e-4, 1e-5), "%s dV %s vs %s", what, ISAS[t], ISAS[first]);
-        }
     }
     for (int t = 0; t < NISA; t++)
         for (int th = 0; th < 3; th++) {

@@ -300,7 +300,7 @@ def main():
                 "against nn.GRU itself in `tests/data/layers` (tools/gen_layers_refs.py). "
                 "No ONNX test runs the reverse or bidirectional direction; those are checked "
                 "against PyTorch there too, and against finite differences in "
-                "`tests/test_layers_fd.c`.\n\n" % ver)
+                "`tests/test_ops.c`.\n\n" % ver)
         f.write("## Converted (%d)\n\n" % len(converted))
         for name, notes in converted:
             f.write("- `%s`%s\n" % (name, (": " + "; ".join(notes)) if notes else ""))

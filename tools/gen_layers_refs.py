@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Writes PyTorch reference files for the recurrent layers and the cross-entropy of
-include/attn/layers.h, read by tests/test_layers_fd.c (its "against PyTorch" part), so the
+include/attn/layers.h, read by tests/test_layers.c (its "against PyTorch" part), so the
 claim that attn_gru / attn_lstm use nn.GRU / nn.LSTM's weight layout (and that
 attn_cross_entropy_* is F.cross_entropy) is checked against PyTorch itself.
 

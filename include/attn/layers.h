@@ -1,14 +1,15 @@
 /* attn/layers.h: the neural-network layers that models are built from, each a forward and a
  * backward on plain float arrays (llm.c style): recurrent cells (GRU, LSTM) and whole
- * sequences through them, layer normalisation, embedding lookup, softmax and log-softmax,
- * cross-entropy, dropout, and the elementwise activations. (The linear layer y = x W^T + b
- * lives in its own header; the attention function in attn/attention.h.)
+ * sequences through them, the linear layer, layer normalisation, embedding lookup, softmax and
+ * log-softmax, cross-entropy, dropout, and the elementwise activations. (The attention
+ * function is in attn/attention.h.)
  *
  * Conventions for every layer here:
  *  - Arrays are C order and contiguous; each argument documents its shape. Letters:
  *      N rows (any flattening of the leading dimensions), C the last (normalised or class)
  *      axis, V vocabulary size, E embedding size, T time steps, B batch, I input size,
- *      Hd hidden size, G gates per cell (GRU 3, LSTM 4).
+ *      Hd hidden size, G gates per cell (GRU 3, LSTM 4); for linear, M rows, K input and
+ *      N output features.
  *  - Forward writes (=) its outputs. Backward ACCUMULATES (+=) into every gradient it is given,
  *    so gradients of a parameter shared by several uses add up; zero them before a step.
  *    A gradient pointer may be NULL when that gradient is not wanted.
@@ -34,6 +35,17 @@
 extern "C" {
 #endif
 ATTN_API_BEGIN
+
+/* ---- Linear ------------------------------------------------------------------------------ */
+
+/* y (M, N) = x (M, K) W^T + b, as torch.nn.Linear: W (N, K), b (N) or NULL (no bias).
+ * M may be 0 (nothing to do); K, N >= 1. */
+int attn_linear_forward(float *y, const float *x, const float *W, const float *b, int M, int K, int N);
+/* For dy (M, N): dx (M, K) += dy W, dW (N, K) += dy^T x, db (N) += sum of dy's rows; each
+ * gradient may be NULL. x and W as given to the forward (x may be NULL when dW is, W when dx
+ * is). */
+int attn_linear_backward(float *dx, float *dW, float *db, const float *dy, const float *x, const float *W, int M,
+                         int K, int N);
 
 /* ---- Activations (elementwise over n floats; out may be the same array as inp) ----------- */
 

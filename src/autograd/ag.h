@@ -104,8 +104,6 @@ int64_t ag_block(int64_t cost);
 /* sgemm wrapper with int checks: C (M, N) = alpha op(A) op(B) + beta C. */
 void ag_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
               int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
-/* db (N) (+)= column sums of dy (M, N), deterministic; beta 0 overwrites, 1 adds. */
-void ag_colsum(float *db, const float *dy, int64_t M, int64_t N, float beta);
 
 /* Normalises an axis argument (negative counts from the end) or returns -1. */
 int ag_axis(int axis, int ndim);

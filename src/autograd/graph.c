@@ -407,30 +407,6 @@ void ag_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, cons
     attn__kern()->sgemm(ta, tb, (int)M, (int)N, (int)K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-typedef struct {
-    float *db;
-    const float *dy;
-    int64_t M, N;
-    float beta;
-} colsum_ctx;
-
-static void colsum_range(void *c, int64_t j0, int64_t j1) {
-    colsum_ctx *s = c;
-    for (int64_t j = j0; j < j1; j++) s->db[j] = s->beta == 0.0f ? 0.0f : s->db[j];
-    for (int64_t m = 0; m < s->M; m++) {
-        const float *r = s->dy + m * s->N;
-        for (int64_t j = j0; j < j1; j++) s->db[j] += r[j];
-    }
-}
-
-void ag_colsum(float *db, const float *dy, int64_t M, int64_t N, float beta) {
-    colsum_ctx c = {db, dy, M, N, beta};
-    /* Columns are split (each column summed in row order): the same bits for any split. */
-    int64_t block = ag_block(M);
-    if (block < 16) block = 16;
-    ag_parallel_for(N, block, colsum_range, &c);
-}
-
 attn_var *attn_param_var(attn_graph *g, attn_param *p) {
     if (!ag_ok(g, "attn_param_var", 0, NULL)) return NULL;
     if (!p || !p->data) return ag_fail(g, ATTN_EINVAL, "attn_param_var: %s", p ? "parameters not allocated" : "NULL parameter");

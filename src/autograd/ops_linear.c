@@ -1,8 +1,7 @@
 /* Matrix products on the tape: the linear layer (x W^T + b over all rows at once: one GEMM
  * forward, three products backward) and the batched matmul. All products go through the
- * kernel table's sgemm, which is deterministic for any thread count. The linear forward is
- * nn/linear.c's; its backward here is three products and a column sum (parallel over columns)
- * in the tape's write-or-add form.
+ * kernel table's sgemm, which is deterministic for any thread count. The linear layer's
+ * forward and backward are nn/linear.c's; the tape only records and adapts them.
  * Letters: R rows (the leading dimensions flattened), I input features, O output features;
  * for matmul Bt batches, M x K times K x N. */
 #include <string.h>
@@ -19,26 +18,14 @@ typedef struct {
 static void linear_backward(attn_graph *g, ag_entry *base) {
     linear_entry *e = (linear_entry *)base;
     const float *dy = ag_dy(e->e.out); /* (R, O) */
-    int64_t R = e->R, I = e->I, O = e->O;
-    int fresh;
-    if (e->x->requires_grad) {
-        /* dx (R, I) = dy (R, O) W (O, I) */
-        float *dx = ag_grad(g, e->x, &fresh);
-        if (!dx) return;
-        ag_sgemm(0, 0, R, I, O, 1.0f, dy, O, e->W->data, I, fresh ? 0.0f : 1.0f, dx, I);
-    }
-    if (e->W->requires_grad) {
-        /* dW (O, I) += dy^T (O, R) x (R, I) */
-        float *dW = ag_grad(g, e->W, &fresh);
-        if (!dW) return;
-        ag_sgemm(1, 0, O, I, R, 1.0f, dy, O, e->x->data, I, fresh ? 0.0f : 1.0f, dW, I);
-    }
-    if (e->b && e->b->requires_grad) {
-        /* db (O) += sum over rows of dy */
-        float *db = ag_grad(g, e->b, &fresh);
-        if (!db) return;
-        ag_colsum(db, dy, R, O, fresh ? 0.0f : 1.0f);
-    }
+    int fresh_x = 1, fresh_W = 1, fresh_b = 1;
+    float *dx = NULL, *dW = NULL, *db = NULL;
+    /* Fresh gradient buffers are written, the others added to: nn/linear.c's backward. */
+    if (e->x->requires_grad && !(dx = ag_grad(g, e->x, &fresh_x))) return; /* (R, I) */
+    if (e->W->requires_grad && !(dW = ag_grad(g, e->W, &fresh_W))) return; /* (O, I) */
+    if (e->b && e->b->requires_grad && !(db = ag_grad(g, e->b, &fresh_b))) return; /* (O) */
+    attn__linear_backward(dx, !fresh_x, dW, !fresh_W, db, !fresh_b, dy, e->x->data, 0, e->W->data, (int)e->R,
+                          (int)e->I, (int)e->O);
 }
 
 attn_var *attn_ag_linear(attn_graph *g, attn_var *x, attn_var *W, attn_var *b) {

@@ -353,7 +353,7 @@ int attn_mha_backward(const attn_mha_config *config, const attn_mha_weights *w, 
     if ((st = attn_mha_attn_desc(&cfg, c, &a)) || (st = build_masks(masks, &a, &mask_buf))) goto done;
 
     /* out = o W_out^T + b_out  =>  dO = dout W_out, dW_out += dout^T o, db_out += sum dout */
-    attn__linear_backward(dO, g ? g->out_w : NULL, g ? g->out_b : NULL, dout, c->o, 0, w->out_w, B * Nq, E, E);
+    attn__linear_backward(dO, 0, g ? g->out_w : NULL, 1, g ? g->out_b : NULL, 1, dout, c->o, 0, w->out_w, B * Nq, E, E);
     /* The attention core, on the same strided views. */
     if ((st = attn_backward(&a, c->q, c->k, c->v, c->o, c->lse, dO, dq, dk, dv, NULL))) goto done;
     if (cfg.rope) {
@@ -364,9 +364,9 @@ int attn_mha_backward(const attn_mha_config *config, const attn_mha_weights *w, 
         if ((st = attn_rope_backward(&r, dk))) goto done;
     }
     /* q = query W_q^T + b_q  =>  dquery = dq W_q, dW_q += dq^T query, db_q += sum dq; same for k, v. */
-    attn__linear_backward(dquery, g ? g->q_w : NULL, g ? g->q_b : NULL, dq, query, 0, w->q_w, B * Nq, E, E);
-    attn__linear_backward(dkey, g ? g->k_w : NULL, g ? g->k_b : NULL, dk, key, 0, w->k_w, B * Nk, cfg.kdim, E);
-    attn__linear_backward(dvalue, g ? g->v_w : NULL, g ? g->v_b : NULL, dv, value, 0, w->v_w, B * Nk, cfg.vdim, E);
+    attn__linear_backward(dquery, 0, g ? g->q_w : NULL, 1, g ? g->q_b : NULL, 1, dq, query, 0, w->q_w, B * Nq, E, E);
+    attn__linear_backward(dkey, 0, g ? g->k_w : NULL, 1, g ? g->k_b : NULL, 1, dk, key, 0, w->k_w, B * Nk, cfg.kdim, E);
+    attn__linear_backward(dvalue, 0, g ? g->v_w : NULL, 1, g ? g->v_b : NULL, 1, dv, value, 0, w->v_w, B * Nk, cfg.vdim, E);
 done:
     attn_free(mask_buf);
     return st;

@@ -22,12 +22,13 @@
  * x rows are ldx floats apart (ldx >= K; 0 = K); y is contiguous. */
 void attn__linear_forward(float *y, const float *x, int64_t ldx, const float *W, const float *b, int M, int K, int N);
 
-/* Backward of attn__linear_forward, for dy (M, N):
- *   dx (M, K) = dy W        (overwritten; skipped when dx is NULL)
- *   dW (N, K) += dy^T x     (skipped when NULL)
- *   db (N)    += sum of dy's rows (skipped when NULL) */
-void attn__linear_backward(float *dx, float *dW, float *db, const float *dy, const float *x, int64_t ldx,
-                           const float *W, int M, int K, int N);
+/* Backward of attn__linear_forward, for dy (M, N). Each gradient may be NULL (skipped); its
+ * flag says whether it is added to (1: +=) or written (0: =):
+ *   dx (M, K) (+)= dy W         dW (N, K) (+)= dy^T x         db (N) (+)= sum of dy's rows
+ * db sums each column in row order (parallel over columns), so any thread count gives the
+ * same bits. */
+void attn__linear_backward(float *dx, int dx_acc, float *dW, int dW_acc, float *db, int db_acc, const float *dy,
+                           const float *x, int64_t ldx, const float *W, int M, int K, int N);
 
 /* ---- embedding (nn/embedding.c) ----------------------------------------------------------- */
 
