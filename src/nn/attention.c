@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "core/internal.h"
-#include "kernels/additive.h"
+#include "kernels/ref/additive.h"
 #include "kernels/kernels.h"
 
 #define COS_EPS 1e-12f

@@ -1,7 +1,7 @@
 /* The additive (Bahdanau) score's kernel (see additive.h): moved here from the seq2seq decoder
  * step (models/s2s_additive.c) so that the library has one additive implementation, with the
  * arithmetic that training has always run (the golden training hashes depend on it). */
-#include "kernels/additive.h"
+#include "kernels/ref/additive.h"
 
 /* tanh as a rational function (Eigen's generic_fast_tanh_float: odd degree-13 numerator over
  * even degree-6 denominator on [-7.9, 7.9]), relative error below 4e-7 against tanhf, and
