@@ -76,6 +76,30 @@ check "resumed: exit 0" [ $? -eq 0 ]
 check "resumed == uninterrupted (weights)" cmp -s "$T/full/model.safetensors" "$T/half/model.safetensors"
 check "resumed == uninterrupted (optimiser)" cmp -s "$T/full/optim.safetensors" "$T/half/optim.safetensors"
 
+# ---- early stopping, and a stop by SIGINT ----------------------------------------------------
+# With --patience 1 and no BLEU, the run stops the first epoch whose validation loss is not
+# better than the best so far: long before 400 epochs on 22 training pairs.
+"$ATTN" train seq2seq $R --epochs 400 --patience 1 --valid-bleu 0 --log "$T/es.csv" --out "$T/es" >"$T/out" 2>&1
+check "early stop: exit 0" [ $? -eq 0 ]
+check "early stop: final line" grep -q "^early-stopped: " "$T/out"
+check "early stop: fewer than 400 epochs logged" [ "$(wc -l <"$T/es.csv")" -lt 400 ]
+check "early stop: checkpoint" [ -s "$T/es/model.safetensors" ]
+# SIGINT once the first checkpoint is written: the run saves, says how to resume, exits 0;
+# --resume then goes on from there.
+"$ATTN" train seq2seq $R --epochs 100000 --out "$T/int" >"$T/int.out" 2>&1 &
+pid=$!
+for _ in $(seq 1 200); do [ -s "$T/int/config.json" ] && break; sleep 0.05; done
+kill -INT $pid
+for _ in $(seq 1 200); do kill -0 $pid 2>/dev/null || break; sleep 0.05; done
+kill -0 $pid 2>/dev/null && { kill -KILL $pid; bad "SIGINT: still running 10 s later"; }
+wait $pid
+check "SIGINT: exit 0" [ $? -eq 0 ]
+check "SIGINT: stopped, resume hint" grep -q "^stopped: .*(resume with --resume)" "$T/int.out"
+step=$(sed -n 's/.*"step": \([0-9]*\).*/\1/p' "$T/int/config.json")
+check "SIGINT: checkpoint at the stop" [ -n "$step" ] && [ "$step" -gt 0 ]
+"$ATTN" train seq2seq $R --epochs 100000 --max-steps $((step + 3)) --out "$T/int" --resume >"$T/out" 2>&1
+check "SIGINT: resumed for 3 more updates" grep -q "^stopped: 3 updates" "$T/out"
+
 # ---- errors --------------------------------------------------------------------------------
 # err CODE PATTERN ARGS...: exits CODE with a stderr line matching PATTERN
 err() {
