@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "attn/seq2seq.h"
+#include "attn/layers.h"
 #include "core/internal.h"
 #include "models/s2s_internal.h"
 
@@ -40,17 +41,6 @@ void attn_s2s_translation_free(attn_s2s_translation *t) {
     attn_s2s_hyp_free(&t->hyp);
     attn_free(t->text);
     memset(t, 0, sizeof *t);
-}
-
-/* log_softmax of one row (V) into lp; returns nothing. Sums in double: the same on any run. */
-static void log_softmax_row(const float *x, int V, float *lp) {
-    float mx = x[0];
-    for (int v = 1; v < V; v++)
-        if (x[v] > mx) mx = x[v];
-    double s = 0.0;
-    for (int v = 0; v < V; v++) s += exp((double)(x[v] - mx));
-    float lse = mx + (float)log(s);
-    for (int v = 0; v < V; v++) lp[v] = x[v] - lse;
 }
 
 static int max_len_for(const attn_s2s_decode_opts *o, int S) {
@@ -126,7 +116,7 @@ static int greedy_batch(attn_s2s *m, int n, const int32_t *const *src, const int
         if (!logits) goto fail;
         for (int i = 0; i < n; i++) {
             if (done[i]) continue;
-            log_softmax_row(logits->data + (int64_t)i * V, V, lp);
+            attn_log_softmax_forward(lp, logits->data + (int64_t)i * V, 1, V);
             int best = 0;
             for (int v = 1; v < V; v++)
                 if (lp[v] > lp[best]) best = v;
@@ -217,7 +207,7 @@ int attn__s2s_beam(attn_s2s *m, const int32_t *src, int len, const attn_s2s_deco
         int nc = 0, cap = 2 * K;
         for (int k = 0; k < K; k++) {
             if (sc[k] == -INFINITY) continue;
-            log_softmax_row(logits->data + (int64_t)k * V, V, lp);
+            attn_log_softmax_forward(lp, logits->data + (int64_t)k * V, 1, V);
             for (int v = 0; v < V; v++) {
                 double f = sc[k] + lp[v];
                 if (nc == cap && !(f > cs[nc - 1].score)) continue;
