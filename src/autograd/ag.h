@@ -50,12 +50,21 @@ struct attn_graph {
     char msg[256];
     int training, grad_enabled, in_backward;
     attn_rng rng;
+    attn_plan *plan;    /* the attention plan every attention entry runs on (see ag_plan) */
 };
 
 /* Arena allocation, 64-byte aligned; NULL and a sticky error on failure. */
 void *ag_alloc(attn_graph *g, size_t bytes);
 void *ag_calloc(attn_graph *g, size_t bytes);
 float *ag_floats(attn_graph *g, int64_t n);
+
+/* The graph's attention plan, reshaped to the description a (checked, as attn_plan_reshape);
+ * NULL and a sticky error on failure. Made by the first call and kept across
+ * attn_graph_reset until attn_graph_free, so its workspace grows to the largest call recorded
+ * and later steps allocate nothing for attention. One plan serves every entry, forward and
+ * backward: a plan's workspace holds nothing from one call to the next (each call recomputes
+ * what it needs from its arguments; the log-sum-exp the backward reads lives in the arena). */
+attn_plan *ag_plan(attn_graph *g, const attn_desc *a);
 
 /* Records a failure (first one wins) and returns NULL, for `return ag_fail(...)`. */
 void *ag_fail(attn_graph *g, int status, const char *fmt, ...)

@@ -90,6 +90,7 @@ int attn_graph_new(size_t arena_bytes, attn_graph **out) {
 
 void attn_graph_free(attn_graph *g) {
     if (!g) return;
+    attn_plan_free(g->plan);
     chunks_free(g->chunks);
     attn_free(g);
 }
@@ -143,6 +144,11 @@ size_t attn_graph_arena_reserved(const attn_graph *g) {
 void *attn_graph_alloc(attn_graph *g, size_t bytes) {
     if (!g) return NULL;
     return ag_alloc(g, bytes);
+}
+
+attn_plan *ag_plan(attn_graph *g, const attn_desc *a) {
+    int st = g->plan ? attn_plan_reshape(g->plan, a) : attn_plan_new(a, &g->plan);
+    return st == ATTN_OK ? g->plan : ag_fail_last(g, st);
 }
 
 /* ---- Errors ---------------------------------------------------------------------------- */

@@ -1,4 +1,5 @@
-/* Attention on the tape: the one entry around attn_forward / attn_backward (attn/attention.h),
+/* Attention on the tape: the one entry around attn_plan_forward / attn_plan_backward
+ * (attn/attention.h), run on the graph's plan (ag_plan: its workspace is kept across steps),
  * for every score kind and mask, grouped heads, q, k, v read through strides (no transposes),
  * heads packed side by side in the columns of one projection, and the rotary position
  * encoding folded in; the log-sum-exp is kept for the backward, the weights on request.
@@ -106,8 +107,10 @@ static void attn_backward_entry(attn_graph *g, ag_entry *base) {
     if (bad) return;
     float *dx[3];
     for (int i = 0; i < 3; i++) dx[i] = d.buf[i] ? d.buf[i] + c->off[i] : NULL;
-    int st = attn_backward(&c->a, e->x[0]->data + c->off[0], e->x[1]->data + c->off[1], e->x[2]->data + c->off[2],
-                           e->e.out->data, e->lse, ag_dy(e->e.out), dx[0], dx[1], dx[2], &dp);
+    attn_plan *pl = ag_plan(g, &c->a);
+    if (!pl) return;
+    int st = attn_plan_backward(pl, e->x[0]->data + c->off[0], e->x[1]->data + c->off[1], e->x[2]->data + c->off[2],
+                                e->e.out->data, e->lse, ag_dy(e->e.out), dx[0], dx[1], dx[2], &dp);
     /* q' = R q, k' = R k  =>  dq = R^T dq', dk = R^T dk'. */
     for (int i = 0; !st && c->rope && i < 2; i++) {
         attn_rope_desc r = rope_desc(e->x[i], &c->a, i, c->rope_base);
@@ -160,7 +163,9 @@ attn_var *ag_attention(attn_graph *g, attn_var *q, attn_var *k, attn_var *v, con
     float *lse = ag_floats(g, (int64_t)a->B * a->H * a->Nq);
     attn_var *P = weights ? ag_new(g, 4, (int64_t[]){a->B, a->H, a->Nq, a->Nk}, 0) : NULL;
     if (!y || !lse || (weights && !P)) return NULL;
-    st = attn_forward(a, q->data + c->off[0], k->data + c->off[1], v->data + c->off[2], y->data, P ? P->data : NULL, lse);
+    attn_plan *pl = ag_plan(g, a);
+    if (!pl) return NULL;
+    st = attn_plan_forward(pl, q->data + c->off[0], k->data + c->off[1], v->data + c->off[2], y->data, P ? P->data : NULL, lse);
     if (st != ATTN_OK) return ag_fail_last(g, st);
     if (y->requires_grad) {
         attn_entry *e = ag_record(g, sizeof *e, attn_backward_entry, y, NULL);

@@ -6,6 +6,7 @@
 
 #include "attn/layers.h"
 #include "autograd/ag.h"
+#include "nn/nn_internal.h"
 
 /* Checks x (..., B, I), h (B, Hd) and the weights; fills I, Hd. */
 static int rnn_check(attn_graph *g, const char *op, int G, attn_var *x, int xdims, attn_var *W_ih, attn_var *W_hh,
@@ -87,12 +88,14 @@ static void gru_backward(attn_graph *g, ag_entry *base) {
     int bad = 0;
     float *dx = want(g, e->x, &bad), *dh0 = want(g, e->h0, &bad);
     attn_gru_grad gg = {want(g, e->W_ih, &bad), want(g, e->W_hh, &bad), want(g, e->b_ih, &bad), want(g, e->b_hh, &bad)};
-    if (bad) return;
+    float *work = bad ? NULL : ag_calloc(g, attn__gru_backward_floats(&e->m, e->T, e->B) * sizeof(float));
+    if (!work) return;
     int st;
-    if (e->cell) st = attn_gru_cell_backward(&e->m, e->B, e->x->data, e->cache, ag_dy(e->e.out), dx, dh0, &gg);
+    /* A cell is the sequence of one step whose gradient comes in as dh_n. */
+    if (e->cell) st = attn__gru_backward_ws(&e->m, 1, e->B, 0, NULL, e->x->data, e->cache, NULL, ag_dy(e->e.out), dx, dh0, &gg, work);
     else
-        st = attn_gru_backward(&e->m, e->T, e->B, e->reverse, e->lengths, e->x->data, e->cache, ag_dy(e->e.out),
-                               e->e.out2 ? ag_dy(e->e.out2) : NULL, dx, dh0, &gg);
+        st = attn__gru_backward_ws(&e->m, e->T, e->B, e->reverse, e->lengths, e->x->data, e->cache, ag_dy(e->e.out),
+                                   e->e.out2 ? ag_dy(e->e.out2) : NULL, dx, dh0, &gg, work);
     if (st != ATTN_OK) ag_fail_last(g, st);
 }
 
@@ -156,13 +159,15 @@ static void lstm_backward(attn_graph *g, ag_entry *base) {
     int bad = 0;
     float *dx = want(g, e->x, &bad), *dh0 = want(g, e->h0, &bad), *dc0 = want(g, e->c0, &bad);
     attn_lstm_grad gg = {want(g, e->W_ih, &bad), want(g, e->W_hh, &bad), want(g, e->b_ih, &bad), want(g, e->b_hh, &bad), NULL};
-    if (bad) return;
+    float *work = bad ? NULL : ag_calloc(g, attn__lstm_backward_floats(&e->m, e->T, e->B) * sizeof(float));
+    if (!work) return;
     int st;
     if (e->cell)
-        st = attn_lstm_cell_backward(&e->m, e->B, e->x->data, e->cache, ag_dy(e->e.out), ag_dy(e->e.out2), dx, dh0, dc0, &gg);
+        st = attn__lstm_backward_ws(&e->m, 1, e->B, 0, NULL, e->x->data, e->cache, NULL, ag_dy(e->e.out), ag_dy(e->e.out2), dx,
+                                    dh0, dc0, &gg, work);
     else
-        st = attn_lstm_backward(&e->m, e->T, e->B, e->reverse, e->lengths, e->x->data, e->cache, ag_dy(e->e.out),
-                                e->hn ? ag_dy(e->hn) : NULL, e->cn ? ag_dy(e->cn) : NULL, dx, dh0, dc0, &gg);
+        st = attn__lstm_backward_ws(&e->m, e->T, e->B, e->reverse, e->lengths, e->x->data, e->cache, ag_dy(e->e.out),
+                                    e->hn ? ag_dy(e->hn) : NULL, e->cn ? ag_dy(e->cn) : NULL, dx, dh0, dc0, &gg, work);
     if (st != ATTN_OK) ag_fail_last(g, st);
 }
 

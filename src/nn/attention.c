@@ -112,6 +112,10 @@ enum {
     WS_COUNT
 };
 
+/* The workspace holds nothing from one call to the next: the backward recomputes what it
+ * needs (transformed queries and keys, additive projections) from its arguments, and the
+ * log-sum-exp it reads is the caller's. One plan may therefore serve several calls in turn,
+ * as the autograd graph's plan serves every attention entry (autograd/ag.h, ag_plan). */
 struct attn_plan {
     attn_desc a; /* checked */
     void *buf[WS_COUNT];

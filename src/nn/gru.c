@@ -24,6 +24,7 @@
 
 #include "core/internal.h"
 #include "kernels/kernels.h"
+#include "nn/nn_internal.h"
 
 static inline float sigm(float x) {
     if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
@@ -150,9 +151,19 @@ static void add_colsum(float *db, const float *D, size_t rows, int cols, int ld)
         for (int j = 0; j < cols; j++) db[j] += D[r * ld + j];
 }
 
+size_t attn__gru_backward_floats(const attn_gru *m, int T, int B) {
+    return (size_t)T * B * 3 * m->hidden_size * (m->linear_before_reset ? 2 : 1) + (size_t)3 * B * m->hidden_size;
+}
+
 int attn_gru_backward(const attn_gru *m, int T, int B, int reverse, const int32_t *lengths,
                       const float *x, const float *cache, const float *dy, const float *dh_n,
                       float *dx, float *dh0, const attn_gru_grad *g) {
+    return attn__gru_backward_ws(m, T, B, reverse, lengths, x, cache, dy, dh_n, dx, dh0, g, NULL);
+}
+
+int attn__gru_backward_ws(const attn_gru *m, int T, int B, int reverse, const int32_t *lengths,
+                          const float *x, const float *cache, const float *dy, const float *dh_n,
+                          float *dx, float *dh0, const attn_gru_grad *g, float *work) {
     int st = check(m, T, B, lengths, x, cache, "gru backward");
     if (st) return st;
     const attn__sgemm_fn sgemm = attn__kern()->sgemm;
@@ -167,9 +178,9 @@ int attn_gru_backward(const attn_gru *m, int T, int B, int reverse, const int32_
     // scratch: dGx (T, B, G3) gradients of the input-side pre-activations; dGh (T, B, G3)
     // of the recurrent-side ones (the same array when linear_before_reset = 0);
     // dh, dhp, du (B, Hd)
-    size_t nf = TB * G3 * (lbr ? 2 : 1) + 3 * BH;
-    float *work = attn_calloc(nf, sizeof(float));
-    if (!work) return attn__error(ATTN_ENOMEM, "gru backward: out of memory for %zu floats", nf);
+    size_t nf = attn__gru_backward_floats(m, T, B);
+    float *own = work ? NULL : attn_calloc(nf, sizeof(float));
+    if (!work && !(work = own)) return attn__error(ATTN_ENOMEM, "gru backward: out of memory for %zu floats", nf);
     float *dGx = work, *dGh = lbr ? dGx + TB * G3 : dGx;
     float *dh = dGh + TB * G3, *dhp = dh + BH, *du = dhp + BH;
     if (dh_n) memcpy(dh, dh_n, BH * sizeof(float));
@@ -254,7 +265,7 @@ int attn_gru_backward(const attn_gru *m, int T, int B, int reverse, const int32_
         }
     }
     if (g && g->bias_hh) add_colsum(g->bias_hh, dGh, TB, G3, G3);
-    attn_free(work);
+    attn_free(own);
     return ATTN_OK;
 }
 

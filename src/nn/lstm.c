@@ -22,6 +22,7 @@
 
 #include "core/internal.h"
 #include "kernels/kernels.h"
+#include "nn/nn_internal.h"
 
 static inline float sigm(float x) {
     if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
@@ -123,10 +124,21 @@ int attn_lstm_forward(const attn_lstm *m, int T, int B, int reverse, const int32
     return ATTN_OK;
 }
 
+size_t attn__lstm_backward_floats(const attn_lstm *m, int T, int B) {
+    return (size_t)T * B * 4 * m->hidden_size + (size_t)4 * B * m->hidden_size;
+}
+
 int attn_lstm_backward(const attn_lstm *m, int T, int B, int reverse, const int32_t *lengths,
                        const float *x, const float *cache, const float *dy, const float *dh_n,
                        const float *dc_n, float *dx, float *dh0, float *dc0,
                        const attn_lstm_grad *g) {
+    return attn__lstm_backward_ws(m, T, B, reverse, lengths, x, cache, dy, dh_n, dc_n, dx, dh0, dc0, g, NULL);
+}
+
+int attn__lstm_backward_ws(const attn_lstm *m, int T, int B, int reverse, const int32_t *lengths,
+                           const float *x, const float *cache, const float *dy, const float *dh_n,
+                           const float *dc_n, float *dx, float *dh0, float *dc0,
+                           const attn_lstm_grad *g, float *work) {
     int st = check(m, T, B, lengths, x, cache, "lstm backward");
     if (st) return st;
     const attn__sgemm_fn sgemm = attn__kern()->sgemm;
@@ -140,9 +152,9 @@ int attn_lstm_backward(const attn_lstm *m, int T, int B, int reverse, const int3
     float *dP = g && P ? g->peephole : NULL; // (3*Hd) or NULL
 
     // scratch: dG (T, B, G4) gradients of the pre-activations; dh, dc, dhp, dcp (B, Hd)
-    size_t nf = TB * G4 + 4 * BH;
-    float *work = attn_calloc(nf, sizeof(float));
-    if (!work) return attn__error(ATTN_ENOMEM, "lstm backward: out of memory for %zu floats", nf);
+    size_t nf = attn__lstm_backward_floats(m, T, B);
+    float *own = work ? NULL : attn_calloc(nf, sizeof(float));
+    if (!work && !(work = own)) return attn__error(ATTN_ENOMEM, "lstm backward: out of memory for %zu floats", nf);
     float *dG = work, *dh = dG + TB * G4, *dc = dh + BH, *dhp = dc + BH, *dcp = dhp + BH;
     if (dh_n) memcpy(dh, dh_n, BH * sizeof(float));
     if (dc_n) memcpy(dc, dc_n, BH * sizeof(float));
@@ -217,7 +229,7 @@ int attn_lstm_backward(const attn_lstm *m, int T, int B, int reverse, const int3
             if (g->bias_hh) g->bias_hh[j] += d[j];
         }
     }
-    attn_free(work);
+    attn_free(own);
     return ATTN_OK;
 }
 

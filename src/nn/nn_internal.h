@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "attn/core.h"
+#include "attn/layers.h"
 
 /* ---- linear (nn/linear.c) ------------------------------------------------------------------ */
 
@@ -135,5 +136,20 @@ static inline float attn__expf(float x) {
     res = y * sc;
     return res;
 }
+
+/* ---- recurrent layers (nn/gru.c, nn/lstm.c) ------------------------------------------------ */
+
+/* attn_gru_backward and attn_lstm_backward (attn/layers.h) with their scratch given: `work`
+ * holds attn__gru_backward_floats (attn__lstm_backward_floats) zeroed floats, or is NULL to
+ * allocate it for the call. The tape passes arena memory, so training steps allocate nothing. */
+size_t attn__gru_backward_floats(const attn_gru *m, int T, int B);
+int attn__gru_backward_ws(const attn_gru *m, int T, int B, int reverse, const int32_t *lengths,
+                          const float *x, const float *cache, const float *dy, const float *dh_n,
+                          float *dx, float *dh0, const attn_gru_grad *g, float *work);
+size_t attn__lstm_backward_floats(const attn_lstm *m, int T, int B);
+int attn__lstm_backward_ws(const attn_lstm *m, int T, int B, int reverse, const int32_t *lengths,
+                           const float *x, const float *cache, const float *dy, const float *dh_n,
+                           const float *dc_n, float *dx, float *dh0, float *dc0,
+                           const attn_lstm_grad *g, float *work);
 
 #endif

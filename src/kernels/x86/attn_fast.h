@@ -69,6 +69,7 @@
 #endif
 
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #define BR (NV * VL)
@@ -753,6 +754,34 @@ static void sg_task(void *ctx, int task, int thread) {
     }
 }
 
+/* The packing buffer of the calling thread, kept across products and grown only when one
+ * needs more than any before, so repeated products (a training step makes the same ones every
+ * step) allocate nothing. One per thread, since products may run on several threads at once;
+ * a thread finishes one product before it starts the next. Allocated through the hook and
+ * freed when its thread ends (the buffer of a thread still running at exit is reclaimed with
+ * the process). */
+static _Thread_local struct {
+    float *p;
+    size_t cap; /* floats */
+} t_pack;
+static pthread_key_t pack_key;
+static pthread_once_t pack_once = PTHREAD_ONCE_INIT;
+
+static void pack_release(void *p) { attn_free(p); }
+static void pack_key_init(void) { (void)pthread_key_create(&pack_key, pack_release); }
+
+/* The calling thread's buffer of at least n floats, or NULL when out of memory. */
+static float *pack_get(size_t n) {
+    if (t_pack.cap >= n) return t_pack.p;
+    pthread_once(&pack_once, pack_key_init);
+    attn_free(t_pack.p);
+    t_pack.cap = 0;
+    t_pack.p = attn_malloc(n * sizeof(float));
+    (void)pthread_setspecific(pack_key, t_pack.p);
+    if (t_pack.p) t_pack.cap = n;
+    return t_pack.p;
+}
+
 static void FN(sgemm)(int transA, int transB, int M, int N, int K, float alpha, const float *A, int64_t lda,
                       const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     if (M <= 0 || N <= 0) return;
@@ -763,7 +792,7 @@ static void FN(sgemm)(int transA, int transB, int M, int N, int K, float alpha, 
     sg_job j = {transA, transB, M, N, K, alpha, beta, A, B, lda, ldb, ldc, C, NULL, 0, 0};
     j.nrb = (M + SG_ROWS - 1) / SG_ROWS, j.ncb = (N + SG_COLS - 1) / SG_COLS;
     if (transB) {
-        j.pack = attn_malloc((size_t)j.ncb * K * SG_COLS * sizeof(float));
+        j.pack = pack_get((size_t)j.ncb * K * SG_COLS);
         if (!j.pack) { /* out of memory: the reference needs none */
             attn__sgemm_ref(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
             return;
@@ -771,7 +800,6 @@ static void FN(sgemm)(int transA, int transB, int M, int N, int K, float alpha, 
         attn__parallel(j.ncb, sg_pack_task, &j);
     }
     attn__parallel(j.nrb * j.ncb, sg_task, &j);
-    attn_free(j.pack);
 }
 
 /* ------------------------------------------------------------------------------------------
