@@ -6,8 +6,8 @@
  * heads, dropout) and small seq2seq models (additive attention over a GRU, the general score
  * over a bidirectional LSTM), on every instruction-set path this CPU runs. What it guards:
  * attention plans the graph keeps (autograd/ag.h, ag_plan) and the fast matrix product's
- * packing buffer kept per thread (kernels/x86/attn_fast.h). Gradient clipping is not part of
- * the steps here (attn_clip_grad_norm allocates its partial sums on each call). */
+ * packing buffer kept per thread (kernels/x86/attn_fast.h), gradient clipping's partial sums
+ * and the rotary encoding's tables on the stack. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -51,6 +51,8 @@ static void check_steps(const char *what, void *model, attn_params *ps, loss_fn 
         attn_params_zero_grad(ps);
         attn_var *l = loss(model, g, batch);
         int st = attn_graph_backward(g, l);
+        float norm;
+        if (!st) st = attn_clip_grad_norm(ps, 1.0f, &norm);
         if (!st) st = attn_optim_step(opt, 1e-3);
         counting = 0;
         if (st) {
@@ -89,8 +91,9 @@ static attn_var *transformer_loss(void *model, attn_graph *g, const void *batch)
     return attn_transformer_loss(model, g, batch, 0.1f, NULL);
 }
 
-static void test_transformer(void) {
+static void test_transformer(attn_pos_kind pos) {
     attn_transformer_config c = attn_transformer_config_default();
+    c.pos = pos;
     c.src_vocab = 14, c.tgt_vocab = 12;
     c.d_model = 32, c.heads = 4, c.kv_heads = 2, c.d_ff = 48;
     c.enc_layers = 2, c.dec_layers = 2, c.max_len = 16, c.dropout = 0.1f;
@@ -100,7 +103,9 @@ static void test_transformer(void) {
     int32_t src[TB * TS], len[TB], tin[TB * TT], tout[TB * TT];
     fill_batch(TB, TS, TT, 0, src, len, tin, tout);
     attn_transformer_batch bt = {.B = TB, .S = TS, .T = TT, .src = src, .src_len = len, .tgt_in = tin, .tgt_out = tout};
-    check_steps("transformer", m, attn_transformer_params(m), transformer_loss, &bt);
+    char what[64];
+    snprintf(what, sizeof what, "transformer, %s positions", attn_pos_name(pos));
+    check_steps(what, m, attn_transformer_params(m), transformer_loss, &bt);
     attn_transformer_free(m);
 }
 
@@ -137,7 +142,8 @@ int main(void) {
             printf("SKIP %s: this CPU does not run it\n", ISAS[i]);
             continue;
         }
-        test_transformer();
+        test_transformer(ATTN_POS_SINUSOIDAL);
+        test_transformer(ATTN_POS_ROPE);
         test_s2s(ATTN_S2S_BAHDANAU, ATTN_S2S_GRU, 0);
         test_s2s(ATTN_S2S_LUONG_GENERAL, ATTN_S2S_LSTM, 1);
     }

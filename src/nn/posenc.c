@@ -143,11 +143,14 @@ static int rope_apply(const attn_rope_desc *r, float *x, double sign) {
     int st = rope_check(r, x, s, &rot, &base);
     if (st) return st;
     int half = rot / 2;
-    double *inv_freq = attn_malloc((size_t)half * sizeof(double));
-    float *cs = attn_malloc((size_t)rot * sizeof(float)); /* cos (half), then sin (half) */
+    /* on the stack for the usual head sizes (training calls this every step) */
+    double inv_small[128];
+    float cs_small[256];
+    int small = half <= 128;
+    double *inv_freq = small ? inv_small : attn_malloc((size_t)half * sizeof(double));
+    float *cs = small ? cs_small : attn_malloc((size_t)rot * sizeof(float)); /* cos (half), then sin (half) */
     if (!inv_freq || !cs) {
-        attn_free(inv_freq);
-        attn_free(cs);
+        if (!small) attn_free(inv_freq), attn_free(cs);
         return ATTN_ENOMEM;
     }
     for (int c = 0; c < half; c++) inv_freq[c] = pow(base, -2.0 * c / rot);
@@ -169,8 +172,7 @@ static int rope_apply(const attn_rope_desc *r, float *x, double sign) {
                 }
             }
         }
-    attn_free(inv_freq);
-    attn_free(cs);
+    if (!small) attn_free(inv_freq), attn_free(cs);
     return ATTN_OK;
 }
 

@@ -311,13 +311,14 @@ int attn_clip_grad_norm(attn_params *ps, float max_norm, float *total_norm) {
         return ATTN_OK;
     }
     int ntask = (int)((n + CHUNK - 1) / CHUNK);
-    double *part = attn_malloc((size_t)ntask * sizeof(double));
+    double part_small[1024]; /* up to 16M parameters: no allocation in a training step */
+    double *part = ntask <= 1024 ? part_small : attn_malloc((size_t)ntask * sizeof(double));
     if (!part) return attn__error(ATTN_ENOMEM, "attn_clip_grad_norm: out of memory");
     norm_ctx c = {g, part, n, 1.0f, g};
     attn__parallel(ntask, sumsq_task, &c);
     double s = 0.0;
     for (int t = 0; t < ntask; t++) s += part[t];
-    attn_free(part);
+    if (part != part_small) attn_free(part);
     float total = (float)sqrt(s);
     if (total_norm) *total_norm = total;
     if (!isfinite(total)) return ATTN_OK;
