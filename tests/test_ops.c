@@ -26,6 +26,7 @@
 
 #include "attn/attention.h"
 #include "attn/layers.h"
+#include "nn/nn_internal.h"
 #include "testutil.h"
 
 enum { MAXT = 10, MAXO = 3 };
@@ -362,6 +363,55 @@ static double lin_flops(const prob *p) { return 2.0 * p->r->s[0] * p->r->s[1] * 
 
 static const opdef OP_LINEAR = {"linear", lin_init, lin_fwd, lin_bwd, lin_ref, lin_flops};
 
+/* ---- Sparse linear (nn/sparse_linear.c, internal): s0 = N rows, s1 = F, s2 = C; v = 1 with
+ * bias. Row n holds (3 n + 1) % 5 non-zeros (rows 1, 6, ... are empty) at distinct columns;
+ * rowptr lives in aux2 (N + 1 int64), the columns in ids, the values in aux. ------------- */
+
+static int64_t *spl_rowptr(const prob *p) { return (int64_t *)(void *)p->aux2; }
+
+static void spl_init(prob *p) {
+    int N = p->r->s[0], F = p->r->s[1], C = p->r->s[2];
+    add_in(p, "W", (size_t)C * F, 0.5f, 2);
+    if (p->r->v) add_in(p, "b", C, 1.0f, 2);
+    p->aux2 = malloc((N + 1) * sizeof(int64_t));
+    int64_t *rp = spl_rowptr(p);
+    rp[0] = 0;
+    for (int n = 0; n < N; n++) rp[n + 1] = rp[n] + ((3 * n + 1) % 5 < F ? (3 * n + 1) % 5 : F);
+    p->ids = malloc((rp[N] + 1) * sizeof(int32_t));
+    p->aux = frand(rp[N], 1.0f);
+    for (int n = 0; n < N; n++)
+        for (int64_t k = rp[n]; k < rp[n + 1]; k++) p->ids[k] = (int32_t)((n * 7 + (k - rp[n]) * (F / 5 + 1)) % F);
+    add_out(p, (size_t)N * C);
+    p->nloss = 1;
+}
+
+static int spl_fwd(prob *p) {
+    attn__sparse_linear_forward(p->out[0], spl_rowptr(p), p->ids, p->aux, p->in[0], p->r->v ? p->in[1] : NULL, p->r->s[0],
+                                p->r->s[1], p->r->s[2]);
+    return ATTN_OK;
+}
+
+static int spl_bwd(prob *p, float *const *dout) {
+    attn__sparse_linear_backward(p->g[0], 1, p->r->v ? p->g[1] : NULL, 1, dout[0], spl_rowptr(p), p->ids, p->aux,
+                                 p->r->s[0], p->r->s[1], p->r->s[2]);
+    return ATTN_OK;
+}
+
+static void spl_ref(const prob *p, double *const *out) {
+    int N = p->r->s[0], F = p->r->s[1], C = p->r->s[2];
+    const int64_t *rp = spl_rowptr(p);
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++) {
+            double s = p->r->v ? p->in[1][c] : 0;
+            for (int64_t k = rp[n]; k < rp[n + 1]; k++) s += (double)p->aux[k] * p->in[0][(size_t)c * F + p->ids[k]];
+            out[0][(size_t)n * C + c] = s;
+        }
+}
+
+static double spl_flops(const prob *p) { return 2.0 * (double)spl_rowptr(p)[p->r->s[0]] * p->r->s[2]; }
+
+static const opdef OP_SPLIN = {"sparse_linear", spl_init, spl_fwd, spl_bwd, spl_ref, spl_flops};
+
 /* ---- Attention (attn_forward / attn_backward): s = B, H, Hkv, Nq, Nk, d (= dq = dk = dv);
  * v = the score (attn_score; additive with A = 3); m = the mask: 0 none, 1 causal, 2 key
  * lengths (Nk, 2, 0, ...), 3 sliding window of 2 (causal), 4 a boolean mask (B, 1, Nq, Nk)
@@ -657,6 +707,8 @@ static const row ROWS[] = {
     ROW(OP_EMB, 0, 0, F, 1e-4, 1, 1, 1), ROW(OP_EMB, 0, 0, F, 1e-4, 9, 4, 16), ROW(OP_EMB, 0, 0, F, 1e-4, 12, 7, 35),
     ROW(OP_LINEAR, 0, 0, F, 1e-3, 1, 1, 1), ROW(OP_LINEAR, 1, 0, F, 1e-3, 4, 15, 5), ROW(OP_LINEAR, 1, 0, F, 1e-3, 5, 16, 16),
     ROW(OP_LINEAR, 0, 0, F, 1e-3, 6, 17, 15), ROW(OP_LINEAR, 1, 0, F, 1e-3, 13, 35, 17),
+    ROW(OP_SPLIN, 0, 0, F, 1e-3, 1, 1, 1), ROW(OP_SPLIN, 1, 0, F, 1e-3, 2, 15, 2), ROW(OP_SPLIN, 1, 0, F, 1e-3, 4, 16, 5),
+    ROW(OP_SPLIN, 0, 0, F, 1e-3, 5, 17, 16), ROW(OP_SPLIN, 1, 0, F, 1e-3, 13, 35, 17), ROW(OP_SPLIN, 1, 0, F, 1e-3, 7, 64, 1),
     ATTN_SWEEP(ATTN_SCORE_DOT, 0, 1e-3), ATTN_SWEEP(ATTN_SCORE_SCALED, 1, 1e-3), ATTN_SWEEP(ATTN_SCORE_SCALED, 2, 1e-3),
     ATTN_SWEEP(ATTN_SCORE_DOT, 3, 1e-3), ATTN_SWEEP(ATTN_SCORE_SCALED, 4, 1e-3), ATTN_SWEEP(ATTN_SCORE_COSINE, 0, 3e-3),
     ATTN_SWEEP(ATTN_SCORE_COSINE, 2, 3e-3), ATTN_SWEEP(ATTN_SCORE_GENERAL, 1, 2e-3), ATTN_SWEEP(ATTN_SCORE_GENERAL, 4, 2e-3),
@@ -673,7 +725,7 @@ static const row ROWS[] = {
     ROW(OP_RNN, 3, 2, F, 1e-3, 3, 4, 2, 3),
     PERF(OP_ACT, 0, 0, 1 << 20), PERF(OP_ACT, 3, 0, 1 << 20), PERF(OP_DROPOUT, 0, 0, 1 << 20), PERF(OP_SOFTMAX, 0, 0, 512, 1024),
     PERF(OP_CE, 1, 0, 512, 8192), PERF(OP_LN, 1, 0, 2048, 512), PERF(OP_EMB, 0, 0, 4096, 8192, 256),
-    PERF(OP_LINEAR, 1, 0, 512, 512, 512), PERF(OP_ATTN, ATTN_SCORE_SCALED, 0, 2, 8, 8, 512, 512, 64),
+    PERF(OP_LINEAR, 1, 0, 512, 512, 512), PERF(OP_SPLIN, 1, 0, 4096, 1 << 18, 2), PERF(OP_ATTN, ATTN_SCORE_SCALED, 0, 2, 8, 8, 512, 512, 64),
     PERF(OP_ATTN, ATTN_SCORE_SCALED, 1, 2, 8, 2, 512, 512, 64), PERF(OP_ATTN, ATTN_SCORE_ADDITIVE, 0, 1, 1, 1, 128, 128, 64),
     PERF(OP_RNN, 0, 0, 32, 32, 256, 256), PERF(OP_RNN, 2, 0, 32, 32, 256, 256),
 };

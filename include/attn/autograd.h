@@ -127,6 +127,13 @@ int attn_graph_backward_from(attn_graph *g, attn_var *y, const float *dy);
 /* y (..., O) = x (..., I) W^T + b; W (O, I) (PyTorch's nn.Linear layout), b (O) or NULL. */
 attn_var *attn_ag_linear(attn_graph *g, attn_var *x, attn_var *W, attn_var *b);
 
+/* The sparse linear layer: y (N, C) = X (N, F) W^T + b for X in compressed sparse rows:
+ * rowptr (N + 1) int64 from 0, non-decreasing; col (rowptr[N]) int32 in [0, F) and val
+ * (rowptr[N]) the non-zeros of each row (copied); W (C, F), b (C) or NULL. X gets no gradient.
+ * An empty row gives b. */
+attn_var *attn_ag_sparse_linear(attn_graph *g, int64_t N, const int64_t *rowptr, const int32_t *col, const float *val,
+                                attn_var *W, attn_var *b);
+
 /* Matrix product over the last two axes, batched over the leading ones:
  *   c (..., M, N) = op(a) (..., M, K) op(b) (..., K, N), op(X) = X or its transpose (trans).
  * b has a's leading dimensions, or none (a 2-D b is shared by every batch). */

@@ -31,6 +31,17 @@ void attn__linear_forward(float *y, const float *x, int64_t ldx, const float *W,
 void attn__linear_backward(float *dx, int dx_acc, float *dW, int dW_acc, float *db, int db_acc, const float *dy,
                            const float *x, int64_t ldx, const float *W, int M, int K, int N);
 
+/* ---- sparse linear (nn/sparse_linear.c) ------------------------------------------------------ */
+
+/* y (N, C) = X (N, F) W^T + b with X in CSR: rowptr (N + 1), col and val (rowptr[N]), the
+ * columns in [0, F) (checked by the caller); W (C, F), b (C) or NULL. An empty row gives b. */
+void attn__sparse_linear_forward(float *y, const int64_t *rowptr, const int32_t *col, const float *val, const float *W,
+                                 const float *b, int N, int F, int C);
+/* Backward for dy (N, C); dW (C, F) (+)= dy^T X and db (C) (+)= the sum of dy's rows, each
+ * skipped when NULL, added to (flag 1) or written (0); rows in order, so the bits are fixed. */
+void attn__sparse_linear_backward(float *dW, int dW_acc, float *db, int db_acc, const float *dy, const int64_t *rowptr,
+                                  const int32_t *col, const float *val, int N, int F, int C);
+
 /* ---- embedding (nn/embedding.c) ----------------------------------------------------------- */
 
 /* out (N, E) row i = table[ids[i]], table (V, E), ids (N) already checked to be in [0, V). */
