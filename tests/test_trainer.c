@@ -173,7 +173,7 @@ static void test_early_stop(const char *dir) {
     CHECK(attn_trainer_run(&tm, &c, &r) == ATTN_OK, "train: %s", attn_last_error());
     /* epoch 1 improves on nothing; epochs 2 and 3 do not improve: stop after 3 */
     CHECK(r.stopped == 2 && r.step == 18, "early stop after 3 epochs: stopped %d, %lld updates", r.stopped, (long long)r.step);
-    CHECK(r.best_metric == -0.5, "best metric (negated accuracy) %g", r.best_metric);
+    CHECK(r.best_metric == 0.5, "best metric (the accuracy) %g", r.best_metric);
     attn_params_free(m.ps);
 }
 

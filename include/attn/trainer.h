@@ -48,6 +48,8 @@ typedef struct {
      * batch holds (for the speed in tokens/s). NULL on failure, with the error set. */
     attn_var *(*loss)(void *self, attn_graph *g, int valid, const int *idx, int n, float label_smoothing, int64_t *weight,
                       int64_t *tokens);
+    /* Validation (loss, and metric if given) runs after each epoch when there is something to
+     * use it: c->report, c->log_csv or c->patience. */
     /* Optional: a validation metric after each epoch, e.g. BLEU. Fills *value and a short
      * text for the progress line ("greedy BLEU 12.34 on 500 valid pairs"). */
     int (*metric)(void *self, double *value, char *text, size_t cap);
@@ -102,7 +104,8 @@ typedef struct {
     double tokens_per_s;      /* over the updates after timing_skip */
     int stopped;              /* 0: all epochs done; 1: max_steps, time budget or a signal
                                  (resume with c.resume); 2: early stopping */
-    double best_metric;       /* the best validation value seen (NAN if none) */
+    double best_metric;       /* the best validation metric (or loss, without a metric) seen by
+                                 early stopping (NAN if none: patience 0) */
 } attn_train_result;
 
 /* Trains m as configured; checkpoints go to c->out. Errors: ATTN_EINVAL for a bad

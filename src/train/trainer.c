@@ -230,7 +230,9 @@ static int train_epochs(run *r, attn_train_result *res, const int *lens) {
     res->wall_s = attn_time_now() - t_start, res->train_s = t_train;
     res->tokens_per_s = t_timed > 0 ? (double)tok_timed / t_timed : 0.0;
     res->stopped = stopped;
-    res->best_metric = isfinite(r->state.best_metric) ? r->state.best_metric : NAN;
+    /* the bookkeeping keeps -metric for a higher-is-better metric */
+    double best = r->state.best_metric;
+    res->best_metric = !isfinite(best) ? NAN : r->m->metric && r->m->metric_higher_is_better ? -best : best;
     return st;
 }
 
