@@ -49,13 +49,14 @@ static void check_len(const attn__kernels *r, const attn__kernels *k, int64_t n)
     sa = r->dot_f64(y, d0, n), sb = k->dot_f64(y, d0, n);
     CHECK(same(&sa, &sb, 8), "%s dot_f64 n=%lld", isa, (long long)n);
 
-    /* exp_sum with the row's maximum subtracted (as the layers call it) and with a shift that
-     * leaves arguments above 88 and denormal results. */
-    float shifts[2] = {r->row_max(y, n), -40.0f};
-    for (int t = 0; t < 2; t++) {
-        sa = r->exp_sum(a, y, shifts[t], n), sb = k->exp_sum(b, y, shifts[t], n);
+    /* exp_sum with the row's maximum subtracted (as the layers call it), and with shifts that
+     * leave arguments above 88, over a wide range, and with denormal results. */
+    float shifts[3] = {r->row_max(y, n), -40.0f, 0.0f};
+    for (int t = 0; t < 3; t++) {
+        const float *in = t == 2 ? x : y;
+        sa = r->exp_sum(a, in, shifts[t], n), sb = k->exp_sum(b, in, shifts[t], n);
         CHECK(same(&sa, &sb, 8) && same(a, b, B), "%s exp_sum n=%lld shift %g", isa, (long long)n, (double)shifts[t]);
-        sb = k->exp_sum(NULL, y, shifts[t], n);
+        sb = k->exp_sum(NULL, in, shifts[t], n);
         CHECK(same(&sa, &sb, 8), "%s exp_sum without y n=%lld", isa, (long long)n);
     }
     for (int acc = 0; acc < 2; acc++) {
