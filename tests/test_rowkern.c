@@ -18,8 +18,8 @@ static const int64_t LARGE[] = {127, 511, 512, 513, 1000, 1031, 4099};
 
 /* n values: standard normals times scale, and every seventh one of the special values. */
 static float *inputs(int64_t n, float scale, uint64_t seed) {
-    static const float special[] = {-INFINITY, 0.0f, -0.0f, 1e-40f, -1e-40f, 88.5f, -88.5f, -87.5f, 1e30f, -1e30f, 100.0f,
-                                    -103.0f};
+    static const float special[] = {-INFINITY, 0.0f, -0.0f, 1e-40f, -1e-40f, 88.5f,
+                                    -88.5f,    -87.5f, 1e30f, -1e30f, 100.0f, -103.0f};
     float *x = malloc((size_t)n * sizeof(float));
     tu_randn(x, (size_t)n, seed);
     for (int64_t i = 0; i < n; i++) {
@@ -34,7 +34,8 @@ static int same(const void *a, const void *b, size_t bytes) { return memcmp(a, b
 /* One row length n on path k against the reference r. */
 static void check_len(const attn__kernels *r, const attn__kernels *k, int64_t n) {
     size_t B = (size_t)n * sizeof(float);
-    float *x = inputs(n, 4.0f, (uint64_t)n), *y = inputs(n, 0.5f, (uint64_t)n + 1000), *d0 = inputs(n, 1.0f, (uint64_t)n + 2000);
+    float *x = inputs(n, 4.0f, (uint64_t)n), *y = inputs(n, 0.5f, (uint64_t)n + 1000);
+    float *d0 = inputs(n, 1.0f, (uint64_t)n + 2000);
     float *a = malloc(B), *b = malloc(B);
     const char *isa = k->name;
 

@@ -16,7 +16,9 @@ static inline __m256i lanes(int64_t m) {
 }
 
 /* Floats [0, min(m, 8)) at p (m >= 1); the other lanes 0 (never read from memory). */
-static inline __m256 ld(const float *p, int64_t m) { return m >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, lanes(m)); }
+static inline __m256 ld(const float *p, int64_t m) {
+    return m >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, lanes(m));
+}
 static inline void st(float *p, int64_t m, __m256 v) {
     if (m >= 8) _mm256_storeu_ps(p, v);
     else _mm256_maskstore_ps(p, lanes(m), v);
@@ -61,7 +63,8 @@ float attn__row_max_avx2(const float *x, int64_t n) {
     }
     if (j < n) { /* masked-off lanes hold 0 and ~0, which change neither */
         __m256i m = lanes(n - j), k = key8(_mm256_maskload_ps(x + j, m));
-        mx = _mm256_max_epu32(mx, _mm256_and_si256(k, m)), mn = _mm256_min_epu32(mn, _mm256_or_si256(k, _mm256_xor_si256(m, _mm256_set1_epi32(-1))));
+        mx = _mm256_max_epu32(mx, _mm256_and_si256(k, m));
+        mn = _mm256_min_epu32(mn, _mm256_or_si256(k, _mm256_xor_si256(m, _mm256_set1_epi32(-1))));
     }
     uint32_t a8[8], b8[8], a = 0, b = ~0u;
     _mm256_storeu_si256((__m256i *)a8, mx);
@@ -98,8 +101,9 @@ double attn__dot_f64_avx2(const float *x, const float *y, int64_t n) {
     __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
     int64_t j = 0;
     for (; j + 8 <= n; j += 8) {
-        lo = _mm256_add_pd(lo, _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + j)), _mm256_cvtps_pd(_mm_loadu_ps(y + j))));
-        hi = _mm256_add_pd(hi, _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + j + 4)), _mm256_cvtps_pd(_mm_loadu_ps(y + j + 4))));
+        __m256d xl = _mm256_cvtps_pd(_mm_loadu_ps(x + j)), xh = _mm256_cvtps_pd(_mm_loadu_ps(x + j + 4));
+        lo = _mm256_add_pd(lo, _mm256_mul_pd(xl, _mm256_cvtps_pd(_mm_loadu_ps(y + j))));
+        hi = _mm256_add_pd(hi, _mm256_mul_pd(xh, _mm256_cvtps_pd(_mm_loadu_ps(y + j + 4))));
     }
     double s = combine8(lo, hi);
     for (; j < n; j++) s += (double)x[j] * y[j];

@@ -78,8 +78,10 @@ double attn__sum_f64_avx512(const float *x, int64_t n) {
 double attn__dot_f64_avx512(const float *x, const float *y, int64_t n) {
     __m512d acc = _mm512_setzero_pd();
     int64_t j = 0;
-    for (; j + 8 <= n; j += 8)
-        acc = _mm512_add_pd(acc, _mm512_mul_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + j)), _mm512_cvtps_pd(_mm256_loadu_ps(y + j))));
+    for (; j + 8 <= n; j += 8) {
+        __m512d xj = _mm512_cvtps_pd(_mm256_loadu_ps(x + j));
+        acc = _mm512_add_pd(acc, _mm512_mul_pd(xj, _mm512_cvtps_pd(_mm256_loadu_ps(y + j))));
+    }
     double s = combine8(acc);
     for (; j < n; j++) s += (double)x[j] * y[j];
     return s;
