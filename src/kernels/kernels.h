@@ -8,8 +8,8 @@
  * dv value size; *_rs are row strides in elements.
  *
  * Dispatch (BLIS style): attn__kernels is the table of every operation family (attention,
- * gemm, row ops, optimiser updates). dispatch.c fills one table per instruction-set level: the
- * portable reference first (ref/, the source of truth), then the entries each level overrides
+ * gemm, row ops, activations, optimiser updates). dispatch.c fills one table per
+ * instruction-set level: the portable reference first (ref/, the source of truth), then the entries each level overrides
  * (x86/avx2/, then x86/avx512/: the FlashAttention-2 style kernels of x86/attn_fast.h and the
  * optimiser loops), for the levels the CPU runs (core/cpu.c). The fastest is used unless
  * ATTN_ISA or attn_set_isa names another, for every family at once. A new ISA adds a folder
