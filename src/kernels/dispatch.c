@@ -54,6 +54,20 @@ static void override(attn__kernels *t, const attn__kernels *o) {
     OV(bwd_scratch_floats);
     OV(sgemm);
     OV(rowdot);
+    OV(row_max);
+    OV(sum_f64);
+    OV(dot_f64);
+    OV(exp_sum);
+    OV(logsm_bwd_row);
+    OV(ce_bwd_row);
+    OV(tanh_fwd);
+    OV(tanh_bwd);
+    OV(sigmoid_fwd);
+    OV(sigmoid_bwd);
+    OV(relu_fwd);
+    OV(relu_bwd);
+    OV(gelu_fwd);
+    OV(gelu_bwd);
     OV(sgd);
     OV(adam);
 #undef OV

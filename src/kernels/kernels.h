@@ -8,8 +8,8 @@
  * dv value size; *_rs are row strides in elements.
  *
  * Dispatch (BLIS style): attn__kernels is the table of every operation family (attention,
- * gemm, row ops, optimiser updates). dispatch.c fills one table per instruction-set level: the
- * portable reference first (ref/, the source of truth), then the entries each level overrides
+ * gemm, row ops, activations, optimiser updates). dispatch.c fills one table per
+ * instruction-set level: the portable reference first (ref/, the source of truth), then the entries each level overrides
  * (x86/avx2/, then x86/avx512/: the FlashAttention-2 style kernels of x86/attn_fast.h and the
  * optimiser loops), for the levels the CPU runs (core/cpu.c). The fastest is used unless
  * ATTN_ISA or attn_set_isa names another, for every family at once. A new ISA adds a folder
@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "kernels/optim_kernels.h"
+#include "kernels/row_kernels.h"
 
 /* Element type of the tensors a kernel reads and writes. Only F32 has kernels; BF16 is
  * reserved for a bf16 path (AVX512-BF16, AMX), and attn__head_check rejects it until then. */
@@ -126,6 +127,28 @@ typedef struct {
      * summed as bwd sums its dot products, so that delta = rowsum(dO * O) cancels dO . V
      * exactly where one key takes all the weight. Optional, with bwd. */
     void (*rowdot)(int n, int len, const float *a, int64_t a_rs, const float *b, int64_t b_rs, float *out);
+    /* Row ops of the layers (nn/loss.c), on one row of n floats, each with the bits of the
+     * reference on every path (row_kernels.h). row_max: the largest x (n), NaN if x holds one.
+     * sum_f64, dot_f64: sum_j x[j] (* y[j]) in double, eight partial sums. exp_sum: sum_j
+     * attn__expf(x[j] - mx) in double (chunks of 512 summed as sum_f64, added in order), the
+     * exponentials into y (n) unless y is NULL. logsm_bwd_row: dx (n) (+)= dy - attn__expf(y)
+     * * sd (acc: +=). ce_bwd_row: dx (n) (+)= sc * (attn__expf(x - lse) - b). */
+    float (*row_max)(const float *x, int64_t n);
+    double (*sum_f64)(const float *x, int64_t n);
+    double (*dot_f64)(const float *x, const float *y, int64_t n);
+    double (*exp_sum)(float *y, const float *x, float mx, int64_t n);
+    void (*logsm_bwd_row)(float *dx, const float *y, const float *dy, float sd, int64_t n, int acc);
+    void (*ce_bwd_row)(float *dx, const float *x, float lse, float sc, float b, int64_t n, int acc);
+    /* Activations of n elements (nn/activations.c): out (n) = f(inp); the backwards add (+=)
+     * into dinp (n), tanh and sigmoid from their output, relu and gelu from their input. */
+    void (*tanh_fwd)(float *out, const float *inp, int64_t n);
+    void (*tanh_bwd)(float *dinp, const float *out, const float *dout, int64_t n);
+    void (*sigmoid_fwd)(float *out, const float *inp, int64_t n);
+    void (*sigmoid_bwd)(float *dinp, const float *out, const float *dout, int64_t n);
+    void (*relu_fwd)(float *out, const float *inp, int64_t n);
+    void (*relu_bwd)(float *dinp, const float *inp, const float *dout, int64_t n);
+    void (*gelu_fwd)(float *out, const float *inp, int64_t n);
+    void (*gelu_bwd)(float *dinp, const float *inp, const float *dout, int64_t n);
     /* Optimiser updates. */
     attn__sgd_fn sgd;
     attn__adam_fn adam;

@@ -2,9 +2,10 @@
  * weights, ignore_index and label smoothing, as torch.nn.functional.cross_entropy), forward
  * and backward. This is the one implementation: the public functions run it over all rows,
  * the autograd tape over fixed blocks of rows in parallel. Sums accumulate in double;
- * exponentials use attn__expf (nn/nn_internal.h), written so that loops over it vectorise with
- * the same bits in every lane. Cross-entropy keeps only each row's log-sum-exp for its
- * backward, not the (R, C) probabilities.
+ * exponentials use attn__expf (kernels/row_kernels.h). The loops over a row's elements (its
+ * maximum, sums, exponentials) are the kernel table's row ops, with the same bits on every
+ * path. Cross-entropy keeps only each row's log-sum-exp for its backward, not the (R, C)
+ * probabilities.
  * Letters: R (N in the API) rows, C the last axis (classes).
  * Not here: probabilities as targets (soft labels), the multi-head attention softmax (that
  * one is fused into the attention kernels). */
@@ -14,83 +15,17 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "kernels/kernels.h"
 #include "nn/nn_internal.h"
-
-#define CHUNK 512 /* columns per pass: exponentials go to a stack buffer, then are summed */
-
-/* Row reductions in forms GCC vectorises without -ffast-math: eight independent lanes
- * (elementwise updates of small arrays), combined in a fixed order at the end. */
-
-static inline uint32_t fkey(float x) { /* unsigned order key: monotonic in x, NaNs outside */
-    uint32_t b;
-    memcpy(&b, &x, 4);
-    return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
-}
-
-/* The row's maximum, or NaN if the row holds a NaN (which then reaches the results). */
-static float row_max(const float *x, int64_t C) {
-    uint32_t mx[8] = {0}, mn[8] = {~0u, ~0u, ~0u, ~0u, ~0u, ~0u, ~0u, ~0u}, a = 0, b = ~0u;
-    int64_t j = 0;
-    for (; j + 8 <= C; j += 8)
-        for (int k = 0; k < 8; k++) {
-            uint32_t key = fkey(x[j + k]);
-            mx[k] = key > mx[k] ? key : mx[k];
-            mn[k] = key < mn[k] ? key : mn[k];
-        }
-    for (int k = 0; k < 8; k++) a = mx[k] > a ? mx[k] : a, b = mn[k] < b ? mn[k] : b;
-    for (; j < C; j++) {
-        uint32_t key = fkey(x[j]);
-        a = key > a ? key : a, b = key < b ? key : b;
-    }
-    if (a > 0xff800000u || b < 0x007fffffu) return NAN; /* beyond +inf or -inf: a NaN */
-    uint32_t bits = (a & 0x80000000u) ? (a & 0x7fffffffu) : ~a;
-    float m;
-    memcpy(&m, &bits, 4);
-    return m;
-}
-
-/* sum_j x[j] (and sum_j x[j] y[j]) in double. */
-static double sum_f64(const float *x, int64_t n) {
-    double acc[8] = {0};
-    int64_t j = 0;
-    for (; j + 8 <= n; j += 8)
-        for (int k = 0; k < 8; k++) acc[k] += x[j + k];
-    double s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; j < n; j++) s += x[j];
-    return s;
-}
-
-static double dot_f64(const float *x, const float *y, int64_t n) {
-    double acc[8] = {0};
-    int64_t j = 0;
-    for (; j + 8 <= n; j += 8)
-        for (int k = 0; k < 8; k++) acc[k] += (double)x[j + k] * y[j + k];
-    double s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; j < n; j++) s += (double)x[j] * y[j];
-    return s;
-}
-
-/* sum_j exp(x[j] - mx) in double; y, if not NULL, receives the exponentials. */
-static double sum_exp(const float *x, float mx, int64_t C, float *y) {
-    float buf[CHUNK];
-    double s = 0.0;
-    for (int64_t j0 = 0; j0 < C; j0 += CHUNK) {
-        int64_t n = C - j0 < CHUNK ? C - j0 : CHUNK;
-        float *e = y ? y + j0 : buf;
-        const float *xs = x + j0;
-        for (int64_t j = 0; j < n; j++) e[j] = attn__expf(xs[j] - mx);
-        s += sum_f64(e, n);
-    }
-    return s;
-}
 
 /* ---- softmax, log-softmax -------------------------------------------------------------- */
 
 void attn__softmax_forward(float *out, const float *inp, int64_t R, int64_t C, int logsm) {
+    const attn__kernels *k = attn__kern();
     for (int64_t r = 0; r < R; r++) {
         const float *x = inp + r * C; // (C)
         float *y = out + r * C;       // (C)
-        float mx = row_max(x, C);
+        float mx = k->row_max(x, C);
         if (mx != mx) { /* a NaN in the row */
             for (int64_t j = 0; j < C; j++) y[j] = NAN;
             continue;
@@ -100,10 +35,10 @@ void attn__softmax_forward(float *out, const float *inp, int64_t R, int64_t C, i
             continue;
         }
         if (logsm) {
-            double lse = mx + log(sum_exp(x, mx, C, NULL)); /* in double: exact for large |x| */
+            double lse = mx + log(k->exp_sum(NULL, x, mx, C)); /* in double: exact for large |x| */
             for (int64_t j = 0; j < C; j++) y[j] = (float)(x[j] - lse);
         } else {
-            float inv = (float)(1.0 / sum_exp(x, mx, C, y));
+            float inv = (float)(1.0 / k->exp_sum(y, x, mx, C));
             for (int64_t j = 0; j < C; j++) y[j] *= inv;
         }
     }
@@ -111,19 +46,16 @@ void attn__softmax_forward(float *out, const float *inp, int64_t R, int64_t C, i
 
 void attn__softmax_backward(float *dinp, const float *out, const float *dout, int64_t R, int64_t C, int logsm,
                             int accumulate) {
+    const attn__kernels *k = attn__kern();
     for (int64_t r = 0; r < R; r++) {
         const float *y = out + r * C, *dy = dout + r * C; // (C)
         float *dx = dinp + r * C;                         // (C)
         if (logsm) {
             /* forward: y = x - lse  ->  dx = dy - exp(y) * sum(dy) */
-            float sd = (float)sum_f64(dy, C);
-            if (accumulate)
-                for (int64_t j = 0; j < C; j++) dx[j] += dy[j] - attn__expf(y[j]) * sd;
-            else
-                for (int64_t j = 0; j < C; j++) dx[j] = dy[j] - attn__expf(y[j]) * sd;
+            k->logsm_bwd_row(dx, y, dy, (float)k->sum_f64(dy, C), C, accumulate);
         } else {
             /* forward: y = exp(x - max) / sum  ->  dx = y * (dy - sum(dy * y)) */
-            float sd = (float)dot_f64(dy, y, C);
+            float sd = (float)k->dot_f64(dy, y, C);
             if (accumulate)
                 for (int64_t j = 0; j < C; j++) dx[j] += y[j] * (dy[j] - sd);
             else
@@ -165,18 +97,19 @@ int attn_log_softmax_backward(float *dinp, const float *out, const float *dout, 
 
 double attn__cross_entropy_forward(float *losses, float *lse, const float *logits, const int32_t *targets,
                                    const float *weight, int64_t R, int64_t C, int ignore_index, float eps) {
+    const attn__kernels *k = attn__kern();
     double acc = 0.0;
     for (int64_t r = 0; r < R; r++) {
         const float *x = logits + r * C; // (C)
-        float mx = row_max(x, C);
-        double l = mx != mx ? (double)NAN : mx + log(sum_exp(x, mx, C, NULL)); // log-sum-exp
+        float mx = k->row_max(x, C);
+        double l = mx != mx ? (double)NAN : mx + log(k->exp_sum(NULL, x, mx, C)); // log-sum-exp
         lse[r] = (float)l;
         int32_t t = targets[r];
         double li = 0.0;
         if (t != ignore_index) {
             /* loss = (1 - eps) w[t] (lse - x[t]) + (eps / C) sum_c w[c] (lse - x[c]) */
             if (!weight) {
-                double sx = eps != 0.0f ? sum_f64(x, C) : 0.0;
+                double sx = eps != 0.0f ? k->sum_f64(x, C) : 0.0;
                 li = (1.0 - eps) * (l - x[t]) + eps * (l - sx / (double)C);
             } else {
                 li = (1.0 - eps) * weight[t] * (l - x[t]);
@@ -198,6 +131,7 @@ void attn__cross_entropy_backward(float *dlogits, const float *logits, const flo
                                   int ignore_index, float eps, int accumulate) {
     /* d loss / d x[j] = a (p[j] - [j == t]) + b (W p[j] - w[j]),  p = exp(x - lse),
      * a = (1 - eps) w[t], b = eps / C, W = sum_c w[c]; without weights p[j] - b - a [j == t]. */
+    const attn__kernels *k = attn__kern();
     float b = eps / (float)C, W = 0.0f;
     if (weight)
         for (int64_t c = 0; c < C; c++) W += weight[c];
@@ -211,10 +145,7 @@ void attn__cross_entropy_backward(float *dlogits, const float *logits, const flo
         }
         float l = lse[r], sc = row_scale ? row_scale[r] : scale, a = (1.0f - eps) * (weight ? weight[t] : 1.0f);
         if (!weight) {
-            if (accumulate)
-                for (int64_t j = 0; j < C; j++) dx[j] += sc * (attn__expf(x[j] - l) - b);
-            else
-                for (int64_t j = 0; j < C; j++) dx[j] = sc * (attn__expf(x[j] - l) - b);
+            k->ce_bwd_row(dx, x, l, sc, b, C, accumulate);
         } else {
             float pa = a + b * W;
             for (int64_t j = 0; j < C; j++) {

@@ -114,40 +114,6 @@ void attn__relu_dropout_forward(float *y, const float *a, attn__dropmask d, int6
 void attn__relu_dropout_backward(float *da, const float *a, const float *dy, attn__dropmask d, int64_t i0, int64_t i1,
                                  int accumulate);
 
-/* exp(x) for x <= 88 (larger x are clamped: callers pass x - max <= 0), 0 below -87.3 (and
- * for -inf); a NaN gives an unspecified finite value (callers check their rows for NaN).
- * Relative error under 1e-7 (Cephes' expf: Cody-Waite reduction, degree-5 polynomial).
- * Written without calls and with integer-only conditions (GCC will not if-convert float
- * comparisons under -ftrapping-math, nor some selects) so that loops over it vectorise, with the same
- * operations in every lane: the result does not depend on how a loop was vectorised. */
-#define ATTN__EXP_KLO 0x3d516665u /* order key of -87.3f */
-#define ATTN__EXP_KHI 0xc2b00000u /* order key of 88.0f */
-static inline float attn__expf(float x) {
-    uint32_t b, key, kc, cb, sb;
-    float c, sc, res;
-    memcpy(&b, &x, 4);
-    key = (b & 0x80000000u) ? ~b : (b | 0x80000000u); /* monotonic in x */
-    kc = key < ATTN__EXP_KLO ? ATTN__EXP_KLO : (key > ATTN__EXP_KHI ? ATTN__EXP_KHI : key);
-    cb = (kc & 0x80000000u) ? (kc & 0x7fffffffu) : ~kc;
-    memcpy(&c, &cb, 4);
-    float n = (c * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
-    float r = c - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    float y = p * r * r + r + 1.0f;
-    sb = (uint32_t)((int32_t)n + 127) << 23;
-    sb &= (uint32_t)0 - (uint32_t)(key >= ATTN__EXP_KLO); /* a scale of 0 below -87.3 (a mask, not a
-                                                            select: GCC vectorises this form) */
-    memcpy(&sc, &sb, 4);
-    res = y * sc;
-    return res;
-}
-
 /* ---- recurrent layers (nn/gru.c, nn/lstm.c) ------------------------------------------------ */
 
 /* attn_gru_backward and attn_lstm_backward (attn/layers.h) with their scratch given: `work`

@@ -152,6 +152,13 @@ const attn__kernels attn__kernels_ref = {
     .bwd_dq = attn__bwd_dq_ref,
     .bwd_dkv = attn__bwd_dkv_ref,
     .sgemm = attn__sgemm_ref,
+    ATTN__ROW_ENTRIES(ref),
+    .tanh_fwd = attn__tanh_fwd_ref,
+    .tanh_bwd = attn__tanh_bwd_ref,
+    .sigmoid_fwd = attn__sigmoid_fwd_ref,
+    .sigmoid_bwd = attn__sigmoid_bwd_ref,
+    .gelu_fwd = attn__gelu_fwd_ref,
+    .gelu_bwd = attn__gelu_bwd_ref,
     .sgd = attn__sgd_ref,
     .adam = attn__adam_ref,
 };

@@ -108,6 +108,7 @@ static inline void vtranspose(__m256 *r) {
 const attn__kernels attn__kernels_avx2 = {
     .name = "avx2",
     FAST_ENTRIES,
+    ATTN__ROW_ENTRIES(avx2),
     .sgd = attn__sgd_avx2,
     .adam = attn__adam_avx2,
 };

@@ -108,4 +108,5 @@ static inline void vtranspose(__m512 *r) {
 const attn__kernels attn__kernels_avx512 = {
     .name = "avx512",
     FAST_ENTRIES,
+    ATTN__ROW_ENTRIES(avx512),
 };
