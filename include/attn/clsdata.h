@@ -79,9 +79,9 @@ void attn_cls_free(attn_cls_data *d); /* frees and zeroes; accepts NULL */
 /* Reads a CSV or TSV file (see the top) into *out, replacing its contents. label_column:
  * the label column's name, NULL for "label". ATTN_EIO if the file cannot be read,
  * ATTN_EINVAL for an extension other than .csv and .tsv, ATTN_EFORMAT for an empty file, a
- * header without the text or label column, an unbalanced quote, or no valid row (the
- * message gives the count and the first skipped line). On failure *out keeps the counts of
- * skipped records but no rows. */
+ * file of 2 GiB or more, a header without the text or label column, an unbalanced quote, or
+ * no valid row (the message gives the count and the first skipped line). On failure *out
+ * keeps the counts of skipped records but no rows. */
 int attn_cls_read(const char *path, const char *label_column, attn_cls_data *out);
 
 /* One line for people about the skipped records, e.g. "2 malformed rows skipped (line 4:

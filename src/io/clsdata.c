@@ -5,6 +5,7 @@
  * The reader parses the file in place: unquoting and cleaning a field only ever shorten it,
  * so each field is rewritten over its own bytes in the buffer the file was read into.
  */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -227,7 +228,6 @@ static int parse(char *data, size_t size, const char *path, const char *label_co
     int nfields, li, ti;
     int st = read_header(&c, path, label_col, &nfields, &li, &ti);
     while (!st && c.pos < size) {
-        if (out->rows == 0x7fffffff) return attn__error(ATTN_EFORMAT, "%s: too many rows", path);
         int line = c.line;
         size_t span[2][2] = {{0, 0}, {0, 0}};
         attn_cls_problem why;
@@ -264,7 +264,8 @@ int attn_cls_read(const char *path, const char *label_column, attn_cls_data *out
     if (!label_column) label_column = "label";
     char *data;
     size_t size;
-    int st = attn__read_file(path, SIZE_MAX / 2, &data, &size);
+    /* Under 2 GiB, so that line and row numbers fit an int. */
+    int st = attn__read_file(path, (size_t)INT_MAX - 1, &data, &size);
     if (st) return st;
     attn_counter *labels = NULL;
     st = attn_counter_new(&labels);
@@ -378,15 +379,13 @@ int attn_cls_write(const attn_cls_data *d, const char *path) {
 
 int attn_cls_split_save(const attn_cls_data *all, uint64_t seed, double frac_valid, double frac_test, const char *dir) {
     if (!all || !dir) return attn__error(ATTN_EINVAL, "cls_split_save: NULL argument");
-    static const char *const names[3] = {"train.tsv", "valid.tsv", "test.tsv"};
     attn_cls_data part[3];
     memset(part, 0, sizeof part);
     int st = attn_cls_split(all, seed, frac_valid, frac_test, &part[0], &part[1], &part[2]);
     for (int k = 0; k < 3 && !st; k++) {
         char path[ATTN__TMP_PATH_MAX];
-        int w = snprintf(path, sizeof path, "%s/%s", dir, names[k]);
-        if (w < 0 || (size_t)w >= sizeof path - 16) st = attn__error(ATTN_EINVAL, "%s: directory name too long", dir);
-        else st = attn_cls_write(&part[k], path);
+        st = attn__split_path(path, dir, k);
+        if (!st) st = attn_cls_write(&part[k], path);
     }
     for (int k = 0; k < 3; k++) attn_cls_free(&part[k]);
     return st;

@@ -2,6 +2,7 @@
  * byte order, half floats, printable excerpts. Not here: any file format. */
 #define _POSIX_C_SOURCE 200809L
 #include "io/common.h"
+#include "io/atomic.h"
 
 
 size_t attn_dtype_size(attn_dtype dt) {
@@ -153,4 +154,11 @@ char *attn__skip_report(char *buf, size_t cap, const char *noun, int skipped, in
     if (w >= 0) len += (size_t)w;
     if (len < cap) snprintf(buf + len, cap - len, "%s)", skipped > n_reported ? "; ..." : "");
     return buf;
+}
+
+int attn__split_path(char *path, const char *dir, int part) {
+    static const char *const names[3] = {"train.tsv", "valid.tsv", "test.tsv"};
+    int w = snprintf(path, ATTN__TMP_PATH_MAX, "%s/%s", dir, names[part]);
+    if (w < 0 || (size_t)w >= ATTN__TMP_PATH_MAX - 16) return attn__error(ATTN_EINVAL, "%s: directory name too long", dir);
+    return ATTN_OK;
 }

@@ -64,6 +64,11 @@ void attn__shuffle(int *a, int n, attn_rng *r);
 char *attn__skip_report(char *buf, size_t cap, const char *noun, int skipped, int n_reported, const int *line,
                         const char *const *why);
 
+/* The path of a split's part in dir: DIR/train.tsv, DIR/valid.tsv or DIR/test.tsv for part 0,
+ * 1 or 2, into path (capacity ATTN__TMP_PATH_MAX of io/atomic.h, with room left for the
+ * temporary suffix of an atomic write). ATTN_EINVAL if dir is too long. */
+int attn__split_path(char *path, const char *dir, int part);
+
 /* A translation model's vocabularies (owned; NULL until set). */
 typedef struct {
     attn_vocab *src, *tgt;

@@ -222,15 +222,13 @@ int attn_pairs_write(const attn_pairs *p, const char *path) {
 
 int attn_pairs_split_save(const attn_pairs *all, uint64_t seed, double frac_valid, double frac_test, const char *dir) {
     if (!all || !dir) return attn__error(ATTN_EINVAL, "pairs_split_save: NULL argument");
-    static const char *const names[3] = {"train.tsv", "valid.tsv", "test.tsv"};
     attn_pairs part[3];
     memset(part, 0, sizeof part);
     int st = attn_pairs_split(all, seed, frac_valid, frac_test, &part[0], &part[1], &part[2]);
     for (int k = 0; k < 3 && !st; k++) {
         char path[ATTN__TMP_PATH_MAX];
-        int w = snprintf(path, sizeof path, "%s/%s", dir, names[k]);
-        if (w < 0 || (size_t)w >= sizeof path - 16) st = attn__error(ATTN_EINVAL, "%s: directory name too long", dir);
-        else st = attn_pairs_write(&part[k], path);
+        st = attn__split_path(path, dir, k);
+        if (!st) st = attn_pairs_write(&part[k], path);
     }
     for (int k = 0; k < 3; k++) attn_pairs_free(&part[k]);
     return st;
