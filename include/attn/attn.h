@@ -10,6 +10,7 @@
 #include "attn/io.h"
 #include "attn/layers.h"
 #include "attn/text.h"
+#include "attn/clsdata.h"
 #include "attn/params.h"
 #include "attn/autograd.h"
 #include "attn/train.h"

@@ -2,6 +2,7 @@
  * byte order, half floats, printable excerpts. Not here: any file format. */
 #define _POSIX_C_SOURCE 200809L
 #include "io/common.h"
+#include "io/atomic.h"
 
 
 size_t attn_dtype_size(attn_dtype dt) {
@@ -110,4 +111,54 @@ char *attn__printable(char *dst, size_t cap, const char *src, size_t n) {
     if (cut) memcpy(dst + i, "...", 3), i += 3;
     dst[i] = '\0';
     return dst;
+}
+
+int attn__blank(const char *s, size_t n) {
+    size_t pos = 0;
+    uint32_t c;
+    while (attn_utf8_next(s, n, &pos, &c))
+        if (!attn_is_space(c) && c != 0x200B && c != 0xFEFF) return 0;
+    return 1;
+}
+
+/* A uniform integer in [0, m), m >= 1, without modulo bias: rejection of the low values
+ * that would make the last partial block (as in OpenBSD's arc4random_uniform). */
+static uint32_t rng_below(attn_rng *r, uint32_t m) {
+    uint32_t threshold = (uint32_t)(-m) % m; /* 2^32 mod m */
+    for (;;) {
+        uint32_t x = attn_rng_u32(r);
+        if (x >= threshold) return x % m;
+    }
+}
+
+void attn__shuffle(int *a, int n, attn_rng *r) {
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)rng_below(r, (uint32_t)i + 1);
+        int t = a[i];
+        a[i] = a[j], a[j] = t;
+    }
+}
+
+char *attn__skip_report(char *buf, size_t cap, const char *noun, int skipped, int n_reported, const int *line,
+                        const char *const *why) {
+    if (!buf || cap == 0) return buf;
+    buf[0] = '\0';
+    if (skipped <= 0) return buf;
+    size_t len = 0;
+    int w = snprintf(buf, cap, "%d malformed %s%s skipped (", skipped, noun, skipped == 1 ? "" : "s");
+    for (int i = 0; w >= 0 && i < n_reported; i++) {
+        len += (size_t)w;
+        if (len >= cap) break;
+        w = snprintf(buf + len, cap - len, "%sline %d: %s", i ? "; " : "", line[i], why[i]);
+    }
+    if (w >= 0) len += (size_t)w;
+    if (len < cap) snprintf(buf + len, cap - len, "%s)", skipped > n_reported ? "; ..." : "");
+    return buf;
+}
+
+int attn__split_path(char *path, const char *dir, int part) {
+    static const char *const names[3] = {"train.tsv", "valid.tsv", "test.tsv"};
+    int w = snprintf(path, ATTN__TMP_PATH_MAX, "%s/%s", dir, names[part]);
+    if (w < 0 || (size_t)w >= ATTN__TMP_PATH_MAX - 16) return attn__error(ATTN_EINVAL, "%s: directory name too long", dir);
+    return ATTN_OK;
 }

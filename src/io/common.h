@@ -49,6 +49,26 @@ static inline float attn__bf16_to_f32(uint16_t h) {
  * bytes outside printable ASCII become '?', and a long string is cut with "...". Returns dst. */
 char *attn__printable(char *dst, size_t cap, const char *src, size_t n);
 
+/* 1 if s[0, n) holds only white space (attn_is_space), U+200B and U+FEFF; invalid UTF-8
+ * is not blank. */
+int attn__blank(const char *s, size_t n);
+
+/* Shuffles a[0, n) in place (Fisher-Yates, from the last element down), each swap partner an
+ * unbiased integer drawn from r (rejection, as OpenBSD's arc4random_uniform). */
+void attn__shuffle(int *a, int n, attn_rng *r);
+
+/* The one line of a reader about the records it skipped, "N malformed NOUNs skipped (line L:
+ * WHY; ...)" with "; ..." when more were skipped than reported, or "" when none; into buf
+ * (capacity cap, always NUL-terminated, cut if too long). line[i] and why[i] for i <
+ * n_reported. Returns buf. */
+char *attn__skip_report(char *buf, size_t cap, const char *noun, int skipped, int n_reported, const int *line,
+                        const char *const *why);
+
+/* The path of a split's part in dir: DIR/train.tsv, DIR/valid.tsv or DIR/test.tsv for part 0,
+ * 1 or 2, into path (capacity ATTN__TMP_PATH_MAX of io/atomic.h, with room left for the
+ * temporary suffix of an atomic write). ATTN_EINVAL if dir is too long. */
+int attn__split_path(char *path, const char *dir, int part);
+
 /* A translation model's vocabularies (owned; NULL until set). */
 typedef struct {
     attn_vocab *src, *tgt;

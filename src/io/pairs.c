@@ -58,14 +58,6 @@ static int pairs_push(attn_pairs *p, const char *s0, size_t l0, const char *s1, 
     return ATTN_OK;
 }
 
-static int blank(const char *s, size_t n) {
-    size_t pos = 0;
-    uint32_t c;
-    while (attn_utf8_next(s, n, &pos, &c))
-        if (!attn_is_space(c) && c != 0x200B && c != 0xFEFF) return 0;
-    return 1;
-}
-
 /* Parses one line (without its line break) into its columns, or says what is wrong. */
 static attn_pair_problem parse_line(const char *s, size_t len, size_t *t1, size_t *t2) {
     if (memchr(s, '\0', len)) return ATTN_PAIR_NUL_BYTE;
@@ -75,7 +67,7 @@ static attn_pair_problem parse_line(const char *s, size_t len, size_t *t1, size_
     *t1 = (size_t)(a - s);
     const char *b = memchr(a + 1, '\t', len - *t1 - 1);
     *t2 = b ? (size_t)(b - s) : len;
-    if (blank(s, *t1) || blank(a + 1, *t2 - *t1 - 1)) return ATTN_PAIR_EMPTY_SIDE;
+    if (attn__blank(s, *t1) || attn__blank(a + 1, *t2 - *t1 - 1)) return ATTN_PAIR_EMPTY_SIDE;
     return ATTN_PAIR_OK;
 }
 
@@ -132,20 +124,10 @@ int attn_pairs_read(const char *path, attn_pairs *out) {
 }
 
 char *attn_pairs_report(const attn_pairs *p, char *buf, size_t cap) {
-    if (!buf || cap == 0) return buf;
-    buf[0] = '\0';
-    if (!p || p->malformed == 0) return buf;
-    size_t len = 0;
-    int w = snprintf(buf, cap, "%d malformed line%s skipped (", p->malformed, p->malformed == 1 ? "" : "s");
-    for (int i = 0; w >= 0 && i < p->n_reported; i++) {
-        len += (size_t)w;
-        if (len >= cap) break;
-        w = snprintf(buf + len, cap - len, "%sline %d: %s", i ? "; " : "", p->bad_line[i],
-                     attn_pair_problem_name(p->bad_why[i]));
-    }
-    if (w >= 0) len += (size_t)w;
-    if (len < cap) snprintf(buf + len, cap - len, "%s)", p->malformed > p->n_reported ? "; ..." : "");
-    return buf;
+    const char *why[ATTN_PAIRS_REPORT];
+    int n = p ? p->n_reported : 0;
+    for (int i = 0; i < n; i++) why[i] = attn_pair_problem_name(p->bad_why[i]);
+    return attn__skip_report(buf, cap, "line", p ? p->malformed : 0, n, p ? p->bad_line : NULL, why);
 }
 
 int attn_pairs_filter_length(attn_pairs *p, const attn_tok_kind kind[2], const int max_tokens[2]) {
@@ -177,16 +159,6 @@ int attn_pairs_filter_length(attn_pairs *p, const attn_tok_kind kind[2], const i
     return st;
 }
 
-/* A uniform integer in [0, m), m >= 1, without modulo bias: rejection of the low values
- * that would make the last partial block (as in OpenBSD's arc4random_uniform). */
-static uint32_t rng_below(attn_rng *r, uint32_t m) {
-    uint32_t threshold = (uint32_t)(-m) % m; /* 2^32 mod m */
-    for (;;) {
-        uint32_t x = attn_rng_u32(r);
-        if (x >= threshold) return x % m;
-    }
-}
-
 int attn_pairs_split(const attn_pairs *all, uint64_t seed, double frac_valid, double frac_test, attn_pairs *train,
                      attn_pairs *valid, attn_pairs *test) {
     if (!all) return attn__error(ATTN_EINVAL, "pairs_split: NULL input");
@@ -210,11 +182,7 @@ int attn_pairs_split(const attn_pairs *all, uint64_t seed, double frac_valid, do
     for (int i = 0; i < n; i++) perm[i] = i;
     attn_rng rng;
     attn_rng_seed(&rng, seed);
-    for (int i = n - 1; i > 0; i--) { /* Fisher-Yates */
-        int j = (int)rng_below(&rng, (uint32_t)i + 1);
-        int t = perm[i];
-        perm[i] = perm[j], perm[j] = t;
-    }
+    attn__shuffle(perm, n, &rng);
     /* The first n_valid shuffled indices go to valid, the next n_test to test. */
     for (int i = 0; i < n; i++) part[perm[i]] = i < n_valid ? 1 : i < n_valid + n_test ? 2 : 0;
     attn_free(perm);
@@ -254,15 +222,13 @@ int attn_pairs_write(const attn_pairs *p, const char *path) {
 
 int attn_pairs_split_save(const attn_pairs *all, uint64_t seed, double frac_valid, double frac_test, const char *dir) {
     if (!all || !dir) return attn__error(ATTN_EINVAL, "pairs_split_save: NULL argument");
-    static const char *const names[3] = {"train.tsv", "valid.tsv", "test.tsv"};
     attn_pairs part[3];
     memset(part, 0, sizeof part);
     int st = attn_pairs_split(all, seed, frac_valid, frac_test, &part[0], &part[1], &part[2]);
     for (int k = 0; k < 3 && !st; k++) {
         char path[ATTN__TMP_PATH_MAX];
-        int w = snprintf(path, sizeof path, "%s/%s", dir, names[k]);
-        if (w < 0 || (size_t)w >= sizeof path - 16) st = attn__error(ATTN_EINVAL, "%s: directory name too long", dir);
-        else st = attn_pairs_write(&part[k], path);
+        st = attn__split_path(path, dir, k);
+        if (!st) st = attn_pairs_write(&part[k], path);
     }
     for (int k = 0; k < 3; k++) attn_pairs_free(&part[k]);
     return st;
