@@ -240,7 +240,7 @@ static void add_mha(attn_transformer *m, int *st, const char *prefix, tr_mha *a)
     a->out_b = add1(m->ps, st, pre, "out_proj.bias", E, attn_init_zeros(), 1);
 }
 
-static void add_layer(attn_transformer *m, int *st, const char *stack, int i, int decoder, tr_layer *L) {
+void tr_add_layer(attn_transformer *m, int *st, const char *stack, int i, int decoder, tr_layer *L) {
     int64_t E = m->cfg.d_model, F = m->cfg.d_ff;
     char pre[96], sub[128];
     snprintf(pre, sizeof pre, "%s.layers.%d.", stack, i);
@@ -303,10 +303,10 @@ int attn_transformer_new(const attn_transformer_config *cfg_in, uint64_t seed, a
         m->src_pos = add2(m->ps, &st, "", "src_pos.weight", cfg.max_len, E, attn_init_normal(0.0f, 0.1f));
         m->tgt_pos = add2(m->ps, &st, "", "tgt_pos.weight", cfg.max_len, E, attn_init_normal(0.0f, 0.1f));
     }
-    for (int i = 0; i < cfg.enc_layers; i++) add_layer(m, &st, "encoder", i, 0, &m->enc[i]);
+    for (int i = 0; i < cfg.enc_layers; i++) tr_add_layer(m, &st, "encoder", i, 0, &m->enc[i]);
     m->enc_nw = add1(m->ps, &st, "", "encoder.norm.weight", E, attn_init_constant(1.0f), 1);
     m->enc_nb = add1(m->ps, &st, "", "encoder.norm.bias", E, attn_init_zeros(), 1);
-    for (int i = 0; i < cfg.dec_layers; i++) add_layer(m, &st, "decoder", i, 1, &m->dec[i]);
+    for (int i = 0; i < cfg.dec_layers; i++) tr_add_layer(m, &st, "decoder", i, 1, &m->dec[i]);
     m->dec_nw = add1(m->ps, &st, "", "decoder.norm.weight", E, attn_init_constant(1.0f), 1);
     m->dec_nb = add1(m->ps, &st, "", "decoder.norm.bias", E, attn_init_zeros(), 1);
     m->gen_w = cfg.share == ATTN_SHARE_NONE ? add2(m->ps, &st, "", "generator.weight", cfg.tgt_vocab, E, attn_init_xavier_uniform(1.0f))

@@ -69,6 +69,12 @@ attn_var *tr_relu_dropout(attn_graph *g, attn_var *h, float p);
 attn_var *tr_encode(attn_transformer *m, attn_graph *g, const int32_t *src, const int32_t *src_len, int B, int S,
                     float *maps_enc);
 
+/* Declares layer i of `stack` ("encoder" or "decoder", with cross-attention when decoder) in
+ * m->ps under nn.Transformer's names, sized by m->cfg and m->KV; *st becomes ATTN_ENOMEM on
+ * failure (nothing is done once it is set). For encoders built outside attn_transformer_new
+ * (the text classifier's). */
+void tr_add_layer(attn_transformer *m, int *st, const char *stack, int i, int decoder, tr_layer *L);
+
 /* Sequence length limit checks and the sinusoidal table. */
 int tr_check_ids(const int32_t *ids, int64_t n, int V, const char *what);
 
