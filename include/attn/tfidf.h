@@ -115,6 +115,12 @@ const attn_tfidf *attn_tfclf_features(const attn_tfclf *m);
 attn_params *attn_tfclf_params(attn_tfclf *m);
 const attn_tfclf_config *attn_tfclf_config_of(const attn_tfclf *m);
 
+/* The classes' names as written in the training data (C NUL-terminated strings, copied; each
+ * non-empty, without control characters), kept in checkpoints. attn_tfclf_label: class c's
+ * name, NULL if none was set (a checkpoint written without them) or c is out of range. */
+int attn_tfclf_set_labels(attn_tfclf *m, const char *const *names);
+const char *attn_tfclf_label(const attn_tfclf *m, int c);
+
 /* NB-SVM: the log-count ratios from the training rows X (N, F) and labels y (N) in [0, C).
  * Does nothing for the other kinds. */
 int attn_tfclf_fit_nb(attn_tfclf *m, const attn_csr *X, const int32_t *y);
@@ -126,9 +132,14 @@ attn_var *attn_tfclf_loss(attn_tfclf *m, attn_graph *g, const attn_csr *X, const
 /* Scores (X->rows, C) and the predicted class of each row of X (either may be NULL). */
 int attn_tfclf_predict(const attn_tfclf *m, const attn_csr *X, int32_t *pred, float *scores);
 
+/* What each non-zero of row i of X (N, F) adds to class c's score: contrib (the row's nnz, in
+ * the row's order) with s_c = b_c + sum(contrib) (NB-SVM: value * ratio * weight). For
+ * explanations: the n-gram of non-zero k is attn_tfidf_feature(features, X->col[k]). */
+int attn_tfclf_contrib(const attn_tfclf *m, const attn_csr *X, int64_t i, int c, float *contrib);
+
 /* The checkpoint directory's model part: the "model" object of config.json ({"kind": ...,
- * the features' configuration, "classes"}) and the features file tfidf.tsv (the n-grams and
- * their document frequencies). For attn_checkpoint_save (attn/train.h). */
+ * "classes", "nb_alpha", "labels" if set}) and the features file tfidf.tsv (the features'
+ * configuration, the n-grams and their document frequencies). For attn_checkpoint_save (attn/train.h). */
 typedef struct {
     char *model_json;
     attn_ckpt_file file;

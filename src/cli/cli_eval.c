@@ -1,5 +1,7 @@
 /* attn eval: scores a model trained by `attn train seq2seq` or `attn train transformer` (any
- * family of attn/translator.h) on held-out sentence pairs:
+ * family of attn/translator.h) on held-out sentence pairs, or a text classifier of `attn train
+ * classifier` on labelled texts (cli_eval_classifier, at the end: accuracy, macro-F1 and the
+ * confusion matrix). For translations:
  * corpus BLEU-4 (sacreBLEU's definition: 13a tokenisation, 'exp' smoothing) and the exact-match
  * rate, overall and by source-sentence length bucket (the shape of Bahdanau et al. 2014,
  * Figure 2), as a table on stdout and optionally CSV, Markdown and the translations.
@@ -9,6 +11,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_cls.h"
 #include "cli_s2s.h"
 
 static const char HELP[] =
@@ -36,15 +39,34 @@ static const char HELP[] =
     "  --label NAME        a name for the model in the CSV and Markdown (default: its attention,\n"
     "                      or \"transformer\")\n"
     "  --threads N         threads (default: all cores)\n"
-    "  --quiet             only the overall line\n";
+    "  --quiet             only the overall line\n"
+    "\n"
+    "A classifier (from 'attn train classifier') is scored on labelled texts instead:\n"
+    "  attn eval --model DIR --data TEST.csv|tsv [--label-column NAME] [--csv FILE]\n"
+    "prints the accuracy, the macro-F1 (the mean over labels of each label's F1, the harmonic\n"
+    "mean of its precision and recall: every label counts the same, however rare), precision,\n"
+    "recall and F1 per label, and the confusion matrix (rows: the true label, columns: the\n"
+    "predicted one). --csv FILE writes one row per label: label,support,precision,recall,f1 and\n"
+    "the counts predicted as each label. Texts whose label the model never saw are left out\n"
+    "(with a count).\n";
 
 static void progress(int done, int total) {
     fprintf(stderr, "\r%d/%d translated", done, total);
     if (done == total) fprintf(stderr, "\n");
 }
 
+/* The checkpoint directory named by --model (or -m), if any. */
+static const char *model_arg(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        if ((!strcmp(argv[i], "--model") || !strcmp(argv[i], "-m")) && i + 1 < argc) return argv[i + 1];
+        if (!strncmp(argv[i], "--model=", 8)) return argv[i] + 8;
+    }
+    return NULL;
+}
+
 int cli_eval(int argc, char **argv) {
-    const char *cmd = "eval";
+    const char *cmd = "eval", *dir = model_arg(argc, argv);
+    if (dir && cls_is_classifier(dir)) return cli_eval_classifier(argc, argv);
     cli_args p;
     cli_args_init(&p, cmd, argc, argv);
     const char *model = NULL, *data = NULL, *buckets = "5,10,15,20,25", *csv = NULL, *md = NULL, *hyp_out = NULL, *label = NULL;
@@ -170,5 +192,128 @@ done:
     s2s_data_free(&d);
     attn_pairs_free(&pairs);
     attn_translator_free(m);
+    return rc;
+}
+
+/* ---- Classifiers ---------------------------------------------------------------------------- */
+
+/* A CSV field, quoted when it must be (RFC 4180). */
+static void csv_field(FILE *f, const char *s) {
+    if (!strpbrk(s, ",\"\n\r")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) fputs(*s == '"' ? "\"\"" : (char[]){*s, 0}, f);
+    fputc('"', f);
+}
+
+/* Per label: precision, recall, F1 (0 where undefined) from the confusion matrix cm (C, C),
+ * rows true, columns predicted; returns the macro-F1 over the labels that occur in the truth
+ * or the predictions (as scikit-learn's f1_score(average="macro")). */
+static double label_scores(const int64_t *cm, int C, double *prec, double *rec, double *f1, int64_t *support) {
+    double sum = 0;
+    int used = 0;
+    for (int c = 0; c < C; c++) {
+        int64_t tp = cm[(size_t)c * C + c], row = 0, col = 0;
+        for (int k = 0; k < C; k++) row += cm[(size_t)c * C + k], col += cm[(size_t)k * C + c];
+        prec[c] = col ? (double)tp / (double)col : 0, rec[c] = row ? (double)tp / (double)row : 0;
+        f1[c] = prec[c] + rec[c] > 0 ? 2 * prec[c] * rec[c] / (prec[c] + rec[c]) : 0;
+        support[c] = row;
+        if (row || col) sum += f1[c], used++;
+    }
+    return used ? sum / used : 0;
+}
+
+int cli_eval_classifier(int argc, char **argv) {
+    const char *cmd = "eval", *dir = NULL, *data = NULL, *label_col = NULL, *csv = NULL;
+    int threads = 0, quiet = 0;
+    cli_args p;
+    cli_args_init(&p, cmd, argc, argv);
+    while (cli_next(&p)) {
+        if (cli_flag(&p, "-h") || cli_flag(&p, "--help")) {
+            if (!p.status) return cli_help(HELP);
+        } else if (cli_str(&p, "--model", &dir) || cli_str(&p, "-m", &dir) || cli_str(&p, "--data", &data) ||
+                   cli_str(&p, "--label-column", &label_col) || cli_str(&p, "--csv", &csv) ||
+                   cli_int(&p, "--threads", 1, 1024, &threads)) {
+        } else if (cli_flag(&p, "--quiet")) {
+            quiet = 1;
+        } else {
+            cli_unknown(&p);
+        }
+    }
+    if (p.status) return p.status;
+    if (p.npos) return cli_usage(cmd, "unexpected argument '%s'", p.pos[0]);
+    if (!dir || !data) return cli_usage(cmd, "--model DIR and --data FILE are required");
+    if (threads) attn_set_threads(threads);
+    cls_model m;
+    attn_cls_data d = {0};
+    cls_set s = {0};
+    int rc = cls_model_load(cmd, dir, &m), unknown = 0, C = m.n_classes, st;
+    if (rc) return rc;
+    int32_t *pred = NULL;
+    float *num = NULL;
+    int64_t *cm = calloc((size_t)C * C, sizeof(int64_t)), *support = malloc((size_t)C * sizeof(int64_t));
+    double *sc = malloc(3 * (size_t)C * sizeof(double));
+    if ((rc = cls_read(cmd, data, label_col, 1, &d)) || (rc = cls_set_make(cmd, &d, m.labels, C, &s, &unknown))) goto done;
+    rc = CLI_EDATA;
+    if (unknown) fprintf(stderr, "attn %s: %s: %d texts with labels the model does not know left out\n", cmd, data, unknown);
+    if (!s.n) {
+        cli_fail(cmd, "%s: no text with a label the model knows", data);
+        goto done;
+    }
+    pred = malloc((size_t)s.n * sizeof(int32_t)), num = malloc((size_t)s.n * sizeof(float));
+    if (!cm || !support || !sc || !pred || !num) {
+        cli_fail_lib(cmd, ATTN_ENOMEM, NULL);
+        goto done;
+    }
+    double t0 = attn_time_now();
+    if ((st = m.predict(m.self, s.text, s.n, pred, num))) {
+        cli_fail_lib(cmd, st, NULL);
+        goto done;
+    }
+    double secs = attn_time_now() - t0;
+    int64_t right = 0;
+    for (int i = 0; i < s.n; i++) cm[(size_t)s.y[i] * C + pred[i]]++, right += s.y[i] == pred[i];
+    double *prec = sc, *rec = sc + C, *f1 = sc + 2 * C;
+    double macro = label_scores(cm, C, prec, rec, f1, support);
+    printf("%s: accuracy %.2f%%, macro-F1 %.2f, %d texts (%s, %.0f texts/s)\n", dir, 100.0 * right / s.n, 100 * macro, s.n, m.kind,
+           secs > 0 ? s.n / secs : 0.0);
+    if (!quiet) {
+        printf("%-12s %9s %9s %9s %9s\n", "label", "precision", "recall", "F1", "support");
+        for (int c = 0; c < C; c++)
+            printf("%-12s %9.2f %9.2f %9.2f %9lld\n", m.labels[c], 100 * prec[c], 100 * rec[c], 100 * f1[c], (long long)support[c]);
+        printf("confusion matrix (rows: true label, columns: predicted label):\n%-12s", "");
+        for (int c = 0; c < C; c++) printf(" %8s", m.labels[c]);
+        for (int t = 0; t < C; t++) {
+            printf("\n%-12s", m.labels[t]);
+            for (int c = 0; c < C; c++) printf(" %8lld", (long long)cm[(size_t)t * C + c]);
+        }
+        printf("\n");
+    }
+    FILE *f = csv ? fopen(csv, "w") : NULL;
+    if (csv && !f) {
+        cli_fail(cmd, "%s: cannot write", csv);
+        goto done;
+    }
+    if (f) {
+        fputs("label,support,precision,recall,f1", f);
+        for (int c = 0; c < C; c++) fputs(",pred_", f), csv_field(f, m.labels[c]);
+        for (int t = 0; t < C; t++) {
+            fputc('\n', f), csv_field(f, m.labels[t]);
+            fprintf(f, ",%lld,%.4f,%.4f,%.4f", (long long)support[t], prec[t], rec[t], f1[t]);
+            for (int c = 0; c < C; c++) fprintf(f, ",%lld", (long long)cm[(size_t)t * C + c]);
+        }
+        fprintf(f, "\nall,%d,,,%.4f\n", s.n, macro);
+        if (fclose(f)) {
+            cli_fail(cmd, "%s: cannot write", csv);
+            goto done;
+        }
+    }
+    rc = CLI_OK;
+done:
+    free(cm), free(support), free(sc), free(pred), free(num);
+    cls_set_free(&s), attn_cls_free(&d);
+    m.free(m.self);
     return rc;
 }

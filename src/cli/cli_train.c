@@ -91,9 +91,11 @@ static const char TOP_HELP[] =
     "\n"
     "models:\n"
     "  seq2seq    encoder-decoder translation, with or without attention (Bahdanau, Luong)\n"
-    "  transformer  the Transformer: self-attention, multi-head, position encodings\n";
+    "  transformer  the Transformer: self-attention, multi-head, position encodings\n"
+    "  classifier   text classification (TF-IDF + logistic regression, SVM, NB-SVM)\n";
 
 int cli_train_transformer(int argc, char **argv); /* cli_train_transformer.c */
+int cli_train_classifier(int argc, char **argv);  /* cli_train_classifier.c */
 
 int cli_train(int argc, char **argv) {
     if (argc < 2) {
@@ -103,5 +105,6 @@ int cli_train(int argc, char **argv) {
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) return cli_help(TOP_HELP);
     if (!strcmp(argv[1], "seq2seq")) return train_seq2seq(argc - 1, argv + 1);
     if (!strcmp(argv[1], "transformer")) return cli_train_transformer(argc - 1, argv + 1);
-    return cli_usage("train", "unknown model '%s' (seq2seq, transformer)", argv[1]);
+    if (!strcmp(argv[1], "classifier")) return cli_train_classifier(argc - 1, argv + 1);
+    return cli_usage("train", "unknown model '%s' (seq2seq, transformer, classifier)", argv[1]);
 }

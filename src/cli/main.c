@@ -34,6 +34,7 @@ static const cli_command COMMANDS[] = {
     {"mha", cli_mha, "multi-head attention with PyTorch nn.MultiheadAttention weights (safetensors)", 0},
     {"train", cli_train, "train a model on a data set", 0},
     {"translate", cli_translate, "translate sentences with a trained model", 0},
+    {"classify", cli_classify, "label texts with a trained classifier (and say why)", 0},
     {"eval", cli_eval, "evaluate a trained model", 0},
     {"bench", cli_bench, "benchmark the attention kernels (GFLOP/s beside the reference)", 0},
     {"npy-diff", cli_npy_diff, "compare two .npy arrays within a tolerance (exit 1 if they differ)", 1},

@@ -165,7 +165,7 @@ int attn_tfidf_fit(const attn_tfidf_config *c, const char *const *texts, int n, 
         if (!texts[i]) st = attn__error(ATTN_EINVAL, "attn_tfidf_fit: text %d is NULL", i);
         else st = each_ngram(c, texts[i], &tok, &sb, fit_add, &fc);
         if (st) break;
-        qsort(fc.ids.v, (size_t)fc.ids.n, sizeof(int), cmp_int);
+        if (fc.ids.n) qsort(fc.ids.v, (size_t)fc.ids.n, sizeof(int), cmp_int);
         for (int k = 0; k < fc.ids.n && !st; k++)
             if (k == 0 || fc.ids.v[k] != fc.ids.v[k - 1]) {
                 const char *s = attn_counter_token(fc.all, fc.ids.v[k]);
@@ -224,7 +224,7 @@ int attn_tfidf_transform(const attn_tfidf *f, const char *const *texts, int n, a
         if (!texts[i]) st = attn__error(ATTN_EINVAL, "attn_tfidf_transform: text %d is NULL", i);
         else st = each_ngram(&f->c, texts[i], &tok, &sb, tr_add, &t);
         if (st) break;
-        qsort(t.cols.v, (size_t)t.cols.n, sizeof(int), cmp_int);
+        if (t.cols.n) qsort(t.cols.v, (size_t)t.cols.n, sizeof(int), cmp_int); /* v is NULL before the first n-gram */
         for (int k = 0; k < t.cols.n && !st; k++) {
             if (k > 0 && t.cols.v[k] == t.cols.v[k - 1]) cnt.v[cnt.n - 1]++;
             else if (ivec_push(&all, t.cols.v[k]) || ivec_push(&cnt, 1)) st = attn__error(ATTN_ENOMEM, "tfidf: out of memory");

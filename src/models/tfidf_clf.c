@@ -20,6 +20,7 @@ struct attn_tfclf {
     attn_tfidf *f;
     attn_params *ps;
     attn_param *W, *b, *r; /* (C, F), (C), (C, F) for NB-SVM (else NULL) */
+    char **labels;         /* (C) the classes' names; NULL: none set */
 };
 
 static const char *const KIND_NAMES[] = {"tfidf-lr", "tfidf-svm", "nbsvm"};
@@ -36,12 +37,49 @@ void attn_tfclf_free(attn_tfclf *m) {
     if (!m) return;
     attn_tfidf_free(m->f);
     attn_params_free(m->ps);
+    for (int c = 0; m->labels && c < m->c.n_classes; c++) attn_free(m->labels[c]);
+    attn_free(m->labels);
     attn_free(m);
 }
 
 const attn_tfidf *attn_tfclf_features(const attn_tfclf *m) { return m ? m->f : NULL; }
 attn_params *attn_tfclf_params(attn_tfclf *m) { return m ? m->ps : NULL; }
 const attn_tfclf_config *attn_tfclf_config_of(const attn_tfclf *m) { return m ? &m->c : NULL; }
+
+/* A label name goes into config.json and on output lines: not empty, no control character. */
+static int label_ok(const char *s) {
+    if (!s || !*s) return 0;
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) return 0;
+    return 1;
+}
+
+int attn_tfclf_set_labels(attn_tfclf *m, const char *const *names) {
+    if (!m || !names) return attn__error(ATTN_EINVAL, "attn_tfclf_set_labels: NULL argument");
+    int C = m->c.n_classes;
+    for (int c = 0; c < C; c++)
+        if (!label_ok(names[c])) return attn__error(ATTN_EINVAL, "attn_tfclf_set_labels: label %d is empty or has a control character", c);
+    char **v = attn_calloc((size_t)C, sizeof(char *));
+    int st = v ? ATTN_OK : ATTN_ENOMEM;
+    for (int c = 0; c < C && !st; c++) {
+        size_t n = strlen(names[c]) + 1;
+        if (!(v[c] = attn_malloc(n))) st = ATTN_ENOMEM;
+        else memcpy(v[c], names[c], n);
+    }
+    if (st) {
+        for (int c = 0; v && c < C; c++) attn_free(v[c]);
+        attn_free(v);
+        return attn__error(ATTN_ENOMEM, "attn_tfclf_set_labels: out of memory");
+    }
+    for (int c = 0; m->labels && c < C; c++) attn_free(m->labels[c]);
+    attn_free(m->labels);
+    m->labels = v;
+    return ATTN_OK;
+}
+
+const char *attn_tfclf_label(const attn_tfclf *m, int c) {
+    return m && m->labels && c >= 0 && c < m->c.n_classes ? m->labels[c] : NULL;
+}
 
 int attn_tfclf_new(const attn_tfclf_config *c, attn_tfidf *f, attn_tfclf **out) {
     if (!c || !f || !out) {
@@ -196,6 +234,21 @@ int attn_tfclf_predict(const attn_tfclf *m, const attn_csr *X, int32_t *pred, fl
     return ATTN_OK;
 }
 
+int attn_tfclf_contrib(const attn_tfclf *m, const attn_csr *X, int64_t i, int c, float *contrib) {
+    if (!m || !contrib) return attn__error(ATTN_EINVAL, "attn_tfclf_contrib: NULL argument");
+    int st = check_rows(m, X, NULL, "attn_tfclf_contrib");
+    if (st) return st;
+    if (i < 0 || i >= X->rows || c < 0 || c >= m->c.n_classes)
+        return attn__error(ATTN_EINVAL, "attn_tfclf_contrib: row %lld or class %d out of range", (long long)i, c);
+    int F = (int)X->cols;
+    const float *w = m->W->data + (size_t)c * F, *r = m->r ? m->r->data + (size_t)c * F : NULL;
+    for (int64_t k = X->rowptr[i]; k < X->rowptr[i + 1]; k++) {
+        float v = r ? X->val[k] * r[X->col[k]] : X->val[k]; /* the value the score sees, as in predict */
+        contrib[k - X->rowptr[i]] = v * w[X->col[k]];
+    }
+    return ATTN_OK;
+}
+
 /* ---- Checkpoint directory ------------------------------------------------------------------ */
 
 void attn_tfclf_export_free(attn_tfclf_export *e) {
@@ -211,6 +264,14 @@ int attn_tfclf_export_make(const attn_tfclf *m, attn_tfclf_export *out) {
     attn__sb json = {0}, feats = {0};
     attn__sb_printf(&json, "{\"kind\": \"%s\", \"classes\": %d, \"nb_alpha\": ", KIND_NAMES[m->c.kind], m->c.n_classes);
     attn__json_f32(&json, m->c.nb_alpha);
+    if (m->labels) {
+        attn__sb_str(&json, ", \"labels\": [");
+        for (int c = 0; c < m->c.n_classes; c++) {
+            if (c) attn__sb_str(&json, ", ");
+            attn__json_escape(&json, m->labels[c], 0);
+        }
+        attn__sb_str(&json, "]");
+    }
     attn__sb_str(&json, "}");
     attn__tfidf_write(m->f, &feats);
     size_t n = 0;
@@ -254,6 +315,27 @@ static int read_config(const attn__ck *ck, attn_tfclf_config *c) {
     return st;
 }
 
+/* The optional "labels" of the "model" object: as many distinct names as classes. */
+static int read_labels(const attn__ck *ck, attn_tfclf *m) {
+    const attn__json *mo = attn__ck_member(ck, "model"), *lab = NULL;
+    for (const attn__json *v = mo ? mo->child : NULL; v; v = v->next)
+        if (!strcmp(v->key, "labels")) lab = v;
+    if (!lab) return ATTN_OK;
+    int C = m->c.n_classes, i = 0;
+    const char *names[64], **v = C <= 64 ? names : attn_malloc((size_t)C * sizeof(char *));
+    if (!v) return attn__error(ATTN_ENOMEM, "attn_tfclf_load: out of memory");
+    int st = lab->type == ATTN__JSON_ARRAY && lab->len == (size_t)C ? ATTN_OK : attn__ck_bad(ck, "\"labels\" is not an array of one name per class");
+    for (const attn__json *e = lab->child; e && !st; e = e->next, i++) {
+        if (e->type != ATTN__JSON_STRING || strlen(e->str) != e->len || !label_ok(e->str)) st = attn__ck_bad(ck, "a label is not a non-empty name");
+        for (int j = 0; j < i && !st; j++)
+            if (!strcmp(v[j], e->str)) st = attn__ck_bad(ck, "two labels have the same name");
+        if (!st) v[i] = e->str;
+    }
+    if (!st) st = attn_tfclf_set_labels(m, v);
+    if (v != names) attn_free((void *)v);
+    return st;
+}
+
 int attn_tfclf_load(const char *dir, attn_tfclf **out) {
     if (!dir || !out) return attn__error(ATTN_EINVAL, "attn_tfclf_load: NULL argument");
     *out = NULL;
@@ -272,7 +354,7 @@ int attn_tfclf_load(const char *dir, attn_tfclf **out) {
         goto done;
     }
     if ((st = attn__read_file(fp, (size_t)1 << 31, &text, &n)) || (st = attn__tfidf_read(text, n, fp, &f))) goto done;
-    if ((st = attn_tfclf_new(&c, f, &m))) goto done; /* takes f */
+    if ((st = attn_tfclf_new(&c, f, &m)) || (st = read_labels(&ck, m))) goto done; /* takes f */
     if (!(weights = attn__ck_join(dir, ATTN__CK_MODEL))) st = attn__error(ATTN_ENOMEM, "attn_tfclf_load: out of memory");
     else st = attn_params_load(m->ps, weights, 0);
 done:

@@ -1,0 +1,93 @@
+/* attn classify: labels texts with a classifier trained by `attn train classifier`: per text
+ * one line "LABEL<TAB>NUMBER", the label as written in the training data; --explain N adds why
+ * (for the TF-IDF models: the n-grams that weighed most). Texts come from the arguments or,
+ * without any, from stdin, one per line. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_cls.h"
+
+static const char HELP[] =
+    "usage: attn classify --model DIR [options] \"text\" ...\n"
+    "       attn classify --model DIR [options] < texts.txt      (one text per line)\n"
+    "\n"
+    "Prints one line per text: its label as written in the training data, a tab, and a number:\n"
+    "  tfidf-lr            the probability of that label (the softmax of the class scores)\n"
+    "  tfidf-svm, nbsvm    the SVM's decision value for that label (its score s = w.x + b; the\n"
+    "                      classifier is confident beyond the margin when s > 1); not a\n"
+    "                      probability\n"
+    "\n"
+    "options:\n"
+    "  --model DIR         a checkpoint of 'attn train classifier' (required)\n"
+    "  --explain N         after each line, the N n-grams that weighed most in the decision, with\n"
+    "                      their contributions to the score of the chosen label minus that of the\n"
+    "                      runner-up (positive: for the chosen label)\n"
+    "  --threads N         threads (default: all cores)\n"
+    "\n"
+    "A line of stdin that is blank or not valid UTF-8 is reported on stderr and skipped (no line\n"
+    "out); the others go on, and the exit status is then 1.\n"
+    "\n"
+    "example:\n"
+    "  attn classify --model runs/nbsvm --explain 5 \"a gorgeous , witty , seductive movie\"\n";
+
+/* Why a text cannot be classified, or NULL. */
+static const char *bad_text(const char *s, size_t n) {
+    if (strlen(s) != n) return "a NUL byte";
+    if (!attn_utf8_valid(s, n, NULL)) return "invalid UTF-8";
+    for (size_t i = 0; i < n; i++)
+        if (!strchr(" \t\r\n\f\v", s[i])) return NULL;
+    return "an empty text";
+}
+
+static int one(const char *cmd, cls_model *m, const char *text, int explain) {
+    int32_t pred;
+    float num;
+    int st = m->predict(m->self, &text, 1, &pred, &num);
+    if (st) return cli_fail_lib(cmd, st, NULL);
+    printf("%s\t%.4f\n", m->labels[pred], (double)num);
+    if (explain > 0 && m->explain && (st = m->explain(m->self, text, explain, stdout))) return cli_fail_lib(cmd, st, NULL);
+    fflush(stdout);
+    return CLI_OK;
+}
+
+int cli_classify(int argc, char **argv) {
+    const char *cmd = "classify", *dir = NULL;
+    int explain = 0, threads = 0;
+    cli_args p;
+    cli_args_init(&p, cmd, argc, argv);
+    while (cli_next(&p)) {
+        if (cli_flag(&p, "-h") || cli_flag(&p, "--help")) {
+            if (!p.status) return cli_help(HELP);
+        } else if (cli_str(&p, "--model", &dir) || cli_str(&p, "-m", &dir) || cli_int(&p, "--explain", 0, 100000, &explain) ||
+                   cli_int(&p, "--threads", 1, 1024, &threads)) {
+        } else {
+            cli_unknown(&p);
+        }
+    }
+    if (p.status) return p.status;
+    if (!dir) return cli_usage(cmd, "--model DIR is required");
+    if (threads) attn_set_threads(threads);
+    cls_model m;
+    int rc = cls_model_load(cmd, dir, &m);
+    if (rc) return rc;
+    if (explain && !m.explain) fprintf(stderr, "attn %s: a %s model has no --explain; ignored\n", cmd, m.kind);
+    for (int i = 0; i < p.npos && !rc; i++) {
+        const char *why = bad_text(p.pos[i], strlen(p.pos[i]));
+        if (why) rc = cli_fail(cmd, "argument %d: %s", i + 1, why);
+        else rc = one(cmd, &m, p.pos[i], explain);
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int skipped = 0;
+    for (int ln = 1; !p.npos && !rc && (n = getline(&line, &cap, stdin)) >= 0; ln++) {
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
+        const char *why = bad_text(line, (size_t)n);
+        if (why) fprintf(stderr, "attn %s: line %d: %s, skipped\n", cmd, ln, why), skipped++;
+        else rc = one(cmd, &m, line, explain);
+    }
+    free(line);
+    m.free(m.self);
+    return rc ? rc : skipped ? CLI_EDATA : CLI_OK;
+}

@@ -1,0 +1,101 @@
+/* cli_cls.h: what the text-classification commands share (attn train classifier, attn classify,
+ * the classifier branch of attn eval): the options of training, the data (labelled texts read,
+ * split, their labels mapped to a model's), the tokeniser rule of --tok auto, and the model
+ * families behind one interface, so that a command never names a family.
+ *
+ * Adding a family (e.g. the neural classifiers of attn/classifier.h) is one entry in
+ * CLS_FAMILIES (cli_cls.c) and one file like cli_cls_tfidf.c: the --model names it trains,
+ * its help lines, its options, its training (given the data ready) and its loader (a
+ * checkpoint as a cls_model). Bodies in cli_cls.c. Uses only the public headers. */
+#ifndef ATTN_CLI_CLS_H
+#define ATTN_CLI_CLS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "attn/clsdata.h"
+#include "attn/trainer.h"
+#include "cli.h"
+
+/* The options every classifier family shares (the family's own go to its cfg). */
+typedef struct {
+    const char *model;                       /* --model NAME */
+    const char *data, *train, *valid, *out, *split_dir, *log, *label_col;
+    int split_seed;
+    int tok;                                 /* attn_tok_kind, or -1 for auto */
+    int epochs, batch, seed, patience, resume, quiet, threads, log_every, max_steps, save_every;
+    int optim;
+    float lr, weight_decay, clip, time_budget;
+    const char *tok_, *optim_;               /* parsing state */
+} cls_opts;
+
+/* Labelled texts ready for a model: y[i] is the id of text[i]'s label among the model's. */
+typedef struct {
+    int n;
+    const char **text; /* (n) pointers into the attn_cls_data read */
+    int32_t *y;        /* (n) */
+} cls_set;
+
+/* What a family's training gets: the two sets read, and the label names of the training
+ * file (sorted, as attn_cls_read numbers them: a new model's classes). */
+typedef struct {
+    attn_cls_data train_data, valid_data;
+    const char *const *labels;
+    int n_labels;
+    attn_tok_kind tok; /* the tokeniser, --tok auto resolved on the training texts */
+} cls_data;
+
+/* A trained classifier as classify and eval see it. */
+typedef struct {
+    const char *kind;
+    int n_classes;
+    const char *const *labels; /* (n_classes) as written in the training data */
+    const char *number;        /* what classify's number is, e.g. "probability" */
+    void *self;
+    /* The predicted class (pred, n) and its number (num, n) of n texts. */
+    int (*predict)(void *self, const char *const *texts, int n, int32_t *pred, float *num);
+    /* Optional: why one text gets its class, in at most `top` lines written to f. */
+    int (*explain)(void *self, const char *text, int top, FILE *f);
+    void (*free)(void *self);
+} cls_model;
+
+typedef struct {
+    const char *const *kinds; /* NULL-terminated: --model names and checkpoint kinds */
+    const char *help;         /* its lines in 'attn train classifier --help' */
+    void *(*cfg_new)(void);   /* its options' defaults (free()d by the caller) */
+    /* If p's current argument is one of its options, takes it and returns 1. */
+    int (*option)(cli_args *p, void *cfg);
+    /* Trains (or resumes) o->model on d into o->out; prints; returns the exit code. */
+    int (*train)(const char *cmd, const cls_opts *o, void *cfg, const cls_data *d);
+    /* Loads a checkpoint of one of its kinds. */
+    int (*load)(const char *cmd, const char *dir, cls_model *out);
+} cls_family;
+
+/* Family i of the table (NULL past the last). */
+const cls_family *cls_family_at(int i);
+/* The family that trains or loads `kind` (NULL if none). */
+const cls_family *cls_family_of(const char *kind);
+/* "tfidf-lr, tfidf-svm, nbsvm": every --model name, for messages. */
+const char *cls_kind_list(void);
+/* The kind of the checkpoint in dir ("kind" of its config.json's "model") into buf; CLI_OK, or
+ * CLI_EDATA with the error printed (a missing or corrupt checkpoint). */
+int cls_checkpoint_kind(const char *cmd, const char *dir, char *buf, size_t cap);
+/* 1 if dir holds a checkpoint that opens and whose kind is a classifier's (prints nothing). */
+int cls_is_classifier(const char *dir);
+/* attn eval of a classifier checkpoint (cli_eval.c): argv as cli_eval's. */
+int cli_eval_classifier(int argc, char **argv);
+/* Loads any classifier checkpoint (CLI_EDATA, printed, if it is not one). */
+int cls_model_load(const char *cmd, const char *dir, cls_model *out);
+
+/* Reads a labelled file, reporting skipped rows on stderr. CLI_OK or CLI_EDATA (printed). */
+int cls_read(const char *cmd, const char *path, const char *label_col, int quiet, attn_cls_data *d);
+/* The texts of d whose labels are among `labels` (by name), their ids in y; *unknown gets the
+ * number left out. CLI_OK or CLI_EDATA (out of memory, printed). Free with cls_set_free. */
+int cls_set_make(const char *cmd, const attn_cls_data *d, const char *const *labels, int n_labels, cls_set *s, int *unknown);
+void cls_set_free(cls_set *s);
+/* --tok auto: Chinese characters if the texts hold more Han ideographs than ASCII letters. */
+attn_tok_kind cls_auto_tok(const attn_cls_data *d);
+/* The trainer's configuration from the shared options (report lines to stderr unless quiet). */
+attn_trainer_config cls_trainer_config(const cls_opts *o);
+
+#endif

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# tests/cli_classify.sh: attn train classifier, attn classify and attn eval (classifier branch)
+# end to end on the small data sets of tests/data/cls (reviews.tsv: 48 English texts written for
+# the tests, two labels told apart by sentiment words; three.csv: Chinese, with a category
+# column; malformed.csv: bad rows), each TF-IDF model trained for a few epochs in well under a
+# second.
+#
+#   bash tests/cli_classify.sh /path/to/attn
+#
+# Checks: each model trains, writes the split and the label names; classify prints LABEL<TAB>
+# NUMBER per text (arguments and stdin, a bad line reported and skipped), --explain lists
+# n-grams; eval prints accuracy, macro-F1 and the confusion matrix and writes CSV; a stopped and
+# resumed run gives the weights of an uninterrupted one; --label-column; every bad input
+# (missing file, unknown model, unknown label column, corrupt checkpoint, bad options) gives
+# a clear error and the right exit status. Prints "N passed, N failed" last.
+set -u
+[ $# -ge 1 ] || { echo "usage: bash cli_classify.sh /path/to/attn" >&2; exit 2; }
+ATTN=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+cd "$(dirname "$0")" || exit 2
+DATA=data/cls/reviews.tsv
+T=$(mktemp -d) || exit 2
+trap 'rm -rf "$T"' EXIT
+npass=0
+nfail=0
+ok() { npass=$((npass + 1)); }
+bad() { nfail=$((nfail + 1)); echo "FAIL: $*" >&2; }
+check() { local n=$1; shift; if "$@"; then ok; else bad "$n"; fi; }
+# status NAME WANT COMMAND...: the command exits with WANT and says something on stderr
+status() {
+    local n=$1 want=$2; shift 2
+    "$@" >"$T/out" 2>"$T/err"
+    local rc=$?
+    if [ $rc -eq "$want" ] && [ -s "$T/err" ]; then ok; else bad "$n (rc $rc, want $want: $(head -1 "$T/err"))"; fi
+}
+
+FAST="--epochs 20 --batch 8 --lr 0.05 --log-every 0 --threads 1"
+
+# ---- training, each model ------------------------------------------------------------------
+for m in tfidf-lr tfidf-svm nbsvm; do
+    "$ATTN" train classifier --model $m --data "$DATA" --out "$T/$m" $FAST >"$T/out" 2>"$T/err"
+    rc=$?
+    check "$m: train exits 0 (rc $rc: $(tail -1 "$T/err"))" [ $rc -eq 0 ]
+    check "$m: final line" grep -q "^trained: .* valid accuracy 100.00%" "$T/out"
+    check "$m: checkpoint with label names" grep -q "\"kind\": \"$m\".*\"labels\": \\[\"0\", \"1\"\\]" "$T/$m/config.json"
+    check "$m: split written" [ -s "$T/$m/split/train.tsv" -a -s "$T/$m/split/valid.tsv" -a -s "$T/$m/split/test.tsv" ]
+    out=$("$ATTN" classify --model "$T/$m" "a wonderful and charming film" "the plot was dull and tedious" 2>"$T/err")
+    check "$m: classify two arguments" [ "$out" = "$(printf '1\t%s\n0\t%s' "$(sed -n 1p <<<"$out" | cut -f2)" "$(sed -n 2p <<<"$out" | cut -f2)")" ]
+    check "$m: a number per line" [ "$(cut -f2 <<<"$out" | grep -cE '^-?[0-9]+\.[0-9]{4}$')" -eq 2 ]
+    "$ATTN" eval --model "$T/$m" --data "$T/$m/split/test.tsv" --csv "$T/$m.csv" >"$T/out" 2>"$T/err"
+    check "$m: eval exits 0" [ $? -eq 0 ]
+    check "$m: eval accuracy and macro-F1" grep -qE "accuracy [0-9.]+%, macro-F1 [0-9.]+, 4 texts \\($m" "$T/out"
+    check "$m: eval CSV" grep -qE "^all,4,,,[01]\.[0-9]{4}$" "$T/$m.csv"
+done
+check "split is stratified (2 and 2 of 24 and 24 in test)" [ "$(cut -f1 "$T/nbsvm/split/test.tsv" | sort | uniq -c | tr -s ' ' | tr '\n' ' ')" = " 2 0  2 1  1 label " ]
+check "the same split for every model" cmp -s "$T/nbsvm/split/test.tsv" "$T/tfidf-lr/split/test.tsv"
+"$ATTN" eval --model "$T/tfidf-lr" --data "$DATA" >"$T/out" 2>"$T/err"
+check "eval: confusion matrix with label names" grep -qE "^1 +0 +24$" "$T/out"
+check "eval: accuracy from the matrix" grep -q "accuracy $(awk '/^0 +[0-9]+ +[0-9]+$/ { a = $2 } END { printf "%.2f", 100 * (a + 24) / 48 }' "$T/out")%" "$T/out"
+
+# ---- classify: probabilities, stdin, explanations ------------------------------------------
+p=$("$ATTN" classify --model "$T/tfidf-lr" "great great great" | cut -f2)
+check "LR: a probability in (0.5, 1]" awk -v p="$p" 'BEGIN { exit !(p > 0.5 && p <= 1) }'
+printf 'wonderful and charming fun\n\nbad \377 bytes\nawful and tedious\n' | "$ATTN" classify --model "$T/nbsvm" >"$T/out" 2>"$T/err"
+rc=$?
+check "stdin: bad lines make exit 1" [ $rc -eq 1 ]
+check "stdin: two lines out" [ "$(cut -f1 "$T/out" | tr '\n' ' ')" = "1 0 " ]
+check "stdin: blank line reported" grep -q "line 2: an empty text, skipped" "$T/err"
+check "stdin: invalid UTF-8 reported" grep -q "line 3: invalid UTF-8, skipped" "$T/err"
+"$ATTN" classify --model "$T/nbsvm" --explain 2 "a great movie , really boring" >"$T/out" 2>"$T/err"
+check "explain: exit 0" [ $? -eq 0 ]
+check "explain: header" grep -q "n-gram contributions to s(.) - s(.) = " "$T/out"
+check "explain: two n-grams with contributions" [ "$(sed -n '3,4p' "$T/out" | grep -cE '^  [-+][0-9]+\.[0-9]{4}  [a-z]')" -eq 2 -a "$(wc -l <"$T/out")" -eq 4 ]
+check "explain: the strongest first" awk 'NR == 3 { a = $1 < 0 ? -$1 : $1 } NR == 4 { b = $1 < 0 ? -$1 : $1 } END { exit !(a >= b && a > 0) }' "$T/out"
+check "explain: boring weighs most" [ "$(sed -n 3p "$T/out" | awk '{print $2}')" = boring ]
+out=$("$ATTN" classify --model "$T/tfidf-svm" --explain 3 "zzz unknown words" 2>&1)
+check "explain: unknown words only" grep -q "no n-gram of this text was seen in training" <<<"$out"
+
+# ---- resume --------------------------------------------------------------------------------
+R="--train $T/nbsvm/split/train.tsv --valid $T/nbsvm/split/valid.tsv --batch 8 --lr 0.05 --log-every 0 --threads 1 --quiet"
+"$ATTN" train classifier --model nbsvm $R --epochs 4 --out "$T/full" >/dev/null 2>"$T/err"
+check "uninterrupted run" [ $? -eq 0 ]
+"$ATTN" train classifier --model nbsvm $R --epochs 4 --max-steps 7 --out "$T/part" >"$T/out" 2>"$T/err"
+check "stopped run" grep -q "^stopped: 7 updates.*(resume with --resume)" "$T/out"
+"$ATTN" train classifier --model nbsvm $R --epochs 4 --out "$T/part" --resume >"$T/out" 2>"$T/err"
+check "resumed run: exit 0" [ $? -eq 0 ]
+check "resumed = uninterrupted weights" cmp -s "$T/full/model.safetensors" "$T/part/model.safetensors"
+status "resume with another model" 1 "$ATTN" train classifier --model tfidf-lr $R --epochs 4 --out "$T/part" --resume
+
+# ---- label column, Chinese -----------------------------------------------------------------
+"$ATTN" train classifier --model tfidf-lr --train data/cls/three.csv --label-column cat --out "$T/cat" $FAST >"$T/out" 2>"$T/err"
+check "--label-column cat: exit 0" [ $? -eq 0 ]
+check "--label-column cat: Chinese label names kept" grep -q '"labels": \["书籍", "手机", "水果"\]' "$T/cat/config.json"
+check "--tok auto: characters for Chinese" grep -q "(characters)" "$T/err"
+check "classify prints a Chinese label" grep -qE "^(书籍|手机|水果)	" <("$ATTN" classify --model "$T/cat" "好书")
+"$ATTN" train classifier --model tfidf-lr --train data/cls/malformed.csv --out "$T/mal" $FAST >"$T/out" 2>"$T/err"
+check "malformed rows: counted on stderr" grep -q "malformed rows skipped (line 3: empty text" "$T/err"
+
+# ---- bad inputs ----------------------------------------------------------------------------
+status "missing data file" 1 "$ATTN" train classifier --model nbsvm --train "$T/none.tsv" --out "$T/x"
+status "unknown model" 2 "$ATTN" train classifier --model cnn9 --data "$DATA" --out "$T/x"
+status "no model" 2 "$ATTN" train classifier --data "$DATA" --out "$T/x"
+status "unknown label column" 1 "$ATTN" train classifier --model nbsvm --data "$DATA" --label-column stars --out "$T/x"
+status "unknown --tok" 2 "$ATTN" train classifier --model nbsvm --data "$DATA" --tok klingon --out "$T/x"
+status "bad --ngram" 2 "$ATTN" train classifier --model nbsvm --data "$DATA" --ngram 3-1 --out "$T/x"
+status "an option of another family" 2 "$ATTN" train classifier --model nbsvm --data "$DATA" --hidden 8 --out "$T/x"
+status "one label only" 1 "$ATTN" train classifier --model nbsvm --train <(printf 'label\ttext\n1\ta\n1\tb\n') --out "$T/x"
+cp -r "$T/nbsvm" "$T/corrupt" && printf 'x' >>"$T/corrupt/tfidf.tsv"
+status "corrupt checkpoint: classify" 1 "$ATTN" classify --model "$T/corrupt" "good"
+check "corrupt checkpoint: names the file" grep -q "tfidf.tsv" "$T/err"
+status "corrupt checkpoint: eval" 1 "$ATTN" eval --model "$T/corrupt" --data "$DATA"
+status "missing checkpoint" 1 "$ATTN" classify --model "$T/none" "good"
+status "classify without --model" 2 "$ATTN" classify "good"
+status "eval: missing data" 1 "$ATTN" eval --model "$T/nbsvm" --data "$T/none.tsv"
+status "eval: unknown labels only" 1 "$ATTN" eval --model "$T/nbsvm" --data data/cls/three.csv --label-column cat
+"$ATTN" train classifier --help >"$T/out"
+check "help teaches TF-IDF and names the models" grep -q "idf = ln" "$T/out"
+check "help has the SST-2 example" grep -q "shared/data/sst2/train.tsv" "$T/out"
+
+echo "$npass passed, $nfail failed"
+[ $nfail -eq 0 ]
