@@ -720,10 +720,7 @@ static void cv_ref(const prob *p, double *const *out) {
             }
 }
 
-static double cv_flops(const prob *p) {
-    const int *s = p->r->s;
-    return 2.0 * s[0] * attn_conv1d_out_length(s[1], s[4], s[5]) * s[3] * s[2] * s[4];
-}
+static double cv_flops(const prob *p) { return 2.0 * p->n_out[0] * p->r->s[2] * p->r->s[4]; }
 
 static const opdef OP_CONV = {"conv1d", cv_init, cv_fwd, cv_bwd, cv_ref, cv_flops};
 
