@@ -5,12 +5,17 @@
  * forward's mask, argument errors. Then, against PyTorch itself (tests/data/layers/, written
  * by tools/gen_layers_refs.py): a bidirectional nn.GRU and nn.LSTM on a packed batch with
  * per-sequence lengths, loaded from PyTorch's own parameter names, outputs and every
- * gradient; and F.cross_entropy with class weights, ignore_index and label smoothing. */
+ * gradient; and F.cross_entropy with class weights, ignore_index and label smoothing.
+ * The convolution and pooling over time (Kim 2014; tools/gen_conv_refs.py): F.conv1d with
+ * padding and per-sequence lengths in PyTorch's weight layout on every ISA path, torch.max
+ * and mean over time with exact ties and an empty sequence; the same bits for 1 and 3
+ * threads; the tape ops against the raw functions; argument errors. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "attn/autograd.h"
 #include "attn/io.h"
 #include "attn/layers.h"
 #include "testutil.h"
@@ -246,6 +251,176 @@ static void test_torch_cross_entropy(void) {
     attn_free(logits), attn_free(w), attn_free(t), attn_free(loss), attn_free(g);
 }
 
+/* ---- Convolution and pooling over time ------------------------------------------------------ */
+
+/* One F.conv1d case: B sequences of T positions, Cin -> Cout channels. */
+static void test_torch_conv(const char *dir, int B, int T, int Cin, int Cout) {
+    int32_t *prm = ld(dir, "params", 2, 1), *len = ld(dir, "lengths", B, 1);
+    if (!prm || !len) return;
+    int K = prm[0], pad = prm[1], To = attn_conv1d_out_length(T, K, pad);
+    size_t nx = (size_t)B * T * Cin, nw = (size_t)Cout * Cin * K, ny = (size_t)B * To * Cout;
+    float *x = ld(dir, "x", nx, 0), *w = ld(dir, "weight", nw, 0), *b = ld(dir, "bias", Cout, 0);
+    float *y = ld(dir, "y", ny, 0), *r = ld(dir, "r", ny, 0), *gx = ld(dir, "grad_x", nx, 0);
+    float *gw = ld(dir, "grad_weight", nw, 0), *gb = ld(dir, "grad_bias", Cout, 0);
+    if (x && w && b && y && r && gx && gw && gb) {
+        float *my = malloc(ny * sizeof(float)), *dx = malloc(nx * sizeof(float)), *dw = malloc(nw * sizeof(float));
+        float *db = malloc(Cout * sizeof(float));
+        const char *isas[3] = {"ref", "avx2", "avx512"}, *isa0 = attn_get_isa();
+        for (int i = 0; i < 3; i++) {
+            if (attn_set_isa(isas[i]) != ATTN_OK) continue; /* reported by test_ops */
+            char what[128];
+            memset(dx, 0, nx * sizeof(float)), memset(dw, 0, nw * sizeof(float)), memset(db, 0, Cout * sizeof(float));
+            CHECK(attn_conv1d_forward(my, x, len, w, b, B, T, Cin, Cout, K, pad) == ATTN_OK, "%s: %s", dir, attn_last_error());
+            CHECK(attn_conv1d_backward(dx, dw, db, r, x, len, w, B, T, Cin, Cout, K, pad) == ATTN_OK, "%s bwd", dir);
+            snprintf(what, sizeof what, "torch %s y %s", dir, isas[i]), tu_close(what, my, y, ny, 1e-5, 1e-6);
+            snprintf(what, sizeof what, "torch %s grad_x %s", dir, isas[i]), tu_close(what, dx, gx, nx, 1e-5, 1e-6);
+            snprintf(what, sizeof what, "torch %s grad_weight %s", dir, isas[i]), tu_close(what, dw, gw, nw, 1e-5, 1e-6);
+            snprintf(what, sizeof what, "torch %s grad_bias %s", dir, isas[i]), tu_close(what, db, gb, Cout, 1e-5, 1e-6);
+        }
+        attn_set_isa(isa0);
+        free(my), free(dx), free(dw), free(db);
+    }
+    attn_free(prm), attn_free(len), attn_free(x), attn_free(w), attn_free(b), attn_free(y), attn_free(r);
+    attn_free(gx), attn_free(gw), attn_free(gb);
+}
+
+/* torch.max and mean over time, with two exact ties and an empty sequence. */
+static void test_torch_pool(void) {
+    const int B = 4, T = 6, C = 7;
+    size_t nx = (size_t)B * T * C, ny = (size_t)B * C;
+    float *x = ld("pool", "x", nx, 0), *r = ld("pool", "r", ny, 0), *maxy = ld("pool", "max_y", ny, 0);
+    float *meany = ld("pool", "mean_y", ny, 0), *gmax = ld("pool", "grad_max_x", nx, 0);
+    float *gmean = ld("pool", "grad_mean_x", nx, 0);
+    int32_t *len = ld("pool", "lengths", B, 1);
+    if (x && r && maxy && meany && gmax && gmean && len) {
+        float y[28], dx[168] = {0};
+        int32_t arg[28];
+        CHECK(attn_max_pool_time_forward(y, arg, x, len, B, T, C) == ATTN_OK, "max pool: %s", attn_last_error());
+        CHECK(!memcmp(y, maxy, sizeof y), "torch max over time: not the same floats");
+        CHECK(arg[1] == 2 && arg[2] == 0, "ties: argmax %d and %d, expected the first (2 and 0)", arg[1], arg[2]);
+        CHECK(arg[3 * C] == -1 && y[3 * C] == 0.0f, "empty sequence: argmax %d, y %g", arg[3 * C], y[3 * C]);
+        CHECK(attn_max_pool_time_backward(dx, r, arg, B, T, C) == ATTN_OK, "max pool bwd");
+        CHECK(!memcmp(dx, gmax, sizeof dx), "torch max over time: gradient differs");
+        memset(dx, 0, sizeof dx);
+        CHECK(attn_mean_pool_time_forward(y, x, len, B, T, C) == ATTN_OK, "mean pool: %s", attn_last_error());
+        CHECK(attn_mean_pool_time_backward(dx, r, len, B, T, C) == ATTN_OK, "mean pool bwd");
+        tu_close("torch mean over time", y, meany, ny, 1e-6, 1e-7);
+        tu_close("torch mean over time: gradient", dx, gmean, nx, 1e-6, 1e-7);
+    }
+    attn_free(x), attn_free(r), attn_free(maxy), attn_free(meany), attn_free(gmax), attn_free(gmean), attn_free(len);
+}
+
+/* A padded layer with lengths (one sequence empty): forward and backward bits equal for 1 and 3
+ * threads; padded positions never reach an output. */
+static void test_conv_threads(void) {
+    const int B = 7, T = 11, Cin = 40, Cout = 37, K = 4, pad = 1, To = attn_conv1d_out_length(T, K, pad);
+    const int32_t len[7] = {11, 3, 1, 0, 9, 11, 2};
+    size_t nx = (size_t)B * T * Cin, nw = (size_t)Cout * Cin * K, ny = (size_t)B * To * Cout;
+    float *x = malloc(nx * sizeof(float)), *w = malloc(nw * sizeof(float)), *b = malloc(Cout * sizeof(float));
+    float *r = malloc(ny * sizeof(float)), *out[2][4];
+    tu_randn(x, nx, 1), tu_randn(w, nw, 2), tu_randn(b, Cout, 3), tu_randn(r, ny, 4);
+    const size_t n[4] = {ny, nx, nw, (size_t)Cout};
+    int threads0 = attn_get_threads();
+    for (int k = 0; k < 2; k++) {
+        attn_set_threads(k ? 3 : 1);
+        for (int i = 0; i < 4; i++) out[k][i] = calloc(n[i], sizeof(float));
+        attn_conv1d_forward(out[k][0], x, len, w, b, B, T, Cin, Cout, K, pad);
+        attn_conv1d_backward(out[k][1], out[k][2], out[k][3], r, x, len, w, B, T, Cin, Cout, K, pad);
+    }
+    attn_set_threads(threads0);
+    for (int i = 0; i < 4; i++) {
+        CHECK(!memcmp(out[0][i], out[1][i], n[i] * sizeof(float)), "conv1d output %d differs between 1 and 3 threads", i);
+        free(out[0][i]), free(out[1][i]);
+    }
+    /* Padded positions never reach an output: changing them changes nothing. */
+    float *y1 = malloc(ny * sizeof(float)), *y2 = malloc(ny * sizeof(float));
+    attn_conv1d_forward(y1, x, len, w, b, B, T, Cin, Cout, K, pad);
+    for (int bb = 0; bb < B; bb++)
+        for (size_t e = (size_t)len[bb] * Cin; e < (size_t)T * Cin; e++) x[(size_t)bb * T * Cin + e] = 1e30f;
+    attn_conv1d_forward(y2, x, len, w, b, B, T, Cin, Cout, K, pad);
+    CHECK(!memcmp(y1, y2, ny * sizeof(float)), "conv1d: a padded position reached an output");
+    int zero = 1; /* sequence 3 is empty: all its rows 0 */
+    for (size_t e = 0; e < (size_t)To * Cout; e++) zero &= y1[(size_t)3 * To * Cout + e] == 0.0f;
+    CHECK(zero, "conv1d: an empty sequence has non-zero outputs");
+    free(x), free(w), free(b), free(r), free(y1), free(y2);
+}
+
+/* Kim's layer on the tape, max_pool_time(conv1d(x)) and mean_pool_time(x): the same bits as
+ * the raw functions, forward and backward. */
+static void test_conv_tape(void) {
+    enum { B = 3, T = 6, Cin = 5, Cout = 4, K = 3, pad = 1, To = T + 2 * pad - K + 1 };
+    const int32_t len[B] = {6, 2, 4};
+    int32_t olen[B], arg[B * Cout];
+    for (int b = 0; b < B; b++) olen[b] = attn_conv1d_out_length(len[b], K, pad);
+    float x[B * T * Cin], w[Cout * Cin * K], bias[Cout], r[B * Cout], rx[B * Cin], pm[B * Cin];
+    float gx[B * T * Cin] = {0}, gw[Cout * Cin * K] = {0}, gb[Cout] = {0}, y[B * To * Cout], p[B * Cout];
+    float dy[B * To * Cout] = {0}, dx[B * T * Cin] = {0}, dw[Cout * Cin * K] = {0}, db[Cout] = {0};
+    tu_randn(x, B * T * Cin, 5), tu_randn(w, Cout * Cin * K, 6), tu_randn(bias, Cout, 7), tu_randn(r, B * Cout, 8);
+    tu_randn(rx, B * Cin, 9);
+    attn_graph *g = NULL;
+    CHECK(attn_graph_new(0, &g) == ATTN_OK, "graph: %s", attn_last_error());
+    if (!g) return;
+    attn_var *vx = attn_graph_leaf(g, 3, (int64_t[]){B, T, Cin}, x, gx);
+    attn_var *vw = attn_graph_leaf(g, 3, (int64_t[]){Cout, Cin, K}, w, gw);
+    attn_var *vb = attn_graph_leaf(g, 1, (int64_t[]){Cout}, bias, gb);
+    attn_var *vp = attn_ag_max_pool_time(g, attn_ag_conv1d(g, vx, vw, vb, pad, len), olen);
+    CHECK(vp && attn_graph_backward_from(g, vp, r) == ATTN_OK, "tape conv1d + max pool: %s", attn_last_error());
+    attn_conv1d_forward(y, x, len, w, bias, B, T, Cin, Cout, K, pad);
+    attn_max_pool_time_forward(p, arg, y, olen, B, To, Cout);
+    attn_max_pool_time_backward(dy, r, arg, B, To, Cout);
+    attn_conv1d_backward(dx, dw, db, dy, x, len, w, B, T, Cin, Cout, K, pad);
+    CHECK(vp && !memcmp(vp->data, p, sizeof p), "tape max_pool_time(conv1d) forward differs");
+    CHECK(!memcmp(gx, dx, sizeof dx) && !memcmp(gw, dw, sizeof dw) && !memcmp(gb, db, sizeof db),
+          "tape conv1d backward differs");
+    attn_graph_reset(g);
+    memset(gx, 0, sizeof gx), memset(dx, 0, sizeof dx);
+    vx = attn_graph_leaf(g, 3, (int64_t[]){B, T, Cin}, x, gx);
+    vp = attn_ag_mean_pool_time(g, vx, len);
+    CHECK(vp && attn_graph_backward_from(g, vp, rx) == ATTN_OK, "tape mean pool: %s", attn_last_error());
+    attn_mean_pool_time_forward(pm, x, len, B, T, Cin);
+    attn_mean_pool_time_backward(dx, rx, len, B, T, Cin);
+    CHECK(vp && !memcmp(vp->data, pm, sizeof pm) && !memcmp(gx, dx, sizeof dx), "tape mean pool differs");
+    /* Errors: T + 2 pad < K (no output), pad >= K, a length past T, a wrong weight. */
+    attn_graph_reset(g);
+    vx = attn_graph_leaf(g, 3, (int64_t[]){B, 2, Cin}, x, NULL);
+    CHECK(!attn_ag_conv1d(g, vx, attn_graph_leaf(g, 3, (int64_t[]){Cout, Cin, 5}, w, NULL), NULL, 1, NULL) &&
+              attn_graph_status(g) == ATTN_ESHAPE, "tape conv1d: T + 2 pad < K accepted");
+    attn_graph_reset(g);
+    vx = attn_graph_leaf(g, 3, (int64_t[]){B, T, Cin}, x, NULL);
+    CHECK(!attn_ag_conv1d(g, vx, vw = attn_graph_leaf(g, 3, (int64_t[]){Cout, Cin, K}, w, NULL), NULL, K, NULL),
+          "tape conv1d: pad = K accepted");
+    attn_graph_reset(g);
+    vx = attn_graph_leaf(g, 3, (int64_t[]){B, T, Cin}, x, NULL);
+    CHECK(!attn_ag_max_pool_time(g, vx, (int32_t[]){1, 7, 1}), "tape max pool: a length past T accepted");
+    attn_graph_reset(g);
+    vx = attn_graph_leaf(g, 3, (int64_t[]){B, T, Cin}, x, NULL);
+    CHECK(!attn_ag_conv1d(g, vx, attn_graph_leaf(g, 3, (int64_t[]){Cout, Cin + 1, K}, w, NULL), NULL, 0, NULL) &&
+              attn_graph_status(g) == ATTN_ESHAPE, "tape conv1d: Cin mismatch accepted");
+    attn_graph_free(g);
+}
+
+/* A sequence shorter than K gives no output; bad arguments are errors, not crashes. */
+static void test_conv_errors(void) {
+    float x[12] = {0}, w[24] = {0}, y[8], dx[12];
+    CHECK(attn_conv1d_out_length(2, 3, 0) == 0 && attn_conv1d_out_length(2, 3, 1) == 2 &&
+              attn_conv1d_out_length(3, 3, 0) == 1 && attn_conv1d_out_length(0, 1, 0) == 0, "conv1d_out_length");
+    CHECK(attn_conv1d_forward(y, x, NULL, w, NULL, 2, 2, 3, 2, 3, 0) == ATTN_OK, "T < K: no outputs is not an error");
+    for (int i = 0; i < 12; i++) dx[i] = 1.0f;
+    CHECK(attn_conv1d_backward(dx, NULL, NULL, y, x, NULL, w, 2, 2, 3, 2, 3, 0) == ATTN_OK && dx[0] == 1.0f && dx[11] == 1.0f,
+          "T < K: the input gradient is unchanged");
+    CHECK(attn_conv1d_forward(y, x, NULL, w, NULL, 1, 2, 3, 2, 2, 2) == ATTN_EINVAL, "pad = K accepted");
+    CHECK(attn_conv1d_forward(y, x, (int32_t[]){3}, w, NULL, 1, 2, 3, 2, 2, 0) == ATTN_EINVAL, "length past T accepted");
+    CHECK(attn_conv1d_forward(NULL, x, NULL, w, NULL, 1, 2, 3, 2, 2, 0) == ATTN_EINVAL, "NULL y accepted");
+    CHECK(attn_conv1d_forward(y, x, NULL, w, NULL, 1, 2, 0, 2, 2, 0) == ATTN_EINVAL, "Cin = 0 accepted");
+    int32_t arg[2];
+    CHECK(attn_max_pool_time_forward(y, arg, x, (int32_t[]){-1}, 1, 2, 2) == ATTN_EINVAL, "negative length accepted");
+    CHECK(attn_max_pool_time_backward(dx, y, (int32_t[]){0, 2}, 1, 2, 2) == ATTN_EINVAL, "argmax = T accepted");
+    CHECK(attn_mean_pool_time_forward(y, NULL, NULL, 1, 2, 2) == ATTN_EINVAL, "NULL x accepted");
+    float nan_x[3] = {1.0f, NAN, 5.0f}, m;
+    CHECK(attn_max_pool_time_forward(&m, arg, nan_x, NULL, 1, 3, 1) == ATTN_OK && isnan(m) && arg[0] == 1,
+          "max over time: a NaN propagates (torch.max)");
+}
+
 int main(void) {
     test_embedding();
     test_softmax();
@@ -254,5 +429,11 @@ int main(void) {
     test_torch_rnn(0);
     test_torch_rnn(1);
     test_torch_cross_entropy();
+    test_torch_conv("conv_pad", 3, 7, 5, 4);
+    test_torch_conv("conv_valid", 3, 6, 17, 9);
+    test_torch_pool();
+    test_conv_threads();
+    test_conv_tape();
+    test_conv_errors();
     return tu_summary("test_layers");
 }

@@ -677,6 +677,98 @@ static double rnn_flops(const prob *p) {
 
 static const opdef OP_RNN = {"rnn", rnn_init, rnn_fwd, rnn_bwd, rnn_ref, rnn_flops};
 
+/* ---- conv1d (nn/conv1d.c): s = B, T, Cin, Cout, K, pad; v = 1 with bias; m = 1 with lengths
+ * (b % 3: T, K - 1 - 2 pad (no output when >= 0), 1); the bias and lengths in aux and ids. --- */
+
+static int cv_len(const prob *p, int b) { return p->r->m ? p->ids[b] : p->r->s[1]; }
+
+static void cv_init(prob *p) {
+    const int *s = p->r->s;
+    add_in(p, "x", (size_t)s[0] * s[1] * s[2], 1.0f, 2);
+    add_in(p, "W", (size_t)s[3] * s[2] * s[4], 0.5f, 2);
+    if (p->r->v) add_in(p, "b", s[3], 1.0f, 2);
+    p->ids = malloc(s[0] * sizeof(int32_t));
+    for (int b = 0; b < s[0]; b++) p->ids[b] = b % 3 == 0 ? s[1] : b % 3 == 1 ? (s[4] - 1 - 2 * s[5] > 0 ? s[4] - 1 - 2 * s[5] : 0) : 1;
+    add_out(p, (size_t)s[0] * attn_conv1d_out_length(s[1], s[4], s[5]) * s[3]);
+    p->nloss = 1;
+}
+
+static int cv_fwd(prob *p) {
+    const int *s = p->r->s;
+    return attn_conv1d_forward(p->out[0], p->in[0], p->r->m ? p->ids : NULL, p->in[1], p->r->v ? p->in[2] : NULL, s[0],
+                               s[1], s[2], s[3], s[4], s[5]);
+}
+
+static int cv_bwd(prob *p, float *const *dout) {
+    const int *s = p->r->s;
+    return attn_conv1d_backward(p->g[0], p->g[1], p->r->v ? p->g[2] : NULL, dout[0], p->in[0], p->r->m ? p->ids : NULL,
+                                p->in[1], s[0], s[1], s[2], s[3], s[4], s[5]);
+}
+
+static void cv_ref(const prob *p, double *const *out) {
+    const int *s = p->r->s;
+    int B = s[0], T = s[1], Cin = s[2], Cout = s[3], K = s[4], P = s[5], To = attn_conv1d_out_length(T, K, P);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < To; t++)
+            for (int o = 0; o < Cout; o++) {
+                int L = cv_len(p, b);
+                double y = t < L + 2 * P - K + 1 && p->r->v ? p->in[2][o] : 0;
+                for (int k = 0; k < K && t < L + 2 * P - K + 1; k++)
+                    for (int c = 0, u = t + k - P; c < Cin && u >= 0 && u < L; c++)
+                        y += (double)p->in[0][((size_t)b * T + u) * Cin + c] * p->in[1][((size_t)o * Cin + c) * K + k];
+                out[0][((size_t)b * To + t) * Cout + o] = y;
+            }
+}
+
+static double cv_flops(const prob *p) { return 2.0 * p->n_out[0] * p->r->s[2] * p->r->s[4]; }
+
+static const opdef OP_CONV = {"conv1d", cv_init, cv_fwd, cv_bwd, cv_ref, cv_flops};
+
+/* ---- Pooling over time (nn/pool.c): s = B, T, C; v = 0 max, 1 mean; m = 1 with lengths
+ * (b % 3: T, T - 2 or 0, 0). Max's inputs are spaced 0.1 apart, beyond the differences'
+ * steps, so no perturbation moves its argmax. ------------------------------------------------ */
+
+static void pl_init(prob *p) {
+    int B = p->r->s[0], T = p->r->s[1], C = p->r->s[2];
+    size_t n = (size_t)B * T * C;
+    float *x = add_in(p, "x", n, 1.0f, 2);
+    for (size_t i = 0; p->r->v == 0 && i < n; i++) x[i] = 0.1f * (float)((i * 7919) % n) - 0.05f * (float)n;
+    p->ids = malloc(B * sizeof(int32_t));
+    for (int b = 0; b < B; b++) p->ids[b] = b % 3 == 0 ? T : b % 3 == 1 && T > 2 ? T - 2 : 0;
+    p->aux = malloc(2 * B * C * sizeof(float)); /* argmax (B, C) int32 */
+    add_out(p, (size_t)B * C);
+    p->nloss = 1;
+}
+
+static int pl_fwd(prob *p) {
+    const int *s = p->r->s;
+    const int32_t *len = p->r->m ? p->ids : NULL;
+    return p->r->v ? attn_mean_pool_time_forward(p->out[0], p->in[0], len, s[0], s[1], s[2])
+                   : attn_max_pool_time_forward(p->out[0], (int32_t *)(void *)p->aux, p->in[0], len, s[0], s[1], s[2]);
+}
+
+static int pl_bwd(prob *p, float *const *dout) {
+    const int *s = p->r->s;
+    return p->r->v ? attn_mean_pool_time_backward(p->g[0], dout[0], p->r->m ? p->ids : NULL, s[0], s[1], s[2])
+                   : attn_max_pool_time_backward(p->g[0], dout[0], (int32_t *)(void *)p->aux, s[0], s[1], s[2]);
+}
+
+static void pl_ref(const prob *p, double *const *out) {
+    int B = p->r->s[0], T = p->r->s[1], C = p->r->s[2];
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            int L = p->r->m ? p->ids[b] : T;
+            double m = L ? -INFINITY : 0, sum = 0;
+            for (int t = 0; t < L; t++) {
+                double v = p->in[0][((size_t)b * T + t) * C + c];
+                m = fmax(m, v), sum += v;
+            }
+            out[0][(size_t)b * C + c] = p->r->v ? (L ? sum / L : 0) : m;
+        }
+}
+
+static const opdef OP_POOL = {"pool_time", pl_init, pl_fwd, pl_bwd, pl_ref, NULL};
+
 /* ---- The table ------------------------------------------------------------------------------ */
 
 /* Forward tolerances (see struct row): F, and FA for attention, whose float scores of up to
@@ -723,12 +815,20 @@ static const row ROWS[] = {
     ROW(OP_RNN, 2, 1, F, 1e-3, 3, 2, 3, 3), ROW(OP_RNN, 3, 0, F, 1e-3, 4, 1, 2, 3),
     ROW(OP_RNN, 0, 2, F, 1e-3, 4, 4, 3, 3), ROW(OP_RNN, 1, 3, F, 1e-3, 3, 4, 2, 3), ROW(OP_RNN, 2, 3, F, 1e-3, 4, 4, 3, 2),
     ROW(OP_RNN, 3, 2, F, 1e-3, 3, 4, 2, 3),
+    /* conv1d: channels around the vector widths, K = 1, 3, 4, 5, T < K, T = K, short lengths, padding. */
+    ROW(OP_CONV, 0, 0, F, 1e-3, 1, 1, 1, 1, 1, 0), ROW(OP_CONV, 1, 0, F, 1e-3, 2, 6, 15, 17, 3, 0),
+    ROW(OP_CONV, 1, 1, F, 1e-3, 4, 7, 16, 8, 4, 0), ROW(OP_CONV, 1, 1, F, 1e-3, 3, 9, 17, 16, 5, 0),
+    ROW(OP_CONV, 1, 0, F, 1e-3, 2, 3, 8, 5, 3, 0), ROW(OP_CONV, 0, 1, F, 1e-3, 3, 2, 5, 3, 3, 1),
+    ROW(OP_CONV, 1, 0, F, 1e-3, 2, 2, 3, 4, 4, 0), ROW(OP_CONV, 1, 1, F, 1e-3, 5, 8, 33, 35, 3, 2),
+    ROW(OP_CONV, 1, 1, F, 1e-3, 6, 5, 4, 6, 5, 4), ROW(OP_CONV, 0, 0, F, 1e-3, 2, 3, 4, 2, 5, 1),
+    ROW(OP_POOL, 0, 0, F, 1e-4, 1, 1, 1), ROW(OP_POOL, 0, 1, F, 1e-4, 4, 5, 16), ROW(OP_POOL, 0, 1, F, 1e-4, 3, 7, 17),
+    ROW(OP_POOL, 1, 0, F, 1e-4, 2, 3, 15), ROW(OP_POOL, 1, 1, F, 1e-4, 4, 6, 17), ROW(OP_POOL, 1, 1, F, 1e-4, 6, 2, 35),
     PERF(OP_ACT, 0, 0, 1 << 20), PERF(OP_ACT, 3, 0, 1 << 20), PERF(OP_DROPOUT, 0, 0, 1 << 20), PERF(OP_SOFTMAX, 0, 0, 512, 1024),
     PERF(OP_CE, 1, 0, 512, 8192), PERF(OP_CE, 1, 1, 512, 8192), PERF(OP_SOFTMAX, 1, 0, 512, 1024), PERF(OP_ACT, 2, 0, 1 << 20),
     PERF(OP_LN, 1, 0, 2048, 512), PERF(OP_EMB, 0, 0, 4096, 8192, 256), PERF(OP_LINEAR, 1, 0, 512, 512, 512),
     PERF(OP_SPLIN, 1, 0, 4096, 1 << 18, 2), PERF(OP_ATTN, ATTN_SCORE_SCALED, 0, 2, 8, 8, 512, 512, 64),
     PERF(OP_ATTN, ATTN_SCORE_SCALED, 1, 2, 8, 2, 512, 512, 64), PERF(OP_ATTN, ATTN_SCORE_ADDITIVE, 0, 1, 1, 1, 128, 128, 64),
-    PERF(OP_RNN, 0, 0, 32, 32, 256, 256), PERF(OP_RNN, 2, 0, 32, 32, 256, 256),
+    PERF(OP_RNN, 0, 0, 32, 32, 256, 256), PERF(OP_RNN, 2, 0, 32, 32, 256, 256), PERF(OP_CONV, 1, 0, 50, 50, 300, 100, 3, 0),
 };
 #define NROWS (sizeof ROWS / sizeof ROWS[0])
 

@@ -197,6 +197,17 @@ attn_var *attn_ag_layernorm(attn_graph *g, attn_var *x, attn_var *gamma, attn_va
  * graph is not training, or p == 0). */
 attn_var *attn_ag_dropout(attn_graph *g, attn_var *x, float p);
 
+/* Kim 2014's convolution and pooling over token sequences (see attn/layers.h), lengths (B)
+ * int32 in [0, T] (copied) or NULL for all T:
+ *   conv1d: x (B, T, Cin), W (Cout, Cin, K) (PyTorch's Conv1d layout), b (Cout) or NULL,
+ *     zero padding 0 <= pad < K -> y (B, attn_conv1d_out_length(T, K, pad), Cout), 0 past
+ *     each sequence's outputs; ATTN_ESHAPE when T + 2 pad < K (no output at all).
+ *   max_pool_time, mean_pool_time: x (B, T, C) -> y (B, C) over t < lengths[b]; an empty
+ *     sequence gives 0. Max's gradient goes to the first of equal maxima. */
+attn_var *attn_ag_conv1d(attn_graph *g, attn_var *x, attn_var *W, attn_var *b, int pad, const int32_t *lengths);
+attn_var *attn_ag_max_pool_time(attn_graph *g, attn_var *x, const int32_t *lengths);
+attn_var *attn_ag_mean_pool_time(attn_graph *g, attn_var *x, const int32_t *lengths);
+
 /* ---- Recurrent cells and sequences (PyTorch's nn.GRU / nn.LSTM weights; see attn/layers.h)
  * GRU: W_ih (3*Hd, I), W_hh (3*Hd, Hd), b_ih, b_hh (3*Hd) or NULL, gates [r; z; n].
  * LSTM: W_ih (4*Hd, I), W_hh (4*Hd, Hd), b_ih, b_hh (4*Hd) or NULL, gates [i; f; g; o]. */

@@ -281,6 +281,42 @@ int attn_lstm_cell_backward(const attn_lstm *m, int B, const float *x, const flo
                             const float *dh, const float *dc, float *dx, float *dh_prev,
                             float *dc_prev, const attn_lstm_grad *g);
 
+/* ---- 1-D convolution over token sequences (Kim 2014) ---------------------------------------
+ * As torch.nn.functional.conv1d with stride 1, dilation 1, one group and zero padding `pad`
+ * (0 <= pad < K) on both ends, but channels last: x (B, T, Cin) (as the embedding gives it),
+ * y (B, To, Cout) with To = attn_conv1d_out_length(T, K, pad). W (Cout, Cin, K) (PyTorch's
+ * Conv1d layout, so state_dict names and shapes carry over), bias (Cout) or NULL.
+ * lengths (B) int32 in [0, T], or NULL for all T: sequence b is x[b, :lengths[b]] with the
+ * padding after its last real position, so positions past it never reach an output; it has
+ * attn_conv1d_out_length(lengths[b], K, pad) outputs and the rest of its rows of y are 0.
+ * A sequence shorter than K - 2 pad has no outputs (its rows are 0; To = 0 writes nothing).
+ * Sequences run in parallel and the products on the library's sgemm: the same bits for any
+ * thread count. Allocates a work buffer per call (the autograd op does not). */
+
+/* max(0, T + 2 pad - K + 1): the outputs of a sequence of T positions. */
+int attn_conv1d_out_length(int T, int K, int pad);
+int attn_conv1d_forward(float *y, const float *x, const int32_t *lengths, const float *W, const float *b, int B, int T,
+                        int Cin, int Cout, int K, int pad);
+/* For dy (B, To, Cout) (rows past each sequence's outputs are ignored): dx (B, T, Cin) += (0 at
+ * padded positions), dW (Cout, Cin, K) +=, db (Cout) +=; each may be NULL. */
+int attn_conv1d_backward(float *dx, float *dW, float *db, const float *dy, const float *x, const int32_t *lengths,
+                         const float *W, int B, int T, int Cin, int Cout, int K, int pad);
+
+/* ---- Pooling over time with lengths ----------------------------------------------------------
+ * x (B, T, C) -> y (B, C) over the positions t < lengths[b] (lengths (B) int32 in [0, T], or
+ * NULL for all T); an empty sequence gives 0 and no gradient. */
+
+/* Max over time: y[b, c] = max_t x[b, t, c]; argmax (B, C) int32 gets the position (the first
+ * of equal maxima; the first NaN, which propagates as in torch.max; -1 for an empty sequence).
+ * Backward: dx (B, T, C) += dy (B, C) at each argmax position. */
+int attn_max_pool_time_forward(float *y, int32_t *argmax, const float *x, const int32_t *lengths, int B, int T, int C);
+int attn_max_pool_time_backward(float *dx, const float *dy, const int32_t *argmax, int B, int T, int C);
+
+/* Masked mean: y[b, c] = (1 / L_b) sum_{t < L_b} x[b, t, c], summed in double.
+ * Backward: dx[b, t, c] += dy[b, c] / L_b for t < L_b. */
+int attn_mean_pool_time_forward(float *y, const float *x, const int32_t *lengths, int B, int T, int C);
+int attn_mean_pool_time_backward(float *dx, const float *dy, const int32_t *lengths, int B, int T, int C);
+
 ATTN_API_END
 #ifdef __cplusplus
 }

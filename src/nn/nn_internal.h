@@ -129,4 +129,24 @@ int attn__lstm_backward_ws(const attn_lstm *m, int T, int B, int reverse, const 
                            const float *dc_n, float *dx, float *dh0, float *dc0,
                            const attn_lstm_grad *g, float *work);
 
+/* ---- 1-D convolution and pooling over time (nn/conv1d.c, nn/pool.c) --------------------------- */
+
+/* attn_conv1d_forward / _backward (attn/layers.h) on checked arguments, with their work memory
+ * given: work holds attn__conv1d_work_floats floats (contents ignored). The backward's flags
+ * say whether each gradient is added to (1) or written (0); rows of dx past a sequence's
+ * length are written 0 (flag 0) or left alone (flag 1). */
+size_t attn__conv1d_work_floats(int Cin, int Cout, int K);
+void attn__conv1d_forward(float *y, const float *x, const int32_t *lengths, const float *W, const float *b, int B,
+                          int T, int Cin, int Cout, int K, int pad, float *work);
+void attn__conv1d_backward(float *dx, int dx_acc, float *dW, int dW_acc, float *db, int db_acc, const float *dy,
+                           const float *x, const int32_t *lengths, const float *W, int B, int T, int Cin, int Cout,
+                           int K, int pad, float *work);
+
+/* Max and mean over time (attn/layers.h), x (B, T, C), y (B, C), arg (B, C), lengths (B) or
+ * NULL, checked; dx (B, T, C) added to (acc 1) or written whole (acc 0). */
+void attn__max_pool_time_forward(float *y, int32_t *arg, const float *x, const int32_t *lengths, int B, int T, int C);
+void attn__max_pool_time_backward(float *dx, int acc, const float *dy, const int32_t *arg, int B, int T, int C);
+void attn__mean_pool_time_forward(float *y, const float *x, const int32_t *lengths, int B, int T, int C);
+void attn__mean_pool_time_backward(float *dx, int acc, const float *dy, const int32_t *lengths, int B, int T, int C);
+
 #endif

@@ -1,0 +1,112 @@
+/* Pooling over time with per-sequence lengths: max-over-time (Collobert et al. 2011, Kim 2014:
+ * each feature map's largest value) and the masked mean (the bag of embeddings), their one
+ * forward and one backward each (llm.c style, raw pointers). The public attn_*_pool_time_*
+ * (attn/layers.h) and the autograd tape (autograd/ops_conv.c) run this code. Not here:
+ * pooling windows, k-max pooling, attention pooling (an attention op).
+ *
+ * Letters: B sequences, T positions, C channels; L_b = lengths[b] (all T when lengths is NULL)
+ * the real positions of sequence b: positions t >= L_b are never read, and an empty sequence
+ * (L_b = 0) pools to 0 with no gradient. */
+#include <math.h>
+#include <string.h>
+
+#include "attn/layers.h"
+#include "core/internal.h"
+#include "nn/nn_internal.h"
+
+void attn__max_pool_time_forward(float *y, int32_t *arg, const float *x, const int32_t *lengths, int B, int T, int C) {
+    for (int b = 0; b < B; b++) {
+        int L = lengths ? lengths[b] : T;
+        const float *xb = x + (size_t)b * T * C; /* (T, C) */
+        for (int c = 0; c < C; c++) {
+            /* y[b, c] = max over t < L of x[b, t, c]: the first of equal maxima, the first NaN */
+            int best = L > 0 ? 0 : -1;
+            for (int t = 1; t < L && !isnan(xb[(size_t)best * C + c]); t++) {
+                float v = xb[(size_t)t * C + c];
+                if (v > xb[(size_t)best * C + c] || isnan(v)) best = t;
+            }
+            y[(size_t)b * C + c] = best >= 0 ? xb[(size_t)best * C + c] : 0.0f;
+            arg[(size_t)b * C + c] = best;
+        }
+    }
+}
+
+void attn__max_pool_time_backward(float *dx, int acc, const float *dy, const int32_t *arg, int B, int T, int C) {
+    if (!acc) memset(dx, 0, (size_t)B * T * C * sizeof(float));
+    /* forward: y[b, c] = x[b, arg[b, c], c]  =>  dx[b, arg[b, c], c] += dy[b, c] */
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            int t = arg[(size_t)b * C + c];
+            if (t >= 0) dx[((size_t)b * T + t) * C + c] += dy[(size_t)b * C + c];
+        }
+}
+
+void attn__mean_pool_time_forward(float *y, const float *x, const int32_t *lengths, int B, int T, int C) {
+    for (int b = 0; b < B; b++) {
+        int L = lengths ? lengths[b] : T;
+        const float *xb = x + (size_t)b * T * C; /* (T, C) */
+        for (int c = 0; c < C; c++) {
+            /* y[b, c] = (1 / L) sum over t < L of x[b, t, c], summed in double in order */
+            double s = 0;
+            for (int t = 0; t < L; t++) s += xb[(size_t)t * C + c];
+            y[(size_t)b * C + c] = L > 0 ? (float)(s / L) : 0.0f;
+        }
+    }
+}
+
+void attn__mean_pool_time_backward(float *dx, int acc, const float *dy, const int32_t *lengths, int B, int T, int C) {
+    for (int b = 0; b < B; b++) {
+        int L = lengths ? lengths[b] : T;
+        for (int t = 0; t < T; t++) {
+            /* forward: y[b, c] = (1 / L) sum_{t < L} x[b, t, c]  =>  dx[b, t, c] += dy[b, c] / L for t < L */
+            float *d = dx + ((size_t)b * T + t) * C;
+            const float *g = dy + (size_t)b * C;
+            for (int c = 0; c < C; c++) {
+                float v = t < L ? g[c] / (float)L : 0.0f;
+                d[c] = acc ? d[c] + v : v;
+            }
+        }
+    }
+}
+
+/* ---- Public entry points (attn/layers.h) ----------------------------------------------------- */
+
+static int check_args(const char *what, const int32_t *lengths, int B, int T, int C) {
+    if (B < 0 || T < 1 || C < 1) return attn__error(ATTN_EINVAL, "%s: bad shape B %d, T %d, C %d", what, B, T, C);
+    for (int b = 0; lengths && b < B; b++)
+        if (lengths[b] < 0 || lengths[b] > T)
+            return attn__error(ATTN_EINVAL, "%s: lengths[%d] = %d is outside [0, %d]", what, b, (int)lengths[b], T);
+    return ATTN_OK;
+}
+
+int attn_max_pool_time_forward(float *y, int32_t *argmax, const float *x, const int32_t *lengths, int B, int T, int C) {
+    if (!y || !argmax || !x) return attn__error(ATTN_EINVAL, "max_pool_time: NULL y, argmax or x");
+    int st = check_args("max_pool_time", lengths, B, T, C);
+    if (!st) attn__max_pool_time_forward(y, argmax, x, lengths, B, T, C);
+    return st;
+}
+
+int attn_max_pool_time_backward(float *dx, const float *dy, const int32_t *argmax, int B, int T, int C) {
+    if (!dx || !dy || !argmax) return attn__error(ATTN_EINVAL, "max_pool_time backward: NULL dx, dy or argmax");
+    int st = check_args("max_pool_time backward", NULL, B, T, C);
+    for (size_t i = 0; !st && i < (size_t)B * C; i++)
+        if (argmax[i] < -1 || argmax[i] >= T)
+            st = attn__error(ATTN_EINVAL, "max_pool_time backward: argmax[%zu] = %d is outside [-1, %d)", i,
+                             (int)argmax[i], T);
+    if (!st) attn__max_pool_time_backward(dx, 1, dy, argmax, B, T, C);
+    return st;
+}
+
+int attn_mean_pool_time_forward(float *y, const float *x, const int32_t *lengths, int B, int T, int C) {
+    if (!y || !x) return attn__error(ATTN_EINVAL, "mean_pool_time: NULL y or x");
+    int st = check_args("mean_pool_time", lengths, B, T, C);
+    if (!st) attn__mean_pool_time_forward(y, x, lengths, B, T, C);
+    return st;
+}
+
+int attn_mean_pool_time_backward(float *dx, const float *dy, const int32_t *lengths, int B, int T, int C) {
+    if (!dx || !dy) return attn__error(ATTN_EINVAL, "mean_pool_time backward: NULL dx or dy");
+    int st = check_args("mean_pool_time backward", lengths, B, T, C);
+    if (!st) attn__mean_pool_time_backward(dx, 1, dy, lengths, B, T, C);
+    return st;
+}
