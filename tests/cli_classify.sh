@@ -9,7 +9,9 @@
 #
 # Checks: each model trains, writes the split and the label names; classify prints LABEL<TAB>
 # NUMBER per text (arguments and stdin, a bad line reported and skipped), --explain lists
-# n-grams; eval prints accuracy, macro-F1 and the confusion matrix and writes CSV; a stopped and
+# n-grams; the neural models (bow, attn-pool, bigru-attn, transformer) train, classify with
+# probabilities, show each token's pooling weight (--show-attention), cut long texts, evaluate
+# and resume exactly; eval prints accuracy, macro-F1 and the confusion matrix and writes CSV; a stopped and
 # resumed run gives the weights of an uninterrupted one; --label-column; every bad input
 # (missing file, unknown model, unknown label column, corrupt checkpoint, bad options) gives
 # a clear error and the right exit status. Prints "N passed, N failed" last.
@@ -86,6 +88,62 @@ check "resumed run: exit 0" [ $? -eq 0 ]
 check "resumed = uninterrupted weights" cmp -s "$T/full/model.safetensors" "$T/part/model.safetensors"
 status "resume with another model" 1 "$ATTN" train classifier --model tfidf-lr $R --epochs 4 --out "$T/part" --resume
 
+# ---- neural models: train, classify, attention, eval, resume --------------------------------
+NN="--epochs 30 --batch 8 --lr 0.01 --log-every 0 --threads 1 --embed 16 --hidden 16 --heads 2 --layers 1 --d-ff 32 --min-count 1"
+for m in bow attn-pool bigru-attn transformer; do
+    "$ATTN" train classifier --model $m --data "$DATA" --out "$T/$m" $NN >"$T/out" 2>"$T/err"
+    rc=$?
+    check "$m: train exits 0 (rc $rc: $(tail -1 "$T/err"))" [ $rc -eq 0 ]
+    check "$m: final line" grep -q "^trained: 150 updates .* valid accuracy 100.00%" "$T/out"
+    check "$m: model line" grep -q "^model: $m, 2 classes, vocabulary [0-9]* (words), [0-9]* parameters; training on 40 texts" "$T/err"
+    check "$m: checkpoint with vocabulary and labels" [ "$(cat "$T/$m/labels.txt" | tr '\n' ' ')" = "0 1 " -a "$(sed -n 2p "$T/$m/vocab.txt")" = "<unk>" ]
+    out=$("$ATTN" classify --model "$T/$m" "a wonderful and charming film" "the plot was dull and tedious" 2>"$T/err")
+    check "$m: classify two arguments" [ "$(cut -f1 <<<"$out" | tr '\n' ' ')" = "1 0 " ]
+    check "$m: a probability in (0.5, 1] per line" [ "$(cut -f2 <<<"$out" | grep -E '^[01]\.[0-9]{4}$' | awk '$1 > 0.5 && $1 <= 1' | wc -l)" -eq 2 ]
+    "$ATTN" classify --model "$T/$m" --show-attention "a wonderful film zzzunseen" >"$T/out" 2>"$T/err"
+    check "$m: --show-attention exits 0" [ $? -eq 0 ]
+    check "$m: a line per token, with a weight and a bar" [ "$(sed -n '2,5p' "$T/out" | grep -cE '^  [01]\.[0-9]{4}  .{20}  [a-z]+$')" -eq 4 -a "$(wc -l <"$T/out")" -eq 5 ]
+    check "$m: tokens in order, the unknown word kept" [ "$(sed -n '2,5p' "$T/out" | awk '{print $NF}' | tr '\n' ' ')" = "a wonderful film zzzunseen " ]
+    check "$m: weights in [0, 1] that sum to at most 1" awk 'NR > 1 { s += $1; if ($1 < 0 || $1 > 1) bad = 1 } END { exit !(!bad && s <= 1.0005 && s > 0) }' "$T/out"
+    check "$m: the largest weight has the full bar" grep -qE '^  [01]\.[0-9]{4}  ████████████████████  ' "$T/out"
+    "$ATTN" eval --model "$T/$m" --data "$T/$m/split/test.tsv" >"$T/out" 2>"$T/err"
+    check "$m: eval" grep -qE "accuracy [0-9.]+%, macro-F1 [0-9.]+, 4 texts \($m" "$T/out"
+done
+check "bow: every word weighs 1/n" [ "$("$ATTN" classify --model "$T/bow" --show-attention "a wonderful film zzzunseen" | sed -n '2,5p' | cut -c3-8 | sort -u)" = "0.2500" ]
+check "attn-pool: the weights differ" [ "$("$ATTN" classify --model "$T/attn-pool" --show-attention "a wonderful film" | sed -n '2,4p' | cut -c3-8 | sort -u | wc -l)" -gt 1 ]
+status "--show-attention on a TF-IDF model: a note" 0 "$ATTN" classify --model "$T/nbsvm" --show-attention "good"
+check "--show-attention on a TF-IDF model: the note says so" grep -q "no attention to show" "$T/err"
+out=$(printf 'wonderful charming\n' | "$ATTN" classify --model "$T/attn-pool" --show-attention)
+check "--show-attention reads stdin" [ "$(wc -l <<<"$out")" -eq 3 ]
+"$ATTN" train classifier --model bigru-attn --data "$DATA" --out "$T/long" $NN --epochs 1 --max-len 3 >"$T/out" 2>"$T/err"
+check "--max-len: texts cut, counted once" [ "$(grep -c "texts longer than 3 tokens cut to 3" "$T/err")" -eq 1 ]
+"$ATTN" classify --model "$T/long" --show-attention "a b c d e" >"$T/out" 2>"$T/err"
+check "classify cuts a long text to the model's length" [ "$(wc -l <"$T/out")" -eq 4 ]
+check "classify says so once" grep -q "^attn classify: 1 texts longer than the model's 3 tokens" "$T/err"
+for m in attn-pool transformer; do
+    R="--train $T/$m/split/train.tsv --valid $T/$m/split/valid.tsv $NN --epochs 3 --quiet"
+    "$ATTN" train classifier --model $m $R --out "$T/$m-full" >/dev/null 2>"$T/err"
+    check "$m: uninterrupted run" [ $? -eq 0 ]
+    "$ATTN" train classifier --model $m $R --max-steps 7 --out "$T/$m-part" >"$T/out" 2>"$T/err"
+    check "$m: stopped run" grep -q "^stopped: 7 updates.*(resume with --resume)" "$T/out"
+    "$ATTN" train classifier --model $m $R --out "$T/$m-part" --resume >"$T/out" 2>"$T/err"
+    check "$m: resumed run: exit 0" [ $? -eq 0 ]
+    check "$m: resumed = uninterrupted weights" cmp -s "$T/$m-full/model.safetensors" "$T/$m-part/model.safetensors"
+done
+status "neural: resume with another model" 1 "$ATTN" train classifier --model bow $R --out "$T/transformer-part" --resume
+"$ATTN" train classifier --model attn-pool --train data/cls/three.csv --label-column cat --out "$T/zh" $NN >"$T/out" 2>"$T/err"
+check "attn-pool on Chinese: characters, Chinese labels" grep -q "vocabulary [0-9]* (characters)" "$T/err"
+check "attn-pool on Chinese: one character a token" [ "$("$ATTN" classify --model "$T/zh" --show-attention "好书" | sed -n '2,3p' | awk '{print $NF}' | tr '\n' ' ')" = "好 书 " ]
+status "neural: bad --pos" 2 "$ATTN" train classifier --model transformer --data "$DATA" --pos spiral --out "$T/x"
+status "neural: bad --pool" 2 "$ATTN" train classifier --model transformer --data "$DATA" --pool max --out "$T/x"
+status "neural: bad --score" 2 "$ATTN" train classifier --model attn-pool --data "$DATA" --score cosine --out "$T/x"
+status "neural: bad --dropout" 2 "$ATTN" train classifier --model bow --data "$DATA" --dropout 1 --out "$T/x"
+status "neural: --embed not a multiple of --heads" 2 "$ATTN" train classifier --model transformer --data "$DATA" --embed 10 --heads 4 --out "$T/x"
+status "neural: --max-len 0" 2 "$ATTN" train classifier --model bow --data "$DATA" --max-len 0 --out "$T/x"
+status "neural: a TF-IDF option" 2 "$ATTN" train classifier --model bow --data "$DATA" --ngram 1-2 --out "$T/x"
+cp -r "$T/attn-pool" "$T/corrupt-nn" && printf 'x' >>"$T/corrupt-nn/model.safetensors"
+status "neural: corrupt checkpoint" 1 "$ATTN" classify --model "$T/corrupt-nn" "good"
+
 # ---- label column, Chinese -----------------------------------------------------------------
 "$ATTN" train classifier --model tfidf-lr --train data/cls/three.csv --label-column cat --out "$T/cat" $FAST >"$T/out" 2>"$T/err"
 check "--label-column cat: exit 0" [ $? -eq 0 ]
@@ -115,6 +173,7 @@ status "eval: unknown labels only" 1 "$ATTN" eval --model "$T/nbsvm" --data data
 "$ATTN" train classifier --help >"$T/out"
 check "help teaches TF-IDF and names the models" grep -q "idf = ln" "$T/out"
 check "help has the SST-2 example" grep -q "shared/data/sst2/train.tsv" "$T/out"
+check "help teaches the neural models" grep -q "attn-pool    attention pooling" "$T/out"
 
 echo "$npass passed, $nfail failed"
 [ $nfail -eq 0 ]

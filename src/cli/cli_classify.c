@@ -1,8 +1,10 @@
 /* attn classify: labels texts with a classifier trained by `attn train classifier`: per text
  * one line "LABEL<TAB>NUMBER", the label as written in the training data; --explain N adds why
- * (for the TF-IDF models: the n-grams that weighed most). Texts come from the arguments or,
- * without any, from stdin, one per line. */
+ * (for the TF-IDF models: the n-grams that weighed most), --show-attention the weight of each
+ * word in a neural model's pooling, as bars. Texts come from the arguments or, without any,
+ * from stdin, one per line. */
 #define _POSIX_C_SOURCE 200809L
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,19 +19,26 @@ static const char HELP[] =
     "  tfidf-svm, nbsvm    the SVM's decision value for that label (its score s = w.x + b; the\n"
     "                      classifier is confident beyond the margin when s > 1); not a\n"
     "                      probability\n"
+    "  bow, attn-pool, bigru-attn, transformer   the probability of that label\n"
     "\n"
     "options:\n"
     "  --model DIR         a checkpoint of 'attn train classifier' (required)\n"
     "  --explain N         after each line, the N n-grams that weighed most in the decision, with\n"
     "                      their contributions to the score of the chosen label minus that of the\n"
     "                      runner-up (positive: for the chosen label)\n"
+    "  --show-attention    after each line, the neural model's view of the text: each token\n"
+    "                      with its weight in the pooling (the attention weights, which sum to\n"
+    "                      1; the same 1/n for every word of bow; for a Transformer pooled by\n"
+    "                      [CLS], the [CLS] row of its last self-attention) and a bar scaled to\n"
+    "                      the largest weight of the text\n"
     "  --threads N         threads (default: all cores)\n"
     "\n"
     "A line of stdin that is blank or not valid UTF-8 is reported on stderr and skipped (no line\n"
     "out); the others go on, and the exit status is then 1.\n"
     "\n"
     "example:\n"
-    "  attn classify --model runs/nbsvm --explain 5 \"a gorgeous , witty , seductive movie\"\n";
+    "  attn classify --model runs/nbsvm --explain 5 \"a gorgeous , witty , seductive movie\"\n"
+    "  attn classify --model runs/attn-pool --show-attention \"a gorgeous , witty , seductive movie\"\n";
 
 /* Why a text cannot be classified, or NULL. */
 static const char *bad_text(const char *s, size_t n) {
@@ -40,20 +49,48 @@ static const char *bad_text(const char *s, size_t n) {
     return "an empty text";
 }
 
-static int one(const char *cmd, cls_model *m, const char *text, int explain) {
+/* A bar of up to `cells` character cells for x in [0, 1], in eighths of a cell, padded with
+ * spaces to `cells`. */
+static void bar(double x, int cells) {
+    static const char *const part[8] = {"", "▏", "▎", "▍", "▌", "▋", "▊", "▉"};
+    long e = lround(x * cells * 8), full = e / 8;
+    for (long i = 0; i < full; i++) fputs("█", stdout);
+    fputs(part[e % 8], stdout);
+    printf("%*s", (int)(cells - full - (e % 8 != 0)), "");
+}
+
+/* Each token of text with its weight in the model's pooling: "  0.4123  ███▌      word". */
+static int show_attention(cls_model *m, const char *text) {
+    int n;
+    const char *const *tok;
+    const float *w;
+    int st = m->weights(m->self, text, &n, &tok, &w);
+    if (st) return st;
+    float top = 0;
+    for (int i = 0; i < n; i++) top = w[i] > top ? w[i] : top;
+    for (int i = 0; i < n; i++) {
+        printf("  %.4f  ", (double)w[i]);
+        bar(top > 0 && w[i] > 0 ? w[i] / top : 0, 20);
+        printf("  %s\n", tok[i]);
+    }
+    return ATTN_OK;
+}
+
+static int one(const char *cmd, cls_model *m, const char *text, int explain, int attention) {
     int32_t pred;
     float num;
     int st = m->predict(m->self, &text, 1, &pred, &num);
     if (st) return cli_fail_lib(cmd, st, NULL);
     printf("%s\t%.4f\n", m->labels[pred], (double)num);
     if (explain > 0 && m->explain && (st = m->explain(m->self, text, explain, stdout))) return cli_fail_lib(cmd, st, NULL);
+    if (attention && m->weights && (st = show_attention(m, text))) return cli_fail_lib(cmd, st, NULL);
     fflush(stdout);
     return CLI_OK;
 }
 
 int cli_classify(int argc, char **argv) {
     const char *cmd = "classify", *dir = NULL;
-    int explain = 0, threads = 0;
+    int explain = 0, threads = 0, attention = 0;
     cli_args p;
     cli_args_init(&p, cmd, argc, argv);
     while (cli_next(&p)) {
@@ -61,6 +98,8 @@ int cli_classify(int argc, char **argv) {
             if (!p.status) return cli_help(HELP);
         } else if (cli_str(&p, "--model", &dir) || cli_str(&p, "-m", &dir) || cli_int(&p, "--explain", 0, 100000, &explain) ||
                    cli_int(&p, "--threads", 1, 1024, &threads)) {
+        } else if (cli_flag(&p, "--show-attention")) {
+            attention = 1;
         } else {
             cli_unknown(&p);
         }
@@ -72,10 +111,12 @@ int cli_classify(int argc, char **argv) {
     int rc = cls_model_load(cmd, dir, &m);
     if (rc) return rc;
     if (explain && !m.explain) fprintf(stderr, "attn %s: a %s model has no --explain; ignored\n", cmd, m.kind);
+    if (attention && !m.weights)
+        fprintf(stderr, "attn %s: a %s model has no attention to show (--explain shows its reasons); ignored\n", cmd, m.kind);
     for (int i = 0; i < p.npos && !rc; i++) {
         const char *why = bad_text(p.pos[i], strlen(p.pos[i]));
         if (why) rc = cli_fail(cmd, "argument %d: %s", i + 1, why);
-        else rc = one(cmd, &m, p.pos[i], explain);
+        else rc = one(cmd, &m, p.pos[i], explain, attention);
     }
     char *line = NULL;
     size_t cap = 0;
@@ -85,7 +126,7 @@ int cli_classify(int argc, char **argv) {
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
         const char *why = bad_text(line, (size_t)n);
         if (why) fprintf(stderr, "attn %s: line %d: %s, skipped\n", cmd, ln, why), skipped++;
-        else rc = one(cmd, &m, line, explain);
+        else rc = one(cmd, &m, line, explain, attention);
     }
     free(line);
     m.free(m.self);

@@ -6,10 +6,11 @@
 
 #include "cli_cls.h"
 
-extern const cls_family cls_tfidf_family; /* cli_cls_tfidf.c */
+extern const cls_family cls_tfidf_family;  /* cli_cls_tfidf.c */
+extern const cls_family cls_neural_family; /* cli_cls_neural.c */
 
 /* Every classifier family: one line each. */
-static const cls_family *const CLS_FAMILIES[] = {&cls_tfidf_family};
+static const cls_family *const CLS_FAMILIES[] = {&cls_tfidf_family, &cls_neural_family};
 #define N_FAMILIES ((int)(sizeof CLS_FAMILIES / sizeof CLS_FAMILIES[0]))
 
 const cls_family *cls_family_at(int i) { return i >= 0 && i < N_FAMILIES ? CLS_FAMILIES[i] : NULL; }
@@ -30,12 +31,12 @@ const char *cls_kind_list(void) {
     return list;
 }
 
-/* The string value of the first "kind" member in a JSON object's text (the loaders check the
- * whole object afterwards; this only picks one of them). */
-static int json_kind(const char *json, char *buf, size_t cap) {
-    const char *p = json ? strstr(json, "\"kind\"") : NULL;
+/* The string value of the first member `key` ("\"kind\"") in a JSON object's text (the
+ * loaders check the whole object afterwards; this only picks one of them). */
+static int json_str(const char *json, const char *key, char *buf, size_t cap) {
+    const char *p = json ? strstr(json, key) : NULL;
     if (!p) return -1;
-    p += 6;
+    p += strlen(key);
     while (*p == ' ' || *p == ':') p++;
     if (*p++ != '"') return -1;
     const char *q = strchr(p, '"');
@@ -45,11 +46,27 @@ static int json_kind(const char *json, char *buf, size_t cap) {
     return 0;
 }
 
-int cls_checkpoint_kind(const char *cmd, const char *dir, char *buf, size_t cap) {
+/* The model name of a checkpoint's model object into buf (its "kind", or for a family whose
+ * checkpoints share one kind, e.g. "classifier", its "model"), and *f the family that loads it
+ * (NULL if none: a translator's "transformer" is not the classifier's). */
+static int json_kind(const char *json, char *buf, size_t cap, const cls_family **f) {
+    *f = NULL;
+    if (json_str(json, "\"kind\"", buf, cap)) return -1;
+    for (int i = 0; i < N_FAMILIES; i++)
+        if (CLS_FAMILIES[i]->ck_kind && !strcmp(buf, CLS_FAMILIES[i]->ck_kind)) {
+            if (json_str(json, "\"model\"", buf, cap)) return -1;
+            *f = cls_family_of(buf) == CLS_FAMILIES[i] ? CLS_FAMILIES[i] : NULL;
+            return 0;
+        }
+    *f = cls_family_of(buf) && !cls_family_of(buf)->ck_kind ? cls_family_of(buf) : NULL;
+    return 0;
+}
+
+int cls_checkpoint_kind(const char *cmd, const char *dir, char *buf, size_t cap, const cls_family **f) {
     attn_checkpoint ck = {0};
     int st = attn_checkpoint_open(dir, &ck);
     if (st) return cli_fail_lib(cmd, st, dir);
-    int bad = json_kind(ck.model_json, buf, cap);
+    int bad = json_kind(ck.model_json, buf, cap, f);
     attn_checkpoint_free(&ck);
     return bad ? cli_fail(cmd, "%s/config.json: the model has no \"kind\"", dir) : CLI_OK;
 }
@@ -57,16 +74,17 @@ int cls_checkpoint_kind(const char *cmd, const char *dir, char *buf, size_t cap)
 int cls_is_classifier(const char *dir) {
     attn_checkpoint ck = {0};
     char kind[64];
-    int yes = !attn_checkpoint_open(dir, &ck) && !json_kind(ck.model_json, kind, sizeof kind) && cls_family_of(kind);
+    const cls_family *f = NULL;
+    int yes = !attn_checkpoint_open(dir, &ck) && !json_kind(ck.model_json, kind, sizeof kind, &f) && f;
     attn_checkpoint_free(&ck);
     return yes;
 }
 
 int cls_model_load(const char *cmd, const char *dir, cls_model *out) {
     char kind[64];
-    int rc = cls_checkpoint_kind(cmd, dir, kind, sizeof kind);
+    const cls_family *f = NULL;
+    int rc = cls_checkpoint_kind(cmd, dir, kind, sizeof kind, &f);
     if (rc) return rc;
-    const cls_family *f = cls_family_of(kind);
     if (!f) return cli_fail(cmd, "%s: a %s checkpoint, not a text classifier (%s)", dir, kind, cls_kind_list());
     return f->load(cmd, dir, out);
 }
@@ -141,4 +159,18 @@ attn_trainer_config cls_trainer_config(const cls_opts *o) {
     c.out = o->out, c.log_csv = o->log, c.handle_signals = 1;
     if (!o->quiet) c.report = report_line;
     return c;
+}
+
+void cls_say_resume(const cls_opts *o, const attn_checkpoint *ck) {
+    if (!o->quiet)
+        fprintf(stderr, "resuming %s at epoch %lld, batch %lld (step %lld)\n", o->out, (long long)ck->state.epoch + 1,
+                (long long)ck->state.batch, (long long)ck->state.step);
+}
+
+void cls_say_result(const cls_opts *o, const attn_train_result *r, int n_valid, double accuracy) {
+    char va_text[64] = "no validation set";
+    if (n_valid) snprintf(va_text, sizeof va_text, "valid accuracy %.2f%%", 100 * accuracy);
+    printf("%s: %lld updates in %.1f s (training %.1f s), %s, checkpoint %s%s\n",
+           r->stopped == 1 ? "stopped" : r->stopped == 2 ? "early-stopped" : "trained", (long long)r->steps_run, r->wall_s, r->train_s,
+           va_text, o->out, r->stopped == 1 ? " (resume with --resume)" : "");
 }

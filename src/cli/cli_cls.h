@@ -57,6 +57,10 @@ typedef struct {
     /* Optional: why one text gets its class, in at most `top` lines written to f. */
     int (*explain)(void *self, const char *text, int top, FILE *f);
     void (*free)(void *self);
+    /* Optional: the tokens of one text as the model reads them, *n of them (tok), and the
+     * weight of each in the pooling (w: the attention weights, 1 / n for a bag); both valid
+     * until the next call. */
+    int (*weights)(void *self, const char *text, int *n, const char *const **tok, const float **w);
 } cls_model;
 
 typedef struct {
@@ -69,6 +73,9 @@ typedef struct {
     int (*train)(const char *cmd, const cls_opts *o, void *cfg, const cls_data *d);
     /* Loads a checkpoint of one of its kinds. */
     int (*load)(const char *cmd, const char *dir, cls_model *out);
+    /* The "kind" of all its checkpoints' model objects when that is not the model's name (which
+     * is then their "model"): "classifier" for the neural ones; NULL: the name itself. */
+    const char *ck_kind;
 } cls_family;
 
 /* Family i of the table (NULL past the last). */
@@ -77,9 +84,10 @@ const cls_family *cls_family_at(int i);
 const cls_family *cls_family_of(const char *kind);
 /* "tfidf-lr, tfidf-svm, nbsvm": every --model name, for messages. */
 const char *cls_kind_list(void);
-/* The kind of the checkpoint in dir ("kind" of its config.json's "model") into buf; CLI_OK, or
- * CLI_EDATA with the error printed (a missing or corrupt checkpoint). */
-int cls_checkpoint_kind(const char *cmd, const char *dir, char *buf, size_t cap);
+/* The model name of the checkpoint in dir ("kind" of its config.json's "model", or the
+ * model's "model" for a family with a ck_kind) into buf, and into *f the family that loads it
+ * (NULL if none); CLI_OK, or CLI_EDATA with the error printed (a missing or corrupt checkpoint). */
+int cls_checkpoint_kind(const char *cmd, const char *dir, char *buf, size_t cap, const cls_family **f);
 /* 1 if dir holds a checkpoint that opens and whose kind is a classifier's (prints nothing). */
 int cls_is_classifier(const char *dir);
 /* attn eval of a classifier checkpoint (cli_eval.c): argv as cli_eval's. */
@@ -97,5 +105,10 @@ void cls_set_free(cls_set *s);
 attn_tok_kind cls_auto_tok(const attn_cls_data *d);
 /* The trainer's configuration from the shared options (report lines to stderr unless quiet). */
 attn_trainer_config cls_trainer_config(const cls_opts *o);
+/* "resuming DIR at epoch E, batch B (step S)" on stderr, unless quiet. */
+void cls_say_resume(const cls_opts *o, const attn_checkpoint *ck);
+/* The last line of a training run on stdout: "trained: N updates in S s (training S s), valid
+ * accuracy A%, checkpoint DIR" (stopped, early-stopped; n_valid 0: no validation set). */
+void cls_say_result(const cls_opts *o, const attn_train_result *r, int n_valid, double accuracy);
 
 #endif

@@ -66,9 +66,7 @@ static int get_model(const char *cmd, const cls_opts *o, const tfidf_cfg *tc, co
         if ((st = attn_tfclf_load(o->out, m)) || (st = attn_checkpoint_open(o->out, ck))) return cli_fail_lib(cmd, st, o->out);
         const char *kind = attn_tfclf_kind_name(attn_tfclf_config_of(*m)->kind);
         if (strcmp(kind, o->model)) return cli_fail(cmd, "%s: a %s checkpoint; resume it with --model %s", o->out, kind, kind);
-        if (!o->quiet)
-            fprintf(stderr, "resuming %s at epoch %lld, batch %lld (step %lld)\n", o->out, (long long)ck->state.epoch + 1,
-                    (long long)ck->state.batch, (long long)ck->state.step);
+        cls_say_resume(o, ck);
         return CLI_OK;
     }
     attn_tfidf_config fc = attn_tfidf_defaults(d->tok);
@@ -130,11 +128,7 @@ static int train(const char *cmd, const cls_opts *o, void *cfg, const cls_data *
         cli_fail_lib(cmd, st, NULL);
         goto done;
     }
-    char va_text[64] = "no validation set";
-    if (va.n) snprintf(va_text, sizeof va_text, "valid accuracy %.2f%%", 100 * acc);
-    printf("%s: %lld updates in %.1f s (training %.1f s), %s, checkpoint %s%s\n",
-           r.stopped == 1 ? "stopped" : r.stopped == 2 ? "early-stopped" : "trained", (long long)r.steps_run, r.wall_s, r.train_s,
-           va_text, o->out, r.stopped == 1 ? " (resume with --resume)" : "");
+    cls_say_result(o, &r, va.n, acc);
     rc = CLI_OK;
 done:
     attn_csr_free(&Xtr), attn_csr_free(&Xva);
@@ -249,8 +243,8 @@ static int load(const char *cmd, const char *dir, cls_model *out) {
         if (!l->labels[k]) l->labels[k] = IDS[k];
     }
     *out = (cls_model){attn_tfclf_kind_name(c->kind), c->n_classes, l->labels,
-                       c->kind == ATTN_TFCLF_LR ? "probability" : "SVM decision value", l, predict, explain, loaded_free};
+                       c->kind == ATTN_TFCLF_LR ? "probability" : "SVM decision value", l, predict, explain, loaded_free, NULL};
     return CLI_OK;
 }
 
-const cls_family cls_tfidf_family = {KINDS, HELP, cfg_new, option, train, load};
+const cls_family cls_tfidf_family = {KINDS, HELP, cfg_new, option, train, load, NULL};
