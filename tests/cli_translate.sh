@@ -84,6 +84,9 @@ check "early stop: exit 0" [ $? -eq 0 ]
 check "early stop: final line" grep -q "^early-stopped: " "$T/out"
 check "early stop: fewer than 400 epochs logged" [ "$(wc -l <"$T/es.csv")" -lt 400 ]
 check "early stop: checkpoint" [ -s "$T/es/model.safetensors" ]
+check "early stop: the best epoch's model" [ -s "$T/es/best/model.safetensors" ]
+"$ATTN" translate --model "$T/es/best" "我爱你。" >"$T/out" 2>&1
+check "early stop: the best model translates" [ $? -eq 0 ]
 # SIGINT once the first checkpoint is written: the run saves, says how to resume, exits 0;
 # --resume then goes on from there.
 "$ATTN" train seq2seq $R --epochs 100000 --out "$T/int" >"$T/int.out" 2>&1 &

@@ -169,12 +169,28 @@ static void test_early_stop(const char *dir) {
     attn_train_model tm = model_of(&m);
     attn_trainer_config c = config(dir);
     c.epochs = 20, c.patience = 2;
+    c.sched.kind = ATTN_SCHED_CONSTANT, c.sched.warmup = 0; /* epoch 1 then does not depend on the epochs */
     attn_train_result r;
     CHECK(attn_trainer_run(&tm, &c, &r) == ATTN_OK, "train: %s", attn_last_error());
     /* epoch 1 improves on nothing; epochs 2 and 3 do not improve: stop after 3 */
     CHECK(r.stopped == 2 && r.step == 18, "early stop after 3 epochs: stopped %d, %lld updates", r.stopped, (long long)r.step);
     CHECK(r.best_metric == 0.5, "best metric (the accuracy) %g", r.best_metric);
-    attn_params_free(m.ps);
+    /* OUT/best holds the best epoch's model (epoch 1): the weights of a one-epoch run */
+    char best[400];
+    snprintf(best, sizeof best, "%s/best", dir);
+    logreg one, kept;
+    logreg_init(&one, 3), logreg_init(&kept, 99);
+    attn_train_model t1 = model_of(&one);
+    attn_trainer_config c1 = config(dir);
+    c1.epochs = 1, c1.sched = c.sched;
+    attn_checkpoint ck;
+    CHECK(attn_trainer_run(&t1, &c1, &r) == ATTN_OK && r.step == 6, "one epoch: %s", attn_last_error());
+    CHECK(attn_checkpoint_open(best, &ck) == ATTN_OK && !ck.has_optim && ck.state.epoch == 1, "best checkpoint: %s", attn_last_error());
+    CHECK(attn_checkpoint_load_params(&ck, kept.ps) == ATTN_OK, "load best: %s", attn_last_error());
+    attn_checkpoint_free(&ck);
+    CHECK(!memcmp(attn_params_data(one.ps), attn_params_data(kept.ps), (size_t)attn_params_numel(one.ps) * sizeof(float)),
+          "OUT/best holds the weights of the best epoch");
+    attn_params_free(m.ps), attn_params_free(one.ps), attn_params_free(kept.ps);
 }
 
 static void test_errors(const char *dir) {

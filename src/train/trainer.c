@@ -124,10 +124,21 @@ static int check_config(const attn_train_model *m, const attn_trainer_config *c)
     return ATTN_OK;
 }
 
-/* After an epoch (or at a stop): validation loss and metric, the progress line, the CSV log
- * line and the early-stopping bookkeeping. Sets *early when patience ran out. */
+/* The model of the best epoch so far, weights only, as a checkpoint in OUT/best. */
+static int save_best(run *r, int64_t ep) {
+    char dir[4096];
+    if (snprintf(dir, sizeof dir, "%s/best", r->c->out) >= (int)sizeof dir) return attn__error(ATTN_EINVAL, "%s: path too long", r->c->out);
+    r->state.rng = *attn_graph_rng(r->g);
+    int st = r->m->save(r->m->self, dir, NULL, &r->state);
+    if (!st) say(r, "epoch %lld: best so far, saved to %s", (long long)ep + 1, dir);
+    return st;
+}
+
+/* After an epoch (or at a stop, mid_epoch): validation loss and metric, the progress line, the
+ * CSV log line and, after a whole epoch, the early-stopping bookkeeping (a better epoch's model
+ * goes to OUT/best). Sets *early when patience ran out. */
 static int end_of_epoch(run *r, int64_t ep, double t_start, double t_train, double ep_loss, int64_t ep_n, int64_t tok_total,
-                        int *early) {
+                        int mid_epoch, int *early) {
     const attn_train_model *m = r->m;
     const attn_trainer_config *c = r->c;
     double vl = NAN, vm = NAN;
@@ -140,10 +151,11 @@ static int end_of_epoch(run *r, int64_t ep, double t_start, double t_train, doub
         if (m->loss_per_token) snprintf(ppl, sizeof ppl, " (ppl %.2f)", exp(vl));
         say(r, "epoch %lld/%d: valid loss %.4f%s%s%s, training %.0f s, %.0f s so far", (long long)ep + 1, c->epochs, vl, ppl,
             mtext[0] ? ", " : "", mtext, t_train, attn_time_now() - t_start);
-        if (c->patience) {
+        if (c->patience && !mid_epoch) {
             double key = m->metric ? (m->metric_higher_is_better ? -vm : vm) : vl;
-            if (attn_train_observe(&r->state, key)) say(r, "epoch %lld: best so far", (long long)ep + 1);
-            else if (r->state.bad_epochs >= c->patience) {
+            if (attn_train_observe(&r->state, key)) {
+                if ((st = save_best(r, ep))) return st;
+            } else if (r->state.bad_epochs >= c->patience) {
                 say(r, "early stop: no better validation %s for %d epochs", m->metric ? "metric" : "loss", c->patience);
                 *early = 1;
             }
@@ -214,16 +226,12 @@ static int train_epochs(run *r, attn_train_result *res, const int *lens) {
         }
         attn_batches_free(&bat);
         if (st) break;
-        if (!stopped) {
-            r->state.epoch = ep + 1, r->state.batch = 0;
-            if ((st = save(r))) break;
-        }
+        if (!stopped) r->state.epoch = ep + 1, r->state.batch = 0;
+        /* validation before the epoch's checkpoint, so that it holds the early-stopping state */
         int early = 0;
-        if ((st = end_of_epoch(r, ep, t_start, t_train, ep_loss, ep_n, tok_total, &early))) break;
-        if (early) {
-            stopped = 2;
-            if ((st = save(r))) break; /* the bookkeeping of early stopping, for a resume */
-        }
+        if ((st = end_of_epoch(r, ep, t_start, t_train, ep_loss, ep_n, tok_total, stopped, &early))) break;
+        if (!stopped && (st = save(r))) break;
+        if (early) stopped = 2;
     }
     attn_batches_free(&bat);
     res->steps_run = steps_run, res->step = r->state.step;
