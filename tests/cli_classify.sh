@@ -111,6 +111,19 @@ for m in bow attn-pool bigru-attn transformer; do
 done
 check "bow: every word weighs 1/n" [ "$("$ATTN" classify --model "$T/bow" --show-attention "a wonderful film zzzunseen" | sed -n '2,5p' | cut -c3-8 | sort -u)" = "0.2500" ]
 check "attn-pool: the weights differ" [ "$("$ATTN" classify --model "$T/attn-pool" --show-attention "a wonderful film" | sed -n '2,4p' | cut -c3-8 | sort -u | wc -l)" -gt 1 ]
+
+# ---- the order analyses: a negation subset, shuffled words -----------------------------------
+printf 'label\tsentence\n0\tnot a wonderful film\n1\ta wonderful film\n0\tdull but long\n1\tcharming and fun\n' >"$T/neg.tsv"
+"$ATTN" eval --model "$T/bow" --data "$T/neg.tsv" --subset negation >"$T/out" 2>"$T/err"
+check "eval --subset negation: 2 of 4 texts" grep -q "2 of 4 texts hold a negation" "$T/err"
+check "eval --subset negation: scored on 2" grep -qE "accuracy [0-9.]+%, macro-F1 [0-9.]+, 2 texts" "$T/out"
+for m in bow attn-pool; do # bags of words: the same predictions whatever the order, bit for bit
+    "$ATTN" eval --model "$T/$m" --data "$DATA" | head -1 | sed 's/ ([^)]*)//' >"$T/a"
+    "$ATTN" eval --model "$T/$m" --data "$DATA" --shuffle-words 7 | head -1 | sed 's/ ([^)]*)//' >"$T/b"
+    check "$m: shuffled words, the same accuracy" cmp -s "$T/a" "$T/b"
+done
+"$ATTN" eval --model "$T/bow" --data "$T/neg.tsv" --subset nothing >/dev/null 2>&1
+check "eval: unknown --subset is a usage error" [ $? -eq 2 ]
 status "--show-attention on a TF-IDF model: a note" 0 "$ATTN" classify --model "$T/nbsvm" --show-attention "good"
 check "--show-attention on a TF-IDF model: the note says so" grep -q "no attention to show" "$T/err"
 out=$(printf 'wonderful charming\n' | "$ATTN" classify --model "$T/attn-pool" --show-attention)

@@ -48,7 +48,13 @@ static const char HELP[] =
     "recall and F1 per label, and the confusion matrix (rows: the true label, columns: the\n"
     "predicted one). --csv FILE writes one row per label: label,support,precision,recall,f1 and\n"
     "the counts predicted as each label. Texts whose label the model never saw are left out\n"
-    "(with a count).\n";
+    "(with a count).\n"
+    "The seed's question, whether attention is more than a bag of words, has two tests here:\n"
+    "  --subset negation   score only the texts with a negation or a contrast, as a whole word:\n"
+    "                      not, n't, no, never, but, though\n"
+    "  --shuffle-words N   score every text with its words in a random order (seed N; a text\n"
+    "                      without spaces is shuffled by character): a bag-of-words model keeps\n"
+    "                      its accuracy by construction, a model that reads order loses some\n";
 
 static void progress(int done, int total) {
     fprintf(stderr, "\r%d/%d translated", done, total);
@@ -225,9 +231,61 @@ static double label_scores(const int64_t *cm, int C, double *prec, double *rec, 
     return used ? sum / used : 0;
 }
 
+/* ---- The order analyses of the seed's question ------------------------------------------ */
+
+/* Does the text hold a negation or a contrast, as a whole word: not, n't, no, never, but,
+ * though (SST-2's texts are lower-cased and split on spaces; "don't" is "do n't")? */
+static int has_negation(const char *t) {
+    static const char *const W[] = {"not", "n't", "no", "never", "but", "though"};
+    for (const char *p = t; *p;) {
+        while (*p == ' ') p++;
+        size_t n = strcspn(p, " ");
+        for (size_t k = 0; k < sizeof W / sizeof W[0] && n; k++)
+            if (n == strlen(W[k]) && !strncmp(p, W[k], n)) return 1;
+        p += n;
+    }
+    return 0;
+}
+
+/* The text's words (split on spaces) in a seeded random order, joined by spaces; a text
+ * without spaces (Chinese) is shuffled by character. malloc'ed; NULL if out of memory. */
+static char *shuffle_words(const char *t, uint64_t seed) {
+    size_t len = strlen(t), n = 0;
+    const char **w = malloc((len + 1) * sizeof *w);
+    size_t *wl = malloc((len + 1) * sizeof *wl);
+    char *out = malloc(len + 2), *o = out;
+    if (!w || !wl || !out) return free(w), free(wl), free(out), NULL;
+    int spaced = strchr(t, ' ') != NULL;
+    for (const char *p = t; *p;) {
+        if (spaced && *p == ' ') {
+            p++;
+            continue;
+        }
+        size_t k = spaced ? strcspn(p, " ") : 1;
+        if (!spaced)
+            while (p[k] && ((unsigned char)p[k] & 0xC0) == 0x80) k++; /* one UTF-8 character */
+        w[n] = p, wl[n++] = k, p += k;
+    }
+    attn_rng r;
+    attn_rng_seed(&r, seed);
+    for (size_t i = n; i > 1; i--) { /* Fisher-Yates */
+        size_t j = attn_rng_u32(&r) % i;
+        const char *tw = w[i - 1];
+        size_t tl = wl[i - 1];
+        w[i - 1] = w[j], wl[i - 1] = wl[j], w[j] = tw, wl[j] = tl;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (i && spaced) *o++ = ' ';
+        memcpy(o, w[i], wl[i]), o += wl[i];
+    }
+    *o = 0;
+    free(w), free(wl);
+    return out;
+}
+
 int cli_eval_classifier(int argc, char **argv) {
-    const char *cmd = "eval", *dir = NULL, *data = NULL, *label_col = NULL, *csv = NULL;
-    int threads = 0, quiet = 0;
+    const char *cmd = "eval", *dir = NULL, *data = NULL, *label_col = NULL, *csv = NULL, *subset = NULL;
+    int threads = 0, quiet = 0, shuffle = -1;
     cli_args p;
     cli_args_init(&p, cmd, argc, argv);
     while (cli_next(&p)) {
@@ -235,6 +293,7 @@ int cli_eval_classifier(int argc, char **argv) {
             if (!p.status) return cli_help(HELP);
         } else if (cli_str(&p, "--model", &dir) || cli_str(&p, "-m", &dir) || cli_str(&p, "--data", &data) ||
                    cli_str(&p, "--label-column", &label_col) || cli_str(&p, "--csv", &csv) ||
+                   cli_str(&p, "--subset", &subset) || cli_int(&p, "--shuffle-words", 0, INT32_MAX, &shuffle) ||
                    cli_int(&p, "--threads", 1, 1024, &threads)) {
         } else if (cli_flag(&p, "--quiet")) {
             quiet = 1;
@@ -245,6 +304,7 @@ int cli_eval_classifier(int argc, char **argv) {
     if (p.status) return p.status;
     if (p.npos) return cli_usage(cmd, "unexpected argument '%s'", p.pos[0]);
     if (!dir || !data) return cli_usage(cmd, "--model DIR and --data FILE are required");
+    if (subset && strcmp(subset, "negation")) return cli_usage(cmd, "unknown --subset '%s' (negation)", subset);
     if (threads) attn_set_threads(threads);
     cls_model m;
     attn_cls_data d = {0};
@@ -253,14 +313,36 @@ int cli_eval_classifier(int argc, char **argv) {
     if (rc) return rc;
     int32_t *pred = NULL;
     float *num = NULL;
+    char **shuffled = NULL; /* (nshuf) the shuffled texts, owned */
+    int nshuf = 0;
     int64_t *cm = calloc((size_t)C * C, sizeof(int64_t)), *support = malloc((size_t)C * sizeof(int64_t));
     double *sc = malloc(3 * (size_t)C * sizeof(double));
     if ((rc = cls_read(cmd, data, label_col, 1, &d)) || (rc = cls_set_make(cmd, &d, m.labels, C, &s, &unknown))) goto done;
     rc = CLI_EDATA;
     if (unknown) fprintf(stderr, "attn %s: %s: %d texts with labels the model does not know left out\n", cmd, data, unknown);
+    if (subset) { /* keep the texts with a negation or a contrast */
+        int k = 0;
+        for (int i = 0; i < s.n; i++)
+            if (has_negation(s.text[i])) s.text[k] = s.text[i], s.y[k++] = s.y[i];
+        if (!quiet) fprintf(stderr, "attn %s: %d of %d texts hold a negation or a contrast (not, n't, no, never, but, though)\n", cmd, k, s.n);
+        s.n = k;
+    }
     if (!s.n) {
-        cli_fail(cmd, "%s: no text with a label the model knows", data);
+        cli_fail(cmd, "%s: no text with a label the model knows%s", data, subset ? " in the subset" : "");
         goto done;
+    }
+    if (shuffle >= 0) { /* every text's words in a seeded random order */
+        if (!(shuffled = calloc((size_t)s.n, sizeof *shuffled)) || !(nshuf = s.n)) {
+            cli_fail_lib(cmd, ATTN_ENOMEM, NULL);
+            goto done;
+        }
+        for (int i = 0; i < s.n; i++) {
+            if (!(shuffled[i] = shuffle_words(s.text[i], attn_seed_mix((uint64_t)shuffle, (uint64_t)i)))) {
+                cli_fail_lib(cmd, ATTN_ENOMEM, NULL);
+                goto done;
+            }
+            s.text[i] = shuffled[i];
+        }
     }
     pred = malloc((size_t)s.n * sizeof(int32_t)), num = malloc((size_t)s.n * sizeof(float));
     if (!cm || !support || !sc || !pred || !num) {
@@ -313,6 +395,8 @@ int cli_eval_classifier(int argc, char **argv) {
     rc = CLI_OK;
 done:
     free(cm), free(support), free(sc), free(pred), free(num);
+    for (int i = 0; i < nshuf; i++) free(shuffled[i]);
+    free(shuffled);
     cls_set_free(&s), attn_cls_free(&d);
     m.free(m.self);
     return rc;
