@@ -9,6 +9,7 @@
 #include "core/internal.h"
 #include "core/strbuf.h"
 #include "io/ckdir.h"
+#include "params/params_internal.h"
 #include "io/json.h"
 #include "models/classifier_internal.h"
 
@@ -219,17 +220,12 @@ int attn_classifier_export(const attn_classifier *m, const char *command, attn_m
     return ATTN_OK;
 }
 
-static int write_params(const void *ps, const char *path) { return attn_params_save(ps, path, 0, NULL); }
-
 int attn_classifier_save(const attn_classifier *m, const char *dir, const char *command) {
     if (!m || !dir) return attn__error(ATTN_EINVAL, "attn_classifier_save: NULL argument");
     attn_model_export e;
     int st = attn_classifier_export(m, command, &e);
     if (st) return st;
-    attn__ck_file files[3] = {{ATTN__CK_MODEL, write_params, m->ps, NULL, NULL, 0, 0}};
-    for (int i = 0; i < 2; i++) files[i + 1] = (attn__ck_file){e.files[i].name, NULL, NULL, NULL, e.files[i].data, e.files[i].size, 1};
-    const char *keys[1] = {"model"}, *values[1] = {e.model_json};
-    st = attn__ck_write(dir, 1, keys, values, 3, files);
+    st = attn__model_save(dir, m->ps, e.model_json, 2, e.files);
     attn_model_export_free(&e);
     return st;
 }

@@ -10,6 +10,7 @@
 #include "core/file.h"
 #include "core/internal.h"
 #include "io/ckdir.h"
+#include "params/params_internal.h"
 #include "models/tfidf_internal.h"
 #include "nn/nn_internal.h"
 
@@ -284,17 +285,12 @@ int attn_tfclf_export_make(const attn_tfclf *m, attn_tfclf_export *out) {
     return ATTN_OK;
 }
 
-static int write_params(const void *ps, const char *path) { return attn_params_save(ps, path, 0, NULL); }
-
 int attn_tfclf_save(const attn_tfclf *m, const char *dir) {
     if (!m || !dir) return attn__error(ATTN_EINVAL, "attn_tfclf_save: NULL argument");
     attn_tfclf_export e;
     int st = attn_tfclf_export_make(m, &e);
     if (st) return st;
-    attn__ck_file files[2] = {{ATTN__CK_MODEL, write_params, m->ps, NULL, NULL, 0, 0},
-                              {FEATURES_FILE, NULL, NULL, NULL, e.data_, e.file.size, 1}};
-    const char *keys[1] = {"model"}, *values[1] = {e.model_json};
-    st = attn__ck_write(dir, 1, keys, values, 2, files);
+    st = attn__model_save(dir, m->ps, e.model_json, 1, &e.file);
     attn_tfclf_export_free(&e);
     return st;
 }

@@ -8,6 +8,7 @@
 #include "attn/io.h"
 #include "attn/params.h"
 #include "core/internal.h"
+#include "io/ckdir.h"
 #include "params/params_internal.h"
 
 #define ALIGN_FLOATS 16 /* each parameter starts on a 64-byte boundary */
@@ -239,4 +240,14 @@ int attn_params_load(attn_params *ps, const char *path, int allow_extra) {
 done:
     attn_st_free(f);
     return st;
+}
+
+int attn__params_write(const void *ps, const char *path) { return attn_params_save(ps, path, 0, NULL); }
+
+int attn__model_save(const char *dir, const attn_params *ps, const char *model_json, int n_files, const attn_ckpt_file *files) {
+    if (!dir || !ps || n_files < 0 || n_files > 8 || (n_files && !files)) return attn__error(ATTN_EINVAL, "model save: bad argument");
+    attn__ck_file cf[9] = {{ATTN__CK_MODEL, attn__params_write, ps, NULL, NULL, 0, 0}};
+    for (int i = 0; i < n_files; i++) cf[i + 1] = (attn__ck_file){files[i].name, NULL, NULL, files[i].path, files[i].data, files[i].size, 1};
+    const char *keys[1] = {"model"}, *values[1] = {model_json};
+    return attn__ck_write(dir, 1, keys, values, n_files + 1, cf);
 }

@@ -11,11 +11,11 @@
 #include "core/internal.h"
 #include "core/strbuf.h"
 #include "io/ckdir.h"
+#include "params/params_internal.h"
 #include "io/json.h"
 
 /* ---- Save -------------------------------------------------------------------------------- */
 
-static int write_params(const void *ps, const char *path) { return attn_params_save(ps, path, 0, NULL); }
 static int write_optim(const void *opt, const char *path) { return attn_optim_save(opt, path); }
 
 static void optim_json(attn__sb *b, const attn_optim_config *c) {
@@ -60,7 +60,7 @@ int attn_checkpoint_save(const char *dir, const attn_params *ps, const attn_opti
     attn__sb oj = {0}, sj = {0};
     if (!cf) return attn__error(ATTN_ENOMEM, "attn_checkpoint_save: out of memory");
     int nf = 0, ns = 0;
-    cf[nf++] = (attn__ck_file){ATTN__CK_MODEL, write_params, ps, NULL, NULL, 0, 0};
+    cf[nf++] = (attn__ck_file){ATTN__CK_MODEL, attn__params_write, ps, NULL, NULL, 0, 0};
     if (opt) cf[nf++] = (attn__ck_file){ATTN__CK_OPTIM, write_optim, opt, NULL, NULL, 0, 0};
     for (int i = 0; i < n_files; i++) cf[nf++] = (attn__ck_file){files[i].name, NULL, NULL, files[i].path, files[i].data, files[i].size, 1};
     const char *keys[3], *values[3];
