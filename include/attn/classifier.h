@@ -1,7 +1,7 @@
 /* attn/classifier.h: neural text classifiers, the seed's question in code: is attention
- * without positions more than "a refined bag of words"? Four kinds, from a plain bag to a
- * Transformer, each a sentence of token ids in, class logits out, trained on the autograd
- * tape (attn/autograd.h) by the trainer (attn/classifier_train.h):
+ * without positions more than "a refined bag of words"? Five kinds, from a plain bag to a
+ * Transformer and a CNN, each a sentence of token ids in, class logits out, trained on the
+ * autograd tape (attn/autograd.h) by the trainer (attn/classifier_train.h):
  *
  *   bow          h = mean_t e(x_t) over the real tokens; logits = fc(h). Every word weighs
  *                the same (the "distracted" classifier).
@@ -15,6 +15,11 @@
  *                positions none|sinusoidal|learned|rope|alibi, pooled by a [CLS] position
  *                (ATTN_BOS prepended to every sentence; h = its final state) or by attention
  *                pooling (a learned query, scaled score, over the final states).
+ *   cnn          Kim 2014 (CNN-rand): for each filter width w (default 3, 4, 5), a 1-D
+ *                convolution of `maps` filters (default 100) over the word vectors, "wide"
+ *                as in Kim's code: each sentence gets w - 1 zero vectors at both ends, so a
+ *                sentence of L >= 1 tokens (shorter than w too) has L + w - 1 windows; then
+ *                the max over those windows and ReLU; h = the maps of every width concatenated.
  * Dropout acts on the word vectors and on h; the last layer is fc (C, D).
  *
  * Exact bags: bow and attn-pool see a sentence as a multiset of tokens, and compute it so:
@@ -30,11 +35,13 @@
  * _reverse (nn.GRU(bidirectional=True)'s names), pool.proj.weight (A, 2 Hd), pool.proj.bias,
  * pool.context (A); transformer: encoder.layers.{i}.* and encoder.norm.* as
  * nn.TransformerEncoder's, pos_embed.weight (max_len, E) for learned positions, pool.query (E)
- * for attention pooling.
+ * for attention pooling; cnn: convs.{i}.weight (maps, E, w_i) and convs.{i}.bias (maps) for
+ * the i-th width (nn.Conv1d's layout).
  *
  * Letters: B sentences, T tokens (padded), V vocabulary, E embedding (d_model), Hd hidden,
- * A attention size (hidden for attn-pool, 2 hidden for bigru-attn), D the pooled size (E, or
- * 2 Hd for bigru-attn), C classes. Token ids follow attn/text.h (0 <pad>, 1 <unk>, 2 <bos>).
+ * A attention size (hidden for attn-pool, 2 hidden for bigru-attn), D the pooled size (E,
+ * 2 Hd for bigru-attn, maps times the number of widths for cnn), C classes. Token ids follow
+ * attn/text.h (0 <pad>, 1 <unk>, 2 <bos>).
  */
 #ifndef ATTN_CLASSIFIER_H
 #define ATTN_CLASSIFIER_H
@@ -58,14 +65,17 @@ typedef enum {
     ATTN_CLS_BOW = 0,
     ATTN_CLS_ATTN_POOL = 1,
     ATTN_CLS_BIGRU_ATTN = 2,
-    ATTN_CLS_TRANSFORMER = 3
+    ATTN_CLS_TRANSFORMER = 3,
+    ATTN_CLS_CNN = 4
 } attn_cls_kind;
-const char *attn_cls_kind_name(attn_cls_kind k); /* "bow", "attn-pool", "bigru-attn", "transformer" */
+const char *attn_cls_kind_name(attn_cls_kind k); /* "bow", "attn-pool", "bigru-attn", "transformer", "cnn" */
 int attn_cls_kind_parse(const char *name);       /* -1 if unknown */
 
 typedef enum { ATTN_CLS_POOL_CLS = 0, ATTN_CLS_POOL_ATTENTION = 1 } attn_cls_pool;
 const char *attn_cls_pool_name(attn_cls_pool p); /* "cls", "attention" */
 int attn_cls_pool_parse(const char *name);       /* -1 if unknown */
+
+enum { ATTN_CLS_MAX_WIDTHS = 8 };
 
 /* The blueprint: attn_classifier_config_default() gives the values noted here; then set the
  * kind, the vocabulary size and the number of classes. */
@@ -83,6 +93,10 @@ typedef struct {
     int max_len;          /* 512: the longest sentence in tokens (the [CLS] position not counted) */
     float dropout;        /* 0.1, in [0, 1) */
     attn_tok_kind tok;    /* the tokeniser of the text (for the command line): en */
+    int maps;             /* cnn: feature maps (filters) per width: 100 */
+    int n_widths;         /* cnn: the number of filter widths, in [1, ATTN_CLS_MAX_WIDTHS]: 3 */
+    int widths[ATTN_CLS_MAX_WIDTHS]; /* cnn: the filter widths in tokens, each in [1, 64]: 3, 4, 5
+                                        (the entries past n_widths are 0) */
 } attn_classifier_config;
 
 attn_classifier_config attn_classifier_config_default(void);
@@ -120,7 +134,10 @@ typedef struct {
  * pooling: 1/len for bow; the attention weights for attn-pool, bigru-attn and the Transformer
  * with attention pooling; for [CLS] pooling, the [CLS] row of the last layer's self-attention
  * averaged over the heads (without the weight [CLS] gives itself, so a row sums to at most 1);
- * 0 at padded positions. An id outside [0, V), a length outside [1, T] or T > max_len is
+ * for cnn, the share of the max-pooled maps each token takes part in: every map whose maximum
+ * is positive (after ReLU, the maps that reach fc) gives one vote, split evenly between the
+ * real tokens of its winning window, and a token's weight is its votes over the number of
+ * such maps (a row sums to 1, or is all 0 when no map is positive); 0 at padded positions. An id outside [0, V), a length outside [1, T] or T > max_len is
  * ATTN_EINVAL (sticky in g), never a crash. NULL on failure. */
 attn_var *attn_classifier_forward(attn_classifier *m, attn_graph *g, const attn_cls_batch *b, float *weights);
 /* The mean cross-entropy of the logits against labels (B) in [0, C), with label smoothing:

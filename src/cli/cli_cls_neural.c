@@ -1,4 +1,4 @@
-/* The neural text classifiers (attn/classifier.h: bow, attn-pool, bigru-attn, transformer) as a
+/* The neural text classifiers (attn/classifier.h: bow, attn-pool, bigru-attn, transformer, cnn) as a
  * family of the classification commands (cli_cls.h): their options, a vocabulary of the
  * training texts, training through the library's trainer (attn/classifier_train.h), and a
  * loaded checkpoint's predictions and pooling weights (for attn classify --show-attention).
@@ -12,10 +12,10 @@
 #include "attn/classifier_train.h"
 #include "cli_cls.h"
 
-static const char *const KINDS[] = {"bow", "attn-pool", "bigru-attn", "transformer", NULL};
+static const char *const KINDS[] = {"bow", "attn-pool", "bigru-attn", "transformer", "cnn", NULL};
 
 static const char HELP[] =
-    "neural models (bow, attn-pool, bigru-attn, transformer): each word is a learned vector\n"
+    "neural models (bow, attn-pool, bigru-attn, transformer, cnn): each word is a learned vector\n"
     "(its embedding); the vectors of a text are pooled into one, and a linear layer gives the\n"
     "class scores (softmax: a probability). Trained with Adam on the cross-entropy.\n"
     "  bow          the mean of the word vectors: every word weighs the same\n"
@@ -25,6 +25,10 @@ static const char HELP[] =
     "               same attention pooling over its states\n"
     "  transformer  a Transformer encoder (self-attention), pooled by a [CLS] token or by\n"
     "               attention; positions tell it the order\n"
+    "  cnn          a convolutional network (Kim 2014): filters slide over every window of w\n"
+    "               consecutive word vectors (w - 1 zero vectors pad each end, so short texts\n"
+    "               work); each filter keeps its largest response in the text (max over time),\n"
+    "               so it detects an n-gram wherever it occurs; order counts within a window\n"
     "  --embed N           word vector size E, the Transformer's d_model (default 128)\n"
     "  --hidden N          attn-pool's attention size, bigru-attn's GRU size per direction\n"
     "                      (default 128)\n"
@@ -32,7 +36,11 @@ static const char HELP[] =
     "  --heads N, --layers N, --d-ff N   the Transformer's (default 4, 2, 256)\n"
     "  --pos none|sinusoidal|learned|rope|alibi   the Transformer's positions (default sinusoidal)\n"
     "  --pool cls|attention   the Transformer's pooling (default cls)\n"
-    "  --dropout F         on the word vectors and the pooled vector (default 0.1)\n"
+    "  --maps N            the cnn's filters (feature maps) per width (default 100)\n"
+    "  --widths 3,4,5      the cnn's filter widths in words, 1 to 8 of them, each 1 to 64\n"
+    "                      (default 3,4,5: Kim's; the pooled vector has maps x widths numbers)\n"
+    "  --dropout F         on the word vectors and the pooled vector (default 0.1; Kim's cnn\n"
+    "                      used 0.5)\n"
     "  --max-len N         tokens per text; longer texts are cut (default 512)\n"
     "  --min-count N       vocabulary: words seen at least N times in the training texts\n"
     "                      (default 2; rarer words, and words never seen, read as <unk>)\n"
@@ -42,7 +50,7 @@ static const char HELP[] =
 typedef struct {
     attn_classifier_config m;
     int min_count, max_vocab;
-    const char *pos, *pool, *score; /* the names given, parsed by resolve() */
+    const char *pos, *pool, *score, *widths; /* as given, parsed by resolve() */
 } neural_cfg;
 
 static void *cfg_new(void) {
@@ -54,14 +62,16 @@ static void *cfg_new(void) {
 static int option(cli_args *p, void *cfg) {
     neural_cfg *c = cfg;
     attn_classifier_config *m = &c->m;
-    if (cli_str(p, "--pos", &c->pos) || cli_str(p, "--pool", &c->pool) || cli_str(p, "--score", &c->score)) return 1;
+    if (cli_str(p, "--pos", &c->pos) || cli_str(p, "--pool", &c->pool) || cli_str(p, "--score", &c->score) ||
+        cli_str(p, "--widths", &c->widths))
+        return 1;
     if (cli_float(p, "--dropout", &m->dropout)) {
         if (!p->status && !(m->dropout >= 0 && m->dropout < 1)) p->status = cli_usage(p->cmd, "--dropout must be in [0, 1)");
         return 1;
     }
     return cli_int(p, "--embed", 1, 1 << 16, &m->embed) || cli_int(p, "--hidden", 1, 1 << 16, &m->hidden) ||
            cli_int(p, "--heads", 1, 4096, &m->heads) || cli_int(p, "--layers", 1, 1000, &m->layers) ||
-           cli_int(p, "--d-ff", 1, 1 << 20, &m->d_ff) || cli_int(p, "--max-len", 1, 1 << 20, &m->max_len) ||
+           cli_int(p, "--d-ff", 1, 1 << 20, &m->d_ff) || cli_int(p, "--maps", 1, 1 << 16, &m->maps) || cli_int(p, "--max-len", 1, 1 << 20, &m->max_len) ||
            cli_int(p, "--min-count", 1, INT32_MAX, &c->min_count) || cli_int(p, "--max-vocab", 0, INT32_MAX, &c->max_vocab);
 }
 
@@ -138,6 +148,23 @@ static int build_vocab(const cls_set *tr, attn_tok_kind tok, const neural_cfg *n
     return st;
 }
 
+/* --widths "3,4,5" into c (1 to ATTN_CLS_MAX_WIDTHS widths, each in [1, 64]): 1, or 0 if bad. */
+static int parse_widths(const char *s, attn_classifier_config *c) {
+    int n = 0, w[ATTN_CLS_MAX_WIDTHS] = {0};
+    for (;;) {
+        char *end;
+        long v = *s >= '0' && *s <= '9' ? strtol(s, &end, 10) : 0;
+        if (v < 1 || v > 64 || n == ATTN_CLS_MAX_WIDTHS) return 0;
+        w[n++] = (int)v;
+        if (!*end) break;
+        if (*end != ',') return 0;
+        s = end + 1;
+    }
+    c->n_widths = n;
+    memcpy(c->widths, w, sizeof w);
+    return 1;
+}
+
 /* The named options into c (CLI_OK), or a usage error. */
 static int resolve(const char *cmd, const neural_cfg *nc, attn_classifier_config *c) {
     int pos = nc->pos ? attn_pos_parse(nc->pos) : (int)c->pos, pool = nc->pool ? attn_cls_pool_parse(nc->pool) : (int)c->pool;
@@ -148,6 +175,9 @@ static int resolve(const char *cmd, const neural_cfg *nc, attn_classifier_config
     if (pos < 0) return cli_usage(cmd, "unknown --pos '%s' (none, sinusoidal, learned, rope, alibi)", nc->pos);
     if (pool < 0) return cli_usage(cmd, "unknown --pool '%s' (cls, attention)", nc->pool);
     if (score < 0) return cli_usage(cmd, "unknown --score '%s' (additive, scaled)", nc->score);
+    if (nc->widths && !parse_widths(nc->widths, c))
+        return cli_usage(cmd, "--widths '%s': 1 to %d filter widths, each 1 to 64, separated by commas (e.g. 3,4,5)",
+                         nc->widths, ATTN_CLS_MAX_WIDTHS);
     c->pos = (attn_pos_kind)pos, c->pool = (attn_cls_pool)pool, c->score = (attn_score)score;
     return attn_classifier_config_check(c) ? cli_usage(cmd, "%s", attn_last_error()) : CLI_OK;
 }

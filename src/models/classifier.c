@@ -3,7 +3,8 @@
  * vocabulary, the labels and the checkpoint files are in classifier_io.c. The Transformer kind
  * runs the Transformer's own encoder (tr_encode, transformer.c) over parameters declared here.
  * Letters: B sentences, T tokens, S = T (+1 with [CLS]), V vocabulary, E embedding, Hd GRU
- * size, A attention size, D pooled size, C classes, H heads, L layers. */
+ * size, A attention size, D pooled size, C classes, H heads, L layers, M the cnn's maps per
+ * width, w a filter width. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,12 +17,30 @@
 
 /* ---- Parameters ---------------------------------------------------------------------------- */
 
-static attn_param *add(attn_classifier *m, int *st, const char *name, int ndim, int64_t d0, int64_t d1, attn_init init) {
+static attn_param *add3(attn_classifier *m, int *st, const char *name, int ndim, const int64_t *shape, attn_init init) {
     if (*st) return NULL;
-    attn_param *p = attn_params_add(m->ps, name, ndim, (int64_t[]){d0, d1}, init);
+    attn_param *p = attn_params_add(m->ps, name, ndim, shape, init);
     if (!p) *st = ATTN_ENOMEM;
     else p->no_decay = ndim == 1;
     return p;
+}
+
+static attn_param *add(attn_classifier *m, int *st, const char *name, int ndim, int64_t d0, int64_t d1, attn_init init) {
+    return add3(m, st, name, ndim, (int64_t[]){d0, d1}, init);
+}
+
+/* The cnn's filters: convs.{i}.weight (M, E, w_i) and convs.{i}.bias (M), nn.Conv1d's default
+ * uniform initialisation (fan-in E w_i). */
+static void add_convs(attn_classifier *m, int *st, int64_t E) {
+    const attn_classifier_config *c = &m->cfg;
+    for (int i = 0; i < c->n_widths; i++) {
+        char name[64];
+        int64_t w = c->widths[i];
+        snprintf(name, sizeof name, "convs.%d.weight", i);
+        m->conv_w[i] = add3(m, st, name, 3, (int64_t[]){c->maps, E, w}, attn_init_fan(E * w));
+        snprintf(name, sizeof name, "convs.%d.bias", i);
+        m->conv_b[i] = add(m, st, name, 1, c->maps, 0, attn_init_fan(E * w));
+    }
 }
 
 /* The attention pooling of attn-pool and bigru-attn over inputs of D features: additive (a
@@ -102,6 +121,10 @@ int attn_classifier_new(const attn_classifier_config *cfg, uint64_t seed, attn_c
         D = 2 * Hd;
         add_gru(m, &st, E, Hd);
         add_pool(m, &st, D, D, ATTN_SCORE_ADDITIVE);
+    }
+    if (c->kind == ATTN_CLS_CNN) {
+        D = (int64_t)c->maps * c->n_widths;
+        add_convs(m, &st, E);
     }
     if (tr && !st) st = add_encoder(m, &st);
     m->fc_w = add(m, &st, "fc.weight", 2, c->classes, D, attn_init_fan(D));
@@ -254,6 +277,53 @@ static attn_var *encoder(attn_classifier *m, attn_graph *g, const int32_t *ids, 
     return cls ? attn_ag_select(g, mem, 1, 0) : pool(m, g, mem, len, 0, P);
 }
 
+/* The cnn's votes of one width into weights (B, T) and active (B): y (B, T + w - 1, M) the
+ * convolution's outputs with lo[b] = len[b] + w - 1 real ones. Each map whose maximum (the
+ * first of equal maxima, as the pooling takes it) is positive votes 1, split evenly between
+ * the real tokens of its window [t - w + 1, t] (never empty: every window of the wide
+ * convolution holds a real token). */
+static void cnn_votes(const attn_var *y, const int32_t *lo, int w, const attn_cls_batch *b, float *weights, int *active) {
+    int M = (int)y->shape[2], To = (int)y->shape[1];
+    for (int i = 0; i < b->B; i++) {
+        const float *yi = y->data + (size_t)i * To * M; /* (To, M) */
+        for (int o = 0; o < M; o++) {
+            int best = 0;
+            for (int t = 1; t < lo[i]; t++) best = yi[(size_t)t * M + o] > yi[(size_t)best * M + o] ? t : best;
+            if (!(yi[(size_t)best * M + o] > 0.0f)) continue;
+            int s0 = best - w + 1 > 0 ? best - w + 1 : 0, s1 = best < b->len[i] - 1 ? best : b->len[i] - 1;
+            for (int s = s0; s <= s1; s++) weights[(size_t)i * b->T + s] += 1.0f / (float)(s1 - s0 + 1);
+            active[i]++;
+        }
+    }
+}
+
+/* cnn: ids (B, T) -> x (B, T, E) -> per width w: the wide conv1d (w - 1 zeros at both ends of
+ * each sentence) y (B, T + w - 1, M), the max over the len + w - 1 windows of each sentence,
+ * ReLU (max then ReLU: the same values as ReLU then max, on M numbers instead of
+ * (T + w - 1) M) -> h (B, M n_widths), the widths' maps side by side. */
+static attn_var *cnn(attn_classifier *m, attn_graph *g, const int32_t *ids, const attn_cls_batch *b, float *weights) {
+    const attn_classifier_config *c = &m->cfg;
+    int B = b->B, T = b->T;
+    attn_var *x = attn_ag_embedding(g, PV(m->embed), ids, 2, (int64_t[]){B, T}, ATTN_PAD);
+    x = attn_ag_dropout(g, x, c->dropout);
+    attn_var *h[ATTN_CLS_MAX_WIDTHS];
+    int32_t *lo = attn_graph_alloc(g, (size_t)B * sizeof(int32_t));
+    int *active = weights ? attn_graph_alloc(g, (size_t)B * sizeof(int)) : NULL;
+    if (!lo || (weights && !active)) return NULL;
+    if (weights) memset(weights, 0, (size_t)B * T * sizeof(float)), memset(active, 0, (size_t)B * sizeof(int));
+    for (int k = 0; k < c->n_widths; k++) {
+        int w = c->widths[k];
+        for (int i = 0; i < B; i++) lo[i] = b->len[i] + w - 1; /* the pooling copies lo */
+        attn_var *y = attn_ag_conv1d(g, x, PV(m->conv_w[k]), PV(m->conv_b[k]), w - 1, b->len);
+        h[k] = attn_ag_relu(g, attn_ag_max_pool_time(g, y, lo));
+        if (!h[k]) return NULL;
+        if (weights) cnn_votes(y, lo, w, b, weights, active);
+    }
+    for (int i = 0; weights && i < B; i++)
+        for (int t = 0; t < b->len[i] && active[i]; t++) weights[(size_t)i * T + t] /= (float)active[i];
+    return attn_ag_concat(g, c->n_widths, h, 1);
+}
+
 /* weights (B, T) from the [CLS] row of the last layer, averaged over the heads: maps
  * (L, B, H, S, S), S = T + 1. */
 static void cls_weights(const attn_classifier *m, const float *maps, const attn_cls_batch *b, float *w) {
@@ -292,9 +362,10 @@ attn_var *attn_classifier_forward(attn_classifier *m, attn_graph *g, const attn_
     }
     case ATTN_CLS_BIGRU_ATTN: h = bigru(m, g, ids, b, weights ? &P : NULL); break;
     case ATTN_CLS_TRANSFORMER: h = encoder(m, g, ids, b, weights ? &P : NULL, weights ? &maps : NULL); break;
+    case ATTN_CLS_CNN: h = cnn(m, g, ids, b, weights); break;
     }
     attn_var *logits = attn_ag_linear(g, attn_ag_dropout(g, h, c->dropout), PV(m->fc_w), PV(m->fc_b));
-    if (logits && weights && c->kind != ATTN_CLS_BOW) {
+    if (logits && weights && c->kind != ATTN_CLS_BOW && c->kind != ATTN_CLS_CNN) {
         if (P) pool_weights(P, perm, b, weights);
         else if (maps) cls_weights(m, maps, b, weights);
     }

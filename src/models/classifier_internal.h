@@ -15,6 +15,8 @@ struct attn_classifier {
     attn_param *proj_w, *proj_b; /* additive pooling: (A, D), (A); else NULL */
     attn_param *query;           /* the pooling's context vector (A) or query (D); NULL without pooling */
     attn_param *gru[2][4];       /* bigru-attn, forward and reverse: W_ih, W_hh, b_ih, b_hh */
+    attn_param *conv_w[ATTN_CLS_MAX_WIDTHS]; /* cnn: (maps, E, w_i) per width */
+    attn_param *conv_b[ATTN_CLS_MAX_WIDTHS]; /* cnn: (maps) per width */
     attn_transformer enc;        /* the transformer kind: the Transformer's encoder half over ps
                                     (its decoder fields unused) */
     attn_vocab *vocab;           /* NULL until set */

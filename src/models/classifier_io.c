@@ -15,7 +15,7 @@
 
 /* ---- Names ---------------------------------------------------------------------------------- */
 
-static const char *const KIND_NAMES[] = {"bow", "attn-pool", "bigru-attn", "transformer"};
+static const char *const KIND_NAMES[] = {"bow", "attn-pool", "bigru-attn", "transformer", "cnn"};
 static const char *const POOL_NAMES[] = {"cls", "attention"};
 static const char *const TOK_NAMES[] = {"space", "en", "en-tutorial", "zh"}; /* attn_tok_kind order */
 
@@ -25,8 +25,8 @@ static int find_name(const char *const *names, int n, const char *s) {
     return -1;
 }
 
-const char *attn_cls_kind_name(attn_cls_kind k) { return (unsigned)k < 4 ? KIND_NAMES[k] : "?"; }
-int attn_cls_kind_parse(const char *name) { return find_name(KIND_NAMES, 4, name); }
+const char *attn_cls_kind_name(attn_cls_kind k) { return (unsigned)k < 5 ? KIND_NAMES[k] : "?"; }
+int attn_cls_kind_parse(const char *name) { return find_name(KIND_NAMES, 5, name); }
 const char *attn_cls_pool_name(attn_cls_pool p) { return (unsigned)p < 2 ? POOL_NAMES[p] : "?"; }
 int attn_cls_pool_parse(const char *name) { return find_name(POOL_NAMES, 2, name); }
 
@@ -44,13 +44,14 @@ attn_classifier_config attn_classifier_config_default(void) {
     c.max_len = 512;
     c.dropout = 0.1f;
     c.tok = ATTN_TOK_EN;
+    c.maps = 100, c.n_widths = 3, c.widths[0] = 3, c.widths[1] = 4, c.widths[2] = 5;
     return c;
 }
 
 int attn_classifier_config_check(const attn_classifier_config *c) {
 #define BAD(...) attn__error(ATTN_EINVAL, "classifier config: " __VA_ARGS__)
     if (!c) return BAD("NULL");
-    if ((unsigned)c->kind > ATTN_CLS_TRANSFORMER) return BAD("unknown model kind %d", (int)c->kind);
+    if ((unsigned)c->kind > ATTN_CLS_CNN) return BAD("unknown model kind %d", (int)c->kind);
     if (c->vocab < ATTN_NSPECIAL) return BAD("vocab %d must be >= %d (the special tokens)", c->vocab, ATTN_NSPECIAL);
     if (c->classes < 2) return BAD("classes %d must be >= 2", c->classes);
     if (c->embed < 1 || c->hidden < 1 || c->max_len < 1) return BAD("embed %d, hidden %d and max_len %d must be >= 1", c->embed, c->hidden, c->max_len);
@@ -58,6 +59,13 @@ int attn_classifier_config_check(const attn_classifier_config *c) {
     if ((unsigned)c->tok > ATTN_TOK_ZH) return BAD("unknown tokeniser %d", (int)c->tok);
     if (c->kind == ATTN_CLS_ATTN_POOL && c->score != ATTN_SCORE_ADDITIVE && c->score != ATTN_SCORE_SCALED)
         return BAD("attn-pool takes the additive or the scaled score, not %s", attn_score_name(c->score));
+    if (c->kind == ATTN_CLS_CNN) {
+        if (c->maps < 1) return BAD("maps %d must be >= 1", c->maps);
+        if (c->n_widths < 1 || c->n_widths > ATTN_CLS_MAX_WIDTHS)
+            return BAD("n_widths %d: the cnn takes 1 to %d filter widths", c->n_widths, ATTN_CLS_MAX_WIDTHS);
+        for (int i = 0; i < c->n_widths; i++)
+            if (c->widths[i] < 1 || c->widths[i] > 64) return BAD("widths: filter width %d is outside [1, 64]", c->widths[i]);
+    }
     if (c->kind != ATTN_CLS_TRANSFORMER) return ATTN_OK;
     if (c->heads < 1 || c->layers < 1 || c->d_ff < 1) return BAD("heads %d, layers %d and d_ff %d must be >= 1", c->heads, c->layers, c->d_ff);
     if (c->embed % c->heads) return BAD("embed %d is not a multiple of heads %d", c->embed, c->heads);
@@ -84,6 +92,10 @@ int attn_classifier_config_to_json(const attn_classifier_config *c, char **json)
     attn__jw_key(&w, "pool"), attn__jw_str(&w, attn_cls_pool_name(c->pool));
     attn__jw_key(&w, "dropout"), attn__jw_f32(&w, c->dropout);
     attn__jw_key(&w, "tok"), attn__jw_str(&w, (unsigned)c->tok <= ATTN_TOK_ZH ? TOK_NAMES[c->tok] : "?");
+    attn__jw_key(&w, "maps"), attn__jw_i64(&w, c->maps);
+    attn__jw_key(&w, "widths"), attn__jw_array(&w, 0);
+    for (int i = 0; i < c->n_widths && i < ATTN_CLS_MAX_WIDTHS; i++) attn__jw_i64(&w, c->widths[i]);
+    attn__jw_end(&w, ']');
     attn__jw_end(&w, '}');
     if (!(*json = attn__sb_take(&sb, NULL))) return attn__error(ATTN_ENOMEM, "classifier config json: out of memory");
     return ATTN_OK;
@@ -105,6 +117,20 @@ static int read_name(const attn__json *obj, const char *key, const char *const *
     return k >= 0;
 }
 
+/* The cnn's "widths", an array of at most ATTN_CLS_MAX_WIDTHS sizes, into c (absent: c's stay;
+ * the check says whether the cnn can use them); NULL, or what is wrong. */
+static const char *read_widths(const attn__json *v, attn_classifier_config *c) {
+    if (!v) return NULL;
+    if (v->type != ATTN__JSON_ARRAY || v->len > ATTN_CLS_MAX_WIDTHS) return "\"widths\" is not an array of at most 8 sizes";
+    memset(c->widths, 0, sizeof c->widths);
+    c->n_widths = 0;
+    for (const attn__json *e = v->child; e; e = e->next) {
+        if (e->type != ATTN__JSON_NUMBER || !e->is_uint || e->u > 1000000000u) return "a width is not a non-negative integer";
+        c->widths[c->n_widths++] = (int)e->u;
+    }
+    return NULL;
+}
+
 int attn_classifier_config_from_json(const char *json, attn_classifier_config *cfg) {
     if (!json || !cfg) return attn__error(ATTN_EINVAL, "classifier config json: NULL argument");
     attn__json *root = NULL;
@@ -116,18 +142,19 @@ int attn_classifier_config_from_json(const char *json, attn_classifier_config *c
     const attn__json *kind = root->type == ATTN__JSON_OBJECT ? member(root, "kind") : NULL;
     int model = (int)c.kind, score = (int)c.score, pos = (int)c.pos, pl = (int)c.pool, tok = (int)c.tok;
     if (!kind || kind->type != ATTN__JSON_STRING || strcmp(kind->str, "classifier")) bad = "\"kind\" is not \"classifier\"";
-    else if (!member(root, "model") || !read_name(root, "model", KIND_NAMES, 4, NULL, &model)) bad = "\"model\" is not a known kind";
+    else if (!member(root, "model") || !read_name(root, "model", KIND_NAMES, 5, NULL, &model)) bad = "\"model\" is not a known kind";
     else if (!read_name(root, "score", NULL, 0, attn_score_parse, &score)) bad = "unknown \"score\"";
     else if (!read_name(root, "pos", NULL, 0, attn_pos_parse, &pos)) bad = "unknown \"pos\"";
     else if (!read_name(root, "pool", POOL_NAMES, 2, NULL, &pl)) bad = "unknown \"pool\"";
     else if (!read_name(root, "tok", TOK_NAMES, 4, NULL, &tok)) bad = "unknown \"tok\"";
-    const char *const keys[] = {"vocab", "classes", "embed", "hidden", "heads", "layers", "d_ff", "max_len"};
-    int *const vals[] = {&c.vocab, &c.classes, &c.embed, &c.hidden, &c.heads, &c.layers, &c.d_ff, &c.max_len};
-    for (int i = 0; i < 8 && !bad; i++) {
+    const char *const keys[] = {"vocab", "classes", "embed", "hidden", "heads", "layers", "d_ff", "max_len", "maps"};
+    int *const vals[] = {&c.vocab, &c.classes, &c.embed, &c.hidden, &c.heads, &c.layers, &c.d_ff, &c.max_len, &c.maps};
+    for (int i = 0; i < 9 && !bad; i++) {
         const attn__json *v = member(root, keys[i]);
         if (v && (v->type != ATTN__JSON_NUMBER || !v->is_uint || v->u > 1000000000u)) bad = "a size is not a non-negative integer";
         else if (v) *vals[i] = (int)v->u;
     }
+    if (!bad) bad = read_widths(member(root, "widths"), &c);
     const attn__json *d = bad ? NULL : member(root, "dropout");
     if (d && d->type != ATTN__JSON_NUMBER) bad = "\"dropout\" is not a number";
     else if (d) c.dropout = (float)strtod(json + d->offset, NULL);
