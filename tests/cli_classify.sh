@@ -9,7 +9,7 @@
 #
 # Checks: each model trains, writes the split and the label names; classify prints LABEL<TAB>
 # NUMBER per text (arguments and stdin, a bad line reported and skipped), --explain lists
-# n-grams; the neural models (bow, attn-pool, bigru-attn, transformer) train, classify with
+# n-grams; the neural models (bow, attn-pool, bigru-attn, transformer, cnn) train, classify with
 # probabilities, show each token's pooling weight (--show-attention), cut long texts, evaluate
 # and resume exactly; eval prints accuracy, macro-F1 and the confusion matrix and writes CSV; a stopped and
 # resumed run gives the weights of an uninterrupted one; --label-column; every bad input
@@ -144,6 +144,34 @@ for m in attn-pool transformer; do
     check "$m: resumed = uninterrupted weights" cmp -s "$T/$m-full/model.safetensors" "$T/$m-part/model.safetensors"
 done
 status "neural: resume with another model" 1 "$ATTN" train classifier --model bow $R --out "$T/transformer-part" --resume
+# ---- cnn: filter widths, short texts, resume, bad --widths --------------------------------------
+"$ATTN" train classifier --model cnn --data "$DATA" --out "$T/cnn" $NN --maps 8 --widths 2,5 >"$T/out" 2>"$T/err"
+rc=$?
+check "cnn: train exits 0 (rc $rc: $(tail -1 "$T/err"))" [ $rc -eq 0 ]
+check "cnn: final line" grep -q "^trained: 150 updates .* valid accuracy 100.00%" "$T/out"
+check "cnn: maps and widths in config.json" grep -q '"maps": 8, "widths": \[2, 5\]' "$T/cnn/config.json"
+check "cnn: parameters E x (2 + 5) x 8 + 2 x 8 + 2 x 16 + 2 + 16 V" grep -q "^model: cnn, 2 classes, vocabulary $(($(wc -l <"$T/cnn/vocab.txt"))) (words), $((16 * 7 * 8 + 16 + 2 * 16 + 2 + 16 * $(wc -l <"$T/cnn/vocab.txt"))) parameters" "$T/err"
+out=$("$ATTN" classify --model "$T/cnn" "a wonderful and charming film" "the plot was dull and tedious" "dull" 2>"$T/err")
+check "cnn: classify, a text shorter than the widest filter too" [ "$(cut -f1 <<<"$out" | tr '\n' ' ')" = "1 0 0 " ]
+"$ATTN" classify --model "$T/cnn" --show-attention "a wonderful film zzzunseen" >"$T/out" 2>"$T/err"
+check "cnn: --show-attention, a line per token" [ "$(sed -n '2,5p' "$T/out" | grep -cE '^  [01]\.[0-9]{4}  .{20}  [a-z]+$')" -eq 4 -a "$(wc -l <"$T/out")" -eq 5 ]
+check "cnn: the shares of the maps sum to 1" awk 'NR > 1 { s += $1; if ($1 < 0 || $1 > 1) bad = 1 } END { exit !(!bad && s > 0.999 && s < 1.001) }' "$T/out"
+check "cnn: one word has every share" [ "$("$ATTN" classify --model "$T/cnn" --show-attention "wonderful" | sed -n 2p | cut -c3-8)" = "1.0000" ]
+"$ATTN" eval --model "$T/cnn" --data "$T/cnn/split/test.tsv" >"$T/out" 2>"$T/err"
+check "cnn: eval" grep -qE "accuracy [0-9.]+%, macro-F1 [0-9.]+, 4 texts \(cnn" "$T/out"
+R="--train $T/cnn/split/train.tsv --valid $T/cnn/split/valid.tsv $NN --maps 8 --widths 2,5 --dropout 0.5 --epochs 3 --quiet"
+"$ATTN" train classifier --model cnn $R --out "$T/cnn-full" >/dev/null 2>"$T/err"
+check "cnn: uninterrupted run" [ $? -eq 0 ]
+"$ATTN" train classifier --model cnn $R --max-steps 7 --out "$T/cnn-part" >"$T/out" 2>"$T/err"
+check "cnn: stopped run" grep -q "^stopped: 7 updates.*(resume with --resume)" "$T/out"
+"$ATTN" train classifier --model cnn $R --out "$T/cnn-part" --resume >"$T/out" 2>"$T/err"
+check "cnn: resumed run: exit 0" [ $? -eq 0 ]
+check "cnn: resumed = uninterrupted weights" cmp -s "$T/cnn-full/model.safetensors" "$T/cnn-part/model.safetensors"
+for w in "" "3,,4" "0" "65" "1,2,3,4,5,6,7,8,9" "3x" "3," "-3"; do
+    status "cnn: bad --widths '$w'" 2 "$ATTN" train classifier --model cnn --data "$DATA" --widths "$w" --out "$T/x"
+    check "cnn: bad --widths '$w' says why" grep -q -- "--widths" "$T/err"
+done
+status "cnn: --maps 0" 2 "$ATTN" train classifier --model cnn --data "$DATA" --maps 0 --out "$T/x"
 "$ATTN" train classifier --model attn-pool --train data/cls/three.csv --label-column cat --out "$T/zh" $NN >"$T/out" 2>"$T/err"
 check "attn-pool on Chinese: characters, Chinese labels" grep -q "vocabulary [0-9]* (characters)" "$T/err"
 check "attn-pool on Chinese: one character a token" [ "$("$ATTN" classify --model "$T/zh" --show-attention "好书" | sed -n '2,3p' | awk '{print $NF}' | tr '\n' ' ')" = "好 书 " ]
@@ -187,6 +215,7 @@ status "eval: unknown labels only" 1 "$ATTN" eval --model "$T/nbsvm" --data data
 check "help teaches TF-IDF and names the models" grep -q "idf = ln" "$T/out"
 check "help has the SST-2 example" grep -q "shared/data/sst2/train.tsv" "$T/out"
 check "help teaches the neural models" grep -q "attn-pool    attention pooling" "$T/out"
+check "help teaches the cnn" grep -q "cnn          a convolutional network (Kim 2014)" "$T/out"
 
 echo "$npass passed, $nfail failed"
 [ $nfail -eq 0 ]
