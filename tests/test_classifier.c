@@ -295,7 +295,8 @@ static void cnn_reference(attn_classifier *m, const int32_t *ids, int n, double 
                 double y = bias[o];
                 for (int k = 0; k < w; k++) {
                     int s = t + k - (w - 1);
-                    for (int e = 0; s >= 0 && s < n && e < E; e++) y += (double)W[((size_t)o * E + e) * w + k] * emb[(size_t)ids[s] * E + e];
+                    for (int e = 0; s >= 0 && s < n && e < E; e++)
+                        y += (double)W[((size_t)o * E + e) * w + k] * emb[(size_t)ids[s] * E + e];
                 }
                 best = fmax(best, y);
             }
@@ -311,8 +312,9 @@ static void cnn_reference(attn_classifier *m, const int32_t *ids, int n, double 
 }
 
 /* Sentences of 1 to 7 tokens (shorter than the widest filter, 5, included) in batches of their
- * own length and padded to 9, beside a one-token sentence: the logits match the double reference, and do not depend on the padding
- * (bitwise); the weights of a one-token sentence are all its own. */
+ * own length and padded to 9, beside a one-token sentence: the logits match the double
+ * reference, and do not depend on the padding (bitwise); the weights of a sentence sum to 1,
+ * and those of a one-token sentence are all its own. */
 static void test_cnn_forward(void) {
     attn_classifier_config c = small(ATTN_CLS_CNN);
     c.maps = 6, c.n_widths = 3, c.widths[0] = 1, c.widths[1] = 3, c.widths[2] = 5;

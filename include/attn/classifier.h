@@ -137,8 +137,9 @@ typedef struct {
  * for cnn, the share of the max-pooled maps each token takes part in: every map whose maximum
  * is positive (after ReLU, the maps that reach fc) gives one vote, split evenly between the
  * real tokens of its winning window, and a token's weight is its votes over the number of
- * such maps (a row sums to 1, or is all 0 when no map is positive); 0 at padded positions. An id outside [0, V), a length outside [1, T] or T > max_len is
- * ATTN_EINVAL (sticky in g), never a crash. NULL on failure. */
+ * such maps (a row sums to 1, or is all 0 when no map is positive); 0 at padded positions.
+ * An id outside [0, V), a length outside [1, T] or T > max_len is ATTN_EINVAL (sticky in g),
+ * never a crash. NULL on failure. */
 attn_var *attn_classifier_forward(attn_classifier *m, attn_graph *g, const attn_cls_batch *b, float *weights);
 /* The mean cross-entropy of the logits against labels (B) in [0, C), with label smoothing:
  * a scalar node for attn_graph_backward. */

@@ -71,7 +71,8 @@ static int option(cli_args *p, void *cfg) {
     }
     return cli_int(p, "--embed", 1, 1 << 16, &m->embed) || cli_int(p, "--hidden", 1, 1 << 16, &m->hidden) ||
            cli_int(p, "--heads", 1, 4096, &m->heads) || cli_int(p, "--layers", 1, 1000, &m->layers) ||
-           cli_int(p, "--d-ff", 1, 1 << 20, &m->d_ff) || cli_int(p, "--maps", 1, 1 << 16, &m->maps) || cli_int(p, "--max-len", 1, 1 << 20, &m->max_len) ||
+           cli_int(p, "--d-ff", 1, 1 << 20, &m->d_ff) || cli_int(p, "--maps", 1, 1 << 16, &m->maps) ||
+           cli_int(p, "--max-len", 1, 1 << 20, &m->max_len) ||
            cli_int(p, "--min-count", 1, INT32_MAX, &c->min_count) || cli_int(p, "--max-vocab", 0, INT32_MAX, &c->max_vocab);
 }
 
