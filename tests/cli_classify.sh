@@ -14,7 +14,9 @@
 # and resume exactly; eval prints accuracy, macro-F1 and the confusion matrix and writes CSV; a stopped and
 # resumed run gives the weights of an uninterrupted one; --label-column; every bad input
 # (missing file, unknown model, unknown label column, corrupt checkpoint, bad options) gives
-# a clear error and the right exit status. Prints "N passed, N failed" last.
+# a clear error and the right exit status; the robustness list of issue 9 (bad rows, empty
+# files and texts, all-unknown words, a 100,000-word text, every kind of corrupt checkpoint for
+# a TF-IDF and a neural model, in classify and eval). Prints "N passed, N failed" last.
 set -u
 [ $# -ge 1 ] || { echo "usage: bash cli_classify.sh /path/to/attn" >&2; exit 2; }
 ATTN=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
@@ -211,6 +213,61 @@ status "missing checkpoint" 1 "$ATTN" classify --model "$T/none" "good"
 status "classify without --model" 2 "$ATTN" classify "good"
 status "eval: missing data" 1 "$ATTN" eval --model "$T/nbsvm" --data "$T/none.tsv"
 status "eval: unknown labels only" 1 "$ATTN" eval --model "$T/nbsvm" --data data/cls/three.csv --label-column cat
+# ---- robustness: bad rows, empty inputs, unknown words, a very long text, corrupt models ----
+# (issue 9's list; each for a TF-IDF and a neural model where both apply)
+for m in nbsvm attn-pool; do
+    "$ATTN" eval --model "$T/$m" --data data/cls/malformed.csv >"$T/out" 2>"$T/err"
+    check "$m: eval of bad rows (empty text, BOM, bad bytes): exit 0" [ $? -eq 0 ]
+    check "$m: eval of bad rows: counted with line numbers" grep -q "9 malformed rows skipped (line 3: empty text; line 4: empty label" "$T/err"
+    status "$m: eval of an unbalanced quote" 1 "$ATTN" eval --model "$T/$m" --data data/cls/unbalanced.csv
+    check "$m: unbalanced quote: the line named" grep -q "line 3: a quoted field has no closing quote" "$T/err"
+    : >"$T/empty.tsv"
+    status "$m: eval of an empty file" 1 "$ATTN" eval --model "$T/$m" --data "$T/empty.tsv"
+    check "$m: empty file: says so" grep -q "the file is empty" "$T/err"
+    status "$m: classify an empty argument" 1 "$ATTN" classify --model "$T/$m" ""
+    check "$m: empty argument: says so" grep -q "argument 1: an empty text" "$T/err"
+    printf '\n   \n' | "$ATTN" classify --model "$T/$m" >"$T/out" 2>"$T/err"
+    check "$m: stdin of blank lines: exit 1, nothing out, each line reported" [ $? -eq 1 -a ! -s "$T/out" -a "$(grep -c 'an empty text, skipped' "$T/err")" -eq 2 ]
+    "$ATTN" classify --model "$T/$m" </dev/null >"$T/out" 2>"$T/err"
+    check "$m: empty stdin: exit 0, nothing out" [ $? -eq 0 -a ! -s "$T/out" ]
+    a=$("$ATTN" classify --model "$T/$m" "zzz qqq" 2>"$T/err") && b=$("$ATTN" classify --model "$T/$m" "xxx yyy vvv" 2>>"$T/err")
+    check "$m: all-unknown texts classify, alike (every word <unk>: '$a', '$b')" [ -n "$a" -a "$a" = "$b" ]
+done
+status "train on an empty file" 1 "$ATTN" train classifier --model nbsvm --data "$T/empty.tsv" --out "$T/x"
+awk 'BEGIN { for (i = 0; i < 100000; i++) printf "%s%s", i ? " " : "", i % 2 ? "wonderful" : "dull"; print "" }' >"$T/long.txt"
+"$ATTN" classify --model "$T/nbsvm" --explain 2 <"$T/long.txt" >"$T/out" 2>"$T/err"
+check "TF-IDF: a 100,000-word text classifies ($(head -1 "$T/err"))" [ $? -eq 0 -a "$(wc -l <"$T/out")" -eq 4 ]
+"$ATTN" classify --model "$T/attn-pool" <"$T/long.txt" >"$T/out" 2>"$T/err"
+check "neural: a 100,000-word text classifies" [ $? -eq 0 -a "$(wc -l <"$T/out")" -eq 1 ]
+check "neural: ... cut to max-len, with a note" grep -q "1 texts longer than the model's 512 tokens were cut" "$T/err"
+fnv() { # FNV-1a 64 of a file, as config.json's checksums
+    local h=-3750763034362895579 b
+    for b in $(od -An -v -tu1 "$1"); do h=$(((h ^ b) * 1099511628211)); done
+    printf '%016x' "$h"
+}
+# corrupt NAME MODEL EDIT: a copy of MODEL's checkpoint, EDIT run inside it, fails classify and eval
+corrupt() {
+    rm -rf "$T/bad" && cp -r "$T/$2" "$T/bad" && (cd "$T/bad" && eval "$3")
+    status "$1: classify" 1 "$ATTN" classify --model "$T/bad" "good"
+    status "$1: eval" 1 "$ATTN" eval --model "$T/bad" --data "$DATA"
+}
+for m in nbsvm attn-pool; do
+    corrupt "$m: truncated model.safetensors" $m 'truncate -s 100 model.safetensors'
+    check "$m: truncated: says the file changed" grep -q "model.safetensors has 100 bytes" "$T/err"
+    corrupt "$m: config.json of garbage" $m 'echo "garbage{" >config.json'
+    check "$m: garbage: names config.json" grep -q "config.json: unexpected character" "$T/err"
+done
+corrupt "nbsvm: tfidf.tsv missing" nbsvm 'rm tfidf.tsv'
+corrupt "nbsvm: three labels for two classes" nbsvm "sed -i 's/\"labels\": \\[\"0\", \"1\"\\]/\"labels\": [\"0\", \"1\", \"2\"]/' config.json"
+check "nbsvm: three labels: says so" grep -q '"labels" is not an array of one name per class' "$T/err"
+corrupt "attn-pool: vocab.txt missing" attn-pool 'rm vocab.txt'
+check "attn-pool: vocab.txt missing: named" grep -q "vocab.txt: cannot open" "$T/err"
+corrupt "attn-pool: labels.txt missing" attn-pool 'rm labels.txt'
+# three label lines for two classes, with a correct size and checksum: the loader's own check
+corrupt "attn-pool: three labels for two classes" attn-pool 'printf "0\n1\n2\n" >labels.txt &&
+    sed -i "s/\"labels.txt\": {\"bytes\": 4, \"fnv1a64\": \"[0-9a-f]*\"}/\"labels.txt\": {\"bytes\": 6, \"fnv1a64\": \"$(fnv labels.txt)\"}/" config.json'
+check "attn-pool: three labels: says so" grep -q "expected 2 label lines" "$T/err"
+
 "$ATTN" train classifier --help >"$T/out"
 check "help teaches TF-IDF and names the models" grep -q "idf = ln" "$T/out"
 check "help has the SST-2 example" grep -q "shared/data/sst2/train.tsv" "$T/out"

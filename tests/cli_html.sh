@@ -19,26 +19,13 @@ set -u
 [ $# -ge 1 ] || { echo "usage: bash cli_html.sh /path/to/attn" >&2; exit 2; }
 ATTN=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 cd "$(dirname "$0")" || exit 2
-CHROME=""
-for c in chromium chromium-browser google-chrome; do
-    command -v "$c" >/dev/null 2>&1 && { CHROME=$c; break; }
-done
-if [ -z "$CHROME" ]; then
-    echo "skipped: chromium not found (Debian: apt-get install chromium)"
-    exit 77
-fi
-T=$(mktemp -d) || exit 2
-trap 'rm -rf "$T"' EXIT
+. ./chromium.sh
 npass=0
 nfail=0
 pass() { npass=$((npass + 1)); }
 fail() {
     nfail=$((nfail + 1))
     echo "FAIL: $*"
-}
-browse() { # extra chromium arguments...
-    timeout 90 "$CHROME" --headless --no-sandbox --disable-gpu --no-first-run --disable-extensions \
-        --user-data-dir="$T/profile" "$@" 2>"$T/chrome.log"
 }
 
 "$ATTN" train transformer --train data/transformer/reverse.tsv --direction plain --out "$T/ck" --d-model 32 --heads 4 \

@@ -9,7 +9,9 @@
  * The convolution and pooling over time (Kim 2014; tools/gen_conv_refs.py): F.conv1d with
  * padding and per-sequence lengths in PyTorch's weight layout on every ISA path, torch.max
  * and mean over time with exact ties and an empty sequence; the same bits for 1 and 3
- * threads; the tape ops against the raw functions; argument errors. */
+ * threads; the tape ops against the raw functions; argument errors. The sparse linear layer
+ * of the TF-IDF classifiers (the same generator) against torch.sparse.mm, forward and the
+ * gradients of its weight and bias (its finite differences are test_ops.c's). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +20,7 @@
 #include "attn/autograd.h"
 #include "attn/io.h"
 #include "attn/layers.h"
+#include "nn/nn_internal.h"
 #include "testutil.h"
 
 static float *randn(size_t n, uint64_t seed, float scale) {
@@ -284,6 +287,38 @@ static void test_torch_conv(const char *dir, int B, int T, int Cin, int Cout) {
     attn_free(gx), attn_free(gw), attn_free(gb);
 }
 
+/* The sparse linear layer (nn/sparse_linear.c) against torch.sparse.mm: y = X W^T + b for X
+ * (N, F) in compressed sparse rows with an empty row, and the gradients of W and b. */
+static void test_torch_sparse_linear(void) {
+    const int N = 6, F = 13, C = 4;
+    int32_t *rp32 = ld("sparse_linear", "rowptr", (size_t)N + 1, 1);
+    int nnz = rp32 ? rp32[N] : 0;
+    int32_t *col = rp32 ? ld("sparse_linear", "col", (size_t)nnz, 1) : NULL;
+    float *val = ld("sparse_linear", "val", (size_t)nnz, 0), *w = ld("sparse_linear", "weight", (size_t)C * F, 0);
+    float *b = ld("sparse_linear", "bias", C, 0), *y = ld("sparse_linear", "y", (size_t)N * C, 0);
+    float *r = ld("sparse_linear", "r", (size_t)N * C, 0), *gw = ld("sparse_linear", "grad_weight", (size_t)C * F, 0);
+    float *gb = ld("sparse_linear", "grad_bias", C, 0);
+    if (rp32 && col && val && w && b && y && r && gw && gb) {
+        int64_t rp[7];
+        for (int n = 0; n <= N; n++) rp[n] = rp32[n];
+        CHECK(nnz == 15 && rp[2] == rp[1], "sparse_linear fixture: %d non-zeros, row 1 not empty", nnz);
+        float my[24], dw[52], db[4];
+        attn__sparse_linear_forward(my, rp, col, val, w, b, N, F, C);
+        tu_close("torch sparse_linear y", my, y, (size_t)N * C, 1e-6, 1e-6);
+        attn__sparse_linear_backward(dw, 0, db, 0, r, rp, col, val, N, F, C);
+        tu_close("torch sparse_linear grad_weight", dw, gw, (size_t)C * F, 1e-6, 1e-6);
+        tu_close("torch sparse_linear grad_bias", db, gb, C, 1e-6, 1e-6);
+        /* Accumulation adds to what is there: a second backward doubles the gradients. */
+        attn__sparse_linear_backward(dw, 1, db, 1, r, rp, col, val, N, F, C);
+        for (int i = 0; i < C * F; i++) dw[i] *= 0.5f;
+        for (int i = 0; i < C; i++) db[i] *= 0.5f;
+        tu_close("torch sparse_linear accumulated grad_weight / 2", dw, gw, (size_t)C * F, 1e-6, 1e-6);
+        tu_close("torch sparse_linear accumulated grad_bias / 2", db, gb, C, 1e-6, 1e-6);
+    }
+    attn_free(rp32), attn_free(col), attn_free(val), attn_free(w), attn_free(b), attn_free(y), attn_free(r);
+    attn_free(gw), attn_free(gb);
+}
+
 /* torch.max and mean over time, with two exact ties and an empty sequence. */
 static void test_torch_pool(void) {
     const int B = 4, T = 6, C = 7;
@@ -432,6 +467,7 @@ int main(void) {
     test_torch_conv("conv_pad", 3, 7, 5, 4);
     test_torch_conv("conv_valid", 3, 6, 17, 9);
     test_torch_pool();
+    test_torch_sparse_linear();
     test_conv_threads();
     test_conv_tape();
     test_conv_errors();

@@ -1,7 +1,8 @@
 #define _DEFAULT_SOURCE
 /* Pictures of attention weights: SVG structure, escaping and cell colours, terminal text; PNG
  * files as `test_viz png` (its own ctest test: skipped where this build has no PNG support or
- * the machine has no font with Chinese glyphs, failed on any other PNG error). */
+ * the machine has no font with Chinese glyphs, failed on any other PNG error); the texts page
+ * of attn classify --attention-html (colours, escaping, errors). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 
 #include "attn/io.h"
 #include "attn/viz.h"
+#include "attn/viz_html.h"
 #include "testutil.h"
 
 static const float W[3 * 3] = {0.9f, 0.05f, 0.05f, 0.1f, 0.8f, 0.1f, 0.0f, 0.2f, 0.8f};
@@ -89,6 +91,42 @@ static int test_png(const attn_heatmap *h) {
 #endif
 }
 
+/* The texts page (attn_texts_html): each token a span coloured by its weight scaled to the
+ * text's largest |weight| (blues; reds below zero when signed), every string escaped, bad
+ * arguments refused. */
+static void test_texts_html(void) {
+    static const char *const tok[4] = {"good", "<b>bad</b>", "\"q\"", "x"};
+    static const float w[4] = {0.5f, -1.0f, 0.25f, 0.0f}, tw[1] = {-0.3f};
+    static const char *const term[1] = {"bad & worse"};
+    attn_html_text t = {"<script>alert(1)</script>", "<pos>", 0.75, 4, tok, w, 1, term, tw};
+    attn_html_texts page = {"a \"title\"", "legend <i>", "probability", "top n-grams", 1};
+    char *s = NULL, want[128];
+    CHECK(attn_texts_html(&page, &t, 1, &s) == ATTN_OK, "%s", attn_last_error());
+    if (!s) return;
+    CHECK(!strstr(s, "<script>alert") && strstr(s, "&lt;script&gt;alert(1)&lt;/script&gt;"), "the text is escaped");
+    CHECK(!strstr(s, "<b>bad") && strstr(s, ">&lt;b&gt;bad&lt;/b&gt;</span>"), "a token is escaped");
+    CHECK(strstr(s, "<b>&lt;pos&gt;</b> probability 0.7500") != NULL, "the label, escaped, and the number");
+    CHECK(strstr(s, ">&quot;q&quot;</span>") && strstr(s, "<title>a &quot;title&quot;</title>"), "quotes are escaped");
+    CHECK(strstr(s, "legend &lt;i&gt;") && strstr(s, "bad &amp; worse</li>"), "the legend and the terms are escaped");
+    snprintf(want, sizeof want, "background:#%06x\" title=\"+0.5000\" data-w=\"0.5000\">good<", blues(0.5f));
+    CHECK(strstr(s, want) != NULL, "0.5 of the largest |w|: blue %06x", blues(0.5f));
+    CHECK(strstr(s, "background:#67000d;color:#fff\" title=\"-1.0000\"") != NULL, "the most negative: the deepest red");
+    CHECK(strstr(s, "background:#ffffff\" title=\"+0.0000\" data-w=\"0.0000\">x<") != NULL, "zero: white");
+    CHECK(strstr(s, "title=\"-0.3000\" data-w=\"-0.3000\">-0.3000</span> bad") != NULL, "a term with its weight");
+    int spans = 0;
+    for (const char *p = s; (p = strstr(p, "<span class=\"tok\"")); p++) spans++;
+    CHECK(spans == 4, "one span per token (found %d)", spans);
+    attn_free(s);
+    page.signed_weights = 0;
+    CHECK(attn_texts_html(&page, &t, 1, &s) == ATTN_OK && strstr(s, "background:#08306b;color:#fff\" title=\"-1.0000\""),
+          "unsigned: |w| shaded in blue");
+    attn_free(s);
+    attn_html_text no_w = {"t", "l", 0, 2, tok, NULL, 0, NULL, NULL};
+    CHECK(attn_texts_html(&page, &no_w, 1, &s) == ATTN_EINVAL && s == NULL, "tokens without weights are refused");
+    CHECK(attn_texts_html(&page, &t, 0, &s) == ATTN_EINVAL, "no text is refused");
+    CHECK(attn_texts_html_save(&page, &t, 1, "/nonexistent-dir/x.html") == ATTN_EIO, "an unwritable path is an I/O error");
+}
+
 int main(int argc, char **argv) {
     attn_heatmap h = {W, 3, 3, TGT, SRC, "我爱你 -> I love you", "target", "source", 1};
     if (argc > 1 && !strcmp(argv[1], "png")) return test_png(&h);
@@ -125,5 +163,6 @@ int main(int argc, char **argv) {
     CHECK(attn_heatmap_svg_string(&bad, &svg) == ATTN_EINVAL, "zero rows are refused");
     CHECK(attn_heatmap_svg(&h, "/nonexistent-dir/x.svg") == ATTN_EIO, "an unwritable path is an I/O error");
 
+    test_texts_html();
     return tu_summary("test_viz");
 }

@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """Writes PyTorch reference files for the convolution and the pooling over time of
-include/attn/layers.h (attn_conv1d_*, attn_max_pool_time_*, attn_mean_pool_time_*), read by
+include/attn/layers.h (attn_conv1d_*, attn_max_pool_time_*, attn_mean_pool_time_*) and for the
+sparse linear layer of the TF-IDF classifiers (src/nn/sparse_linear.c), read by
 tests/test_layers.c, so that the claims "as torch.nn.functional.conv1d with PyTorch's Conv1d
-weight layout" and "max over time as torch.max" are checked against PyTorch itself.
+weight layout", "max over time as torch.max" and "y = X W^T + b on compressed sparse rows" are
+checked against PyTorch itself.
 
     /usr/bin/python3 tools/gen_conv_refs.py [tests/data/layers]
 
@@ -20,6 +22,12 @@ Cases (one folder each, .npy files, float32 unless noted):
                max_y, mean_y (B, C); r (B, C); grad_max_x, grad_mean_x (B, T, C) of
                sum(max_y * r) and sum(mean_y * r). An empty sequence pools to 0 (PyTorch
                has no max of nothing: the script writes 0 and no gradient there).
+  sparse_linear/  X (N=6, F=13) in compressed sparse rows: rowptr (N + 1) int32, col (nnz)
+               int32 (ascending in a row), val (nnz), with an empty row and the first and
+               last columns; weight (C=4, F), bias (C); y = X W^T + b (N, C) by torch.sparse.mm
+               on a sparse COO tensor of the same entries; r (N, C) and the gradients of
+               L = sum(y * r): grad_weight, grad_bias. (The layer has no gradient of X: the
+               features are data.)
 The functions run in float64 on the float32-rounded inputs, so the only differences the C
 test sees are its own float32 arithmetic.
 """
@@ -91,6 +99,32 @@ def pool_case(out):
     save(d, "r", r)
 
 
+def sparse_case(out):
+    d = os.path.join(out, "sparse_linear")
+    os.makedirs(d, exist_ok=True)
+    N, Fe, C = 6, 13, 4
+    cols = [[0, 3, 12], [], [5], [1, 2, 7, 9, 12], [0, 11], [4, 6, 8, 10]]
+    rowptr = np.cumsum([0] + [len(c) for c in cols]).astype(np.int32)
+    col = np.array([j for c in cols for j in c], dtype=np.int32)
+    val = f32(len(col))
+    rows = np.repeat(np.arange(N), [len(c) for c in cols])
+    X = torch.sparse_coo_tensor(torch.tensor(np.stack([rows, col]), dtype=torch.int64), val, (N, Fe))
+    w = f32(C, Fe, scale=0.5).requires_grad_()
+    b = f32(C).requires_grad_()
+    y = torch.sparse.mm(X, w.t()) + b
+    r = f32(N, C)
+    (y * r).sum().backward()
+    save(d, "rowptr", rowptr)
+    save(d, "col", col)
+    save(d, "val", val)
+    save(d, "weight", w)
+    save(d, "bias", b)
+    save(d, "y", y)
+    save(d, "r", r)
+    save(d, "grad_weight", w.grad)
+    save(d, "grad_bias", b.grad)
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "tests", "data", "layers")
     np.random.seed(1234)
@@ -98,6 +132,7 @@ def main():
     conv_case(out, "conv_pad", 3, 7, 5, 4, 3, 1, [7, 4, 1])
     conv_case(out, "conv_valid", 3, 6, 17, 9, 5, 0, [6, 4, 5])
     pool_case(out)
+    sparse_case(out)
     print("wrote", out)
 
 

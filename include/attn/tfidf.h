@@ -84,6 +84,7 @@ typedef struct attn_tfidf attn_tfidf;
 int attn_tfidf_fit(const attn_tfidf_config *c, const char *const *texts, int n, attn_tfidf **out);
 void attn_tfidf_free(attn_tfidf *f); /* accepts NULL */
 int attn_tfidf_size(const attn_tfidf *f); /* F, the number of features */
+const attn_tfidf_config *attn_tfidf_config_of(const attn_tfidf *f); /* its tokeniser and n-grams */
 /* Feature j's n-gram (its tokens joined by single spaces) and idf; NULL and 0 out of range. */
 const char *attn_tfidf_feature(const attn_tfidf *f, int j);
 float attn_tfidf_idf(const attn_tfidf *f, int j);

@@ -45,6 +45,17 @@ typedef struct {
     attn_tok_kind tok; /* the tokeniser, --tok auto resolved on the training texts */
 } cls_data;
 
+/* One text's explanation as a page draws it: its tokens with a weight each and, optionally,
+ * the terms that weighed most with theirs; valid until the model's next call. */
+typedef struct {
+    int n;
+    const char *const *tok; /* (n) */
+    const float *w;         /* (n) */
+    int n_terms;
+    const char *const *term; /* (n_terms) */
+    const float *term_w;     /* (n_terms) */
+} cls_view;
+
 /* A trained classifier as classify and eval see it. */
 typedef struct {
     const char *kind;
@@ -61,6 +72,12 @@ typedef struct {
      * weight of each in the pooling (w: the attention weights, 1 / n for a bag); both valid
      * until the next call. */
     int (*weights)(void *self, const char *text, int *n, const char *const **tok, const float **w);
+    /* Optional (the TF-IDF models): each token's share of the decision between the predicted
+     * class and the runner-up, and the `top` n-grams that weighed most (signed: > 0 for the
+     * predicted class). */
+    int (*contrib)(void *self, const char *text, int top, cls_view *v);
+    /* What a page's token weights are, in words (for --attention-html's legend). */
+    const char *legend;
 } cls_model;
 
 typedef struct {
@@ -94,6 +111,16 @@ int cls_is_classifier(const char *dir);
 int cli_eval_classifier(int argc, char **argv);
 /* Loads any classifier checkpoint (CLI_EDATA, printed, if it is not one). */
 int cls_model_load(const char *cmd, const char *dir, cls_model *out);
+
+/* The page of attn classify --attention-html (cli_cls_html.c): each classified text added
+ * with its verdict, then written once (atomically) to path. */
+typedef struct cls_page cls_page;
+cls_page *cls_page_new(void); /* NULL: out of memory */
+/* Adds text with its predicted class and number; top: the n-grams listed for TF-IDF models. */
+int cls_page_add(const char *cmd, cls_page *pg, cls_model *m, const char *text, int32_t pred, float num, int top);
+/* Writes the page of every text added (CLI_OK, or the exit code with the error printed). */
+int cls_page_write(const char *cmd, const cls_page *pg, const cls_model *m, const char *dir, const char *path);
+void cls_page_free(cls_page *pg); /* accepts NULL */
 
 /* Reads a labelled file, reporting skipped rows on stderr. CLI_OK or CLI_EDATA (printed). */
 int cls_read(const char *cmd, const char *path, const char *label_col, int quiet, attn_cls_data *d);

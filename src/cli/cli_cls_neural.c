@@ -335,6 +335,16 @@ static int weights(void *self, const char *text, int *n, const char *const **tok
     return st;
 }
 
+/* What --attention-html's colours are for a model of configuration c. */
+static const char *legend(const attn_classifier_config *c) {
+    if (c->kind == ATTN_CLS_BOW) return "Each word's weight in the mean of the word vectors: 1/n for every word (a bag of embeddings weighs all alike).";
+    if (c->kind == ATTN_CLS_TRANSFORMER && c->pool == ATTN_CLS_POOL_CLS)
+        return "Each token's weight in the [CLS] token's row of the last self-attention layer (the mean of its heads, "
+               "without the weight [CLS] gives itself: they sum to at most 1); the deeper the blue, the larger (scaled to the text's largest).";
+    return "Each token's attention weight in the pooling (the softmax of the learned scores): the weights of a text sum "
+           "to 1; the deeper the blue, the larger (scaled to the text's largest).";
+}
+
 static int load(const char *cmd, const char *dir, cls_model *out) {
     attn_classifier *m = NULL;
     int st = attn_classifier_load(dir, &m);
@@ -354,7 +364,8 @@ static int load(const char *cmd, const char *dir, cls_model *out) {
         return cli_fail_lib(cmd, ATTN_ENOMEM, NULL);
     }
     for (int k = 0; k < c->classes; k++) l->labels[k] = attn_classifier_label(l->m, k); /* the loader checked them */
-    *out = (cls_model){attn_cls_kind_name(c->kind), c->classes, l->labels, "probability", l, predict, NULL, loaded_free, weights};
+    *out = (cls_model){attn_cls_kind_name(c->kind), c->classes, l->labels, "probability", l, predict, NULL, loaded_free, weights,
+                       NULL, legend(c)};
     return CLI_OK;
 }
 

@@ -145,14 +145,18 @@ typedef struct {
     const char **labels; /* (C) */
     attn_csr X;          /* scratch */
     float *s, *contrib;  /* scratch: scores (n, C), contributions (nnz) */
-    int *order;
+    int *order, *occ;    /* scratch: (nnz) the non-zeros by |contribution|, their occurrences */
+    attn_tokens t;       /* scratch: one text's tokens */
+    float *tw, *term_w;  /* scratch: their shares (t.n), the top n-grams' contributions */
+    const char **terms;  /* scratch: the top n-grams */
 } loaded;
 
 static void loaded_free(void *self) {
     loaded *l = self;
     if (!l) return;
     attn_tfclf_free(l->m), attn_csr_free(&l->X);
-    free((void *)l->labels), free(l->s), free(l->contrib), free(l->order);
+    free((void *)l->labels), free(l->s), free(l->contrib), free(l->order), free(l->occ);
+    attn_tokens_free(&l->t), free(l->tw), free(l->term_w), free((void *)l->terms);
     free(l);
 }
 
@@ -183,40 +187,119 @@ static int predict(void *self, const char *const *texts, int n, int32_t *pred, f
     return st;
 }
 
-/* The n-grams with the largest |contribution| to s_best - s_second (the decision between the
- * predicted class and the runner-up), one per line: "  +0.1234  n-gram". */
-static int explain(void *self, const char *text, int top, FILE *f) {
-    loaded *l = self;
+/* Why one text gets its class: l->X its row, l->s its scores, *best the predicted class and
+ * *second the runner-up, l->contrib (nnz) each non-zero's contribution to s_best - s_second,
+ * l->order[0, *shown) the min(top, nnz) non-zeros of largest |contribution|, strongest first
+ * (ties: column order). */
+static int decide(loaded *l, const char *text, int top, int *best, int *second, int *shown) {
     int C = attn_tfclf_config_of(l->m)->n_classes;
     int st = scores(l, &text, 1);
     if (st) return st;
-    int best = 0, second = -1;
+    *best = 0, *second = -1;
     for (int c = 1; c < C; c++)
-        if (l->s[c] > l->s[best]) best = c;
+        if (l->s[c] > l->s[*best]) *best = c;
     for (int c = 0; c < C; c++)
-        if (c != best && (second < 0 || l->s[c] > l->s[second])) second = c;
+        if (c != *best && (*second < 0 || l->s[c] > l->s[*second])) *second = c;
     int nnz = (int)l->X.rowptr[1];
     free(l->contrib), free(l->order);
     l->contrib = malloc(2 * (size_t)nnz * sizeof(float) + 1), l->order = malloc((size_t)nnz * sizeof(int) + 1);
     if (!l->contrib || !l->order) return ATTN_ENOMEM;
     float *other = l->contrib + nnz;
-    if ((st = attn_tfclf_contrib(l->m, &l->X, 0, best, l->contrib)) || (st = attn_tfclf_contrib(l->m, &l->X, 0, second, other)))
+    if ((st = attn_tfclf_contrib(l->m, &l->X, 0, *best, l->contrib)) || (st = attn_tfclf_contrib(l->m, &l->X, 0, *second, other)))
         return st;
     for (int k = 0; k < nnz; k++) l->contrib[k] -= other[k], l->order[k] = k;
-    /* Selection of the top entries by |contribution| (ties: column order), enough for small N. */
-    int shown = nnz < top ? nnz : top;
-    for (int a = 0; a < shown; a++)
+    /* Selection of the top entries by |contribution|, enough for small N. */
+    *shown = nnz < top ? nnz : top;
+    for (int a = 0; a < *shown; a++)
         for (int b = a + 1; b < nnz; b++)
             if (fabsf(l->contrib[l->order[b]]) > fabsf(l->contrib[l->order[a]])) {
                 int t = l->order[a];
                 l->order[a] = l->order[b], l->order[b] = t;
             }
+    return ATTN_OK;
+}
+
+/* The n-grams with the largest |contribution| to s_best - s_second (the decision between the
+ * predicted class and the runner-up), one per line: "  +0.1234  n-gram". */
+static int explain(void *self, const char *text, int top, FILE *f) {
+    loaded *l = self;
+    int best, second, shown, st = decide(l, text, top, &best, &second, &shown);
+    if (st) return st;
     fprintf(f, "  n-gram contributions to s(%s) - s(%s) = %+.4f:\n", l->labels[best], l->labels[second],
             (double)(l->s[best] - l->s[second]));
-    if (!nnz) fprintf(f, "  (no n-gram of this text was seen in training: the biases decide)\n");
+    if (!l->X.rowptr[1]) fprintf(f, "  (no n-gram of this text was seen in training: the biases decide)\n");
     for (int a = 0; a < shown; a++)
         fprintf(f, "  %+.4f  %s\n", (double)l->contrib[l->order[a]], attn_tfidf_feature(attn_tfclf_features(l->m), l->X.col[l->order[a]]));
     return ATTN_OK;
+}
+
+/* The non-zero of this text's row at column j (the row's columns ascend), or -1. */
+static int nz_of(const attn_csr *X, int j) {
+    int lo = 0, hi = (int)X->rowptr[1] - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (X->col[mid] == j) return mid;
+        if (X->col[mid] < j) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return -1;
+}
+
+/* Tokens i .. i + len - 1 of t joined by single spaces, as attn_tfidf_feature writes an n-gram,
+ * into *buf (capacity *cap, grown as needed). */
+static int ngram_of(const attn_tokens *t, int i, int len, char **buf, size_t *cap) {
+    size_t need = 1;
+    for (int k = i; k < i + len; k++) need += (size_t)t->len[k] + 1;
+    if (need > *cap) {
+        char *b = realloc(*buf, need);
+        if (!b) return ATTN_ENOMEM;
+        *buf = b, *cap = need;
+    }
+    size_t at = 0;
+    for (int k = i; k < i + len; k++) {
+        if (k > i) (*buf)[at++] = ' ';
+        memcpy(*buf + at, t->tok[k], (size_t)t->len[k]), at += (size_t)t->len[k];
+    }
+    (*buf)[at] = '\0';
+    return ATTN_OK;
+}
+
+static const char LEGEND[] =
+    "Each word's share of the decision between the predicted label and the runner-up: every n-gram of the text "
+    "adds its contribution to that difference of scores (its TF-IDF value times its weight), shared equally among "
+    "its words; blue: for the predicted label, red: against it; the deeper, the larger (scaled to the text's largest).";
+
+/* Each token's share of s_best - s_second: every occurrence of an n-gram of n tokens gives
+ * each of its tokens contribution / (n * occurrences), so the tokens' shares add up to the
+ * n-grams' total (the biases' difference aside). Then the top n-grams, as explain lists them. */
+static int contrib(void *self, const char *text, int top, cls_view *v) {
+    loaded *l = self;
+    const attn_tfidf *f = attn_tfclf_features(l->m);
+    const attn_tfidf_config *fc = attn_tfidf_config_of(f);
+    int best, second, shown, st = decide(l, text, top, &best, &second, &shown);
+    if (!st) st = attn_tokenize(fc->tok, text, &l->t);
+    if (st) return st;
+    int n = l->t.n, nnz = (int)l->X.rowptr[1];
+    free(l->tw), free(l->occ), free((void *)l->terms), free(l->term_w);
+    l->tw = calloc((size_t)n + 1, sizeof(float)), l->occ = calloc((size_t)nnz + 1, sizeof(int));
+    l->terms = malloc(((size_t)shown + 1) * sizeof(char *)), l->term_w = malloc(((size_t)shown + 1) * sizeof(float));
+    char *ng = NULL;
+    size_t cap = 0;
+    if (!l->tw || !l->occ || !l->terms || !l->term_w) return ATTN_ENOMEM;
+    for (int pass = 0; pass < 2 && !st; pass++) /* pass 0 counts the occurrences, pass 1 shares */
+        for (int len = fc->ngram_min; len <= fc->ngram_max && !st; len++)
+            for (int i = 0; i + len <= n && !st; i++) {
+                if ((st = ngram_of(&l->t, i, len, &ng, &cap))) break;
+                int k = nz_of(&l->X, attn_tfidf_find(f, ng));
+                if (k < 0) continue;
+                if (pass == 0) l->occ[k]++;
+                else
+                    for (int t = i; t < i + len; t++) l->tw[t] += l->contrib[k] / (float)(len * l->occ[k]);
+            }
+    free(ng);
+    for (int a = 0; a < shown; a++) l->terms[a] = attn_tfidf_feature(f, l->X.col[l->order[a]]), l->term_w[a] = l->contrib[l->order[a]];
+    *v = (cls_view){n, l->t.tok, l->tw, shown, l->terms, l->term_w};
+    return st;
 }
 
 static int load(const char *cmd, const char *dir, cls_model *out) {
@@ -243,7 +326,8 @@ static int load(const char *cmd, const char *dir, cls_model *out) {
         if (!l->labels[k]) l->labels[k] = IDS[k];
     }
     *out = (cls_model){attn_tfclf_kind_name(c->kind), c->n_classes, l->labels,
-                       c->kind == ATTN_TFCLF_LR ? "probability" : "SVM decision value", l, predict, explain, loaded_free, NULL};
+                       c->kind == ATTN_TFCLF_LR ? "probability" : "SVM decision value", l, predict, explain, loaded_free, NULL,
+                       contrib, LEGEND};
     return CLI_OK;
 }
 

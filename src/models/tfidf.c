@@ -37,6 +37,7 @@ void attn_tfidf_free(attn_tfidf *f) {
 }
 
 int attn_tfidf_size(const attn_tfidf *f) { return f ? attn_counter_size(f->ng) : 0; }
+const attn_tfidf_config *attn_tfidf_config_of(const attn_tfidf *f) { return f ? &f->c : NULL; }
 const char *attn_tfidf_feature(const attn_tfidf *f, int j) { return f ? attn_counter_token(f->ng, j) : NULL; }
 float attn_tfidf_idf(const attn_tfidf *f, int j) { return f && j >= 0 && j < attn_tfidf_size(f) ? f->idf[j] : 0.0f; }
 int attn_tfidf_find(const attn_tfidf *f, const char *ngram) {

@@ -12,9 +12,9 @@
 #include "core/internal.h"
 #include "core/strbuf.h"
 #include "io/json.h"
+#include "viz/viz_internal.h"
 
-/* The same text escaped for HTML element content. */
-static void sb_html(attn__sb *b, const char *s) {
+void attn__sb_html(attn__sb *b, const char *s) {
     char *clean = NULL;
     if (!s) s = "";
     if (!attn_utf8_valid(s, strlen(s), NULL) && attn_utf8_sanitize(s, strlen(s), &clean, NULL) == ATTN_OK) s = clean;
@@ -154,10 +154,10 @@ int attn_attention_html(const char *title, const attn_html_item *items, int n_it
     if (!seen || !lens || !ri || !ci) b.failed = 1;
     const char *t = title ? title : "attention";
     attn__sb_str(&b, PAGE_HEAD);
-    sb_html(&b, t);
+    attn__sb_html(&b, t);
     attn__sb_str(&b, STYLE);
     attn__sb_str(&b, "<h1>");
-    sb_html(&b, t);
+    attn__sb_html(&b, t);
     attn__sb_str(&b, "</h1>\n");
     attn__sb_str(&b, BODY);
     attn__sb_str(&b, "<script id=\"attn-data\" type=\"application/json\">\n{\"title\":");

@@ -12,4 +12,8 @@ void attn__heat_color(float w, unsigned char rgb[3]);
 /* Decodes one UTF-8 code point (invalid bytes give U+FFFD); returns the bytes consumed. */
 int attn__utf8_next(const char *s, unsigned *cp);
 
+/* Appends s escaped for HTML element content and quoted attribute values (< > & " as entities;
+ * invalid UTF-8 sanitised to U+FFFD; NULL as ""). */
+void attn__sb_html(attn__sb *b, const char *s);
+
 #endif
