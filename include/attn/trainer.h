@@ -102,6 +102,7 @@ typedef struct {
     int64_t step;             /* updates made in all (resumed ones included) */
     double wall_s, train_s;   /* time of the call, and of its updates alone */
     double tokens_per_s;      /* over the updates after timing_skip */
+    double examples_per_s;    /* examples (sentences, sentence pairs) per second, likewise */
     int stopped;              /* 0: all epochs done; 1: max_steps, time budget or a signal
                                  (resume with c.resume); 2: early stopping */
     double best_metric;       /* the best validation metric (or loss, without a metric) seen by

@@ -155,7 +155,7 @@ attn_trainer_config cls_trainer_config(const cls_opts *o) {
     c.sched = (attn_sched){ATTN_SCHED_CONSTANT, o->lr, 0, 0, o->lr};
     c.clip = o->clip, c.seed = (uint64_t)o->seed;
     c.max_steps = o->max_steps, c.time_budget = o->time_budget, c.save_every = o->save_every;
-    c.patience = o->patience, c.log_every = o->quiet ? 0 : o->log_every;
+    c.patience = o->patience, c.log_every = o->quiet ? 0 : o->log_every, c.timing_skip = o->timing_skip;
     c.out = o->out, c.log_csv = o->log, c.handle_signals = 1;
     if (!o->quiet) c.report = report_line;
     return c;
@@ -170,7 +170,7 @@ void cls_say_resume(const cls_opts *o, const attn_checkpoint *ck) {
 void cls_say_result(const cls_opts *o, const attn_train_result *r, int n_valid, double accuracy) {
     char va_text[64] = "no validation set";
     if (n_valid) snprintf(va_text, sizeof va_text, "valid accuracy %.2f%%", 100 * accuracy);
-    printf("%s: %lld updates in %.1f s (training %.1f s), %s, checkpoint %s%s\n",
+    printf("%s: %lld updates in %.1f s (training %.1f s, %.1f sentences/s, %.0f tokens/s), %s, checkpoint %s%s\n",
            r->stopped == 1 ? "stopped" : r->stopped == 2 ? "early-stopped" : "trained", (long long)r->steps_run, r->wall_s, r->train_s,
-           va_text, o->out, r->stopped == 1 ? " (resume with --resume)" : "");
+           r->examples_per_s, r->tokens_per_s, va_text, o->out, r->stopped == 1 ? " (resume with --resume)" : "");
 }

@@ -23,7 +23,7 @@ typedef struct {
     const char *data, *train, *valid, *out, *split_dir, *log, *label_col;
     int split_seed;
     int tok;                                 /* attn_tok_kind, or -1 for auto */
-    int epochs, batch, seed, patience, resume, quiet, threads, log_every, max_steps, save_every;
+    int epochs, batch, seed, patience, resume, quiet, threads, log_every, max_steps, save_every, timing_skip;
     int optim;
     float lr, weight_decay, clip, time_budget;
     const char *tok_, *optim_;               /* parsing state */

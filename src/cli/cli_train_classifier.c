@@ -49,6 +49,8 @@ static const char HELP_TRAINING[] =
     "  --log FILE          one CSV line per epoch (loss, validation loss and accuracy)\n"
     "  --log-every N       a progress line every N updates (default 200)\n"
     "  --threads N         threads (default: all cores)\n"
+    "  --timing-skip N     leave the first N updates out of the final sentences/s and tokens/s\n"
+    "                      (default 0)\n"
     "  --quiet             only errors and the final line\n"
     "\n"
     "output: DIR is a checkpoint (config.json with the label names, model.safetensors,\n"
@@ -78,7 +80,7 @@ static int shared_option(cli_args *p, cls_opts *o) {
         cli_int(p, "--batch", 1, 1 << 16, &o->batch) || cli_int(p, "--seed", 0, INT32_MAX, &o->seed) ||
         cli_int(p, "--patience", 0, INT32_MAX, &o->patience) || cli_int(p, "--threads", 1, 1024, &o->threads) ||
         cli_int(p, "--log-every", 0, INT32_MAX, &o->log_every) || cli_int(p, "--max-steps", 0, INT32_MAX, &o->max_steps) ||
-        cli_int(p, "--save-every", 0, INT32_MAX, &o->save_every))
+        cli_int(p, "--save-every", 0, INT32_MAX, &o->save_every) || cli_int(p, "--timing-skip", 0, INT32_MAX, &o->timing_skip))
         return 1;
     if (cli_float(p, "--lr", &o->lr) || cli_float(p, "--weight-decay", &o->weight_decay) || cli_float(p, "--clip", &o->clip) ||
         cli_float(p, "--time-budget", &o->time_budget))

@@ -174,7 +174,7 @@ static int train_epochs(run *r, attn_train_result *res, const int *lens) {
     const attn_trainer_config *c = r->c;
     attn_batches bat = {0};
     double t_start = attn_time_now(), t_train = 0.0, t_timed = 0.0, loss_sum = 0.0, t_window = 0.0;
-    int64_t tok_total = 0, tok_timed = 0, loss_n = 0, steps_run = 0, tok_window = 0;
+    int64_t tok_total = 0, tok_timed = 0, ex_timed = 0, loss_n = 0, steps_run = 0, tok_window = 0;
     int64_t total = r->sched.total;
     int st = ATTN_OK, stopped = 0;
     for (int64_t ep = r->state.epoch; ep < c->epochs && !stopped && !st; ep++) {
@@ -205,7 +205,7 @@ static int train_epochs(run *r, attn_train_result *res, const int *lens) {
             steps_run++;
             double dt = attn_time_now() - t0;
             t_train += dt, t_window += dt;
-            if (steps_run > c->timing_skip) t_timed += dt, tok_timed += tok;
+            if (steps_run > c->timing_skip) t_timed += dt, tok_timed += tok, ex_timed += n;
             tok_total += tok, tok_window += tok;
             loss_sum += loss->data[0], loss_n++;
             ep_loss += loss->data[0], ep_n++;
@@ -237,6 +237,7 @@ static int train_epochs(run *r, attn_train_result *res, const int *lens) {
     res->steps_run = steps_run, res->step = r->state.step;
     res->wall_s = attn_time_now() - t_start, res->train_s = t_train;
     res->tokens_per_s = t_timed > 0 ? (double)tok_timed / t_timed : 0.0;
+    res->examples_per_s = t_timed > 0 ? (double)ex_timed / t_timed : 0.0;
     res->stopped = stopped;
     /* the bookkeeping keeps -metric for a higher-is-better metric */
     double best = r->state.best_metric;
