@@ -169,6 +169,38 @@ def collect(out, ds):
     return rows
 
 
+def examples(out, rows, n=6):
+    """SST-2 test sentences that the best TF-IDF model and the best attention model (each chosen
+    by its validation accuracy) disagree on: the shortest of each side, from OUT/sst2/*.pred."""
+    sst = [r for r in rows if r["dataset"] == "sst2" and os.path.exists(os.path.join(out, "sst2", r["model"] + ".pred"))]
+    bag = [r for r in sst if r["kind"] in ("tfidf-lr", "tfidf-svm", "nbsvm")]
+    att = [r for r in sst if r["kind"] in ("attn-pool", "bigru-attn", "transformer")]
+    if not bag or not att:
+        return []
+    a = max(bag, key=lambda r: r["valid_accuracy"] or 0)
+    b = max(att, key=lambda r: r["valid_accuracy"] or 0)
+    test = read(os.path.join(out, "sst2", a["model"] + ".testfile")).strip()
+    with open(test, encoding="utf-8") as f:
+        data = [line.rstrip("\n").split("\t") for line in f][1:]
+    pa = [line.split("\t")[0] for line in read(os.path.join(out, "sst2", a["model"] + ".pred")).splitlines()]
+    pb = [line.split("\t")[0] for line in read(os.path.join(out, "sst2", b["model"] + ".pred")).splitlines()]
+    if not (len(pa) == len(pb) == len(data)):
+        return []
+    na, nb = NAMES.get(a["model"], a["model"]), NAMES.get(b["model"], b["model"])
+    only_b = sorted((t for (y, t), x, z in zip(data, pa, pb) if z == y != x), key=len)
+    only_a = sorted((t for (y, t), x, z in zip(data, pa, pb) if x == y != z), key=len)
+    md = ["## Where they disagree (SST-2 test)", "",
+          f"{na} (the best bag of n-grams on the validation set) against {nb} (the best attention",
+          f"model on it): {len(only_b)} test sentences only {nb} gets right, {len(only_a)} only {na} gets",
+          "right. The shortest of each (label 1 = positive):", ""]
+    label = {t: y for y, t in data}
+    for title, group in ((f"only {nb} right", only_b), (f"only {na} right", only_a)):
+        md += [f"{title}:", ""]
+        md += [f"- ({label[t]}) {t}" for t in [t for t in group if len(t.split()) >= 4][:n]]
+        md.append("")
+    return md
+
+
 def fmt_n(n):
     if n == "" or n is None:
         return ""
@@ -254,9 +286,12 @@ def main():
     os.replace(base + ".csv.tmp", base + ".csv")
     svg(rows, datasets, base + ".svg")
 
-    md = ["# TF-IDF or attention? Text classifiers trained from scratch in C", "",
-          f"Made by `experiments/tfidf_vs_attention.sh` on {cpu()} ({os.cpu_count()} cores); every model trained",
-          "by `attn train classifier` with at most 10 epochs, stopped after 2 epochs without a better",
+    quick = os.environ.get("QUICK") == "1"
+    md = ["# TF-IDF or attention? Text classifiers trained from scratch in C", ""]
+    if quick:
+        md += ["**A smoke run (`--quick`: 20 updates per model): the figures mean nothing.**", ""]
+    md += [f"Made by `experiments/tfidf_vs_attention.sh` on {cpu()} ({os.cpu_count()} cores); every model trained",
+          f"by `attn train classifier` with at most {os.environ.get('EPOCHS', '10')} epochs, stopped after 2 epochs without a better",
           "validation accuracy, scored on the test split with its best epoch's weights (epochs chosen on",
           "the validation split only). No pretrained vectors. Training time and speed on a machine shared",
           "with other work: indicative only.", "",
@@ -264,7 +299,7 @@ def main():
     main_ds = [d for d in datasets if any(r["dataset"] == d for r in rows)]
     md.append("| model | " + " | ".join(DATASETS.get(d, d) for d in main_ds) + " |")
     md.append("|---|" + "---:|" * len(main_ds))
-    for m in ORDER + sorted({r["model"] for r in rows} - set(ORDER)):
+    for m in ORDER:
         cells = []
         for d in main_ds:
             r = next((r for r in rows if r["dataset"] == d and r["model"] == m), None)
@@ -288,7 +323,19 @@ def main():
             md += ["", f"Test texts: {rows[[r['dataset'] for r in rows].index(d)]['test_texts']}, "
                    f"{lens[0]} tokens on average (FLOPs/text is the mean over them)."]
         md.append("")
-    sst = [r for r in rows if r["dataset"] == "sst2" and r["negation"] != ""]
+    pos = [r for r in rows if r["dataset"] == "sst2" and r["kind"] == "transformer"]
+    if len(pos) > 1:
+        md += ["## The Transformer's positions (SST-2 test)", "",
+               "The same encoder (2 layers, 4 heads, d_model 128, d_ff 256, dropout 0.3) with each position",
+               "encoding; without positions self-attention cannot see order, so shuffling the words of a",
+               "sentence cannot change its prediction (up to rounding).", "",
+               "| positions, pooling | test acc. | shuffled words | negation/contrast | parameters | best epoch |",
+               "|---|---:|---:|---:|---:|---:|"]
+        for r in pos:
+            md.append(f"| {NAMES.get(r['model'], r['model'])} | {r['test_accuracy']:.2f} | {r['shuffled']:.2f} | "
+                      f"{r['negation']:.2f} | {fmt_n(r['params'])} | {r['best_epoch']} |")
+        md.append("")
+    sst = [r for r in rows if r["dataset"] == "sst2" and r["negation"] != "" and r["model"] in ORDER]
     if sst:
         md += ["## Order (SST-2 test)", "",
                "`attn eval --subset negation`: the test sentences with not, n't, no, never, but or though;",
@@ -298,6 +345,7 @@ def main():
             md.append(f"| {NAMES.get(r['model'], r['model'])} | {r['test_accuracy']:.2f} | {r['negation']:.2f} | "
                       f"{r['shuffled']:.2f} | {r['negation_shuffled']:.2f} |")
         md.append("")
+    md += examples(out, rows)
     with open(base + ".md.tmp", "w") as f:
         f.write("\n".join(md) + "\n")
     os.replace(base + ".md.tmp", base + ".md")

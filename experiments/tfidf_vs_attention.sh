@@ -131,6 +131,8 @@ run() {
         "$ATTN" eval --model "$best" --data "$TEST" --subset negation --quiet --threads "$THREADS" >"$dir.eval-neg.txt" 2>&1
         "$ATTN" eval --model "$best" --data "$TEST" --shuffle-words 1 --quiet --threads "$THREADS" >"$dir.eval-shuf.txt" 2>&1
         "$ATTN" eval --model "$best" --data "$TEST" --subset negation --shuffle-words 1 --quiet --threads "$THREADS" >"$dir.eval-negshuf.txt" 2>&1
+        # every test sentence's predicted label, for the examples each model gets wrong
+        tail -n +2 "$TEST" | cut -f2 | "$ATTN" classify --model "$best" --threads "$THREADS" >"$dir.pred" 2>/dev/null
     fi
     grep -m1 'accuracy' "$dir.eval.txt" | sed "s|^|  $ds/$name: |" >&2
 }
@@ -142,5 +144,5 @@ for ds in $DATASETS; do
     fi
 done
 
-"$PY" "$here/tfidf_vs_attention.py" "$OUT" "$RESULTS" $DATASETS
+EPOCHS=$EPOCHS QUICK=$quick "$PY" "$here/tfidf_vs_attention.py" "$OUT" "$RESULTS" $DATASETS
 log "wrote $RESULTS/tfidf_vs_attention.md, .csv and .svg"
