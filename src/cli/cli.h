@@ -32,6 +32,7 @@ enum { CLI_OK = 0, CLI_EDATA = 1, CLI_EUSAGE = 2 };
 int cli_attend(int argc, char **argv);   /* cli_attend.c */
 int cli_mha(int argc, char **argv);      /* cli_mha.c */
 int cli_explain(int argc, char **argv);  /* cli_explain.c */
+int cli_explain_memory(int argc, char **argv); /* cli_explain_memory.c: attn explain --memory */
 int cli_npy_diff(int argc, char **argv); /* cli_npy_diff.c */
 /* Written by other engineers; main.c tolerates their absence from the build (weak symbols). */
 int cli_bench(int argc, char **argv);

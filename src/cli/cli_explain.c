@@ -60,6 +60,7 @@ static const float BV[1] = {0};
 
 static const char HELP[] =
     "usage: attn explain [--score KIND] [--query WORD | --query a,b,c,d] [--scale S]\n"
+    "       attn explain --memory [...]     attention as a soft key-value lookup (--memory --help)\n"
     "\n"
     "Walks through attention on the classic example: translating 我爱你 into \"I love you\".\n"
     "To write the English word \"I\", the translator compares a query for \"I\" with the keys\n"
@@ -79,6 +80,8 @@ static const char HELP[] =
     "  --scale S        the factor on q . k (replacing scaled's 1/sqrt(d)), an inverse\n"
     "                   temperature: large S sharpens the weights, small S flattens them\n"
     "                   (not for additive)\n"
+    "  --memory         another walk-through: attention read as a memory, a soft lookup of\n"
+    "                   key -> value pairs beside the hard one (see attn explain --memory --help)\n"
     "  -h, --help       this help\n"
     "\n"
     "examples:\n"
@@ -363,6 +366,8 @@ static void step3(const float *P, const float *c, int best, const char *query_na
 }
 
 int cli_explain(int argc, char **argv) {
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--memory") == 0) return cli_explain_memory(argc, argv);
     const char *cmd = "explain", *score_name = "scaled", *query = "I";
     float scale = 0.0f;
     int has_scale = 0;
@@ -440,6 +445,7 @@ int cli_explain(int argc, char **argv) {
     printf("\nTry:  attn explain --query love          another English word (I, love, you)\n"
            "      attn explain --score cosine        another similarity (dot, scaled, cosine, general, additive)\n"
            "      attn explain --query 1,0,1,0       your own query (speaker, action, listener, person)\n"
-           "      attn explain --scale 4             a sharper softmax (a temperature)\n");
+           "      attn explain --scale 4             a sharper softmax (a temperature)\n"
+           "      attn explain --memory              attention as a soft key -> value lookup\n");
     return CLI_OK;
 }

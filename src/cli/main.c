@@ -29,7 +29,8 @@ typedef struct {
 } cli_command;
 
 static const cli_command COMMANDS[] = {
-    {"explain", cli_explain, "learn attention: its three steps worked through on 我爱你 -> \"I love you\"", 0},
+    {"explain", cli_explain, "learn attention: its three steps worked through on 我爱你 -> \"I love you\"\n"
+                            "             (--memory: attention as a soft key -> value lookup, beside the hard one)", 0},
     {"attend", cli_attend, "attention of queries over keys and values (.npy in, .npy out), forward and backward", 0},
     {"mha", cli_mha, "multi-head attention with PyTorch nn.MultiheadAttention weights (safetensors)", 0},
     {"train", cli_train, "train a model on a data set", 0},
