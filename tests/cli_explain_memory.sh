@@ -122,6 +122,7 @@ has walk "Attention as a memory: soft addressing" "Step 1: similarities, by the 
     "weights 0.25 0.25 0.25 0.25, the answer (49.0 kcal, 33.8 mg, 5.8 g)" \
     "2.00 bits of a possible 2.00" "0.77 bits for the query strawberry above" \
     "    kcal                 3.768    1.470   -3.768    9.006" \
+    "d kcal / d q_yellow = 9.006 says that raising the query's" "by about +0.90" \
     "    banana               4.560    0.000    9.120   -4.560" \
     "  yellow          9.006               9.007  │              0.000"
 # A query that matches no key, with a tie at the top: soft never becomes hard, and a nudge of
@@ -131,7 +132,7 @@ has tie "query q (yours)" "no key equals (1, 1, 0.1, 0)" "Your query (1, 1, 0.1,
     "never becomes hard here: 2 keys tie" "jumps: cranberry → strawberry" "1.99 bits of a possible 2.00"
 # Other scores and an exact lookup that misses: 2,0,2,0 points where strawberry does.
 if "$ATTN" explain --memory --query 2,0,2,0 --score dot >"$T/out" 2>"$T/log"; then pass; else fail "--score dot exited $?"; fi
-has dot "Step 1: similarities, by the dot product" "no key equals (2, 0, 2, 0)" \
+has dot "Step 1: similarities, by the dot product" "no key equals (2, 0, 2, 0)" "need only" \
     "hard:   argmax_j s_j                    32.0         59.0       4.9   strawberry"
 if "$ATTN" explain --memory --query lemon --score scaled >"$T/out" 2>"$T/log"; then pass; else fail "--score scaled exited $?"; fi
 has scaled "Step 1: similarities, by the scaled dot product" "β = 0.5" "lemon: found at its exact address"

@@ -363,6 +363,7 @@ static void step2(const lookup *l) {
     heading("Step 2: weights, by the softmax   a_j = exp(s_j) / Σ_i exp(s_i)");
     printf("Every key gets a share of the attention, the better match the larger; the shares add\n"
            "up to 1.\n\n");
+    printf("%-15s%6s   %6s\n", "", "s_j", "a_j");
     for (int j = 0; j < NI; j++) {
         printf("  %-11s %6.3f   %6.3f   ", ITEMS[j].name, (double)l->S[j], (double)l->P[j]);
         bar(l->P[j], 30);
@@ -388,7 +389,10 @@ static void step3(const lookup *l, const char *qs) {
         printf("  %-36s%-31s   no key equals %s\n", "hard:   the key equal to q", "   not found", qs);
     }
     int w = l->argmax;
-    printf("\nThe soft answer is %.0f%% %s and %.0f%% the other fruits, so it is off the %s's own\n"
+    if (l->exact < 0)
+        printf("\nThe exact lookup needs the exact address; the argmax and the soft lookup need only\n"
+               "a near one.\n");
+    printf("\nThe soft answer is %.0f%% %s and %.0f%% the other fruits, so it is off %s's own\n"
            "numbers by up to %.0f%%. Attention never returns one item: it returns a blend, and the\n"
            "weights say how much of each went in.\n",
            100.0 * l->P[w], ITEMS[w].name, 100.0 * (1 - l->P[w]), ITEMS[w].name, 100.0 * off_by(l->O, w));
@@ -475,6 +479,12 @@ static void section_gradients(const store *s, const lookup *l, const float *dq, 
         for (int f = 0; f < DK; f++) num(dq[m * DK + f], 9, 3);
         putchar('\n');
     }
+    int fb = 0;
+    for (int f = 1; f < DK; f++)
+        if (fabsf(dq[f]) > fabsf(dq[fb])) fb = f;
+    printf("\n  Read a number as a slope: d kcal / d q_%s = %.3f says that raising the query's\n"
+           "  \"%s\" by 0.1 would change the answer's kcal by about %+.2f.\n",
+           KEY_FEATURES[fb], (double)dq[fb], KEY_FEATURES[fb], 0.1 * (double)dq[fb]);
     printf("\n  d kcal / d keys    ");
     for (int f = 0; f < DK; f++) printf("%9s", KEY_FEATURES[f]);
     putchar('\n');
