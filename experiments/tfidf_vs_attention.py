@@ -48,7 +48,7 @@ PUBLISHED_SST2 = [  # test accuracy, from the papers (Socher et al. 2013; Kim 20
     ("RNTN (Socher et al. 2013)", 85.4), ("CNN-rand (Kim 2014)", 82.7),
 ]
 EVAL = re.compile(r"accuracy ([\d.]+)%, macro-F1 ([\d.]+), (\d+) texts \((\S+), ([\d.]+) texts/s\)")
-DONE = re.compile(r"(?:trained|stopped): (\d+) updates in ([\d.]+) s \(training ([\d.]+) s\)")
+DONE = re.compile(r"(?:trained|stopped): (\d+) updates in ([\d.]+) s \(training ([\d.]+) s[,)]")
 EPOCH = re.compile(r"epoch (\d+)/(\d+): valid loss \S+, accuracy ([\d.]+)%")
 BEST = re.compile(r"epoch (\d+): best so far")
 
@@ -291,7 +291,7 @@ def main():
     if quick:
         md += ["**A smoke run (`--quick`: 20 updates per model): the figures mean nothing.**", ""]
     md += [f"Made by `experiments/tfidf_vs_attention.sh` on {cpu()} ({os.cpu_count()} cores); every model trained",
-          f"by `attn train classifier` with at most {os.environ.get('EPOCHS', '10')} epochs, stopped after 2 epochs without a better",
+          f"by `attn train classifier` with at most {os.environ.get('EPOCHS', '10')} epochs (TF-IDF, NB-SVM and the bag of embeddings: {os.environ.get('EPOCHS_FAST', '40')}), stopped after 2 epochs without a better",
           "validation accuracy, scored on the test split with its best epoch's weights (epochs chosen on",
           "the validation split only). No pretrained vectors. Training time and speed on a machine shared",
           "with other work: indicative only.", "",
