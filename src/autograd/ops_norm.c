@@ -1,4 +1,5 @@
-/* Row-wise ops on the tape, all over the last axis: softmax, log-softmax, cross-entropy with
+/* Row-wise ops on the tape, all over the last axis: softmax, log-softmax, the straight-through
+ * argmax (hard attention: a one-hot forward, the softmax's backward), cross-entropy with
  * ignore_index and label smoothing, layer normalisation, and dropout. Thin adapters: the math
  * is nn/'s (nn/nn_internal.h), run here over fixed blocks of rows in parallel; per-block
  * partial sums (losses, layernorm's parameter gradients) are added in block order, so results
