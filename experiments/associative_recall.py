@@ -13,10 +13,11 @@ import re
 import subprocess
 import sys
 
-MODELS = ["gru", "lstm", "gru-attn", "gru-hard"]
-COLORS = {"gru": "#1f77b4", "lstm": "#2ca02c", "gru-attn": "#d62728", "gru-hard": "#9467bd"}
+MODELS = ["gru", "lstm", "gru-attn", "gru-hard", "gru-argmax"]
+COLORS = {"gru": "#1f77b4", "lstm": "#2ca02c", "gru-attn": "#d62728", "gru-hard": "#9467bd", "gru-argmax": "#8c564b"}
 WHAT = {"gru": "GRU, state only", "lstm": "LSTM, state only", "gru-attn": "GRU + soft key-value memory",
-        "gru-hard": "GRU + hard (argmax, straight-through) memory"}
+        "gru-hard": "GRU + hard (argmax) memory, straight-through gradient",
+        "gru-argmax": "GRU + hard (argmax) memory, its own (zero) gradient"}
 
 
 def collect(out):
@@ -30,10 +31,12 @@ def collect(out):
         log = open(os.path.join(d, "train.log")).read()
         m = re.search(r"(\d+) updates in ([\d.]+) s \(training ([\d.]+) s", last)
         va = re.search(r"valid accuracy ([\d.]+)%", last)
-        epochs = len(re.findall(r"^epoch \d+/\d+:", log, re.M))
+        accs = [float(a) for a in re.findall(r"^epoch \d+/\d+: .*accuracy ([\d.]+)%", log, re.M)]
+        epochs = len(accs)
+        to99 = next((i + 1 for i, a in enumerate(accs) if a >= 99), "")
         rows.append({"model": e["model"], "pairs": e["pairs"], "hidden": e["hidden"], "params": e["params"],
                      "test_accuracy": round(100 * e["accuracy"], 2), "valid_accuracy": float(va.group(1)) if va else "",
-                     "test": e["test"], "epochs": epochs, "updates": int(m.group(1)) if m else "",
+                     "test": e["test"], "epochs": epochs, "epochs_to_99": to99, "updates": int(m.group(1)) if m else "",
                      "train_s": float(m.group(3)) if m else "",
                      "stopped": last.split(":")[0], "command": open(os.path.join(d, "command")).read().strip()})
     rows.sort(key=lambda r: (r["hidden"], r["pairs"], MODELS.index(r["model"])))
@@ -134,11 +137,13 @@ def main():
             cs = [cell.get((m, 16, h)) for h in [small] + big]
             md.append(f"| {m} | " + " | ".join(f"{r['test_accuracy']:.2f} ({r['params']:,})" if r else "" for r in cs) + " |")
     md += ["", "![test accuracy vs pairs](associative_recall.svg)", "",
-           "## Every run", "", "| model | K | hidden | params | test % | valid % | epochs | updates | training s | end |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+           "## Every run", "",
+           "`to 99%`: the first epoch whose validation accuracy reached 99% (empty: never).", "",
+           "| model | K | hidden | params | test % | valid % | epochs | to 99% | updates | training s | end |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         md.append(f"| {r['model']} | {r['pairs']} | {r['hidden']} | {r['params']:,} | {r['test_accuracy']:.2f} | "
-                  f"{r['valid_accuracy']} | {r['epochs']} | {r['updates']} | {r['train_s']} | {r['stopped']} |")
+                  f"{r['valid_accuracy']} | {r['epochs']} | {r['epochs_to_99']} | {r['updates']} | {r['train_s']} | {r['stopped']} |")
     md += ["", "## Ba et al. 2016 beside ours", "",
            "Ba et al. (\"Using fast weights to attend to the recent past\", NIPS 2016, Table 1) report the test "
            "error of an IRNN, an LSTM, an associative LSTM and their fast-weights RNN on this task for "

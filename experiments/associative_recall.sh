@@ -2,7 +2,8 @@
 # experiments/associative_recall.sh: associative recall (Ba et al. 2016, section 4.1), the task
 # a soft, learnable address solves. Trains each model of `attn train recall` (a GRU, an LSTM,
 # the GRU with a soft key-value memory of its own states, the same with a hard argmax address
-# trained straight-through) for K = 4, 8, 16, 32 pairs at a small hidden size, and every model
+# trained straight-through, and the hard address with its own, zero, gradient as a control)
+# for K = 4, 8, 16, 32 pairs at a small hidden size, and every model
 # at K = 16 with a larger one; scores each on its test split (attn eval --json); writes
 #   experiments/results/associative_recall.md    the table (beside Ba et al.'s setup)
 #   experiments/results/associative_recall.csv   one row per (model, pairs, hidden)
@@ -16,7 +17,7 @@
 # Environment (all optional):
 #   OUT       working directory (default experiments/out/associative_recall; git-ignored)
 #   RESULTS   where the table and the plot go (default experiments/results)
-#   MODELS    (default: gru lstm gru-attn gru-hard)
+#   MODELS    (default: gru lstm gru-attn gru-hard gru-argmax)
 #   PAIRS     (default: 4 8 16 32)
 #   HIDDEN    the small hidden size, every K (default 32)
 #   BIG       the larger hidden size, K = 16 only (default 128; empty: none)
@@ -35,11 +36,11 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
 quick=0
 if [ "${1:-}" = "--quick" ]; then quick=1; shift; fi
-case "${1:-}" in -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; -*) echo "$(basename "$0"): unknown option $1 (see --help)" >&2; exit 2 ;; esac
+case "${1:-}" in -h|--help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; -*) echo "$(basename "$0"): unknown option $1 (see --help)" >&2; exit 2 ;; esac
 ATTN=${1:-${ATTN:-$root/build/attn}}
 OUT=${OUT:-$here/out/associative_recall}
 RESULTS=${RESULTS:-$here/results}
-MODELS=${MODELS:-gru lstm gru-attn gru-hard}
+MODELS=${MODELS:-gru lstm gru-attn gru-hard gru-argmax}
 PAIRS=${PAIRS:-4 8 16 32}
 HIDDEN=${HIDDEN:-32}
 BIG=${BIG-128}

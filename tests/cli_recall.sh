@@ -29,7 +29,7 @@ status() {
 }
 
 SMALL="--hidden 8 --embed 8 --train 1500 --valid 200 --test 300 --log-every 0"
-for m in gru lstm gru-attn gru-hard; do
+for m in gru lstm gru-attn gru-hard gru-argmax; do
     "$ATTN" train recall --model $m --pairs 2 $SMALL --epochs 2 --threads 1 --out "$T/$m" >"$T/out" 2>"$T/err"
     rc=$?
     check "$m: train exits 0 (rc $rc: $(tail -1 "$T/err"))" [ $rc -eq 0 ]

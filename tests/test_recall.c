@@ -11,7 +11,8 @@
  *    forward, so that is what is checked);
  *  - the gru, lstm and gru-attn models' gradients against finite differences; the soft and
  *    hard reads address the same step (the soft weights' argmax is the hard pick) with the
- *    same parameters;
+ *    same parameters; the straight-through model's gradient reaches every parameter, the
+ *    plain argmax's never the query and key projections;
  *  - the configuration's JSON, save and load (bitwise the same logits), corrupt directories. */
 #include <math.h>
 #include <stdio.h>
@@ -220,20 +221,33 @@ static void test_addresses(void) {
                   sum, ones, best);
             CHECK(ps[i] >= 0 && ps[i] <= 9 && ph[i] >= 0 && ph[i] <= 9, "predictions %d %d", ps[i], ph[i]);
         }
-        attn_graph *g = NULL; /* the hard model trains: its gradient reaches the memory's projections */
-        if (!attn_graph_new(0, &g)) {
-            attn_params *pp = attn_recall_params(hard);
+        /* gru-hard's gradient reaches every parameter; gru-argmax (the same forward: the same
+         * predictions) gives the query and key projections none. */
+        attn_recall *am = make(ATTN_RECALL_GRU_ARGMAX, K, 8, 21);
+        int32_t pa[N];
+        if (am) {
+            memcpy(attn_params_data(attn_recall_params(am)), attn_params_data(attn_recall_params(hard)),
+                   (size_t)attn_params_numel(attn_recall_params(am)) * sizeof(float));
+            CHECK(attn_recall_predict(am, N, d.ids, pa, NULL) == ATTN_OK && !memcmp(pa, ph, sizeof pa), "argmax predicts otherwise");
+        }
+        for (int which = 0; which < 2 && am; which++) {
+            attn_recall *mm = which ? am : hard;
+            attn_graph *g = NULL;
+            if (attn_graph_new(0, &g)) break;
+            attn_params *pp = attn_recall_params(mm);
             attn_params_zero_grad(pp);
-            attn_var *l = attn_recall_loss(hard, g, N, d.ids, d.answer);
+            attn_var *l = attn_recall_loss(mm, g, N, d.ids, d.answer);
             CHECK(l && attn_graph_backward(g, l) == ATTN_OK, "hard backward: %s", attn_last_error());
             for (int i = 0; l && i < attn_params_count(pp); i++) {
                 attn_param *p = attn_params_at(pp, i);
                 double s = 0;
                 for (int64_t k = 0; k < p->numel; k++) s += fabs(p->grad[k]);
-                CHECK(s > 0, "hard: no gradient reaches %s", p->name);
+                int none = which && (strstr(p->name, "query") || strstr(p->name, "key"));
+                CHECK(none ? s == 0 : s > 0, "%s: gradient %g reaches %s", which ? "gru-argmax" : "gru-hard", s, p->name);
             }
             attn_graph_free(g);
         }
+        attn_recall_free(am);
     }
     attn_recall_free(soft), attn_recall_free(hard), attn_recall_free(gru);
     attn_recall_data_free(&d);

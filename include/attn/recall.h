@@ -22,7 +22,10 @@
  *   gru-hard  the same with the hard address: a = onehot(argmax_t q . k_t) in the forward,
  *             the softmax's gradient in the backward (straight-through, attn_ag_hard_softmax):
  *             its loss moves only through the one value it picks, so what the scores should
- *             become is guessed from a gradient that is not the forward's.
+ *             become is guessed from a gradient that is not the forward's;
+ *   gru-argmax  the hard address with its own gradient, which is zero: the scores (W_q, W_k)
+ *             learn nothing, so the address stays where the initialisation put it (the
+ *             control that shows the straight-through model learns through the softmax).
  * Parameters (PyTorch-like names): embed.weight (V, E); rnn.weight_ih_l0 (G H, E),
  * rnn.weight_hh_l0 (G H, H), rnn.bias_ih_l0, rnn.bias_hh_l0 (G H) (G = 3 GRU, 4 LSTM, gates as
  * nn.GRU / nn.LSTM); memory models: mem.query.weight, mem.key.weight, mem.value.weight (H, H)
@@ -82,8 +85,14 @@ int attn_recall_check(const attn_recall_data *d);
 
 /* ---- Models --------------------------------------------------------------------------- */
 
-typedef enum { ATTN_RECALL_GRU = 0, ATTN_RECALL_LSTM = 1, ATTN_RECALL_GRU_ATTN = 2, ATTN_RECALL_GRU_HARD = 3 } attn_recall_kind;
-const char *attn_recall_kind_name(attn_recall_kind k); /* "gru", "lstm", "gru-attn", "gru-hard" */
+typedef enum {
+    ATTN_RECALL_GRU = 0,
+    ATTN_RECALL_LSTM = 1,
+    ATTN_RECALL_GRU_ATTN = 2,
+    ATTN_RECALL_GRU_HARD = 3,
+    ATTN_RECALL_GRU_ARGMAX = 4
+} attn_recall_kind;
+const char *attn_recall_kind_name(attn_recall_kind k); /* "gru", "lstm", "gru-attn", "gru-hard", "gru-argmax" */
 int attn_recall_kind_parse(const char *name);          /* -1 if unknown */
 
 typedef struct {
@@ -114,7 +123,7 @@ int64_t attn_recall_num_params(const attn_recall *m);
 
 /* The logits (B, 10) of ids (B, T) (T = 2 pairs + 3 of the model's config, every id in
  * [0, V)) on graph g; weights, if not NULL, gets (B, T) the memory's address a_t (the
- * softmax, or the one-hot pick of gru-hard; zeros for gru and lstm). ATTN_EINVAL (sticky in g)
+ * softmax, or the one-hot pick of gru-hard and gru-argmax; zeros for gru and lstm). ATTN_EINVAL (sticky in g)
  * for a bad id or shape. NULL on failure. */
 attn_var *attn_recall_forward(attn_recall *m, attn_graph *g, int B, const int32_t *ids, float *weights);
 /* The mean cross-entropy of the logits against answers (B) in 0..9: a scalar node. */

@@ -6,11 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "attn/recall_train.h"
 #include "cli.h"
 #include "cli_recall.h"
+#include "cli_s2s.h"
 
 static const char TRAIN_HELP[] =
     "usage: attn train recall --model KIND --pairs K --out DIR [options]\n"
@@ -29,6 +29,8 @@ static const char TRAIN_HELP[] =
     "              softmax(q . k_t / sqrt(H)) weights: the soft address; [h_T; read] -> 10\n"
     "  gru-hard    the same memory read at the argmax of the scores only (one-hot), trained\n"
     "              with the softmax's gradient (straight-through): the hard address\n"
+    "  gru-argmax  the hard address with its own gradient, zero: the scores never learn (the\n"
+    "              control: the hard address learns only through the softmax's gradient)\n"
     "\n"
     "task and model:\n"
     "  --pairs K           key-digit pairs per sequence, 1..52 (default 16); keys are distinct\n"
@@ -150,9 +152,9 @@ int cli_train_recall(int argc, char **argv) {
     if (p.status) return p.status;
     if (p.npos) return cli_usage(cmd, "unexpected argument '%s'", p.pos[0]);
     if (!o.out) return cli_usage(cmd, "--out DIR is required");
-    if (!o.resume && !o.model) return cli_usage(cmd, "--model KIND is required (gru, lstm, gru-attn, gru-hard)");
+    if (!o.resume && !o.model) return cli_usage(cmd, "--model KIND is required (gru, lstm, gru-attn, gru-hard, gru-argmax)");
     if (o.model && attn_recall_kind_parse(o.model) < 0)
-        return cli_usage(cmd, "unknown --model '%s' (gru, lstm, gru-attn, gru-hard)", o.model);
+        return cli_usage(cmd, "unknown --model '%s' (gru, lstm, gru-attn, gru-hard, gru-argmax)", o.model);
     if (o.optim_ && (o.optim = attn_optim_parse(o.optim_)) < 0) return cli_usage(cmd, "unknown --optim '%s' (adam, adamw, sgd)", o.optim_);
     if (!(o.lr > 0)) return cli_usage(cmd, "--lr must be positive");
     if (o.clip < 0 || o.time_budget < 0) return cli_usage(cmd, "--clip and --time-budget must be >= 0");
@@ -165,7 +167,7 @@ int cli_train_recall(int argc, char **argv) {
     if ((rc = get_model(cmd, &o, &m, &ck))) goto done;
     const attn_recall_config *c = attn_recall_get_config(m);
     if ((rc = make_data(cmd, c, 0, d))) goto done;
-    if (!o.resume && mkdir(o.out, 0777) && errno != EEXIST) {
+    if (!o.resume && s2s_mkdirs(o.out)) {
         rc = cli_fail(cmd, "%s: cannot create the directory: %s", o.out, strerror(errno));
         goto done;
     }
@@ -280,7 +282,7 @@ int cli_eval_recall(int argc, char **argv) {
             int top = 0;
             for (int t = 1; t < T; t++) top = w[(size_t)i * T + t] > w[(size_t)i * T + top] ? t : top;
             printf("%s -> %d (answer %d)", text, (int)pred[i], (int)d[2].answer[i]);
-            if (c.kind == ATTN_RECALL_GRU_ATTN || c.kind == ATTN_RECALL_GRU_HARD)
+            if (c.kind >= ATTN_RECALL_GRU_ATTN)
                 printf(", address weighs most step %d '%c' (%.2f)", top + 1, text[top], (double)w[(size_t)i * T + top]);
             printf("\n");
         }

@@ -1,5 +1,6 @@
-/* Associative recall (attn/recall.h): the data generator, the four models (a GRU, an LSTM, a
- * GRU with a soft key-value memory over its own states, the same with a hard address) on the
+/* Associative recall (attn/recall.h): the data generator, the five models (a GRU, an LSTM, a
+ * GRU with a soft key-value memory over its own states, the same with a hard address trained
+ * straight-through or by its own, zero, gradient) on the
  * autograd tape, and their checkpoint directories. Not here: the training loop (the trainer,
  * src/train/recall_train.c) and the command line.
  * Letters: N sequences, B a batch, K pairs, T = 2K + 3 tokens, V vocabulary, E embedding,
@@ -103,12 +104,12 @@ int attn_recall_check(const attn_recall_data *d) {
 
 /* ---- Configuration ---------------------------------------------------------------------- */
 
-static const char *const KIND_NAMES[] = {"gru", "lstm", "gru-attn", "gru-hard"};
+static const char *const KIND_NAMES[] = {"gru", "lstm", "gru-attn", "gru-hard", "gru-argmax"};
 
-const char *attn_recall_kind_name(attn_recall_kind k) { return (unsigned)k < 4 ? KIND_NAMES[k] : "?"; }
+const char *attn_recall_kind_name(attn_recall_kind k) { return (unsigned)k < 5 ? KIND_NAMES[k] : "?"; }
 
 int attn_recall_kind_parse(const char *name) {
-    for (int i = 0; name && i < 4; i++)
+    for (int i = 0; name && i < 5; i++)
         if (!strcmp(name, KIND_NAMES[i])) return i;
     return -1;
 }
@@ -123,7 +124,7 @@ attn_recall_config attn_recall_config_default(void) {
 
 int attn_recall_config_check(const attn_recall_config *c) {
     if (!c) return attn__error(ATTN_EINVAL, "recall config: NULL");
-    if ((unsigned)c->kind > ATTN_RECALL_GRU_HARD) return attn__error(ATTN_EINVAL, "recall config: unknown model kind %d", (int)c->kind);
+    if ((unsigned)c->kind > ATTN_RECALL_GRU_ARGMAX) return attn__error(ATTN_EINVAL, "recall config: unknown model kind %d", (int)c->kind);
     if (c->pairs < 1 || c->pairs > ATTN_RECALL_MAX_PAIRS)
         return attn__error(ATTN_EINVAL, "recall config: pairs %d must be in [1, %d] (distinct keys from a-z A-Z)", c->pairs,
                            ATTN_RECALL_MAX_PAIRS);
@@ -205,7 +206,7 @@ static attn_param *add(attn_recall *m, int *st, const char *name, int ndim, int6
     return p;
 }
 
-static int has_memory(const attn_recall_config *c) { return c->kind == ATTN_RECALL_GRU_ATTN || c->kind == ATTN_RECALL_GRU_HARD; }
+static int has_memory(const attn_recall_config *c) { return c->kind >= ATTN_RECALL_GRU_ATTN; }
 
 int attn_recall_new(const attn_recall_config *cfg, uint64_t seed, attn_recall **out) {
     if (!cfg || !out) return attn__error(ATTN_EINVAL, "attn_recall_new: NULL argument");
@@ -252,13 +253,15 @@ int64_t attn_recall_num_params(const attn_recall *m) { return m ? attn_params_nu
 
 #define PV(p) attn_param_var(g, (p))
 
-/* The hard read: scores s (T, B) = q (B, H) . k_t / sqrt(H), a (B, T) = the straight-through
- * one-hot of argmax_t s, r (B, H) = sum_t a_t v_t. The soft read computes the same with the
- * softmax, in one attention entry (attn_ag_attention, below). */
-static attn_var *hard_read(attn_graph *g, attn_var *q, attn_var *k, attn_var *v, attn_var **a) {
+/* The hard read: scores s (T, B) = q (B, H) . k_t / sqrt(H), a (B, T) = the one-hot of
+ * argmax_t s, r (B, H) = sum_t a_t v_t; a's gradient reaches the scores as the softmax's
+ * (straight-through), or not at all (`st` 0: an input computed from the scores). The soft
+ * read computes the same with the softmax, in one attention entry (attn_ag_attention, below). */
+static attn_var *hard_read(attn_graph *g, attn_var *q, attn_var *k, attn_var *v, int st, attn_var **a) {
     int64_t T = k ? k->shape[0] : 0, B = k ? k->shape[1] : 0, H = k ? k->shape[2] : 1;
     attn_var *s = attn_ag_scale(g, attn_ag_sum_axis(g, attn_ag_mul(g, k, q), 2), (float)(1.0 / sqrt((double)H)));
     *a = attn_ag_hard_softmax(g, attn_ag_transpose(g, s));                          /* (B, T) */
+    if (!st && *a) *a = attn_graph_input(g, 2, (*a)->shape, (*a)->data);          /* the same values, no gradient */
     attn_var *at = attn_ag_reshape(g, attn_ag_transpose(g, *a), 3, (int64_t[]){T, B, 1}); /* (T, B, 1) */
     return attn_ag_sum_axis(g, attn_ag_mul(g, v, at), 0);
 }
@@ -296,7 +299,7 @@ attn_var *attn_recall_forward(attn_recall *m, attn_graph *g, int B, const int32_
             r = attn_ag_attention(g, attn_ag_reshape(g, q, 3, (int64_t[]){1, B, H}), k, v, &o, weights ? &a : NULL);
             r = attn_ag_reshape(g, r, 2, (int64_t[]){B, H});
         } else {
-            r = hard_read(g, q, k, v, &a);
+            r = hard_read(g, q, k, v, c->kind == ATTN_RECALL_GRU_HARD, &a);
         }
         h = attn_ag_concat(g, 2, (attn_var *const[]){hn, r}, 1);                    /* (B, 2 H) */
     }
