@@ -126,8 +126,8 @@ def main():
            "|---|---|---:|" + "---:|" * len(pairs)]
     for m in MODELS:
         rs = [cell.get((m, k, small)) for k in pairs]
-        p = next((r["params"] for r in rs if r), "")
-        md.append(f"| {m} | {WHAT[m]} | {p:,} | " + " | ".join(f"{r['test_accuracy']:.2f}" if r else "" for r in rs) + " |")
+        p = next((f'{r["params"]:,}' for r in rs if r), "")
+        md.append(f"| {m} | {WHAT[m]} | {p} | " + " | ".join(f"{r['test_accuracy']:.2f}" if r else "" for r in rs) + " |")
     big = sorted({r["hidden"] for r in rows} - {small})
     if big:
         md += ["", "## K = 16, hidden sizes", "",
