@@ -138,6 +138,9 @@ def main():
             md.append(f"| {m} | " + " | ".join(f"{r['test_accuracy']:.2f} ({r['params']:,})" if r else "" for r in cs) + " |")
     md += ["", "![test accuracy vs pairs](associative_recall.svg)", "",
            "## Every run", "",
+           "Each row: `" + re.sub(r"^\S*attn", "attn", re.sub(r"--model \S+ --pairs \S+ --hidden \S+", "--model M --pairs K --hidden H",
+                                 re.sub(r"--out \S+", "--out DIR", rows[0]["command"]))) + "`, then `attn eval --model DIR --json` "
+           "(the CSV's `command` column has each run's own line).", "",
            "`to 99%`: the first epoch whose validation accuracy reached 99% (empty: never).", "",
            "| model | K | hidden | params | test % | valid % | epochs | to 99% | updates | training s | end |",
            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]

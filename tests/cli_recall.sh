@@ -49,6 +49,9 @@ acc=$(sed -E 's/.*test accuracy ([0-9.]+)%.*/\1/' "$T/out")
 check "gru-attn learns 2 pairs (test accuracy $acc% >= 85%)" awk -v a="$acc" 'BEGIN { exit !(a >= 85) }'
 "$ATTN" eval --model "$T/gru-attn" --show 2 >"$T/out" 2>"$T/err"
 check "eval --show: two sequences with the address" [ "$(grep -cE '^[a-z][0-9][a-z][0-9]\?\?[a-z] -> [0-9] \(answer [0-9]\), address weighs most step [0-9]+' "$T/out")" -eq 2 ]
+"$ATTN" eval --model "$T/gru-attn" --show 2 --json >"$T/out" 2>"$T/err"
+check "eval --json --show: the JSON alone on stdout" /usr/bin/python3 -c "import json,sys; json.load(open(sys.argv[1]))" "$T/out"
+check "eval --json --show: the sequences on stderr" [ "$(grep -c ' -> ' "$T/err")" -eq 2 ]
 "$ATTN" eval --model "$T/gru" --show 1 >"$T/out" 2>"$T/err"
 check "eval --show: no address for gru" grep -qE '^[a-z0-9?]{7} -> [0-9] \(answer [0-9]\)$' "$T/out"
 

@@ -71,7 +71,8 @@ static const char EVAL_HELP[] =
     "  --test N    score N sequences of the test split instead of the stored size\n"
     "  --show N    print the first N test sequences with the answer, the prediction and, for\n"
     "              the memory models, the position the address weighs most\n"
-    "  --json      one JSON object on stdout: model, pairs, hidden, params, test, accuracy\n";
+    "  --json      one JSON object on stdout: model, pairs, hidden, embed, params, test,\n"
+    "              accuracy (--show's lines then go to stderr)\n";
 
 typedef struct {
     const char *model, *out, *log, *optim_;
@@ -277,14 +278,15 @@ int cli_eval_recall(int argc, char **argv) {
             rc = cli_fail_lib(cmd, w ? st : ATTN_ENOMEM, NULL);
             goto done;
         }
+        FILE *f = json ? stderr : stdout; /* stdout holds the JSON object alone */
         for (int i = 0; i < ns; i++) {
             attn_recall_format(&d[2], i, text);
             int top = 0;
             for (int t = 1; t < T; t++) top = w[(size_t)i * T + t] > w[(size_t)i * T + top] ? t : top;
-            printf("%s -> %d (answer %d)", text, (int)pred[i], (int)d[2].answer[i]);
+            fprintf(f, "%s -> %d (answer %d)", text, (int)pred[i], (int)d[2].answer[i]);
             if (c.kind >= ATTN_RECALL_GRU_ATTN)
-                printf(", address weighs most step %d '%c' (%.2f)", top + 1, text[top], (double)w[(size_t)i * T + top]);
-            printf("\n");
+                fprintf(f, ", address weighs most step %d '%c' (%.2f)", top + 1, text[top], (double)w[(size_t)i * T + top]);
+            fprintf(f, "\n");
         }
         free(w);
     }
