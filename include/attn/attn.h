@@ -19,5 +19,7 @@
 #include "attn/translator.h" /* and attn/transformer.h */
 #include "attn/classifier.h"
 #include "attn/classifier_train.h"
+#include "attn/recall.h"
+#include "attn/recall_train.h"
 
 #endif

@@ -180,6 +180,11 @@ attn_var *attn_ag_mean_axis(attn_graph *g, attn_var *x, int axis);
 /* Over the last axis. */
 attn_var *attn_ag_softmax(attn_graph *g, attn_var *x);
 attn_var *attn_ag_log_softmax(attn_graph *g, attn_var *x);
+/* Hard attention with a straight-through gradient (Bengio, Leonard and Courville 2013): the
+ * forward is y = onehot(argmax x) over the last axis (the first of equal maxima), the
+ * backward is the softmax's, dx = p * (dy - sum(p * dy)) with p = softmax(x), as if y had
+ * been p. By design not the gradient of the forward (which is 0 almost everywhere). */
+attn_var *attn_ag_hard_softmax(attn_graph *g, attn_var *x);
 
 /* Cross-entropy of logits (..., C) against targets (...) int32 (copied): the mean over the
  * targets that are not ignore_index of

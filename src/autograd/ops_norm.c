@@ -1,4 +1,5 @@
-/* Row-wise ops on the tape, all over the last axis: softmax, log-softmax, cross-entropy with
+/* Row-wise ops on the tape, all over the last axis: softmax, log-softmax, the straight-through
+ * argmax (hard attention: a one-hot forward, the softmax's backward), cross-entropy with
  * ignore_index and label smoothing, layer normalisation, and dropout. Thin adapters: the math
  * is nn/'s (nn/nn_internal.h), run here over fixed blocks of rows in parallel; per-block
  * partial sums (losses, layernorm's parameter gradients) are added in block order, so results
@@ -63,6 +64,51 @@ static attn_var *softmax_op(attn_graph *g, const char *name, attn_var *x, int lo
 
 attn_var *attn_ag_softmax(attn_graph *g, attn_var *x) { return softmax_op(g, "attn_ag_softmax", x, 0); }
 attn_var *attn_ag_log_softmax(attn_graph *g, attn_var *x) { return softmax_op(g, "attn_ag_log_softmax", x, 1); }
+
+/* ---- straight-through argmax ----------------------------------------------------------- */
+
+typedef struct {
+    ag_entry e;
+    attn_var *x;
+    float *p; /* (R, C) softmax(x), what the backward differentiates */
+    int64_t R, C;
+} hard_entry;
+
+/* dx = softmax'(x)^T dy with the softmax p kept by the forward: the softmax backward above,
+ * run on p instead of the forward's output. */
+static void hard_backward(attn_graph *g, ag_entry *base) {
+    hard_entry *e = (hard_entry *)base;
+    int fresh;
+    float *dx = ag_grad(g, e->x, &fresh);
+    if (!dx) return;
+    smax_ctx c = {e->p, dx, e->x->data, ag_dy(e->e.out), e->C, 0, fresh};
+    ag_parallel_for(e->R, ag_block(e->C * 8), smax_bwd_range, &c);
+}
+
+attn_var *attn_ag_hard_softmax(attn_graph *g, attn_var *x) {
+    const char *name = "attn_ag_hard_softmax";
+    if (!ag_ok1(g, name, x)) return NULL;
+    if (x->ndim < 1) return ag_fail(g, ATTN_ESHAPE, "%s: needs at least one dimension", name);
+    int64_t C = x->shape[x->ndim - 1], R = x->numel / C;
+    attn_var *y = ag_new(g, x->ndim, x->shape, x->requires_grad);
+    if (!y) return NULL;
+    for (int64_t r = 0; r < R; r++) { /* y = onehot(argmax x): the forward */
+        const float *xr = x->data + r * C;
+        float *yr = y->data + r * C;
+        int64_t best = 0;
+        for (int64_t c = 1; c < C; c++) best = xr[c] > xr[best] ? c : best;
+        for (int64_t c = 0; c < C; c++) yr[c] = c == best ? 1.0f : 0.0f;
+    }
+    if (y->requires_grad) {
+        float *p = ag_floats(g, x->numel);
+        hard_entry *e = p ? ag_record(g, sizeof *e, hard_backward, y, NULL) : NULL;
+        if (!e) return NULL;
+        smax_ctx c = {p, NULL, x->data, NULL, C, 0, 0};
+        ag_parallel_for(R, ag_block(C * 24), smax_fwd_range, &c);
+        e->x = x, e->p = p, e->R = R, e->C = C;
+    }
+    return y;
+}
 
 /* ---- cross-entropy --------------------------------------------------------------------- */
 

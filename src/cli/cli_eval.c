@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "cli_cls.h"
+#include "cli_recall.h"
 #include "cli_s2s.h"
 
 static const char HELP[] =
@@ -54,7 +55,9 @@ static const char HELP[] =
     "                      not, n't, no, never, but, though\n"
     "  --shuffle-words N   score every text with its words in a random order (seed N; a text\n"
     "                      without spaces is shuffled by character): a bag-of-words model keeps\n"
-    "                      its accuracy by construction, a model that reads order loses some\n";
+    "                      its accuracy by construction, a model that reads order loses some\n"
+    "An associative-recall model (from 'attn train recall') needs no --data: its test split is\n"
+    "generated again from its seed (attn eval --model DIR [--show N] [--json] [--test N]).\n";
 
 static void progress(int done, int total) {
     fprintf(stderr, "\r%d/%d translated", done, total);
@@ -73,6 +76,7 @@ static const char *model_arg(int argc, char **argv) {
 int cli_eval(int argc, char **argv) {
     const char *cmd = "eval", *dir = model_arg(argc, argv);
     if (dir && cls_is_classifier(dir)) return cli_eval_classifier(argc, argv);
+    if (dir && cli_is_recall(dir)) return cli_eval_recall(argc, argv);
     cli_args p;
     cli_args_init(&p, cmd, argc, argv);
     const char *model = NULL, *data = NULL, *buckets = "5,10,15,20,25", *csv = NULL, *md = NULL, *hyp_out = NULL, *label = NULL;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli_recall.h"
 #include "cli_train.h"
 
 static const char HELP_HEAD[] =
@@ -92,7 +93,9 @@ static const char TOP_HELP[] =
     "models:\n"
     "  seq2seq    encoder-decoder translation, with or without attention (Bahdanau, Luong)\n"
     "  transformer  the Transformer: self-attention, multi-head, position encodings\n"
-    "  classifier   text classification (TF-IDF + logistic regression, SVM, NB-SVM)\n";
+    "  classifier   text classification (TF-IDF + logistic regression, SVM, NB-SVM)\n"
+    "  recall       associative recall (Ba et al. 2016): a GRU or LSTM, with or without a soft\n"
+    "               or hard key-value memory of its own states\n";
 
 int cli_train_transformer(int argc, char **argv); /* cli_train_transformer.c */
 int cli_train_classifier(int argc, char **argv);  /* cli_train_classifier.c */
@@ -106,5 +109,6 @@ int cli_train(int argc, char **argv) {
     if (!strcmp(argv[1], "seq2seq")) return train_seq2seq(argc - 1, argv + 1);
     if (!strcmp(argv[1], "transformer")) return cli_train_transformer(argc - 1, argv + 1);
     if (!strcmp(argv[1], "classifier")) return cli_train_classifier(argc - 1, argv + 1);
-    return cli_usage("train", "unknown model '%s' (seq2seq, transformer, classifier)", argv[1]);
+    if (!strcmp(argv[1], "recall")) return cli_train_recall(argc - 1, argv + 1);
+    return cli_usage("train", "unknown model '%s' (seq2seq, transformer, classifier, recall)", argv[1]);
 }
