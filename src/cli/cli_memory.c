@@ -189,12 +189,16 @@ typedef struct {
     attn_s2s_decode_opts o;
     FILE *csv;
     int quiet, tried;
+    attn_knn_params seen[128]; /* the settings tried (the first 128) */
     attn_knn_params best;
     double best_bleu;
 } tuner;
 
 /* BLEU of the validation pairs with settings p (lambda 0: the model alone). */
 static int try_one(const char *cmd, tuner *t, attn_knn_params p, double *bleu) {
+    for (int i = 0; i < t->tried && i < 128; i++)
+        if (t->seen[i].k == p.k && t->seen[i].temperature == p.temperature && t->seen[i].lambda == p.lambda) return CLI_OK;
+    if (t->tried < 128) t->seen[t->tried] = p;
     attn_knn_hook h;
     attn_knn_hook_init(&h, t->s, &p);
     attn_s2s_decode_opts o = t->o;
@@ -293,8 +297,7 @@ static int tune(int argc, char **argv) {
                 else if (pass == 2) q.k = (int)K[i];
                 else q.lambda = (float)L[i];
                 if (q.lambda == 0.0f) q.lambda = (float)L[0];
-                if (pass > 0 && q.k == t.best.k && q.temperature == t.best.temperature && q.lambda == t.best.lambda) continue;
-                rc = try_one(cmd, &t, q, &b);
+                rc = try_one(cmd, &t, q, &b); /* (a setting already tried is skipped) */
             }
             if (t.best.lambda > 0.0f) c = t.best;
         }
