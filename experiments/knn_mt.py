@@ -12,7 +12,10 @@
                     NEAR_DICE (default 0.5) for some validation source ("the new domain": the
                     validation pairs, which the model never trained on, are the memory of the
                     domain-adaptation runs);
-        far.tsv     the others.
+        far.tsv     the others;
+        unseen.tsv  test pairs whose source is no training source and whose reference is no
+                    training reference (Tatoeba holds several translations of many sentences:
+                    18% of the test sources are also training sources).
       and prints the counts.
   knn_mt.py report RUNS.csv TUNE_DIR BUCKETS_DIR OUT.md
       the Markdown table of experiments/results/knn_mt.md from the runs' CSV (one line per
@@ -44,12 +47,14 @@ def subsets(split, out, rare_max=5, near_dice=0.5):
     valid = read_tsv(os.path.join(split, "valid.tsv"))
     test = read_tsv(os.path.join(split, "test.tsv"))
     counts = collections.Counter(w for line in train for w in words(line.split("\t")[0]))
+    train_en = {line.split("\t")[0].strip() for line in train}
+    train_zh = {line.split("\t")[1].strip() for line in train}
     vb = [bigrams(line.split("\t")[1]) for line in valid]
     index = collections.defaultdict(list)
     for j, b in enumerate(vb):
         for g in b:
             index[g].append(j)
-    sets = {k: [] for k in ("rare", "common", "near", "far")}
+    sets = {k: [] for k in ("rare", "common", "near", "far", "unseen")}
     for line in test:
         en, zh = line.split("\t")[0], line.split("\t")[1]
         rare = any(1 <= counts[w] <= rare_max for w in words(en))
@@ -58,6 +63,8 @@ def subsets(split, out, rare_max=5, near_dice=0.5):
         shared = collections.Counter(j for g in tb for j in index.get(g, ()))
         best = max((2.0 * c / (len(tb) + len(vb[j])) for j, c in shared.items()), default=0.0)
         sets["near" if best >= near_dice else "far"].append(line)
+        if en.strip() not in train_en and zh.strip() not in train_zh:
+            sets["unseen"].append(line)
     for k, lines in sets.items():
         with open(os.path.join(out, k + ".tsv"), "w", encoding="utf-8") as f:
             f.writelines(line + "\n" for line in lines)
@@ -73,11 +80,13 @@ def report(runs_csv, tune_dir, buckets_dir, out_md):
             fams.append(r["family"])
     md = []
     md.append("## Test BLEU with and without the memory (k, T, lambda tuned on validation only)\n")
-    md.append("test: the whole test split, beam 5 (and greedy); rare: greedy.\n")
+    md.append("test: the whole test split, beam 5 (and greedy); rare and unseen (the test pairs whose source "
+              "and reference are in no training pair): greedy.\n")
     md.append("| family | data | sentences | BLEU alone | BLEU with memory | gain | tokens/s alone | tokens/s with memory |")
     md.append("|---|---|---:|---:|---:|---:|---:|---:|")
     for fam in fams:
-        for data, ra, rm in (("test", "alone", "memory"), ("test (greedy)", "alone-greedy", "memory-greedy"), ("rare", "alone", "memory")):
+        for data, ra, rm in (("test", "alone", "memory"), ("test (greedy)", "alone-greedy", "memory-greedy"), ("rare", "alone", "memory"),
+                               ("unseen", "alone", "memory")):
             a, m = by.get((fam, ra, data.split()[0])), by.get((fam, rm, data.split()[0]))
             if not a or not m:
                 continue

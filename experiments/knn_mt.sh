@@ -9,13 +9,14 @@
 #      TUNE_LIMIT pairs), written into the store's header;
 #   3. evaluate the test split with and without the memory (beam 5, and greedy), by source
 #      length, and (greedy, for speed) on the test pairs whose references hold words rare in
-#      training;
+#      training, and on those whose source and reference are in no training pair;
 #   4. domain adaptation: a memory of the validation pairs (never trained on) and of train +
 #      valid, on the test pairs near a validation pair (char-bigram Dice >= 0.5 of the
 #      sources) and on the others (greedy), with the settings tuned for the training memory.
 #      No test pair is in any memory.
 # Writes RESULTS/knn_mt.md and RESULTS/knn_mt.csv (every attn eval: family, run, data, BLEU,
-# tokens/s and its command line).
+# tokens/s and its command line). Resumable: a store already built and tuned, and an evaluation
+# already in OUT/runs.csv, are kept (delete them, or OUT, to redo them).
 #
 # usage: experiments/knn_mt.sh [--quick] [path/to/attn]
 #   --quick  a smoke run: 200 test pairs, 100 validation pairs, a 3-setting grid, and the
@@ -66,11 +67,12 @@ if [[ " $FAMILIES " == *" transformer "* ]] && [ ! -s "$TR/config.json" ] && [ $
 fi
 
 RUNS=$OUT/runs.csv
-echo "family,run,data,sentences,bleu,exact,seconds,tokens,tokens_per_s,command" >"$RUNS"
+[ -s "$RUNS" ] || echo "family,run,data,sentences,bleu,exact,seconds,tokens,tokens_per_s,command" >"$RUNS"
 # record FAMILY RUN DATA attn-eval-args...: one attn eval, its figures into RUNS
 record() {
     local fam=$1 run=$2 data=$3
     shift 3
+    if grep -q "^$fam,$run,$data," "$RUNS"; then log "$fam $run $data: done already"; return; fi
     local cmd=("$ATTN" eval "$@" --threads "$THREADS" --quiet)
     log "$fam $run $data: ${cmd[*]#$root/}"
     "${cmd[@]}" >"$OUT/eval.log" 2>"$OUT/eval.err" || { cat "$OUT/eval.err" >&2; exit 1; }
@@ -95,9 +97,14 @@ for fam in $FAMILIES; do
     if [ ! -s "$M/config.json" ]; then log "$fam: no model at $M, skipped"; continue; fi
     # 3. The memory of the training pairs, tuned on validation.
     STORE=$OUT/$fam-train.knn
-    "$ATTN" memory build --model "$M" --data "$SPLIT/train.tsv" --out "$STORE" --threads "$THREADS" --quiet | sed "s|$root/||g" | tee "$OUT/$fam-build.txt"
-    "$ATTN" memory tune --model "$M" --memory "$STORE" --data "$SPLIT/valid.tsv" "${TUNE[@]}" --csv "$OUT/$fam-tune.csv" \
-        --threads "$THREADS" | sed "s|$root/||g" | tee "$OUT/$fam-tune.txt"
+    if "$ATTN" memory info "$STORE" 2>/dev/null | grep -q "(tuned)"; then
+        log "$fam: $STORE built and tuned already"
+    else
+        "$ATTN" memory build --model "$M" --data "$SPLIT/train.tsv" --out "$STORE" --threads "$THREADS" --quiet |
+            sed "s|$root/||g" | tee "$OUT/$fam-build.txt"
+        "$ATTN" memory tune --model "$M" --memory "$STORE" --data "$SPLIT/valid.tsv" "${TUNE[@]}" --csv "$OUT/$fam-tune.csv" \
+            --threads "$THREADS" | sed "s|$root/||g" | tee "$OUT/$fam-tune.txt"
+    fi
     info=$("$ATTN" memory info "$STORE")
     k=$(sed -n 's/.*; k \([0-9]*\), .*/\1/p' <<<"$info")
     temp=$(sed -n 's/.*, temperature \([0-9.e+-]*\), .*/\1/p' <<<"$info")
@@ -111,13 +118,14 @@ for fam in $FAMILIES; do
     record $fam memory-greedy test --model "$M" --data "$SPLIT/test.tsv" "${LIMIT[@]}" --beam 1 --memory "$STORE"
     # 5. Rare words and domain adaptation (subsets of the test split).
     # (greedy: a beam of one sentence asks the store 5 queries a step, a greedy batch 64)
-    for sub in rare near far; do
+    for sub in rare near far unseen; do
         record $fam alone $sub --model "$M" --data "$OUT/$sub.tsv" "${LIMIT[@]}" --beam 1
         record $fam memory $sub --model "$M" --data "$OUT/$sub.tsv" "${LIMIT[@]}" --beam 1 --memory "$STORE"
     done
-    "$ATTN" memory build --model "$M" --data "$SPLIT/valid.tsv" --out "$OUT/$fam-valid.knn" --threads "$THREADS" --quiet
-    "$ATTN" memory build --model "$M" --data "$SPLIT/train.tsv" --data "$SPLIT/valid.tsv" --out "$OUT/$fam-trainvalid.knn" \
-        --threads "$THREADS" --quiet
+    [ -s "$OUT/$fam-valid.knn" ] ||
+        "$ATTN" memory build --model "$M" --data "$SPLIT/valid.tsv" --out "$OUT/$fam-valid.knn" --threads "$THREADS" --quiet
+    [ -s "$OUT/$fam-trainvalid.knn" ] || "$ATTN" memory build --model "$M" --data "$SPLIT/train.tsv" --data "$SPLIT/valid.tsv" \
+        --out "$OUT/$fam-trainvalid.knn" --threads "$THREADS" --quiet
     for sub in near far; do
         record $fam da-valid $sub --model "$M" --data "$OUT/$sub.tsv" "${LIMIT[@]}" --beam 1 --memory "$OUT/$fam-valid.knn" "${TUNED[@]}"
         record $fam da-train+valid $sub --model "$M" --data "$OUT/$sub.tsv" "${LIMIT[@]}" --beam 1 --memory "$OUT/$fam-trainvalid.knn" \
