@@ -146,10 +146,19 @@ MD=$RESULTS/knn_mt.md
         "Test subsets: $(cat "$OUT/subsets.txt") (rare: the reference holds an English word seen 1-5 times in the training" \
         "references; near: the source's Chinese character bigrams have a Dice coefficient >= 0.5 with some validation source)."
     echo
+    o=${OUT#$root/}
     for fam in $FAMILIES; do
-        [ -s "$OUT/$fam-build.txt" ] && echo "- $fam memory: $(cat "$OUT/$fam-build.txt")"
-        [ -s "$OUT/$fam-tune.txt" ] && echo "- $fam tuning: $(tail -1 "$OUT/$fam-tune.txt")"
+        if [ "$fam" = gru ]; then m=models/zh-en-small; else m=${TR#$root/}; fi
+        [ -s "$OUT/$fam-build.txt" ] || continue
+        echo "- $fam memory: $(cat "$OUT/$fam-build.txt")"
+        echo "  (\`attn memory build --model $m --data $o/split/train.tsv --out $o/$fam-train.knn --threads $THREADS --quiet\`;"
+        echo "  the domain-adaptation memories: the same with \`--data $o/split/valid.tsv --out $o/$fam-valid.knn\` and with"
+        echo "  \`--data $o/split/train.tsv --data $o/split/valid.tsv --out $o/$fam-trainvalid.knn\`)"
+        echo "- $fam tuning: $(tail -1 "$OUT/$fam-tune.txt")"
+        echo "  (\`attn memory tune --model $m --memory $o/$fam-train.knn --data $o/split/valid.tsv ${TUNE[*]} --csv $o/$fam-tune.csv --threads $THREADS\`)"
     done
+    [ -s "$OUT/transformer_train.csv" ] && echo "- the Transformer: \`attn train transformer --train $o/split/train.tsv --valid $o/split/valid.tsv --out $o/transformer --d-model 128 --heads 4 --ff 512 --layers 2 --epochs 12 --threads 1 --weights-only --valid-bleu 200\` (12 epochs, $(tail -1 "$OUT/transformer_train.csv" | cut -d, -f3 | cut -d. -f1) s of training on one core)"
+    echo "- the split: \`attn train seq2seq --data ../shared/data/cmn-eng/cmn.txt --split-dir $o/split --split-only --out $o/split\`"
     echo
 } >"$MD"
 $PY "$here/knn_mt.py" report "$RUNS" "$OUT" "$OUT" "$MD"
