@@ -85,7 +85,8 @@ def report(runs_csv, tune_dir, buckets_dir, out_md):
     md.append("| family | data | sentences | BLEU alone | BLEU with memory | gain | tokens/s alone | tokens/s with memory |")
     md.append("|---|---|---:|---:|---:|---:|---:|---:|")
     for fam in fams:
-        for data, ra, rm in (("test", "alone", "memory"), ("test (greedy)", "alone-greedy", "memory-greedy"), ("rare", "alone", "memory"),
+        for data, ra, rm in (("test", "alone", "memory"), ("test (index: 8 of 256 lists)", "alone", "memory-ivf"),
+                             ("test (greedy)", "alone-greedy", "memory-greedy"), ("rare", "alone", "memory"),
                                ("unseen", "alone", "memory")):
             a, m = by.get((fam, ra, data.split()[0])), by.get((fam, rm, data.split()[0]))
             if not a or not m:
@@ -97,7 +98,8 @@ def report(runs_csv, tune_dir, buckets_dir, out_md):
     md.append("| family | decoding | tokens/s alone | tokens/s with memory | memory cost per token (ms) |")
     md.append("|---|---|---:|---:|---:|")
     for fam in fams:
-        for run_a, run_m, name in (("alone", "memory", "beam 5"), ("alone-greedy", "memory-greedy", "greedy")):
+        for run_a, run_m, name in (("alone", "memory", "beam 5"), ("alone", "memory-ivf", "beam 5, index (8 of 256 lists)"),
+                                   ("alone-greedy", "memory-greedy", "greedy")):
             a, m = by.get((fam, run_a, "test")), by.get((fam, run_m, "test"))
             if not a or not m:
                 continue

@@ -7,7 +7,8 @@
 #      as keys, the next target token as values);
 #   2. tune k, T, lambda on the validation split only (attn memory tune, greedy, the first
 #      TUNE_LIMIT pairs), written into the store's header;
-#   3. evaluate the test split with and without the memory (beam 5, and greedy), by source
+#   3. evaluate the test split with and without the memory (beam 5, and greedy; and beam 5
+#      with the approximate index, --nprobe 8 of 256 lists), by source
 #      length, and (greedy, for speed) on the test pairs whose references hold words rare in
 #      training, and on those whose source and reference are in no training pair;
 #   4. domain adaptation: a memory of the validation pairs (never trained on) and of train +
@@ -116,6 +117,8 @@ for fam in $FAMILIES; do
     record $fam memory test --model "$M" --data "$SPLIT/test.tsv" "${LIMIT[@]}" --memory "$STORE" --csv "$OUT/$fam-memory.csv"
     record $fam alone-greedy test --model "$M" --data "$SPLIT/test.tsv" "${LIMIT[@]}" --beam 1
     record $fam memory-greedy test --model "$M" --data "$SPLIT/test.tsv" "${LIMIT[@]}" --beam 1 --memory "$STORE"
+    # the approximate index (256 lists by k-means, 8 scanned per query: about 3% of the store)
+    record $fam memory-ivf test --model "$M" --data "$SPLIT/test.tsv" "${LIMIT[@]}" --memory "$STORE" --nprobe 8
     # 5. Rare words and domain adaptation (subsets of the test split).
     # (greedy: a beam of one sentence asks the store 5 queries a step, a greedy batch 64)
     for sub in rare near far unseen; do

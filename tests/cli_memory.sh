@@ -65,6 +65,11 @@ b1=$(bleu)
 check "eval prints tokens/s" grep -q "tokens/s (with the memory)" "$T/out"
 check "memory of the test pairs helps ($b0 -> $b1)" awk -v a="$b0" -v b="$b1" 'BEGIN { exit !(b > a) }'
 
+run "eval with an approximate index" eval --model $MODEL --data $DATA --memory "$T/a.knn" --nprobe 2 --nlist 8
+check "it says so" grep -q "index of 8 lists" "$T/err"
+status "--nlist without --nprobe" 2 "nprobe" eval --model $MODEL --data $DATA --memory "$T/a.knn" --nlist 8
+status "--nprobe without --memory" 2 "need --memory" translate --model $MODEL --nprobe 4 "我爱你。"
+
 # ---- tune: settings into the header, used by --memory alone, overridden by options ----------
 cp "$T/a.knn" "$T/t.knn"
 run "tune" memory tune --model $MODEL --memory "$T/t.knn" --data $DATA --k-grid 4 --t-grid 0.5 --lambda-grid 0.5,0.7 --csv "$T/tune.csv"

@@ -6,7 +6,10 @@
  *  - the result does not depend on the thread count;
  *  - the file: round trip, same bytes for the same entries, and every truncation, single-byte
  *    corruption, bad magic or version, a value outside the vocabulary refused cleanly;
- *  - settings out of range refused. */
+ *  - settings out of range refused;
+ *  - the approximate index (attn_knn_index): probing every list gives the exact result, fewer
+ *    lists give true distances of real entries, no nearer than the exact ones, and most of
+ *    the exact neighbours; appending drops the index. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -218,6 +221,54 @@ static void test_file(void) {
     tu_scratch_remove();
 }
 
+static void test_index(void) {
+    const int64_t n = 3000;
+    const int k = 8, NQ = 20;
+    float *keys;
+    int32_t *vals;
+    attn_knn_store *s = make(n, 11, &keys, &vals);
+    float q[NQ * D];
+    tu_randn(q, NQ * D, 12);
+    int32_t ie[NQ * 8], ia[NQ * 8];
+    float de[NQ * 8], da[NQ * 8];
+    CHECK(attn_knn_search(s, NQ, q, k, ie, de) == ATTN_OK, "exact search");
+    CHECK(attn_knn_index(s, 0, 1) == ATTN_OK, "no index");
+    CHECK(attn_knn_index(s, 5000, 1) == ATTN_EINVAL && attn_knn_index(s, 16, 0) == ATTN_EINVAL, "bad index sizes accepted");
+    /* every list probed: the exact path */
+    CHECK(attn_knn_index(s, 16, 16) == ATTN_OK, "index: %s", attn_last_error());
+    CHECK(attn_knn_search(s, NQ, q, k, ia, da) == ATTN_OK && !memcmp(ia, ie, sizeof ia) && !memcmp(da, de, sizeof da),
+          "probing every list differs from the exact search");
+    /* 4 of 16 lists */
+    CHECK(attn_knn_index(s, 16, 4) == ATTN_OK, "index: %s", attn_last_error());
+    CHECK(attn_knn_search(s, NQ, q, k, ia, da) == ATTN_OK, "index search: %s", attn_last_error());
+    int found = 0;
+    for (int i = 0; i < NQ; i++)
+        for (int t = 0; t < k; t++) {
+            int32_t j = ia[i * k + t];
+            CHECK(j >= 0 && j < n, "index search: entry %d", j);
+            if (j < 0 || j >= n) continue;
+            CHECK(fabs(da[i * k + t] - d2(q + i * D, keys + (int64_t)j * D)) < 1e-4 * (1 + da[i * k + t]), "index search: wrong distance");
+            CHECK(da[i * k + t] >= de[i * k + t] - 1e-5f * (1 + de[i * k + t]), "index search: nearer than the exact search");
+            CHECK(t == 0 || da[i * k + t] >= da[i * k + t - 1], "index search: not sorted");
+            for (int u = 0; u < k; u++) found += ie[i * k + u] == j;
+        }
+    CHECK(found >= NQ * k / 2, "index search found %d of the %d exact neighbours with 4 of 16 lists", found, NQ * k);
+    /* the same with one thread or three */
+    int32_t i1[NQ * 8], i3[NQ * 8];
+    int th = attn_get_threads();
+    attn_set_threads(1);
+    CHECK(attn_knn_index(s, 16, 4) == ATTN_OK && attn_knn_search(s, NQ, q, k, i1, NULL) == ATTN_OK, "index, 1 thread");
+    attn_set_threads(3);
+    CHECK(attn_knn_index(s, 16, 4) == ATTN_OK && attn_knn_search(s, NQ, q, k, i3, NULL) == ATTN_OK, "index, 3 threads");
+    attn_set_threads(th);
+    CHECK(!memcmp(i1, i3, sizeof i1) && !memcmp(i1, ia, sizeof i1), "the index depends on the thread count");
+    /* appending drops the index: exact again */
+    CHECK(attn_knn_append(s, 1, keys, vals) == ATTN_OK && attn_knn_search(s, NQ, q, k, ia, da) == ATTN_OK, "append");
+    CHECK(!memcmp(da, de, sizeof da), "after an append the search is not exact");
+    attn_knn_free(s);
+    free(keys), free(vals);
+}
+
 int main(void) {
     test_search(1, 3);    /* k above the count */
     test_search(37, 5);
@@ -226,5 +277,6 @@ int main(void) {
     test_search(5000, 32);
     test_mix();
     test_file();
+    test_index();
     return tu_summary("test_knnmt");
 }

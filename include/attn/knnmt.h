@@ -99,13 +99,22 @@ int attn_knn_save(const attn_knn_store *s, const char *path);
  * naming the file; ATTN_EIO if it cannot be read. */
 int attn_knn_load(const char *path, attn_knn_store **out);
 
-/* Exact search: for each of n queries q (n, D), the k nearest entries by squared L2 distance,
- * nearest first (ties: the lower entry index), into idx (n, k) and dist (n, k) (either may be
- * NULL). k is cut to the count (the rest of each row: index -1, distance +inf). The distances
+/* Exact search (unless an index is set, see attn_knn_index): for each of n queries q (n, D),
+ * the k nearest entries by squared L2 distance, nearest first (ties: the lower entry index;
+ * through an index, the one met first), into idx (n, k) and dist (n, k) (either may be NULL). k is cut to the count (the rest of each row: index -1, distance +inf). The distances
  * are ||q||^2 + ||k_j||^2 - 2 q.k_j in float, clamped at 0; split over the library's threads
  * by blocks of entries, merged in a fixed order: the result does not depend on the thread
  * count. */
 int attn_knn_search(attn_knn_store *s, int n, const float *q, int k, int32_t *idx, float *dist);
+
+/* An approximate index (inverted lists, as faiss's IVF-Flat; Jegou et al. 2011): k-means
+ * partitions the keys into nlist lists (centroids seeded with evenly spaced entries, 8 Lloyd
+ * iterations on at most 32,768 evenly spaced entries, then every entry assigned to its nearest
+ * centroid; deterministic), and attn_knn_search then scans only the nprobe lists whose
+ * centroids are nearest each query: about nprobe / nlist of the store. nprobe >= nlist gives
+ * the exact result; nlist 0 drops the index (exact search again). The index lives in memory
+ * only (the file is unchanged); it holds a second copy of the keys, in list order. */
+int attn_knn_index(attn_knn_store *s, int nlist, int nprobe);
 
 /* The mixture for decoding rows rows[0 .. n) of a step: q (R, D) the rows' states, logp
  * (R, V) the model's log-probabilities, replaced for those rows by

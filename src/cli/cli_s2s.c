@@ -255,12 +255,14 @@ int s2s_memory_option(cli_args *p, s2s_memory *m) {
     if (cli_int(p, "--k", 1, ATTN_KNN_MAX_K, &m->k)) return m->have_k = 1;
     if (cli_float(p, "--temperature", &m->temperature)) return m->have_t = 1;
     if (cli_float(p, "--lambda", &m->lambda)) return m->have_l = 1;
+    if (cli_int(p, "--nprobe", 1, 65536, &m->nprobe) || cli_int(p, "--nlist", 1, 65536, &m->nlist)) return 1;
     return 0;
 }
 
 int s2s_memory_open(const char *cmd, attn_translator *t, s2s_memory *m, attn_s2s_decode_opts *d, int quiet) {
     if (!m->path) {
-        if (m->have_k || m->have_t || m->have_l) return cli_usage(cmd, "--k, --temperature and --lambda need --memory STORE");
+        if (m->have_k || m->have_t || m->have_l || m->nprobe || m->nlist)
+            return cli_usage(cmd, "--k, --temperature, --lambda, --nprobe and --nlist need --memory STORE");
         return CLI_OK;
     }
     int st = attn_knn_load(m->path, &m->store);
@@ -272,6 +274,16 @@ int s2s_memory_open(const char *cmd, attn_translator *t, s2s_memory *m, attn_s2s
     if (m->have_t) kp.temperature = m->temperature;
     if (m->have_l) kp.lambda = m->lambda;
     if (attn_knn_params_check(&kp)) return cli_usage(cmd, "%s", attn_last_error());
+    if (m->nlist && !m->nprobe) return cli_usage(cmd, "--nlist needs --nprobe N");
+    if (m->nprobe) {
+        int64_t nl = m->nlist ? m->nlist : 256, n = attn_knn_count(m->store);
+        if (nl > n) nl = n > 0 ? n : 1;
+        double t0 = attn_time_now();
+        if ((st = attn_knn_index(m->store, (int)nl, m->nprobe))) return cli_fail(cmd, "%s: %s", m->path, attn_last_error());
+        if (!quiet)
+            fprintf(stderr, "memory %s: index of %lld lists built in %.1f s; each query scans %d of them\n", m->path, (long long)nl,
+                    attn_time_now() - t0, m->nprobe);
+    }
     attn_knn_hook_init(&m->hook, m->store, &kp);
     d->hook = &m->hook.hook;
     if (!quiet)

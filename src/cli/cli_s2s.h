@@ -78,7 +78,7 @@ int s2s_evaluate(attn_translator *m, const s2s_data *d, const attn_s2s_decode_op
  * each overridable. */
 typedef struct {
     const char *path;
-    int k, have_k, have_t, have_l;
+    int k, have_k, have_t, have_l, nlist, nprobe;
     float temperature, lambda;
     attn_knn_store *store;
     attn_knn_hook hook;
@@ -92,7 +92,10 @@ typedef struct {
     "                      have been built for this very model. It uses the k, T and lambda in\n" \
     "                      its header (tuned by 'attn memory tune'); these override them:\n"      \
     "  --k N               neighbours (1-1024)   --temperature T   --lambda L (0 <= L < 1;\n"     \
-    "                      0 gives exactly the model's own translation)\n"
+    "                      0 gives exactly the model's own translation)\n"                     \
+    "  --nprobe N          approximate search: k-means splits the store into --nlist lists\n"   \
+    "                      (default 256) and each query scans its N nearest lists only\n"       \
+    "                      (default: exact search over the whole store)\n"
 
 /* 1 if the current option is one of the above (parsed into m). */
 int s2s_memory_option(cli_args *p, s2s_memory *m);

@@ -32,7 +32,20 @@ struct attn_knn_store {
     int32_t *vals;  /* (cap) */
     float *scratch; /* search: per-thread distance blocks and per-task candidates */
     size_t scratch_cap;
+    /* the approximate index (attn_knn_index), or nlist 0 */
+    int nlist, nprobe;
+    int64_t imax;    /* the longest list */
+    float *cent;     /* (nlist, D) centroids, then (nlist) their squared norms */
+    float *ikeys;    /* (N, D) the keys in list order, then (N) their squared norms */
+    int32_t *iids;   /* (N) the entry of each row of ikeys */
+    int64_t *ioff;   /* (nlist + 1) where each list starts in ikeys */
 };
+
+static void index_free(attn_knn_store *s) {
+    attn_free(s->cent), attn_free(s->ikeys), attn_free(s->iids), attn_free(s->ioff);
+    s->cent = s->ikeys = NULL, s->iids = NULL, s->ioff = NULL;
+    s->nlist = s->nprobe = 0, s->imax = 0;
+}
 
 attn_knn_params attn_knn_defaults(void) {
     attn_knn_params p = {8, 10.0f, 0.25f};
@@ -70,6 +83,7 @@ int attn_knn_new_for(const attn_translator *t, attn_knn_store **out) {
 void attn_knn_free(attn_knn_store *s) {
     if (!s) return;
     attn_free(s->keys), attn_free(s->norms), attn_free(s->vals), attn_free(s->scratch);
+    index_free(s);
     attn_free(s);
 }
 
@@ -108,6 +122,7 @@ int attn_knn_append(attn_knn_store *s, int64_t n, const float *keys, const int32
             return attn__error(ATTN_EINVAL, "attn_knn_append: value %d is outside [0, %d)", (int)values[i], s->vocab);
     int st = reserve(s, s->n + n);
     if (st) return st;
+    index_free(s); /* an index describes the entries it was built on */
     memcpy(s->keys + (size_t)s->n * s->dim, keys, (size_t)n * s->dim * sizeof(float));
     memcpy(s->vals + s->n, values, (size_t)n * sizeof(int32_t));
     for (int64_t i = 0; i < n; i++) s->norms[s->n + i] = sq_norm(keys + (size_t)i * s->dim, s->dim);
@@ -341,9 +356,137 @@ static void search_task(void *vctx, int b, int thread) {
     }
 }
 
+/* ---- The approximate index ---------------------------------------------------------------- */
+
+/* The nearest centroid of each of m rows X (m, D): -2 X C^T + ||c||^2 by the gemm kernel,
+ * in blocks of 256 rows (buf (256, nlist)); ties: the lower list. */
+static void nearest_list(const attn_knn_store *s, const float *X, int64_t m, int32_t *assign, float *buf) {
+    const int D = s->dim, L = s->nlist;
+    const float *cn = s->cent + (size_t)L * D;
+    for (int64_t r0 = 0; r0 < m; r0 += 256) {
+        int b = m - r0 < 256 ? (int)(m - r0) : 256;
+        attn__kern()->sgemm(0, 1, b, L, D, -2.0f, X + (size_t)r0 * D, D, s->cent, D, 0.0f, buf, L);
+        for (int i = 0; i < b; i++) {
+            const float *row = buf + (size_t)i * L;
+            int best = 0;
+            for (int j = 1; j < L; j++)
+                if (row[j] + cn[j] < row[best] + cn[best]) best = j;
+            assign[r0 + i] = best;
+        }
+    }
+}
+
+int attn_knn_index(attn_knn_store *s, int nlist, int nprobe) {
+    if (!s) return attn__error(ATTN_EINVAL, "attn_knn_index: NULL store");
+    index_free(s);
+    if (nlist == 0) return ATTN_OK;
+    if (nlist < 1 || nlist > 65536 || nlist > s->n || nprobe < 1)
+        return attn__error(ATTN_EINVAL, "kNN index: %d lists for %lld entries (1 to min(entries, 65536)) with nprobe %d (>= 1)", nlist,
+                           (long long)s->n, nprobe);
+    const int D = s->dim, L = nlist;
+    const int64_t N = s->n, ns = N < 32768 ? N : 32768;
+    s->nlist = L, s->nprobe = nprobe;
+    s->cent = attn_malloc((size_t)L * (D + 1) * sizeof(float));
+    s->ikeys = attn_malloc((size_t)N * (D + 1) * sizeof(float));
+    s->iids = attn_malloc((size_t)N * sizeof(int32_t));
+    s->ioff = attn_calloc((size_t)L + 1, sizeof(int64_t));
+    float *X = attn_malloc((size_t)ns * D * sizeof(float)), *buf = attn_malloc((size_t)256 * L * sizeof(float));
+    int32_t *as = attn_malloc((size_t)N * sizeof(int32_t));
+    double *sum = attn_malloc((size_t)L * D * sizeof(double));
+    int64_t *cnt = attn_malloc((size_t)L * sizeof(int64_t));
+    int st = ATTN_OK;
+    if (!s->cent || !s->ikeys || !s->iids || !s->ioff || !X || !buf || !as || !sum || !cnt) {
+        st = attn__error(ATTN_ENOMEM, "kNN index: out of memory");
+        goto done;
+    }
+    float *cn = s->cent + (size_t)L * D;
+    for (int64_t i = 0; i < ns; i++) memcpy(X + (size_t)i * D, s->keys + (size_t)(i * N / ns) * D, (size_t)D * sizeof(float));
+    for (int j = 0; j < L; j++) memcpy(s->cent + (size_t)j * D, s->keys + (size_t)((int64_t)j * N / L) * D, (size_t)D * sizeof(float));
+    /* Lloyd's iterations on the sample (an empty list keeps its centroid) */
+    for (int it = 0; it < 8; it++) {
+        for (int j = 0; j < L; j++) cn[j] = sq_norm(s->cent + (size_t)j * D, D);
+        nearest_list(s, X, ns, as, buf);
+        memset(sum, 0, (size_t)L * D * sizeof(double));
+        memset(cnt, 0, (size_t)L * sizeof(int64_t));
+        for (int64_t i = 0; i < ns; i++) {
+            cnt[as[i]]++;
+            for (int d = 0; d < D; d++) sum[(size_t)as[i] * D + d] += X[(size_t)i * D + d];
+        }
+        for (int j = 0; j < L; j++)
+            if (cnt[j])
+                for (int d = 0; d < D; d++) s->cent[(size_t)j * D + d] = (float)(sum[(size_t)j * D + d] / (double)cnt[j]);
+    }
+    for (int j = 0; j < L; j++) cn[j] = sq_norm(s->cent + (size_t)j * D, D);
+    /* every entry into its list, in entry order within each list */
+    nearest_list(s, s->keys, N, as, buf);
+    for (int64_t i = 0; i < N; i++) s->ioff[as[i] + 1]++;
+    for (int j = 0; j < L; j++) {
+        if (s->ioff[j + 1] > s->imax) s->imax = s->ioff[j + 1];
+        s->ioff[j + 1] += s->ioff[j];
+    }
+    memcpy(cnt, s->ioff, (size_t)L * sizeof(int64_t));
+    float *inorm = s->ikeys + (size_t)N * D;
+    for (int64_t i = 0; i < N; i++) {
+        int64_t r = cnt[as[i]]++;
+        memcpy(s->ikeys + (size_t)r * D, s->keys + (size_t)i * D, (size_t)D * sizeof(float));
+        inorm[r] = s->norms[i];
+        s->iids[r] = (int32_t)i;
+    }
+done:
+    attn_free(X), attn_free(buf), attn_free(as), attn_free(sum), attn_free(cnt);
+    if (st) index_free(s);
+    return st;
+}
+
+/* attn_knn_search through the index: each query scans its nprobe nearest lists. */
+static int index_search(attn_knn_store *s, int n, const float *q, int k, int32_t *idx, float *dist) {
+    const int D = s->dim, L = s->nlist, P = s->nprobe;
+    const float *cn = s->cent + (size_t)L * D, *inorm = s->ikeys + (size_t)s->n * D;
+    float *cd = attn_malloc((size_t)L * sizeof(float) + (size_t)P * sizeof(float)), *tmp = attn_malloc((size_t)s->imax * sizeof(float));
+    int32_t *lists = attn_malloc((size_t)P * sizeof(int32_t));
+    float dd[ATTN_KNN_MAX_K];
+    int32_t ii[ATTN_KNN_MAX_K];
+    if (!cd || !tmp || !lists) {
+        attn_free(cd), attn_free(tmp), attn_free(lists);
+        return attn__error(ATTN_ENOMEM, "attn_knn_search: out of memory");
+    }
+    float *pd = cd + L;
+    int kk = s->n < k ? (int)s->n : k;
+    for (int i = 0; i < n; i++) {
+        const float *qi = q + (size_t)i * D;
+        float qn = sq_norm(qi, D);
+        /* the nprobe nearest centroids (ties: the lower list) */
+        attn__kern()->sgemm(0, 1, 1, L, D, -2.0f, qi, D, s->cent, D, 0.0f, cd, L);
+        for (int t = 0; t < P; t++) pd[t] = INFINITY, lists[t] = -1;
+        for (int j = 0; j < L; j++) push(pd, lists, P, cd[j] + cn[j], j);
+        for (int t = 0; t < kk; t++) dd[t] = INFINITY, ii[t] = -1;
+        for (int t = 0; t < P && lists[t] >= 0; t++) {
+            int64_t o = s->ioff[lists[t]], len = s->ioff[lists[t] + 1] - o;
+            if (!len) continue;
+            /* one query against a list: row dot products (the kernel's rowdot with the query's
+             * row stride 0), or the gemm where a path has none */
+            const attn__kernels *K = attn__kern();
+            float two = 2.0f;
+            if (K->rowdot) K->rowdot((int)len, D, qi, 0, s->ikeys + (size_t)o * D, D, tmp);
+            else K->sgemm(0, 1, 1, (int)len, D, 1.0f, qi, D, s->ikeys + (size_t)o * D, D, 0.0f, tmp, len);
+            for (int64_t j = 0; j < len; j++) {
+                float v = qn + inorm[o + j] - two * tmp[j];
+                push(dd, ii, kk, v > 0.0f ? v : 0.0f, s->iids[o + j]);
+            }
+        }
+        for (int t = 0; t < k; t++) {
+            if (idx) idx[(size_t)i * k + t] = t < kk ? ii[t] : -1;
+            if (dist) dist[(size_t)i * k + t] = t < kk ? dd[t] : INFINITY;
+        }
+    }
+    attn_free(cd), attn_free(tmp), attn_free(lists);
+    return ATTN_OK;
+}
+
 int attn_knn_search(attn_knn_store *s, int n, const float *q, int k, int32_t *idx, float *dist) {
     if (!s || n < 0 || (n && !q) || k < 1 || k > ATTN_KNN_MAX_K) return attn__error(ATTN_EINVAL, "attn_knn_search: bad argument");
     if (n == 0) return ATTN_OK;
+    if (s->nlist > 0 && s->nprobe < s->nlist && s->n > 0) return index_search(s, n, q, k, idx, dist);
     int kk = s->n < k ? (int)s->n : k, nb = (int)((s->n + KNN_BLOCK - 1) / KNN_BLOCK), T = attn__max_threads();
     if (kk == 0) {
         for (size_t i = 0; i < (size_t)n * k; i++) {
