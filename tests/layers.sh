@@ -16,7 +16,7 @@ declare -A rank
 for i in "${!order[@]}"; do rank[${order[$i]}]=$i; done
 # the layer of each public header
 declare -A pub=([core]=core [io]=io [text]=io [clsdata]=io [attention]=nn [mha]=nn [posenc]=nn [layers]=nn [params]=params
-                [autograd]=autograd [seq2seq]=models [transformer]=models [translator]=models [train]=train
+                [autograd]=autograd [seq2seq]=models [transformer]=models [translator]=models [knnmt]=models [train]=train
                 [trainer]=train [tfidf]=models [tfidf_train]=train [classifier]=models [classifier_train]=train
                 [recall]=models [recall_train]=train
                 [viz]=viz [viz_html]=viz [attn]=cli)

@@ -133,7 +133,7 @@ static void step_matches_forward(attn_s2s_attention att, attn_s2s_rnn rnn, int b
     snprintf(what, sizeof what, "step logits, %s %s%s", attn_s2s_attention_name(att), attn_s2s_rnn_name(rnn), bidir ? " bi" : "");
     for (int t = 0; t < T && logits; t++) {
         attn_var *s1, *c1 = NULL, *w = NULL;
-        attn_var *lt = attn__s2s_step(m, g2, &enc, TIN + t * B, s, c, &s1, &c1, &w);
+        attn_var *lt = attn__s2s_step(m, g2, &enc, TIN + t * B, s, c, &s1, &c1, &w, NULL);
         CHECK(lt != NULL, "step %d: %s", t, attn_last_error());
         if (!lt) break;
         tu_close(what, lt->data, logits->data + (int64_t)t * B * 8, (size_t)B * 8, 1e-5, 1e-5);

@@ -317,7 +317,7 @@ static void test_decoding(void) {
     int32_t out[3 * CAP], olen[3], out1[CAP], olen1;
     attn_transformer_result res[3], res1;
     /* Greedy: the argmax rollout of the step log-probabilities. */
-    attn_decode_opts greedy = {1, 0.0f, 12};
+    attn_decode_opts greedy = {1, 0.0f, 12, NULL};
     CHECK(attn_transformer_translate(m, 3, 6, src, len, &greedy, CAP, out, olen, res) == ATTN_OK, "greedy: %s",
           attn_last_error());
     for (int b = 0; b < 3; b++) {
@@ -347,7 +347,7 @@ static void test_decoding(void) {
               "sentence %d decoded alone differs", b);
     }
     /* Beam search: scores are log p / n^alpha of the hypotheses returned. */
-    attn_decode_opts beam = {4, 0.7f, 12};
+    attn_decode_opts beam = {4, 0.7f, 12, NULL};
     CHECK(attn_transformer_translate(m, 3, 6, src, len, &beam, CAP, out, olen, res) == ATTN_OK, "beam: %s", attn_last_error());
     for (int b = 0; b < 3; b++) {
         int32_t tin[CAP + 1];
@@ -369,7 +369,7 @@ static void test_decoding(void) {
               "beam sentence %d decoded alone differs", b);
     }
     /* Beam 1 is greedy. */
-    attn_decode_opts b1 = {1, 0.0f, 12};
+    attn_decode_opts b1 = {1, 0.0f, 12, NULL};
     int32_t out2[3 * CAP], olen2[3];
     attn_transformer_translate(m, 3, 6, src, len, &greedy, CAP, out, olen, NULL);
     attn_transformer_translate(m, 3, 6, src, len, &b1, CAP, out2, olen2, NULL);

@@ -17,6 +17,7 @@
 #include "attn/trainer.h"
 #include "attn/seq2seq.h"
 #include "attn/translator.h" /* and attn/transformer.h */
+#include "attn/knnmt.h"
 #include "attn/classifier.h"
 #include "attn/classifier_train.h"
 #include "attn/recall.h"

@@ -82,6 +82,20 @@ float attn_rng_normal(attn_rng *r);   /* standard normal */
  * splitmix64 of both. */
 uint64_t attn_seed_mix(uint64_t seed, uint64_t k);
 
+/* A hook on every step of a decoder's search (greedy or beam, both translator families; used
+ * by the translation memory of attn/knnmt.h). The decoder calls fn once per step, after it has
+ * computed the model's log-probabilities of the next token and before the search reads them:
+ *   rows (n): the indices of the rows still searching (sentences or beam hypotheses) in the
+ *             step's arrays of R rows;
+ *   state (R, dim): each row's final decoder state, the vector the output projection reads;
+ *   logp (R, V): the model's log-probabilities, which fn may rewrite in place for the listed
+ *             rows (e.g. mix in another distribution).
+ * A non-zero return (a status, with its message set) stops decoding with that status. */
+typedef struct {
+    int (*fn)(void *ctx, int n, const int *rows, const float *state, int dim, float *logp, int V);
+    void *ctx;
+} attn_decode_hook;
+
 ATTN_API_END
 #ifdef __cplusplus
 }

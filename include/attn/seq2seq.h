@@ -135,6 +135,7 @@ typedef struct {
     float len_alpha;    /* length normalisation: a hypothesis scores logp / len^alpha, len
                            counting <eos> (0: raw log-probability); default 1 */
     int max_len;        /* most target tokens (<eos> aside); 0: 2 * S + 10 */
+    const attn_decode_hook *hook; /* called at every step (attn/core.h); NULL: none */
 } attn_s2s_decode_opts;
 
 attn_s2s_decode_opts attn_s2s_decode_defaults(void); /* greedy, alpha 1, max_len 0 */

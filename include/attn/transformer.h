@@ -168,6 +168,7 @@ typedef struct {
                               counting <eos> (attn/seq2seq.h's len_alpha); 0 = raw log p */
     int max_len;           /* most output tokens (<eos> not counted); 0 = 2 S + 10, capped
                               at the config's max_len - 1 */
+    const attn_decode_hook *hook; /* called at every step (attn/core.h); NULL: none */
 } attn_decode_opts;
 
 /* What decoding found for one sentence, besides its ids. */

@@ -97,6 +97,29 @@ int64_t attn_translator_num_params(const attn_translator *t);
 int attn_translator_decode(attn_translator *t, int n, const int32_t *const *src, const int *src_len,
                            const attn_s2s_decode_opts *opts, attn_s2s_hyp *hyps);
 
+/* ---- The decoder's states, for a translation memory (attn/knnmt.h) ------------------------ */
+
+/* The size of the decoder's final state, the vector the output projection reads (the key of
+ * attn/knnmt.h and the `state` of attn_decode_hook): the hidden size of a seq2seq model (its
+ * output layer's tanh(Wc [ctx; s] + bc)), d_model for the Transformer (after the last layer
+ * norm). */
+int attn_translator_state_dim(const attn_translator *t);
+
+/* Teacher forcing: the decoder's final states at every target position of n pairs, computed
+ * by the same decoding steps as attn_translator_decode (so that a state seen here and one
+ * seen while decoding the same prefix are the same vector). Pair i: source src[i] (src_len[i]
+ * >= 1 ids ending in <eos>), target tgt[i] (tgt_len[i] >= 0 ids, no <bos> / <eos>); the
+ * decoder reads <bos> y_1 .. y_n and gives tgt_len[i] + 1 rows (the states that predicted
+ * y_1 .. y_n, <eos>). out (sum_i (tgt_len[i] + 1), attn_translator_state_dim(t)), pairs in
+ * order. ATTN_EINVAL for an id out of range or (Transformer) a side longer than its max_len. */
+int attn_translator_states(attn_translator *t, int n, const int32_t *const *src, const int *src_len,
+                           const int32_t *const *tgt, const int *tgt_len, float *out);
+
+/* A 64-bit identity of the model: FNV-1a over its configuration (JSON, without "command"),
+ * its weights' bytes and both vocabularies, so that a file made for one model (a translation
+ * memory) can refuse another. */
+int attn_translator_identity(const attn_translator *t, uint64_t *out);
+
 /* One sentence of text, as attn_s2s_translate. */
 int attn_translator_translate(attn_translator *t, const char *sentence, const attn_s2s_decode_opts *opts,
                               attn_s2s_translation *out);

@@ -39,6 +39,7 @@ int cli_bench(int argc, char **argv);
 int cli_train(int argc, char **argv);
 int cli_translate(int argc, char **argv);
 int cli_eval(int argc, char **argv);
+int cli_memory(int argc, char **argv); /* cli_memory.c */
 int cli_classify(int argc, char **argv); /* cli_classify.c */
 
 /* ---- Errors ------------------------------------------------------------------------------ */

@@ -40,6 +40,7 @@ static const char HELP[] =
     "  --label NAME        a name for the model in the CSV and Markdown (default: its attention,\n"
     "                      or \"transformer\")\n"
     "  --threads N         threads (default: all cores)\n"
+    S2S_MEMORY_HELP
     "  --quiet             only the overall line\n"
     "\n"
     "A classifier (from 'attn train classifier') is scored on labelled texts instead:\n"
@@ -82,6 +83,8 @@ int cli_eval(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *buckets = "5,10,15,20,25", *csv = NULL, *md = NULL, *hyp_out = NULL, *label = NULL;
     int src_col = -1, beam = 5, max_len = 0, limit = 0, threads = 0, quiet = 0;
     float alpha = 1.0f;
+    s2s_memory mem;
+    memset(&mem, 0, sizeof mem);
     while (cli_next(&p)) {
         if (cli_flag(&p, "-h") || cli_flag(&p, "--help")) {
             if (!p.status) return cli_help(HELP);
@@ -91,7 +94,7 @@ int cli_eval(int argc, char **argv) {
         } else if (cli_int(&p, "--src-col", 0, 1, &src_col) || cli_int(&p, "--beam", 1, 1000, &beam) ||
                    cli_int(&p, "--max-len", 0, 100000, &max_len) || cli_int(&p, "--limit", 0, INT32_MAX, &limit) ||
                    cli_int(&p, "--threads", 1, 1024, &threads)) {
-        } else if (cli_float(&p, "--len-alpha", &alpha)) {
+        } else if (cli_float(&p, "--len-alpha", &alpha) || s2s_memory_option(&p, &mem)) {
         } else if (cli_flag(&p, "--quiet")) {
             quiet = 1;
         } else {
@@ -131,6 +134,8 @@ int cli_eval(int argc, char **argv) {
     if (!hyps) goto done;
     attn_s2s_decode_opts o = attn_s2s_decode_defaults();
     o.beam = beam, o.len_alpha = alpha, o.max_len = max_len;
+    if ((rc = s2s_memory_open(cmd, m, &mem, &o, quiet))) goto done;
+    rc = CLI_EDATA;
     s2s_eval_result r;
     if ((st = s2s_evaluate(m, &d, &o, edges, ne, hyps, quiet ? NULL : progress, &r))) {
         cli_fail_lib(cmd, st, NULL);
@@ -142,6 +147,8 @@ int cli_eval(int argc, char **argv) {
            "brevity penalty %.3f, length ratio %.3f\n",
            model, r.total.bleu, r.total_exact, r.n, name, beam, r.seconds, r.total.precision[0], r.total.precision[1],
            r.total.precision[2], r.total.precision[3], r.total.bp, r.total.ratio);
+    printf("decoding: %lld target tokens in %.1f s, %.0f tokens/s%s\n", (long long)r.tokens, r.seconds,
+           r.seconds > 0 ? r.tokens / r.seconds : 0.0, mem.store ? " (with the memory)" : "");
     if (!quiet) {
         printf("%-10s %9s %8s %12s\n", "src len", "sentences", "BLEU", "exact match");
         for (int b = 0; b < r.n_buckets; b++) {
@@ -201,6 +208,7 @@ done:
     free(hyps);
     s2s_data_free(&d);
     attn_pairs_free(&pairs);
+    s2s_memory_close(&mem);
     attn_translator_free(m);
     return rc;
 }

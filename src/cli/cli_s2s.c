@@ -159,7 +159,7 @@ int s2s_evaluate(attn_translator *m, const s2s_data *d, const attn_s2s_decode_op
             else attn_free(h);
             attn_free(r);
         }
-        for (int j = 0; j < k; j++) attn_s2s_hyp_free(&hs[j]);
+        for (int j = 0; j < k; j++) out->tokens += hs[j].n + hs[j].eos, attn_s2s_hyp_free(&hs[j]);
         if (progress && !st) progress(i0 + k, d->n);
     }
     free(hs);
@@ -246,4 +246,54 @@ char *s2s_command_line(int argc, char **argv) {
         }
     }
     return s;
+}
+
+/* ---- A translation memory ------------------------------------------------------------------ */
+
+int s2s_memory_option(cli_args *p, s2s_memory *m) {
+    if (cli_str(p, "--memory", &m->path)) return 1;
+    if (cli_int(p, "--k", 1, ATTN_KNN_MAX_K, &m->k)) return m->have_k = 1;
+    if (cli_float(p, "--temperature", &m->temperature)) return m->have_t = 1;
+    if (cli_float(p, "--lambda", &m->lambda)) return m->have_l = 1;
+    if (cli_int(p, "--nprobe", 1, 65536, &m->nprobe) || cli_int(p, "--nlist", 1, 65536, &m->nlist)) return 1;
+    return 0;
+}
+
+int s2s_memory_open(const char *cmd, attn_translator *t, s2s_memory *m, attn_s2s_decode_opts *d, int quiet) {
+    if (!m->path) {
+        if (m->have_k || m->have_t || m->have_l || m->nprobe || m->nlist)
+            return cli_usage(cmd, "--k, --temperature, --lambda, --nprobe and --nlist need --memory STORE");
+        return CLI_OK;
+    }
+    int st = attn_knn_load(m->path, &m->store);
+    if (st) return cli_fail_lib(cmd, st, m->path);
+    if ((st = attn_knn_check(m->store, t))) return cli_fail(cmd, "%s: %s", m->path, attn_last_error());
+    int tuned = 0;
+    attn_knn_params kp = attn_knn_get_params(m->store, &tuned);
+    if (m->have_k) kp.k = m->k;
+    if (m->have_t) kp.temperature = m->temperature;
+    if (m->have_l) kp.lambda = m->lambda;
+    if (attn_knn_params_check(&kp)) return cli_usage(cmd, "%s", attn_last_error());
+    if (m->nlist && !m->nprobe) return cli_usage(cmd, "--nlist needs --nprobe N");
+    if (m->nprobe) {
+        int64_t nl = m->nlist ? m->nlist : 256, n = attn_knn_count(m->store);
+        if (nl > n) nl = n > 0 ? n : 1;
+        double t0 = attn_time_now();
+        if ((st = attn_knn_index(m->store, (int)nl, m->nprobe))) return cli_fail(cmd, "%s: %s", m->path, attn_last_error());
+        if (!quiet)
+            fprintf(stderr, "memory %s: index of %lld lists built in %.1f s; each query scans %d of them\n", m->path, (long long)nl,
+                    attn_time_now() - t0, m->nprobe);
+    }
+    attn_knn_hook_init(&m->hook, m->store, &kp);
+    d->hook = &m->hook.hook;
+    if (!quiet)
+        fprintf(stderr, "memory %s: %lld entries of %d floats; k %d, temperature %g, lambda %g (%s)\n", m->path,
+                (long long)attn_knn_count(m->store), attn_knn_dim(m->store), kp.k, (double)kp.temperature, (double)kp.lambda,
+                m->have_k || m->have_t || m->have_l ? "options" : tuned ? "tuned, from the store" : "defaults, not tuned");
+    return CLI_OK;
+}
+
+void s2s_memory_close(s2s_memory *m) {
+    attn_knn_free(m->store);
+    m->store = NULL;
 }

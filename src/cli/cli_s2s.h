@@ -11,6 +11,8 @@
 #include "attn/attn.h"
 #include "attn/seq2seq.h"
 #include "attn/translator.h"
+#include "attn/knnmt.h"
+#include "cli.h"
 
 /* Pairs encoded with a model's vocabularies. Each pair i has
  *   src[i]: n_src[i] ids, the source tokens then <eos>;
@@ -64,10 +66,43 @@ typedef struct {
     double total_exact;
     int n;
     double seconds;
+    int64_t tokens; /* target tokens decoded (<eos> counted) */
 } s2s_eval_result;
 
 int s2s_evaluate(attn_translator *m, const s2s_data *d, const attn_s2s_decode_opts *opts, const int *edges, int n_edges,
                  char **hyps, void (*progress)(int done, int total), s2s_eval_result *out);
+
+/* ---- A translation memory (attn/knnmt.h) for translate and eval ------------------------- */
+
+/* --memory STORE [--k N] [--temperature T] [--lambda L]: the store's own (tuned) settings,
+ * each overridable. */
+typedef struct {
+    const char *path;
+    int k, have_k, have_t, have_l, nlist, nprobe;
+    float temperature, lambda;
+    attn_knn_store *store;
+    attn_knn_hook hook;
+} s2s_memory;
+
+#define S2S_MEMORY_HELP                                                                          \
+    "  --memory STORE      a translation memory ('attn memory build'; kNN-MT, Khandelwal et al.\n" \
+    "                      2021): at every step the k stored decoder states nearest to the\n"    \
+    "                      current one vote for the tokens that followed them, softmax(-d/T),\n" \
+    "                      mixed in: p = lambda p_memory + (1 - lambda) p_model. The store must\n" \
+    "                      have been built for this very model. It uses the k, T and lambda in\n" \
+    "                      its header (tuned by 'attn memory tune'); these override them:\n"      \
+    "  --k N               neighbours (1-1024)   --temperature T   --lambda L (0 <= L < 1;\n"     \
+    "                      0 gives exactly the model's own translation)\n"                     \
+    "  --nprobe N          approximate search: k-means splits the store into --nlist lists\n"   \
+    "                      (default 256) and each query scans its N nearest lists only\n"       \
+    "                      (default: exact search over the whole store)\n"
+
+/* 1 if the current option is one of the above (parsed into m). */
+int s2s_memory_option(cli_args *p, s2s_memory *m);
+/* Loads m->path (if set), checks it against the model, installs the hook in d. CLI_OK or a
+ * printed error (CLI_EDATA, or CLI_EUSAGE for a bad override). */
+int s2s_memory_open(const char *cmd, attn_translator *t, s2s_memory *m, attn_s2s_decode_opts *d, int quiet);
+void s2s_memory_close(s2s_memory *m);
 
 /* Bucket label "1-5", "21+" into buf. */
 const char *s2s_bucket_label(const s2s_eval_result *r, int b, char *buf, size_t cap);

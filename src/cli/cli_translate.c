@@ -42,6 +42,7 @@ static const char HELP[] =
     "                         of the last layer averaged over its heads)\n"
     "  --show-tokens          print the source tokens the model read (<unk> marked)\n"
     "  --threads N            threads (default: all cores)\n"
+    S2S_MEMORY_HELP
     "  -h, --help             this help\n"
     "\n"
     "The 'none' model (the distracted encoder-decoder) has no alignment: every target word is\n"
@@ -149,6 +150,8 @@ int cli_translate(int argc, char **argv) {
     tr_opts o;
     memset(&o, 0, sizeof o);
     o.beam = 5, o.alpha = 1.0f;
+    s2s_memory mem;
+    memset(&mem, 0, sizeof mem);
     while (cli_next(&p)) {
         if (cli_flag(&p, "-h") || cli_flag(&p, "--help")) {
             if (!p.status) return cli_help(HELP);
@@ -156,7 +159,7 @@ int cli_translate(int argc, char **argv) {
                    cli_str(&p, "--attention-png", &o.png) || cli_str(&p, "--attention-html", &o.html)) {
         } else if (cli_int(&p, "--beam", 1, 1000, &o.beam) || cli_int(&p, "--max-len", 0, 100000, &o.max_len) ||
                    cli_int(&p, "--threads", 1, 1024, &o.threads)) {
-        } else if (cli_float(&p, "--len-alpha", &o.alpha)) {
+        } else if (cli_float(&p, "--len-alpha", &o.alpha) || s2s_memory_option(&p, &mem)) {
         } else if (cli_flag(&p, "--show-attention")) {
             o.show = 1;
         } else if (cli_flag(&p, "--color")) {
@@ -180,8 +183,9 @@ int cli_translate(int argc, char **argv) {
     }
     attn_s2s_decode_opts d = attn_s2s_decode_defaults();
     d.beam = o.beam, d.len_alpha = o.alpha, d.max_len = o.max_len;
-    int rc = CLI_OK;
-    if (p.npos > 0) {
+    int rc = s2s_memory_open(cmd, m, &mem, &d, 1);
+    if (rc) {
+    } else if (p.npos > 0) {
         for (int i = 0; i < p.npos && !rc; i++) rc = translate_one(cmd, m, &o, &d, p.pos[i], i, p.npos > 1, pg);
     } else {
         /* one sentence per line of stdin; files become numbered from the second line on */
@@ -202,6 +206,7 @@ int cli_translate(int argc, char **argv) {
     }
     if (!rc && pg) rc = cli_html_write(cmd, pg, o.html, o.model);
     cli_html_free(pg);
+    s2s_memory_close(&mem);
     attn_translator_free(m);
     return rc;
 }

@@ -20,6 +20,7 @@ CLI_OPTIONAL int cli_bench(int argc, char **argv);
 CLI_OPTIONAL int cli_train(int argc, char **argv);
 CLI_OPTIONAL int cli_translate(int argc, char **argv);
 CLI_OPTIONAL int cli_eval(int argc, char **argv);
+CLI_OPTIONAL int cli_memory(int argc, char **argv);
 
 typedef struct {
     const char *name;
@@ -37,6 +38,7 @@ static const cli_command COMMANDS[] = {
     {"translate", cli_translate, "translate sentences with a trained model", 0},
     {"classify", cli_classify, "label texts with a trained classifier (and say why)", 0},
     {"eval", cli_eval, "evaluate a trained model", 0},
+    {"memory", cli_memory, "a translation memory (kNN-MT) for a trained translator: build, tune, info", 0},
     {"bench", cli_bench, "benchmark the attention kernels (GFLOP/s beside the reference)", 0},
     {"npy-diff", cli_npy_diff, "compare two .npy arrays within a tolerance (exit 1 if they differ)", 1},
 };

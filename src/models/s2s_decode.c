@@ -88,9 +88,10 @@ static int greedy_batch(attn_s2s *m, int n, const int32_t *const *src, const int
     int32_t *lens = ids + (size_t)S * n, *y = lens + n, *done = y + n;
     int32_t *toks = attn_malloc(((size_t)Lmax + 1) * n * sizeof(int32_t));
     float *W = has_w ? attn_malloc(((size_t)Lmax + 1) * n * S * sizeof(float)) : NULL;
-    float *lp = attn_malloc((size_t)V * sizeof(float));
+    float *lp = attn_malloc((size_t)n * V * sizeof(float)); /* (n, V) */
     double *logp = attn_calloc((size_t)n, sizeof(double));
-    if (!ids || !toks || (has_w && !W) || !lp || !logp) {
+    int *live = attn_malloc((size_t)n * sizeof(int));
+    if (!ids || !toks || (has_w && !W) || !lp || !logp || !live) {
         st = ATTN_ENOMEM;
         goto done;
     }
@@ -111,18 +112,25 @@ static int greedy_batch(attn_s2s *m, int n, const int32_t *const *src, const int
                 hyps[i].n = t, hyps[i].eos = 0;
             }
         if (!left) break;
-        attn_var *s1 = NULL, *c1 = NULL, *w = NULL;
-        attn_var *logits = attn__s2s_step(m, g, &enc, y, s, c, &s1, &c1, &w);
+        attn_var *s1 = NULL, *c1 = NULL, *w = NULL, *hid = NULL;
+        attn_var *logits = attn__s2s_step(m, g, &enc, y, s, c, &s1, &c1, &w, &hid);
         if (!logits) goto fail;
-        for (int i = 0; i < n; i++) {
-            if (done[i]) continue;
-            attn_log_softmax_forward(lp, logits->data + (int64_t)i * V, 1, V);
+        int nl = 0;
+        for (int i = 0; i < n; i++)
+            if (!done[i]) {
+                attn_log_softmax_forward(lp + (size_t)i * V, logits->data + (int64_t)i * V, 1, V);
+                live[nl++] = i;
+            }
+        if (o->hook && (st = o->hook->fn(o->hook->ctx, nl, live, hid->data, (int)(hid->numel / n), lp, V))) goto done;
+        for (int k = 0; k < nl; k++) {
+            int i = live[k];
+            const float *lpi = lp + (size_t)i * V;
             int best = 0;
             for (int v = 1; v < V; v++)
-                if (lp[v] > lp[best]) best = v;
+                if (lpi[v] > lpi[best]) best = v;
             toks[(size_t)t * n + i] = best;
             if (has_w) memcpy(W + ((size_t)t * n + i) * S, w->data + (int64_t)i * S, (size_t)S * sizeof(float));
-            logp[i] += lp[best];
+            logp[i] += lpi[best];
             y[i] = best;
             if (best == ATTN_EOS) {
                 done[i] = 1, left--;
@@ -152,7 +160,7 @@ fail:
     if (!st) st = attn__error(ATTN_EINVAL, "seq2seq decode failed");
 done:
     attn_graph_reset(g);
-    attn_free(ids), attn_free(toks), attn_free(W), attn_free(lp), attn_free(logp);
+    attn_free(ids), attn_free(toks), attn_free(W), attn_free(lp), attn_free(logp), attn_free(live);
     return st;
 }
 
@@ -180,12 +188,12 @@ int attn__s2s_beam(attn_s2s *m, const int32_t *src, int len, const attn_s2s_deco
      * the row it extends; W[t][k] the weights row k used at step t */
     int *tok = attn_malloc((size_t)L * K * sizeof(int)), *par = attn_malloc((size_t)L * K * sizeof(int));
     float *W = has_w ? attn_malloc(((size_t)L + 1) * K * S * sizeof(float)) : NULL;
-    float *lp = attn_malloc((size_t)V * sizeof(float));
+    float *lp = attn_malloc((size_t)K * V * sizeof(float)); /* (K, V) */
     double *sc = attn_malloc((size_t)K * sizeof(double));
     cand *cs = attn_malloc((size_t)2 * K * sizeof(cand));
     fin *fs = attn_malloc((size_t)2 * K * sizeof(fin));
-    int *pidx = attn_malloc((size_t)K * sizeof(int));
-    if (!ids || !tok || !par || (has_w && !W) || !lp || !sc || !cs || !fs || !pidx) {
+    int *pidx = attn_malloc((size_t)K * sizeof(int)), *live = attn_malloc((size_t)K * sizeof(int));
+    if (!ids || !tok || !par || (has_w && !W) || !lp || !sc || !cs || !fs || !pidx || !live) {
         st = ATTN_ENOMEM;
         goto done;
     }
@@ -199,17 +207,24 @@ int attn__s2s_beam(attn_s2s *m, const int32_t *src, int len, const attn_s2s_deco
     attn_var *s = enc.s0, *c = enc.c0;
     int alive = 1;
     for (t = 0; t < L && alive > 0 && nfin < K; t++) {
-        attn_var *s1 = NULL, *c1 = NULL, *w = NULL;
-        attn_var *logits = attn__s2s_step(m, g, &enc, y, s, c, &s1, &c1, &w);
+        attn_var *s1 = NULL, *c1 = NULL, *w = NULL, *hid = NULL;
+        attn_var *logits = attn__s2s_step(m, g, &enc, y, s, c, &s1, &c1, &w, &hid);
         if (!logits) goto fail;
         if (has_w) memcpy(W + (size_t)t * K * S, w->data, (size_t)K * S * sizeof(float));
+        int nl = 0;
+        for (int k = 0; k < K; k++)
+            if (sc[k] != -INFINITY) {
+                attn_log_softmax_forward(lp + (size_t)k * V, logits->data + (int64_t)k * V, 1, V);
+                live[nl++] = k;
+            }
+        if (o->hook && (st = o->hook->fn(o->hook->ctx, nl, live, hid->data, (int)(hid->numel / K), lp, V))) goto done;
         /* the 2K best extensions, sorted by score (ties: lower row, then lower token) */
         int nc = 0, cap = 2 * K;
-        for (int k = 0; k < K; k++) {
-            if (sc[k] == -INFINITY) continue;
-            attn_log_softmax_forward(lp, logits->data + (int64_t)k * V, 1, V);
+        for (int kk = 0; kk < nl; kk++) {
+            int k = live[kk];
+            const float *lpk = lp + (size_t)k * V;
             for (int v = 0; v < V; v++) {
-                double f = sc[k] + lp[v];
+                double f = sc[k] + lpk[v];
                 if (nc == cap && !(f > cs[nc - 1].score)) continue;
                 int i = nc < cap ? nc++ : nc - 1;
                 while (i > 0 && f > cs[i - 1].score) {
@@ -287,7 +302,75 @@ fail:
 done:
     attn_graph_reset(g);
     attn_free(ids), attn_free(tok), attn_free(par), attn_free(W), attn_free(lp), attn_free(sc), attn_free(cs), attn_free(fs);
-    attn_free(pidx);
+    attn_free(pidx), attn_free(live);
+    return st;
+}
+
+/* ---- Teacher forcing, for the translation memory ------------------------------------------- */
+
+static int forced_batch(attn_s2s *m, int n, const int32_t *const *src, const int *len, const int32_t *const *tgt,
+                        const int *tgt_len, float *out) {
+    attn_graph *g = m->g;
+    const int H = m->cfg.hidden;
+    int S = 1, T = 0;
+    size_t *off = attn_malloc((size_t)n * sizeof(size_t)); /* each pair's first row in out */
+    for (int i = 0; i < n; i++) {
+        if (len[i] > S) S = len[i];
+        if (tgt_len[i] + 1 > T) T = tgt_len[i] + 1;
+    }
+    int32_t *ids = attn_calloc((size_t)S * n + 2 * (size_t)n, sizeof(int32_t));
+    if (!ids || !off) {
+        attn_free(ids), attn_free(off);
+        return ATTN_ENOMEM;
+    }
+    int32_t *lens = ids + (size_t)S * n, *y = lens + n;
+    for (int i = 0; i < n; i++) {
+        off[i] = i ? off[i - 1] + (size_t)tgt_len[i - 1] + 1 : 0;
+        lens[i] = len[i];
+        for (int j = 0; j < len[i]; j++) ids[(size_t)j * n + i] = src[i][j];
+    }
+    int st = ATTN_OK;
+    attn_graph_reset(g);
+    s2s_enc enc;
+    if (!attn__s2s_encode(m, g, ids, lens, S, n, &enc)) goto fail;
+    attn_var *s = enc.s0, *c = enc.c0;
+    for (int t = 0; t < T; t++) {
+        /* step t reads <bos> (t = 0) or y_t, as greedy decoding would had it chosen them */
+        for (int i = 0; i < n; i++) y[i] = t == 0 ? ATTN_BOS : t <= tgt_len[i] ? tgt[i][t - 1] : ATTN_PAD;
+        attn_var *s1 = NULL, *c1 = NULL, *hid = NULL;
+        if (!attn__s2s_step(m, g, &enc, y, s, c, &s1, &c1, NULL, &hid)) goto fail;
+        for (int i = 0; i < n; i++)
+            if (t <= tgt_len[i]) memcpy(out + (off[i] + (size_t)t) * H, hid->data + (size_t)i * H, (size_t)H * sizeof(float));
+        s = s1, c = c1;
+    }
+    goto done;
+fail:
+    st = attn_graph_status(g);
+    if (!st) st = attn__error(ATTN_EINVAL, "seq2seq teacher forcing failed");
+done:
+    attn_graph_reset(g);
+    attn_free(ids), attn_free(off);
+    return st;
+}
+
+int attn__s2s_forced_states(attn_s2s *m, int n, const int32_t *const *src, const int *len, const int32_t *const *tgt,
+                            const int *tgt_len, float *out) {
+    for (int i = 0; i < n; i++) {
+        if (len[i] < 1 || tgt_len[i] < 0) return attn__error(ATTN_EINVAL, "seq2seq teacher forcing: empty source %d", i);
+        int st = check_src(m, src[i], len[i]);
+        if (st) return st;
+        for (int j = 0; j < tgt_len[i]; j++)
+            if (tgt[i][j] < 0 || tgt[i][j] >= m->cfg.tgt_vocab)
+                return attn__error(ATTN_EINVAL, "seq2seq teacher forcing: target id %d is outside [0, %d)", (int)tgt[i][j],
+                                   m->cfg.tgt_vocab);
+    }
+    /* batches of 64 pairs, in order */
+    int st = ATTN_OK;
+    for (int i0 = 0; i0 < n && !st; i0 += 64) {
+        int k = n - i0 < 64 ? n - i0 : 64;
+        st = forced_batch(m, k, src + i0, len + i0, tgt + i0, tgt_len + i0, out);
+        for (int i = i0; i < i0 + k; i++) out += (size_t)(tgt_len[i] + 1) * m->cfg.hidden;
+    }
     return st;
 }
 

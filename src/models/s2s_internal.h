@@ -53,9 +53,17 @@ int attn__s2s_encode(attn_s2s *m, attn_graph *g, const int32_t *src, const int32
 
 /* One decoder step for B rows: previous tokens y (B), state s (B, H) (and c for an LSTM).
  * Returns the logits (B, Vt); *s_out (*c_out) the new state, *weights (optional) the
- * attention weights (B, S) (NULL for the none model). */
+ * attention weights (B, S) (NULL for the none model), *hidden (optional) the output layer's
+ * input tanh(Wc [ctx; s] + bc) (B, H): the decoder's final state, the key of attn/knnmt.h. */
 attn_var *attn__s2s_step(attn_s2s *m, attn_graph *g, const s2s_enc *enc, const int32_t *y, attn_var *s, attn_var *c,
-                         attn_var **s_out, attn_var **c_out, attn_var **weights);
+                         attn_var **s_out, attn_var **c_out, attn_var **weights, attn_var **hidden);
+
+/* Teacher forcing for the translation memory: the decoder's final states (as attn__s2s_step's
+ * *hidden) at every target position of n pairs: pair i (source src[i] (len[i] ids ending in
+ * <eos>), target tgt[i] (tgt_len[i] ids, no <bos> / <eos>)) reads <bos> y_1 .. y_n and gives
+ * tgt_len[i] + 1 rows of out (sum_i (tgt_len[i] + 1), H), pairs in order. */
+int attn__s2s_forced_states(attn_s2s *m, int n, const int32_t *const *src, const int *len, const int32_t *const *tgt,
+                            const int *tgt_len, float *out);
 
 /* Beam search over one sentence of len source ids (len >= 1), any K >= 1 (attn_s2s_decode
  * sends K = 1 to the greedy path; tests call this to compare the two). */

@@ -325,16 +325,18 @@ static attn_var *luong(attn_s2s *m, attn_graph *g, const s2s_enc *enc, attn_var 
     return attn_ag_attention(g, Q, enc->H, enc->H, &o, P);
 }
 
-/* The output layer: logits (..., Vt) = Ws tanh(Wc [ctx; s] + bc) + bs, dropout on the middle. */
-static attn_var *dec_output(attn_s2s *m, attn_graph *g, attn_var *ctx, attn_var *s, int axis) {
+/* The output layer: logits (..., Vt) = Ws tanh(Wc [ctx; s] + bc) + bs, dropout on the middle;
+ * *hidden (optional) the middle, tanh(Wc [ctx; s] + bc) (..., H), before dropout. */
+static attn_var *dec_output(attn_s2s *m, attn_graph *g, attn_var *ctx, attn_var *s, int axis, attn_var **hidden) {
     attn_var *cat = attn_ag_concat(g, 2, (attn_var *const[]){ctx, s}, axis);
     attn_var *h = attn_ag_tanh(g, attn_ag_linear(g, cat, pv(g, m->Wc), pv(g, m->bc)));
+    if (hidden) *hidden = h;
     h = attn_ag_dropout(g, h, m->cfg.dropout);
     return attn_ag_linear(g, h, pv(g, m->Ws), pv(g, m->bs));
 }
 
 attn_var *attn__s2s_step(attn_s2s *m, attn_graph *g, const s2s_enc *enc, const int32_t *y, attn_var *s, attn_var *c,
-                         attn_var **s_out, attn_var **c_out, attn_var **weights) {
+                         attn_var **s_out, attn_var **c_out, attn_var **weights, attn_var **hidden) {
     int B = enc->B;
     if (weights) *weights = NULL;
     attn_var *e = attn_ag_embedding(g, pv(g, m->dec_emb), y, 1, (int64_t[]){B}, ATTN_PAD);
@@ -349,7 +351,7 @@ attn_var *attn__s2s_step(attn_s2s *m, attn_graph *g, const s2s_enc *enc, const i
     }
     *s_out = s1;
     if (weights) *weights = w;
-    return dec_output(m, g, ctx, s1, 1);
+    return dec_output(m, g, ctx, s1, 1, hidden);
 }
 
 static int batch_check(attn_s2s *m, attn_graph *g, const attn_s2s_batch *b) {
@@ -422,7 +424,7 @@ attn_var *attn_s2s_forward(attn_s2s *m, attn_graph *g, const attn_s2s_batch *b, 
             }
         }
     }
-    attn_var *logits = dec_output(m, g, ctx, Sd, 2);
+    attn_var *logits = dec_output(m, g, ctx, Sd, 2, NULL);
     if (weights) *weights = W;
     return logits;
 }

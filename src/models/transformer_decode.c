@@ -291,7 +291,9 @@ int attn_transformer_translate(const attn_transformer *m, int B, int S, const in
     int *nfin = attn_calloc((size_t)B, sizeof(int));
     double *best = attn_malloc((size_t)B * sizeof(double));
     cand *cands = attn_malloc((size_t)2 * K * sizeof(cand));
-    if (!cum || !hist || !hist2 || !tok || !from || !nfin || !best || !cands) {
+    int *live = attn_malloc((size_t)R * sizeof(int));
+    const attn_decode_hook *hook = opts ? opts->hook : NULL;
+    if (!cum || !hist || !hist2 || !tok || !from || !nfin || !best || !cands || !live) {
         st = attn__error(ATTN_ENOMEM, "transformer decoding: out of memory");
         goto done;
     }
@@ -307,6 +309,12 @@ int attn_transformer_translate(const attn_transformer *m, int B, int S, const in
     for (int t = 0; t <= Lmax && remaining > 0; t++) {
         if ((st = dec_step(&d, tok, t)) != ATTN_OK) goto done;
         int last = t == Lmax; /* only <eos> may follow: the length limit is reached */
+        if (hook && !last) { /* the rows still searching: live beams of unfinished sentences */
+            int nl = 0;
+            for (int r = 0; r < R; r++)
+                if (nfin[r / K] < K && cum[r] != -INFINITY) live[nl++] = r;
+            if ((st = hook->fn(hook->ctx, nl, live, d.h, c->d_model, d.logits, V)) != ATTN_OK) goto done;
+        }
         for (int b = 0; b < B; b++) {
             for (int k = 0; k < K; k++) from[b * K + k] = b * K + k;
             if (nfin[b] >= K) continue;
@@ -382,7 +390,34 @@ done:
     attn_free(nfin);
     attn_free(best);
     attn_free(cands);
+    attn_free(live);
     dec_free(&d);
+    return st;
+}
+
+int tr_forced_states(const attn_transformer *m, int B, int S, const int32_t *src, const int32_t *src_len, int T,
+                     const int32_t *tgt_in, float *states) {
+    int st = check_src(m, B, S, src, src_len);
+    if (st) return st;
+    const attn_transformer_config *c = &m->cfg;
+    if (T < 1 || T > c->max_len) return attn__error(ATTN_EINVAL, "transformer: target of %d tokens is outside [1, max_len %d]", T, c->max_len);
+    if ((st = tr_check_ids(tgt_in, (int64_t)B * T, c->tgt_vocab, "target")) != ATTN_OK) return st;
+    int32_t *tok = attn_malloc((size_t)B * sizeof(int32_t));
+    if (!tok) return ATTN_ENOMEM;
+    dec_state d;
+    if ((st = dec_init(&d, m, B, 1, S, T, src_len)) != ATTN_OK) {
+        attn_free(tok);
+        return st;
+    }
+    size_t E = (size_t)c->d_model;
+    if ((st = dec_encode(&d, src)) == ATTN_OK)
+        for (int t = 0; t < T && !st; t++) {
+            for (int b = 0; b < B; b++) tok[b] = tgt_in[(size_t)b * T + t];
+            if ((st = dec_step(&d, tok, t)) == ATTN_OK)
+                for (int b = 0; b < B; b++) memcpy(states + ((size_t)b * T + t) * E, d.h + (size_t)b * E, E * sizeof(float));
+        }
+    dec_free(&d);
+    attn_free(tok);
     return st;
 }
 

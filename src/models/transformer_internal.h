@@ -75,6 +75,13 @@ attn_var *tr_encode(attn_transformer *m, attn_graph *g, const int32_t *src, cons
  * (the text classifier's). */
 void tr_add_layer(attn_transformer *m, int *st, const char *stack, int i, int decoder, tr_layer *L);
 
+/* Teacher forcing for the translation memory (attn/knnmt.h): the decoder's final states (the
+ * generator's input, after the last layer norm) states (B, T, E) of B sentences, src (B, S)
+ * padded with lengths src_len (B), decoder inputs tgt_in (B, T) (<bos> y_1 .., padded), each
+ * position computed as a decoding step would (the key/value cache of attn_transformer_translate). */
+int tr_forced_states(const attn_transformer *m, int B, int S, const int32_t *src, const int32_t *src_len, int T,
+                     const int32_t *tgt_in, float *states);
+
 /* Sequence length limit checks and the sinusoidal table. */
 int tr_check_ids(const int32_t *ids, int64_t n, int V, const char *what);
 

@@ -14,6 +14,8 @@
 #include "io/ckdir.h"
 #include "params/params_internal.h"
 #include "io/json.h"
+#include "models/s2s_internal.h"
+#include "models/transformer_internal.h"
 
 typedef struct {
     const char *kind;
@@ -184,7 +186,7 @@ static int tr_decode_group(attn_transformer *m, const int *idx, int k, const int
         if (n < len_in[idx[i]]) sb[(size_t)i * S + n - 1] = src[idx[i]][len_in[idx[i]] - 1];
         sl[i] = n;
     }
-    attn_decode_opts d = {o ? o->beam : 1, o ? o->len_alpha : 1.0f, Lmax};
+    attn_decode_opts d = {o ? o->beam : 1, o ? o->len_alpha : 1.0f, Lmax, o ? o->hook : NULL};
     if ((st = attn_transformer_translate(m, k, S, sb, sl, &d, cap, out, ol, res))) goto done;
     int T = 1;
     for (int i = 0; i < k; i++) T = ol[i] + 1 > T ? ol[i] + 1 : T;
@@ -576,4 +578,78 @@ int attn_translator_maps(attn_translator *t, const int32_t *src, int S, const at
     memset(out, 0, sizeof *out);
     if (S <= 0) return ATTN_OK;
     return t->f->maps(t->model, src, S, hyp, out);
+}
+
+/* ---- The decoder's states ------------------------------------------------------------------ */
+
+int attn_translator_state_dim(const attn_translator *t) {
+    if (!t) return 0;
+    if (t->f == &FAMILIES[0]) return ((const attn_s2s *)t->model)->cfg.hidden;
+    return attn_transformer_get_config(t->model)->d_model;
+}
+
+/* Transformer pairs [i0, i0 + k) as (k, S) and (k, T) blocks, states into out. */
+static int tr_states_group(attn_transformer *m, int k, const int32_t *const *src, const int *len, const int32_t *const *tgt,
+                           const int *tgt_len, float *out) {
+    const attn_transformer_config *c = attn_transformer_get_config(m);
+    int S = 1, T = 1, E = c->d_model;
+    for (int i = 0; i < k; i++) {
+        if (len[i] > c->max_len || tgt_len[i] + 1 > c->max_len)
+            return attn__error(ATTN_EINVAL, "transformer teacher forcing: pair of %d and %d tokens (at most max_len %d)", len[i],
+                               tgt_len[i], c->max_len);
+        S = len[i] > S ? len[i] : S, T = tgt_len[i] + 1 > T ? tgt_len[i] + 1 : T;
+    }
+    int32_t *sb = attn_calloc((size_t)k * S + (size_t)k * T + k, sizeof(int32_t));
+    float *st_ = attn_malloc((size_t)k * T * E * sizeof(float));
+    int st = ATTN_OK;
+    if (!sb || !st_) st = attn__error(ATTN_ENOMEM, "transformer teacher forcing: out of memory");
+    else {
+        int32_t *tin = sb + (size_t)k * S, *sl = tin + (size_t)k * T;
+        for (int i = 0; i < k; i++) {
+            memcpy(sb + (size_t)i * S, src[i], (size_t)len[i] * sizeof(int32_t));
+            sl[i] = len[i];
+            tin[(size_t)i * T] = ATTN_BOS;
+            if (tgt_len[i]) memcpy(tin + (size_t)i * T + 1, tgt[i], (size_t)tgt_len[i] * sizeof(int32_t));
+        }
+        st = tr_forced_states(m, k, S, sb, sl, T, tin, st_);
+        for (int i = 0; i < k && !st; i++) {
+            size_t rows = (size_t)tgt_len[i] + 1;
+            memcpy(out, st_ + (size_t)i * T * E, rows * E * sizeof(float));
+            out += rows * E;
+        }
+    }
+    attn_free(sb), attn_free(st_);
+    return st;
+}
+
+int attn_translator_states(attn_translator *t, int n, const int32_t *const *src, const int *src_len,
+                           const int32_t *const *tgt, const int *tgt_len, float *out) {
+    if (!t || n < 0 || (n && (!src || !src_len || !tgt || !tgt_len || !out)))
+        return attn__error(ATTN_EINVAL, "attn_translator_states: NULL argument");
+    for (int i = 0; i < n; i++)
+        if (src_len[i] < 1 || !src[i] || tgt_len[i] < 0 || (tgt_len[i] && !tgt[i]))
+            return attn__error(ATTN_EINVAL, "attn_translator_states: pair %d has an empty source or a bad target", i);
+    if (t->f == &FAMILIES[0]) return attn__s2s_forced_states(t->model, n, src, src_len, tgt, tgt_len, out);
+    const int E = attn_translator_state_dim(t);
+    int st = ATTN_OK;
+    for (int i0 = 0; i0 < n && !st; i0 += 32) {
+        int k = n - i0 < 32 ? n - i0 : 32;
+        st = tr_states_group(t->model, k, src + i0, src_len + i0, tgt + i0, tgt_len + i0, out);
+        for (int i = i0; i < i0 + k; i++) out += (size_t)(tgt_len[i] + 1) * E;
+    }
+    return st;
+}
+
+int attn_translator_identity(const attn_translator *t, uint64_t *out) {
+    if (!t || !out) return attn__error(ATTN_EINVAL, "attn_translator_identity: NULL argument");
+    attn_model_export e;
+    int st = attn_translator_export(t, NULL, &e);
+    if (st) return st;
+    uint64_t h = attn__fnv1a(ATTN__FNV_INIT, e.model_json, strlen(e.model_json));
+    for (int i = 0; i < 2; i++) h = attn__fnv1a(h, e.files[i].data, e.files[i].size);
+    const attn_params *ps = t->f->params(t->model);
+    h = attn__fnv1a(h, attn_params_data(ps), (size_t)attn_params_numel(ps) * sizeof(float));
+    attn_model_export_free(&e);
+    *out = h;
+    return ATTN_OK;
 }
