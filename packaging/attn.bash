@@ -3,11 +3,13 @@
 # "models:") or subcommands (its usage lines: attn memory build) and the options of the command or model (every --option its --help names).
 # Installed as share/bash-completion/completions/attn.
 
-# _attn_list SECTIONS: the names listed under the headings SECTIONS ("commands|utilities") of the
-# help text on stdin.
+# _attn_list SECTIONS: "NAME<tab>SUMMARY" for every line "  NAME  SUMMARY" under the headings
+# SECTIONS (a regular expression: "commands|utilities") of the help text on stdin. The man
+# pages are made from the same lists (packaging/gen-man.sh).
 _attn_list() {
     awk -v sec="^($1):$" '/^[a-z][a-z ]*:$/ { on = ($0 ~ sec); next }
-                          /^$/ { on = 0 } on && /^  [a-z]/ { print $1 }'
+                          /^$/ { on = 0 }
+                          on && /^  [a-z]/ { n = $1; sub(/^ *[^ ]+ +/, ""); print n "\t" $0 }'
 }
 
 _attn() {
@@ -17,14 +19,14 @@ _attn() {
         if [[ $cur == -* ]]; then
             words="--help --version"
         else
-            words="$("$attn" --help 2>/dev/null | _attn_list 'commands|utilities') help"
+            words="$("$attn" --help 2>/dev/null | _attn_list 'commands|utilities' | cut -f1) help"
         fi
     elif [ "${COMP_WORDS[1]}" = help ]; then
-        [ "$COMP_CWORD" -eq 2 ] && words=$("$attn" --help 2>/dev/null | _attn_list 'commands|utilities')
+        [ "$COMP_CWORD" -eq 2 ] && words=$("$attn" --help 2>/dev/null | _attn_list 'commands|utilities' | cut -f1)
     else
         local help models subs
         help=$("$attn" "${COMP_WORDS[1]}" --help 2>/dev/null)
-        models=$(_attn_list models <<<"$help")
+        models=$(_attn_list models <<<"$help" | cut -f1)
         # Subcommands: the models, and the words after "attn CMD" on the usage lines
         # (attn memory build, attn bench mha).
         subs="$models $(sed -nE "s/^(usage:)? +attn ${COMP_WORDS[1]} ([a-z][a-z0-9-]*).*/\2/p" <<<"$help")"

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # packaging/gen-man.sh: the man pages, made by help2man from the attn command's own --help so
 # that they cannot drift from it:
 #   attn(1)              attn --help
@@ -7,8 +7,10 @@
 #                        under "models:" (attn train seq2seq, ...)
 # Pages are written gzipped into OUTDIR (man1/), attn.1.gz last (the build's stamp).
 #
-#   sh packaging/gen-man.sh path/to/attn OUTDIR [help2man]
+#   bash packaging/gen-man.sh path/to/attn OUTDIR [help2man]
 set -eu
+# _attn_list, the reading of a help text's lists, is the bash completion's.
+. "$(dirname "$0")/attn.bash"
 attn=$1
 out=$2
 help2man=${3:-help2man}
@@ -17,13 +19,6 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$out"
 rm -f "$out"/attn*.1.gz
-
-# list SECTIONS: "NAME<tab>SUMMARY" for every line "  NAME  SUMMARY" under the help text's
-# (on stdin) headings "SECTION:" (SECTIONS: a regular expression, e.g. commands|utilities).
-list() {
-    awk -v sec="^($1):$" '/^[a-z][a-z ]*:$/ { on = ($0 ~ sec); next }
-                      /^$/ { on = 0 } on && /^  [a-z]/ { n = $1; sub(/^ *[^ ]+ +/, ""); print n "\t" $0 }'
-}
 
 # page NAME SUMMARY SEEALSO ARGS...: NAME.1.gz from `attn ARGS --help`.
 page() {
@@ -37,12 +32,12 @@ page() {
     gzip -9n <"$tmp/$name.1" >"$out/$name.1.gz"
 }
 
-"$attn" --help | list 'commands|utilities' >"$tmp/commands"
-while IFS="$(printf '\t')" read -r cmd summary; do
+"$attn" --help | _attn_list 'commands|utilities' >"$tmp/commands"
+while IFS=$'\t' read -r cmd summary; do
     page "attn-$cmd" "$summary" ".BR attn (1)" "$cmd"
     printf '.BR attn\\-%s (1),\n' "$cmd" >>"$tmp/see"
-    "$attn" "$cmd" --help | list models >"$tmp/models"
-    while IFS="$(printf '\t')" read -r model msummary; do
+    "$attn" "$cmd" --help | _attn_list models >"$tmp/models"
+    while IFS=$'\t' read -r model msummary; do
         page "attn-$cmd-$model" "$msummary" ".BR attn\\-$cmd (1)" "$cmd" "$model"
     done <"$tmp/models"
 done <"$tmp/commands"

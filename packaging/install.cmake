@@ -67,9 +67,10 @@ install(FILES packaging/attn.bash DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-comp
 find_program(ATTN_HELP2MAN help2man)
 if(ATTN_HELP2MAN AND NOT CMAKE_CROSSCOMPILING)
   add_custom_command(OUTPUT ${CMAKE_BINARY_DIR}/man/man1/attn.1.gz
-                     COMMAND sh ${CMAKE_SOURCE_DIR}/packaging/gen-man.sh $<TARGET_FILE:attn>
+                     COMMAND bash ${CMAKE_SOURCE_DIR}/packaging/gen-man.sh $<TARGET_FILE:attn>
                              ${CMAKE_BINARY_DIR}/man/man1 ${ATTN_HELP2MAN}
-                     DEPENDS attn ${CMAKE_SOURCE_DIR}/packaging/gen-man.sh VERBATIM)
+                     DEPENDS attn ${CMAKE_SOURCE_DIR}/packaging/gen-man.sh
+                             ${CMAKE_SOURCE_DIR}/packaging/attn.bash VERBATIM)
   add_custom_target(attn_man ALL DEPENDS ${CMAKE_BINARY_DIR}/man/man1/attn.1.gz)
   install(DIRECTORY ${CMAKE_BINARY_DIR}/man/man1 DESTINATION ${CMAKE_INSTALL_MANDIR} COMPONENT runtime)
 else()

@@ -73,11 +73,13 @@ pkg_build() {
     unset PKG_CONFIG_PATH
 }
 
-# man_pages DIR: man -l reads attn(1) and one page per command of attn --help.
+# man_pages DIR ATTN: man -l reads attn(1) and one page per command of ATTN --help (listed by
+# the bash completion's reader of help texts).
+. "$src/packaging/attn.bash"
 man_pages() {
     local dir=$1 attn=$2 cmd
     check "man -l attn.1.gz" bash -c 'MANWIDTH=80 man -l "$1" | grep -q "attn-translate(1)"' _ "$dir/attn.1.gz"
-    for cmd in $("$attn" --help | awk '/^(commands|utilities):$/ { on = 1; next } /^$/ { on = 0 } on && /^  [a-z]/ { print $1 }'); do
+    for cmd in $("$attn" --help | _attn_list 'commands|utilities' | cut -f1); do
         check "man -l attn-$cmd.1.gz" bash -c 'MANWIDTH=80 man -l "$1" | grep -q "attn $2"' _ "$dir/attn-$cmd.1.gz" "$cmd"
     done
 }
