@@ -46,7 +46,10 @@ endif()
 configure_file(packaging/attn.pc.in ${CMAKE_BINARY_DIR}/attn.pc @ONLY)
 install(FILES ${CMAKE_BINARY_DIR}/attn.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT dev)
 
-# find_package(attn): attn::attn (the shared library) and attn::attn_static.
+# find_package(attn): attn::attn (the shared library) and attn::attn_static. A new dependency
+# of the static library (ATTN_LINK_LIBS) needs its find_dependency in attnConfig.cmake.in, its
+# pkg-config name in ATTN_PC_REQUIRES and its -dev package in attn-dev's Depends below;
+# tests/install.sh fails without the first two.
 include(CMakePackageConfigHelpers)
 configure_package_config_file(packaging/attnConfig.cmake.in ${CMAKE_BINARY_DIR}/attnConfig.cmake
                               INSTALL_DESTINATION ${ATTN_CMAKEDIR})
@@ -98,7 +101,7 @@ shared library libattn and a small Chinese to English translator with attention
 set(CPACK_DEBIAN_DEV_PACKAGE_NAME attn-dev)
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "attn (= ${PROJECT_VERSION})")
-if(ATTN_PC_REQUIRES)
+if(ATTN_PNGDEPS_FOUND)
   string(APPEND CPACK_DEBIAN_DEV_PACKAGE_DEPENDS ", libpng-dev, libfreetype-dev, libfontconfig-dev")
 endif()
 set(CPACK_COMPONENT_DEV_DESCRIPTION "the attention mechanism in C: headers and static library
