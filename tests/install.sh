@@ -55,7 +55,7 @@ has() {
     for p in "$@"; do grep -Eq -- "$p" "$list" || { echo "missing: $p"; return 1; }; done
 }
 
-# pkg_build PREFIX_LIBDIR: the example against the attn.pc under PREFIX_LIBDIR/pkgconfig,
+# pkg_build LIBDIR OUT: the example, as OUT-shared and OUT-static, against LIBDIR/pkgconfig/attn.pc:
 # shared (with an rpath to that libdir, which ldd must show) and static.
 pkg_build() {
     local libdir=$1 out=$2
@@ -131,8 +131,9 @@ check "attn-dev's files" has "$T/dev.list" '^\./usr/include/attn/attn\.h$' '^\./
     '^\./usr/lib/(.*/)?libattn\.so$' '^\./usr/lib/(.*/)?pkgconfig/attn\.pc$' '^\./usr/lib/(.*/)?cmake/attn/attnConfig\.cmake$'
 check "attn and attn-dev share no file" bash -c '[ -z "$(grep -v "/$" "$1" | grep -Fxf - "$2")" ]' _ "$T/run.list" "$T/dev.list"
 dpkg-deb -f "$run" Depends >"$T/run.depends"
-check "attn's dependencies (dpkg-shlibdeps)" has "$T/run.depends" '^libc6 \(>= [0-9.]+\)' \
-    "$(pkg-config --exists libpng && echo 'libpng16-16 \(>= ')"
+deps=('^libc6 \(>= [0-9.]+\)')
+grep -q '^Requires.private:.*libpng' "$build/attn.pc" && deps+=('libpng16-16 \(>= ' 'libfreetype6 \(>= ' 'libfontconfig1 \(>= ')
+check "attn's dependencies (dpkg-shlibdeps)" has "$T/run.depends" "${deps[@]}"
 check "attn-dev depends on attn $version" bash -c 'dpkg-deb -f "$1" Depends | grep -q "^attn (= $2)"' _ "$dev" "$version"
 check "attn's shlibs: libattn $soversion" bash -c 'dpkg-deb -I "$1" shlibs | grep -q "^libattn $2 attn"' _ "$run" "$soversion"
 R=$T/root
