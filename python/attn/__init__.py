@@ -34,6 +34,8 @@ class MultiheadAttention(_MultiheadAttention):
 
     def load_state_dict(self, state_dict, prefix=""):
         """Copies the weights of torch.nn.MultiheadAttention's state_dict() (tensors or arrays)."""
+        if not hasattr(state_dict, "items"):
+            raise TypeError(f"state_dict must be a mapping of names to arrays, not {type(state_dict).__name__}")
         super().load_state_dict({k: _to_numpy(v) for k, v in state_dict.items()}, prefix)
 
     @classmethod
