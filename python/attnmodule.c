@@ -87,9 +87,9 @@ static PyArrayObject *check_array(PyObject *o, const char *name, int type, int l
 }
 
 /* The shape of a (2 to 4 dimensions) as (B, H, N, d), leading ones for missing dimensions, and
- * the element strides over (B, H, N). A dimension of size 1 gets the stride it would have in a
- * C-contiguous array (it is never stepped over), so that strides that are all zero (which the
- * library reads as "contiguous") only happen for an array broadcast along every dimension. */
+ * the element strides over (B, H, N). A dimension of size 1 gets a nonzero stride (it is never
+ * stepped over), so that strides that are all zero (which the library reads as "contiguous")
+ * only happen for an array broadcast along every dimension, which is refused. */
 static int dims4(PyArrayObject *a, const char *name, int64_t shape[4], int64_t strides[3]) {
     int nd = PyArray_NDIM(a);
     int64_t st[4];
@@ -100,7 +100,7 @@ static int dims4(PyArrayObject *a, const char *name, int64_t shape[4], int64_t s
     }
     st[3] = 1;
     for (int i = 2; i >= 0; i--)
-        if (shape[i] == 1) st[i] = st[i + 1] * shape[i + 1];
+        if (shape[i] == 1) st[i] = st[i + 1] * shape[i + 1] != 0 ? st[i + 1] * shape[i + 1] : 1;
     if (!st[0] && !st[1] && !st[2]) {
         PyErr_Format(PyExc_ValueError, "%s is broadcast (zero strides) along every dimension; pass "
                      "numpy.ascontiguousarray(%s)", name, name);

@@ -45,9 +45,9 @@ def _fallback(reason):
 
 
 def _np(t):
-    """A CPU float32 tensor as a numpy array over the same memory (the last dimension made
-    contiguous if it is not, which the kernels need)."""
-    if t.dim() and t.shape[-1] > 1 and t.stride(-1) != 1:
+    """A CPU tensor as a numpy array over the same memory (copied only where the kernels cannot
+    read it: a last dimension that is not contiguous, a tensor broadcast along every dimension)."""
+    if (t.shape[-1] > 1 and t.stride(-1) != 1) or (t.dim() > 1 and not any(t.stride()[:-1])):
         t = t.contiguous()
     return t.detach().numpy()
 
