@@ -400,7 +400,8 @@ class Stability(unittest.TestCase):
                     pass
         grown = rss_kb() - before
         self.assertEqual([sys.getrefcount(x) for x in (q, k, v, mask)], refs)
-        self.assertLess(grown, 4096, f"RSS grew by {grown} kB over {self.CALLS} calls")
+        if not SANITIZER:  # AddressSanitizer's quarantine holds freed memory back: RSS grows there
+            self.assertLess(grown, 4096, f"RSS grew by {grown} kB over {self.CALLS} calls")
 
     def test_threads(self):
         q, k, v = rand(2, 2, 16, 8), rand(2, 2, 16, 8), rand(2, 2, 16, 8)

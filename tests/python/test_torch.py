@@ -16,7 +16,7 @@ try:
 except ImportError:
     torch = None
 
-NO_TORCH = torch is None or os.environ.get("ATTN_PY_NO_TORCH")
+NO_TORCH = torch is None
 
 
 def ref_sdpa(q, k, v, attn_mask=None, is_causal=False, scale=None):
