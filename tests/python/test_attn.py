@@ -91,6 +91,26 @@ class Forward(unittest.TestCase):
         np.testing.assert_allclose(o, ref.weighted_sum(p, v), atol=1e-5)
         np.testing.assert_allclose(o, attn.attention(q, k, v, causal=True, key_lengths=[3, 5]), atol=1e-5)
 
+    def test_readme_example(self):
+        """The README's "From Python" example runs as written (from the repository)."""
+        with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+            text = f.read()
+        section = text[text.index("## From Python"):]
+        code = section[section.index("```python") + 9:section.index("```", section.index("```python") + 9)]
+        self.assertLessEqual(len(code.strip().splitlines()), 10)
+        cwd = os.getcwd()
+        os.chdir(REPO)
+        try:
+            env = {}
+            exec(compile(code, "README.md", "exec"), env)
+        finally:
+            os.chdir(cwd)
+        x = env["q"][0].reshape(4, 16, 4, 8).transpose(0, 2, 1, 3)  # identity projections: heads of x
+        want = ref.attention(x, x, x).transpose(0, 2, 1, 3).reshape(4, 16, 32)
+        np.testing.assert_allclose(env["out"], want, atol=1e-5)
+        self.assertTrue(env["t"]["text"])
+        np.testing.assert_allclose(env["o"], ref.attention(env["q"], env["k"], env["v"], causal=True), atol=1e-5)
+
     def test_explain(self):
         e = attn.explain()
         self.assertEqual(e["closest"], "我")
