@@ -17,6 +17,11 @@ PyTorch (Debian's 1.13, whose F.multi_head_attention_forward inlines its own bmm
 F.multi_head_attention_forward for one that keeps the projections in PyTorch and runs the
 attention -- float or bool attn_mask, key_padding_mask, is_causal -- in attn.
 
+In eval mode under torch.no_grad(), PyTorch 1.13's nn.MultiheadAttention and
+nn.TransformerEncoderLayer may take their own fused fast paths (torch._native_multi_head_attention,
+torch._transformer_encoder_layer_fwd), which never reach F.multi_head_attention_forward: that
+inference stays PyTorch's. Training, and inference with gradients, go through attn.
+
 Differences from PyTorch, on purpose: a query that sees no key at all gets zero weights and a
 zero output (PyTorch: NaN); results agree with PyTorch's to float32 rounding (the summation
 orders differ), not bit for bit.

@@ -142,7 +142,26 @@ class Patch(unittest.TestCase):
             torch.testing.assert_close(m(x, x, x)[0], want, atol=2e-5, rtol=1e-4)
         at.unpatch()
         self.assertFalse(at.is_patched())
+        at.patch()
+        at.patch()  # idempotent
+        at.unpatch()
         self.assertIs(F.multi_head_attention_forward, at._ORIG_MHA)
+
+    def test_numpy_layer_from_torch(self):
+        """attn.MultiheadAttention (numpy) against the torch module it copies."""
+        import attn
+        torch.manual_seed(2)
+        for kw in ({}, {"kdim": 6, "vdim": 5, "bias": False}):
+            m = nn.MultiheadAttention(16, 4, batch_first=True, **kw).eval()
+            a = attn.MultiheadAttention.from_torch(m)
+            x, y, z = torch.randn(2, 5, 16), torch.randn(2, 7, m.kdim), torch.randn(2, 7, m.vdim)
+            kpm = torch.rand(2, 7) > 0.7
+            kpm[:, 0] = False
+            with torch.no_grad():
+                want, w = m(x, y, z, key_padding_mask=kpm)
+            got, gw = a(x.numpy(), y.numpy(), z.numpy(), key_padding_mask=kpm.numpy())
+            np.testing.assert_allclose(got, want.numpy(), atol=2e-5, rtol=1e-4)
+            np.testing.assert_allclose(gw, w.numpy(), atol=1e-6)
 
     def test_transformer_training_matches(self):
         def train(patched):
