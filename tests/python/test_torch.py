@@ -62,6 +62,20 @@ class SDPA(unittest.TestCase):
         self.check((2, 6, 8), (2, 7, 8), 4, attn_mask=torch.randn(2, 6, 7))
         self.check((2, 2, 5, 4), (2, 2, 5, 4), 4, attn_mask=torch.zeros(5, 5, dtype=torch.bool))
 
+    def test_gradcheck(self):
+        """torch.autograd.gradcheck itself, in float32 (finite differences with eps 1e-3, so
+        float32 tolerances), on attn's Function with masks and the weights as an output."""
+        q, k, v = (torch.randn(1, 2, 3, 4, requires_grad=True) for _ in range(3))
+        mask = torch.rand(3, 3) > 0.3
+        mask[:, 0] = True
+        bias = torch.randn(2, 3, 3)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # gradcheck warns that the inputs are not float64
+            for fn in (lambda q, k, v: at.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=True),
+                       lambda q, k, v: at.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=0.7),
+                       lambda q, k, v: at._Attention.apply(q, k, v, None, None, False, None, True)):
+                self.assertTrue(torch.autograd.gradcheck(fn, (q, k, v), eps=1e-3, atol=5e-3, rtol=5e-3))
+
     def test_zero_copy_and_strided_views(self):
         x = torch.randn(2, 6, 3, 8).transpose(1, 2)  # (B, H, N, d) view of (B, N, H, d)
         a = at._np(x)
