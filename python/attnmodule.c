@@ -1069,7 +1069,8 @@ static PyObject *tr_translate(TranslatorObject *self, PyObject *args, PyObject *
 
 static PyObject *tr_kind(TranslatorObject *self, void *closure) {
     (void)closure;
-    return self->t ? PyUnicode_FromString(attn_translator_label(self->t)) : Py_NewRef(Py_None);
+    if (self->t) return PyUnicode_FromString(attn_translator_label(self->t));
+    Py_RETURN_NONE;
 }
 
 static PyMethodDef tr_methods[] = {

@@ -376,6 +376,14 @@ class TranslatorTest(unittest.TestCase):
             t.translate("我爱你。")
         with self.assertRaises(ValueError):
             t.translate(["x"], beam=0)
+        self.assertEqual(t.label, "bahdanau")
+        try:
+            import matplotlib
+            matplotlib.use("Agg")
+            ax = attn.plot_attention(r)
+            self.assertEqual([x.get_text() for x in ax.get_xticklabels()], r["source"])
+        except ImportError:
+            pass  # test_plot_attention reports the skip
         binary = os.environ.get("ATTN_BIN")
         if binary and os.path.exists(binary):
             cli = subprocess.run([binary, "translate", "--model", self.MODEL, "--beam", "5", "我爱你。", "他很高兴。"],
