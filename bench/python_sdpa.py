@@ -14,7 +14,12 @@
 
 PyTorch's speed depends on the BLAS it loads: Debian's default libblas.so.3 may be the
 reference BLAS (many times slower); point it at OpenBLAS for a fair peer, e.g.
-LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-pthread. The BLAS in use is printed.
+LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-pthread. It also depends on the
+allocator: PyTorch's composite attention allocates several (N, N) matrices per call, which
+glibc's malloc maps fresh from the system every time (past 32 MB), so every call pays a page
+fault per 4 kB -- expensive on a virtual machine. jemalloc keeps them:
+LD_PRELOAD=libjemalloc.so.2 MALLOC_CONF=retain:true,dirty_decay_ms:-1,muzzy_decay_ms:-1.
+The BLAS and allocator in use are printed (both serve attn as well).
 """
 import argparse
 import copy
@@ -31,11 +36,12 @@ import attn
 import attn.torch as at
 
 
-def blas_in_use():
+def libraries_in_use(*names):
+    """The loaded shared libraries whose path contains one of names."""
     torch.ones(64, 64) @ torch.ones(64, 64)
     with open("/proc/self/maps") as f:
-        libs = sorted({line.split()[-1] for line in f if "blas" in line.lower() and ".so" in line})
-    return ", ".join(os.path.realpath(x) for x in libs) or "(none found in the maps)"
+        libs = sorted({line.split()[-1] for line in f if ".so" in line and any(n in line.lower() for n in names)})
+    return ", ".join(os.path.realpath(x) for x in libs)
 
 
 def train(args):
@@ -148,7 +154,8 @@ def main():
     args = ap.parse_args()
     args.sizes = [int(s) for s in args.sizes.split(",") if s]
     torch.set_num_threads(int(os.environ.get("ATTN_THREADS", os.cpu_count())))
-    print(f"PyTorch {torch.__version__}, attn {attn.__version__}, {os.cpu_count()} CPUs; BLAS: {blas_in_use()}\n")
+    print(f"PyTorch {torch.__version__}, attn {attn.__version__}, {os.cpu_count()} CPUs; BLAS: "
+          f"{libraries_in_use('blas') or '(none found)'}; allocator: {libraries_in_use('jemalloc', 'tcmalloc') or 'glibc'}\n")
     ok = True if args.skip_training else train(args)
     if args.sizes:
         attention_only(args)
