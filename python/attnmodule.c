@@ -86,7 +86,11 @@ static PyArrayObject *check_array(PyObject *o, const char *name, int type, int l
     return a;
 }
 
-/* The shape of a (2 to 4 dimensions) as (B, H, N, d), leading ones for missing dimensions, and
+/* Where the dimensions of a 2-, 3- or 4-D array go in (B, H, N, d): (N, d) is one batch of
+ * one head, (B, N, d) a batch of one head each (-1: a dimension of 1 added). */
+static const int DIM_OF[5][4] = {{0}, {0}, {-1, -1, 0, 1}, {0, -1, 1, 2}, {0, 1, 2, 3}};
+
+/* The shape of a (2 to 4 dimensions) as (B, H, N, d), ones for missing dimensions, and
  * the element strides over (B, H, N). A dimension of size 1 gets a nonzero stride (it is never
  * stepped over), so that strides that are all zero (which the library reads as "contiguous")
  * only happen for an array broadcast along every dimension, which is refused. */
@@ -94,10 +98,15 @@ static int dims4(PyArrayObject *a, const char *name, int64_t shape[4], int64_t s
     int nd = PyArray_NDIM(a);
     int64_t st[4];
     for (int i = 0; i < 4; i++) {
-        int j = i - (4 - nd);
+        int j = DIM_OF[nd][i];
         shape[i] = j >= 0 ? PyArray_DIM(a, j) : 1;
         st[i] = j >= 0 ? PyArray_STRIDE(a, j) / (npy_intp)sizeof(float) : 0;
     }
+    for (int i = 0; i < 4; i++)
+        if (shape[i] == 0) { /* never to the library, where a size of 0 means "the default" */
+            PyErr_Format(PyExc_ValueError, "%s has a dimension of size 0", name);
+            return -1;
+        }
     st[3] = 1;
     for (int i = 2; i >= 0; i--)
         if (shape[i] == 1) st[i] = st[i + 1] * shape[i + 1] != 0 ? st[i + 1] * shape[i + 1] : 1;
@@ -132,24 +141,32 @@ static const char *shape_of(PyObject *o, char buf[96]) {
     return buf;
 }
 
-/* Element strides of a mask (bool or float) broadcast to target (B, H, Nq, Nk), numpy's rules. */
-static int mask_strides(PyArrayObject *m, const char *name, const int64_t target[4], int64_t out[4]) {
+/* Element strides over (B, H, Nq, Nk) of a mask (bool or float) broadcast, by numpy's rules, to
+ * the scores' shape as the caller sees it: q's leading dimensions (snd - 2 of them), Nq, Nk. */
+static int mask_strides(PyArrayObject *m, const char *name, const int64_t target[4], int snd, int64_t out[4]) {
     int nd = PyArray_NDIM(m);
     npy_intp item = PyArray_ITEMSIZE(m);
-    for (int t = 0; t < 4; t++) {
-        int s = t - (4 - nd);
+    int64_t user[4];
+    for (int i = 0; i < 4; i++) {
+        out[i] = 0;
+        if (DIM_OF[snd][i] >= 0) user[DIM_OF[snd][i]] = target[i];
+    }
+    for (int u = 0; u < snd; u++) {
+        int s = u - (snd - nd), t = 0;
+        while (DIM_OF[snd][t] != u) t++;
         npy_intp n = s >= 0 ? PyArray_DIM(m, s) : 1;
-        if (n == target[t]) {
+        if (n == user[u]) {
             out[t] = n == 1 ? 0 : PyArray_STRIDE(m, s) / item;
-        } else if (n == 1) {
-            out[t] = 0;
-        } else {
-            char b[96];
-            PyErr_Format(PyExc_ValueError, "%s of shape %s does not broadcast to (B, H, Nq, Nk) = (%lld, %lld, %lld, %lld)",
-                         name, shape_of((PyObject *)m, b), (long long)target[0],
-                         (long long)target[1], (long long)target[2], (long long)target[3]);
-            return -1;
+        } else if (n != 1) {
+            nd = snd + 1; /* reported below */
+            break;
         }
+    }
+    if (nd > snd) {
+        char b[96];
+        PyErr_Format(PyExc_ValueError, "%s of shape %s does not broadcast to the scores' shape (..., Nq, Nk) = "
+                     "(..., %lld, %lld)", name, shape_of((PyObject *)m, b), (long long)target[2], (long long)target[3]);
+        return -1;
     }
     return 0;
 }
@@ -240,12 +257,12 @@ static int parse_masks(call *c, PyObject *mask, PyObject *bias, int causal, int 
             m = check_array(mask, "mask", NPY_UINT8, 1, 4, ANY_STRIDES);
         else
             m = check_array(mask, "mask", NPY_BOOL, 1, 4, ANY_STRIDES);
-        if (!m || mask_strides(m, "mask", target, c->d.mask.bool_strides) < 0) return -1;
+        if (!m || mask_strides(m, "mask", target, c->lead + 2, c->d.mask.bool_strides) < 0) return -1;
         c->d.mask.bool_mask = (const uint8_t *)PyArray_DATA(m);
     }
     if (bias != Py_None) {
         PyArrayObject *b = check_array(bias, "bias", NPY_FLOAT32, 1, 4, ANY_STRIDES);
-        if (!b || mask_strides(b, "bias", target, c->d.mask.bias_strides) < 0) return -1;
+        if (!b || mask_strides(b, "bias", target, c->lead + 2, c->d.mask.bias_strides) < 0) return -1;
         c->d.mask.bias = (const float *)PyArray_DATA(b);
     }
     if (key_lengths != Py_None) {
@@ -831,6 +848,10 @@ static PyObject *mha_forward(MHAObject *self, PyObject *args, PyObject *kw) {
     PyArrayObject *v = k ? check_array(vo, "value", NPY_FLOAT32, 3, 3, CONTIG) : NULL;
     if (!v) return NULL;
     npy_intp B = PyArray_DIM(q, 0), Nq = PyArray_DIM(q, 1), Nk = PyArray_DIM(k, 1);
+    if (!B || !Nq || !Nk) {
+        PyErr_SetString(PyExc_ValueError, "query, key and value must not be empty");
+        return NULL;
+    }
     if (PyArray_DIM(q, 2) != cfg->embed_dim || PyArray_DIM(k, 0) != B || PyArray_DIM(k, 2) != cfg->kdim ||
         PyArray_DIM(v, 0) != B || PyArray_DIM(v, 1) != Nk || PyArray_DIM(v, 2) != cfg->vdim) {
         char b1[96], b2[96], b3[96];

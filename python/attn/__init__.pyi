@@ -5,7 +5,9 @@ weighted_sum) may be strided views whose last dimension is contiguous (e.g. a tr
 projection's (B, N, H, d) output): they are read in place, never copied. Other array
 arguments must be C-contiguous. Results are new C-contiguous float32 arrays.
 Shapes: q (..., Nq, dq), k (..., Nk, dk), v (..., Nk, dv) with "..." = (B, H), (B,) or ()
-(the same for all three; k and v may have Hkv heads with H % Hkv == 0: grouped heads).
+(the same for all three; with (B, H), k and v may have Hkv heads, H % Hkv == 0: grouped
+heads). No dimension may be 0. Masks broadcast, by numpy's rules, to the scores' shape
+(..., Nq, Nk) with q's leading dimensions.
 Errors: TypeError (not an array, wrong dtype), ValueError (shapes, strides, values; the
 library's messages start with "attn: "), MemoryError, OSError (files), KeyError (a missing
 tensor in a state_dict or file).
@@ -31,7 +33,7 @@ def attention(q: F32, k: F32, v: F32, *, score: str = "scaled", scale: Optional[
       bu (A,), va (A,), bv (1,); Wa and Ua may both be left out for projected q, k of size A).
     Masks, combined (a key is visible when every mask allows it):
       mask: bool (or uint8), True = may attend (as F.scaled_dot_product_attention),
-        broadcast to (B, H, Nq, Nk) by numpy's rules; bias: float32, added to the scores
+        broadcast to the scores' shape (..., Nq, Nk) by numpy's rules; bias: float32, added to the scores
         (-inf hides), broadcast the same way; causal: query i sees keys j <= i (top-left
         aligned); window W > 0: keys i-W < j <= i; key_lengths (B,) integers: batch b sees
         keys j < key_lengths[b].

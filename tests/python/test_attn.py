@@ -248,6 +248,52 @@ class Errors(unittest.TestCase):
                 call()
             self.assertTrue(str(cm.exception), f"case {i}: empty message")
 
+    def test_random_inputs_never_crash(self):
+        """Random shapes, dtypes, layouts and masks, most of them valid: each call returns a
+        result that matches the reference, or raises TypeError/ValueError."""
+        rng = np.random.default_rng(7)
+
+        def arr(shape, dtype=np.float32):
+            a = rng.standard_normal(shape).astype(dtype if rng.random() < 0.9 else rng.choice([np.float64, np.int32]))
+            r = rng.random()
+            if r < 0.05 and a.ndim:
+                a = a[..., ::2]  # last dimension strided
+            elif r < 0.1 and a.ndim >= 2:
+                a = np.swapaxes(a, 0, -2)
+            return a
+
+        def like(shape):  # a mask shape that broadcasts to shape, now and then one that does not
+            if rng.random() < 0.1 or not shape:
+                return tuple(int(x) for x in rng.integers(1, 4, rng.integers(1, 5)))
+            tail = shape[len(shape) - int(rng.integers(1, len(shape) + 1)):]
+            return tuple(1 if rng.random() < 0.4 else x for x in tail)
+
+        results = {"ok": 0, "error": 0}
+        for _ in range(400):
+            nd = int(rng.choice([1, 2, 3, 4, 5], p=[0.05, 0.3, 0.3, 0.3, 0.05]))
+            dims = [int(x) for x in rng.integers(1, 4, nd)]
+            q, k, v = (arr(tuple(x if rng.random() < 0.97 else x - 1 for x in dims)) for _ in range(3))
+            kw = {"causal": bool(rng.random() < 0.3)}
+            sshape = q.shape[:-1] + k.shape[-2:-1]
+            if rng.random() < 0.3:
+                kw["mask"] = rng.random(like(sshape)) > 0.3
+            if rng.random() < 0.3:
+                kw["bias"] = arr(like(sshape))
+            if rng.random() < 0.2:
+                kw["key_lengths"] = rng.integers(-1, 5, rng.integers(1, 3))
+            if rng.random() < 0.2:
+                kw["window"] = int(rng.integers(-1, 3))
+            try:
+                o = attn.attention(q, k, v, **kw)
+            except (TypeError, ValueError):
+                results["error"] += 1
+                continue
+            results["ok"] += 1
+            self.assertEqual(o.shape, q.shape[:-1] + v.shape[-1:])
+            np.testing.assert_allclose(o, ref.attention(q, k, v, **kw), atol=1e-4, rtol=1e-4)
+        self.assertGreater(results["ok"], 100, results)
+        self.assertGreater(results["error"], 50, results)
+
     def test_library_message(self):
         with self.assertRaisesRegex(ValueError, "^attn: .*multiple of key/value heads"):
             attn.attention(rand(1, 3, 2, 4), rand(1, 2, 2, 4), rand(1, 2, 2, 4))
