@@ -291,6 +291,13 @@ class Errors(unittest.TestCase):
             results["ok"] += 1
             self.assertEqual(o.shape, q.shape[:-1] + v.shape[-1:])
             np.testing.assert_allclose(o, ref.attention(q, k, v, **kw), atol=1e-4, rtol=1e-4)
+            g = arr(o.shape if rng.random() < 0.8 else tuple(int(x) for x in rng.integers(1, 4, o.ndim)))
+            lse = arr(o.shape[:-1]) if rng.random() < 0.2 else None
+            try:
+                grads = attn.attention_backward(q, k, v, o, g, lse=lse, **kw)
+            except (TypeError, ValueError):
+                continue
+            self.assertEqual([x.shape for x in grads], [q.shape, k.shape, v.shape])
         self.assertGreater(results["ok"], 100, results)
         self.assertGreater(results["error"], 50, results)
 
