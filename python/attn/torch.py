@@ -144,6 +144,18 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     return _Attention.apply(query, key, value, mask, bias, bool(is_causal), scale, False)[0]
 
 
+def _is_causal_mask(m):
+    """Whether an (L, L) attn_mask of nn.MultiheadAttention is the causal one: -inf above the
+    diagonal and 0 elsewhere (nn.Transformer.generate_square_subsequent_mask), or bool True
+    (not allowed) above the diagonal. attn then skips the hidden half instead of adding -inf."""
+    if m.dim() != 2 or m.shape[0] != m.shape[1]:
+        return False
+    upper = torch.ones(m.shape, dtype=torch.bool).triu(1)
+    if m.dtype == torch.bool:
+        return torch.equal(m, upper)
+    return torch.equal(m.isneginf(), upper) and not bool(m.masked_fill(upper, 0).any())
+
+
 def _mha_forward(*args, **kwargs):
     """F.multi_head_attention_forward with the attention in attn (projections in PyTorch)."""
     a = _MHA_SIG.bind(*args, **kwargs)
@@ -181,6 +193,9 @@ def _mha_forward(*args, **kwargs):
     q, k, v = (t.unflatten(-1, (H, d)).permute(1, 2, 0, 3) for t in (q, k, v))
 
     mask = bias = None
+    causal = bool(x.get("is_causal", False))
+    if am is not None and _is_causal_mask(am):
+        am, causal = None, True
     if am is not None:
         if am.dim() == 3:
             am = am.view(B, H, L, S)
@@ -195,7 +210,7 @@ def _mha_forward(*args, **kwargs):
         else:
             bias = kpm if bias is None else bias + kpm
     need = bool(x["need_weights"])
-    o, p = _Attention.apply(q, k, v, mask, bias, bool(x.get("is_causal", False)), None, need)
+    o, p = _Attention.apply(q, k, v, mask, bias, causal, None, need)
     out = F.linear(o.permute(2, 0, 1, 3).reshape(L, B, E), x["out_proj_weight"], x["out_proj_bias"])
     if not need:
         return out, None

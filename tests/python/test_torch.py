@@ -149,6 +149,16 @@ class Patch(unittest.TestCase):
                         torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
                 for a, b in zip(got[3], want[3]):
                     torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+            # causal masks, float and bool, run as attn's causal flag: the same results
+            for cm in (nn.Transformer.generate_square_subsequent_mask(5), torch.ones(5, 5, dtype=torch.bool).triu(1)):
+                at.unpatch()
+                want = self.run_mha(m, x, x, attn_mask=cm)
+                at.patch()
+                self.assertTrue(at._is_causal_mask(cm))
+                for a, b in zip(self.run_mha(m, x, x, attn_mask=cm)[:3], want[:3]):
+                    torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
+            self.assertFalse(at._is_causal_mask(torch.zeros(5, 5)))
+            self.assertFalse(at._is_causal_mask(torch.ones(5, 5, dtype=torch.bool).triu(2)))
             # self-attention (query is key is value)
             at.unpatch()
             want = m(x, x, x)[0]
