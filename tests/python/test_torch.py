@@ -187,6 +187,37 @@ class Patch(unittest.TestCase):
             np.testing.assert_allclose(got, want.numpy(), atol=2e-5, rtol=1e-4)
             np.testing.assert_allclose(gw, w.numpy(), atol=1e-6)
 
+    def test_patch_with_pytorch_2_sdpa(self):
+        """PyTorch 2's branch of patch(), in a PyTorch that has no F.scaled_dot_product_attention:
+        one is put there first (the composite definition), so that attn.torch takes it for
+        PyTorch's own; patch() must then swap it for attn's and unpatch() put it back."""
+        import subprocess
+        import sys
+        code = """if 1:
+            import torch, torch.nn.functional as F
+            def composite(*a, **kw):
+                composite.calls += 1
+                return torch.softmax(a[0] @ a[1].transpose(-2, -1) / a[0].shape[-1] ** 0.5, -1) @ a[2]
+            composite.calls = 0
+            F.scaled_dot_product_attention = composite
+            import attn.torch as at
+            q = torch.randn(2, 3, 5, 8)
+            want = composite(q, q, q)
+            at.patch()
+            assert F.scaled_dot_product_attention is at.scaled_dot_product_attention
+            assert F.multi_head_attention_forward is at._ORIG_MHA
+            got = F.scaled_dot_product_attention(q, q, q)
+            assert composite.calls == 1, composite.calls
+            torch.testing.assert_close(got, want)
+            F.scaled_dot_product_attention(q.double(), q.double(), q.double())  # falls back
+            assert composite.calls == 2, composite.calls
+            at.unpatch()
+            assert F.scaled_dot_product_attention is composite and not at.is_patched()
+            print("ok")
+        """
+        r = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True)
+        self.assertEqual(r.stdout.strip(), "ok", r.stderr)
+
     def test_transformer_training_matches(self):
         def train(patched):
             torch.manual_seed(3)
