@@ -12,6 +12,7 @@ in the model runs its attention (softmax(q k^T / sqrt(d) + mask) v, forward and 
 in attn's fused kernels, and the losses agree with PyTorch's to float32 rounding.
 """
 # %% Setup
+import os
 import time
 
 import torch
@@ -19,7 +20,8 @@ import torch.nn as nn
 
 import attn.torch
 
-VOCAB, N, D, STEPS = 10, 32, 64, 60
+VOCAB, N, D = 10, 32, 64
+STEPS = int(os.environ.get("STEPS", 60))
 
 
 class RunningMax(nn.Module):

@@ -218,6 +218,17 @@ class Patch(unittest.TestCase):
         r = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True)
         self.assertEqual(r.stdout.strip(), "ok", r.stderr)
 
+    def test_example_script(self):
+        """examples/python_train.py runs (a few steps) and trains the same with the patch."""
+        import subprocess
+        import sys
+        script = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                              "examples", "python_train.py")
+        r = subprocess.run([sys.executable, script], capture_output=True, text=True, env=dict(os.environ, STEPS="6"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        worst = float(r.stdout.strip().splitlines()[-1].split()[-1])
+        self.assertLess(worst, 1e-5, r.stdout)
+
     def test_transformer_training_matches(self):
         def train(patched):
             torch.manual_seed(3)
