@@ -176,13 +176,14 @@ static int mask_strides(PyArrayObject *m, const char *name, const int64_t target
 typedef struct {
     attn_desc d;
     attn_score_params p;
-    PyArrayObject *params[8]; /* checked arrays of p (borrowed) */
+    PyArrayObject *params[8]; /* checked arrays of p (owned: the dict may change while the GIL is released) */
     PyArrayObject *key_lengths; /* int32 copy (owned) */
     int lead;                   /* leading dimensions of q kept in outputs (ndim - 2) */
 } call;
 
 static void call_clear(call *c) {
     Py_CLEAR(c->key_lengths);
+    for (int i = 0; i < 8; i++) Py_CLEAR(c->params[i]);
 }
 
 static const char *const PARAM_NAMES[] = {"W", "Wa", "ba", "Ua", "bu", "va", "bv"};
@@ -235,6 +236,7 @@ static int parse_params(call *c, PyObject *params) {
             return -1;
         }
         *slot[i] = (float *)PyArray_DATA(a);
+        Py_INCREF(a);
         c->params[i] = a;
     }
     c->d.params = &c->p;
@@ -539,13 +541,19 @@ static PyObject *py_scores(PyObject *self, PyObject *args, PyObject *kw) {
     PyArrayObject *q = check_array(qo, "q", NPY_FLOAT32, 2, 4, ANY_STRIDES);
     PyArrayObject *k = q ? check_array(ko, "k", NPY_FLOAT32, 2, 4, ANY_STRIDES) : NULL;
     call c = {0};
-    if (!k || parse_call(&c, q, k, NULL, score, scale, Py_None, Py_None, 0, 0, Py_None, params) < 0) return NULL;
+    if (!k || parse_call(&c, q, k, NULL, score, scale, Py_None, Py_None, 0, 0, Py_None, params) < 0) {
+        call_clear(&c);
+        return NULL;
+    }
     PyArrayObject *s = new_array(q, c.lead, 2, c.d.Nq, c.d.Nk);
+    int st = ATTN_OK;
+    if (s) {
+        Py_BEGIN_ALLOW_THREADS
+        st = attn_scores(&c.d, PyArray_DATA(q), PyArray_DATA(k), PyArray_DATA(s));
+        Py_END_ALLOW_THREADS
+    }
+    call_clear(&c);
     if (!s) return NULL;
-    int st;
-    Py_BEGIN_ALLOW_THREADS
-    st = attn_scores(&c.d, PyArray_DATA(q), PyArray_DATA(k), PyArray_DATA(s));
-    Py_END_ALLOW_THREADS
     if (st != ATTN_OK) {
         Py_DECREF(s);
         return attn_raise(st);
@@ -1067,8 +1075,11 @@ static PyObject *tr_translate(TranslatorObject *self, PyObject *args, PyObject *
     opts.len_alpha = (float)alpha;
     PyObject *out = PyList_New(n);
     for (Py_ssize_t i = 0; out && i < n; i++) {
-        const char *s = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(seq, i));
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i); /* held: the list may change meanwhile */
+        Py_INCREF(item);
+        const char *s = PyUnicode_AsUTF8(item);
         if (!s) {
+            Py_DECREF(item);
             Py_CLEAR(out);
             break;
         }
@@ -1079,6 +1090,7 @@ static PyObject *tr_translate(TranslatorObject *self, PyObject *args, PyObject *
         st = attn_translator_translate(self->t, s, &opts, &tr);
         Py_END_ALLOW_THREADS
         self->busy = 0;
+        Py_DECREF(item);
         PyObject *d = st == ATTN_OK ? translation_dict(&tr) : attn_raise(st);
         attn_s2s_translation_free(&tr);
         if (!d) Py_CLEAR(out);
