@@ -467,7 +467,8 @@ class Stability(unittest.TestCase):
     def test_no_leak_over_many_calls(self):
         q, k, v = rand(1, 1, 4, 8), rand(1, 1, 4, 8), rand(1, 1, 4, 8)
         mask = np.ones((4, 4), bool)
-        refs = [sys.getrefcount(x) for x in (q, k, v, mask)]
+        params = {"W": rand(8, 8)}
+        refs = [sys.getrefcount(x) for x in (q, k, v, mask, params["W"])]
         for _ in range(2000):
             attn.attention(q, k, v, mask=mask)
         before = rss_kb()
@@ -475,12 +476,15 @@ class Stability(unittest.TestCase):
             o = attn.attention(q, k, v, mask=mask, key_lengths=[3], return_lse=(i & 1) == 1)
             if i % 10 == 0:
                 attn.attention_backward(q, k, v, o[0] if isinstance(o, tuple) else o, q)
+                attn.attention_backward(q, k, v, attn.attention(q, k, v, score="general", params=params), q,
+                                        score="general", params=params)
+                attn.scores(q, k, score="general", params=params)
                 try:
                     attn.attention(q, k, v, bias=rand(3, 3))
                 except ValueError:
                     pass
         grown = rss_kb() - before
-        self.assertEqual([sys.getrefcount(x) for x in (q, k, v, mask)], refs)
+        self.assertEqual([sys.getrefcount(x) for x in (q, k, v, mask, params["W"])], refs)
         if not SANITIZER:  # AddressSanitizer's quarantine holds freed memory back: RSS grows there
             self.assertLess(grown, 4096, f"RSS grew by {grown} kB over {self.CALLS} calls")
 
