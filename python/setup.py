@@ -1,11 +1,12 @@
 """Builds the Python package attn (the C extension attn._attn over libattn):
 
     python3 -m venv --system-site-packages venv   # sees Debian's numpy and torch
-    venv/bin/pip install --no-build-isolation ./python
+    venv/bin/pip install ./python
 
 against the in-tree library when it has been built (../build/libattn.a, or the build folder
-named by ATTN_BUILD_DIR), otherwise against the installed one (pkg-config attn). No network:
---no-build-isolation uses the setuptools and numpy already installed.
+named by ATTN_BUILD_DIR), otherwise against the installed one (pkg-config attn). No network
+is needed (there is no pyproject.toml, so pip builds with the setuptools and numpy already
+installed; add --no-build-isolation should a pip insist on isolation).
 """
 import os
 import re
