@@ -198,13 +198,13 @@ def _mha_forward(*args, **kwargs):
         am, causal = None, True
     if am is not None:
         if am.dim() == 3:
-            am = am.view(B, H, L, S)
+            am = am.reshape(B, H, L, S)
         if am.dtype == torch.bool:
             mask = ~am
         else:
             bias = am
     if kpm is not None:
-        kpm = kpm.view(B, 1, 1, S)
+        kpm = kpm.reshape(B, 1, 1, S)
         if kpm.dtype == torch.bool:
             mask = ~kpm if mask is None else mask & ~kpm
         else:
