@@ -4,11 +4,13 @@
 # (for PNG pictures with Chinese labels), chromium (tests/cli_html.sh opens the attention
 # explorer page in it, headless); help2man (the man pages, from the commands' --help), and for
 # tests/install.sh: man-db (man -l), dpkg-dev (dpkg-shlibdeps, for cpack's .deb), file,
-# binutils (readelf). All are optional for the library itself.
+# binutils (readelf); Python 3 with its development files, numpy, venv and matplotlib (the
+# Python module, python/; its attn.torch tests also use python3-torch when installed).
+# All are optional for the library itself.
 # Skips packages that are already installed; uses sudo when not root.
 set -euo pipefail
 pkgs=(gcc make cmake pkg-config libpng-dev libfreetype-dev libfontconfig-dev fonts-wqy-microhei chromium
-      help2man man-db dpkg-dev file binutils)
+      help2man man-db dpkg-dev file binutils python3-dev python3-numpy python3-venv python3-matplotlib)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
