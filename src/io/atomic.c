@@ -1,5 +1,4 @@
-/* Atomic file writes: temporary file in the target's directory, then rename(2). Not here:
- * fsync (this guards against failures of this process and partial writes, not power loss). */
+/* Atomic file writes: temporary file in the target's directory, fsync, then rename(2). */
 #define _POSIX_C_SOURCE 200809L
 #include "io/atomic.h"
 
@@ -65,9 +64,16 @@ FILE *attn__atomic_open(const char *path, char *tmp, size_t cap) {
     return f;
 }
 
+void attn__sync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) fsync(fd), close(fd);
+}
+
 int attn__atomic_commit(FILE *f, const char *tmp, const char *path) {
     int bad = fflush(f) != 0 || ferror(f);
     int err = errno;
+    /* the data on disk before the name points at it (EINVAL: a file that cannot be synced) */
+    if (!bad && fsync(fileno(f)) != 0 && errno != EINVAL) bad = 1, err = errno;
     if (fclose(f) != 0 && !bad) bad = 1, err = errno;
     if (bad) {
         remove(tmp);

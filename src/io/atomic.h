@@ -24,11 +24,15 @@
  * (callers check for a NULL or empty path themselves if they want ATTN_EINVAL for it). */
 FILE *attn__atomic_open(const char *path, char *tmp_path_out, size_t cap);
 
-/* Flushes and closes f, checking for write errors, then renames tmp over path. ATTN_OK, or
+/* Flushes, fsyncs and closes f, checking for write errors, then renames tmp over path. ATTN_OK, or
  * ATTN_EIO with a message (and tmp removed). f is closed in every case. */
 int attn__atomic_commit(FILE *f, const char *tmp, const char *path);
 
 /* Closes f (if not NULL) and removes tmp. Leaves the current error message as it is. */
 void attn__atomic_abort(FILE *f, const char *tmp);
+
+/* fsync of a directory, so that renames in it survive a power loss (best effort: errors are
+ * ignored, as a failure here leaves every file complete). */
+void attn__sync_dir(const char *dir);
 
 #endif
