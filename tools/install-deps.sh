@@ -2,10 +2,12 @@
 # Installs what attn needs to build and test on Debian/Ubuntu: a C compiler, CMake,
 # pkg-config, libpng + FreeType + fontconfig + a CJK font
 # (for PNG pictures with Chinese labels), chromium (tests/cli_html.sh opens the attention
-# explorer page in it, headless). All are optional for the library itself.
+# explorer page in it, headless), strace (tests/cli_crash.sh kills training at every
+# checkpoint write with it), clang (the libFuzzer targets of tests/fuzz/). All are optional
+# for the library itself.
 # Skips packages that are already installed; uses sudo when not root.
 set -euo pipefail
-pkgs=(gcc make cmake pkg-config libpng-dev libfreetype-dev libfontconfig-dev fonts-wqy-microhei chromium)
+pkgs=(gcc make cmake pkg-config libpng-dev libfreetype-dev libfontconfig-dev fonts-wqy-microhei chromium strace)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
