@@ -45,6 +45,14 @@ check "one line of English" [ "$(printf '%s\n' "$out" | wc -l)" -eq 1 -a -n "$ou
 printf '我爱你。\n\n他喜欢猫。\n' | "$ATTN" translate --model "$T/m" --beam 1 >"$T/out" 2>"$T/err"
 check "stdin: exit 0" [ $? -eq 0 ]
 check "stdin: three lines out, the empty one empty" [ "$(wc -l <"$T/out")" -eq 3 -a -z "$(sed -n 2p "$T/out")" -a -n "$(sed -n 3p "$T/out")" ]
+# a bad line in the middle of a stream: reported with its number, an empty output line, the
+# stream goes on, and the exit status says that a line failed
+{ printf '我爱你。\nbad\0nul\n'; for i in $(seq 1 20); do printf '他喜欢猫。\n'; done; } |
+    "$ATTN" translate --model "$T/m" --beam 1 >"$T/out" 2>"$T/err"
+check "stream with a NUL line: exit 1" [ $? -eq 1 ]
+check "stream with a NUL line: 22 lines out, the bad one empty" [ "$(wc -l <"$T/out")" -eq 22 -a -z "$(sed -n 2p "$T/out")" -a -n "$(sed -n 22p "$T/out")" ]
+check "stream with a NUL line: the line is named" grep -q "stdin line 2: holds a NUL byte" "$T/err"
+check "stream with a NUL line: the count" grep -q "1 of 22 sentences failed" "$T/err"
 "$ATTN" translate --model "$T/m" "𠀀我爱你😀" >"$T/out" 2>"$T/err"
 check "unknown characters: exit 0" [ $? -eq 0 ]
 check "unknown characters: noted" grep -q "2 source tokens not in the vocabulary, read as <unk>: 𠀀 😀" "$T/err"
