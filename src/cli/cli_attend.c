@@ -234,7 +234,8 @@ int cli_attend(int argc, char **argv) {
     if (rc) return rc < 0 ? CLI_OK : rc;
     {
         cli_output outs[5] = {{.path = o.out}, {.path = o.weights_out}, {.path = o.dq}, {.path = o.dk}, {.path = o.dv}};
-        if ((rc = cli_check_outputs(cmd, outs, 5))) return rc;
+        const char *ins[] = {o.q, o.k, o.v, o.dout, o.params, o.mask, o.key_lengths};
+        if ((rc = cli_check_io(cmd, outs, 5, ins, 7))) return rc;
     }
     if (o.threads) attn_set_threads(o.threads);
 

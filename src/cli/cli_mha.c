@@ -100,7 +100,8 @@ static int parse_args(int argc, char **argv, mha_opts *o) {
     if (o->per_head && !o->weights_out) return cli_usage(cmd, "--per-head needs --weights-out W.npy");
     if (!o->out && !o->weights_out) return cli_usage(cmd, "nothing to write: give -o OUT.npy");
     cli_output outs[2] = {{.path = o->out}, {.path = o->weights_out}};
-    return cli_check_outputs(cmd, outs, 2);
+    const char *ins[] = {o->params, o->x, o->key, o->value, o->kpm, o->attn_mask};
+    return cli_check_io(cmd, outs, 2, ins, 6);
 }
 
 /* A bool .npy, or with allow_float also a float one (converted to float32). */

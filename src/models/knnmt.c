@@ -236,8 +236,7 @@ int attn_knn_save(const attn_knn_store *s, const char *path) {
     size_t nk = (size_t)s->n * s->dim, nv = (size_t)s->n;
     if (fwrite(h, 1, KNN_HEADER, f) != KNN_HEADER || (nk && fwrite(s->keys, sizeof(float), nk, f) != nk) ||
         (nv && fwrite(s->vals, sizeof(int32_t), nv, f) != nv)) {
-        attn__atomic_abort(f, tmp);
-        return attn__error(ATTN_EIO, "%s: cannot write", path);
+        return attn__atomic_fail(f, tmp, path);
     }
     return attn__atomic_commit(f, tmp, path);
 }
