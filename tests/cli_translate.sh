@@ -73,6 +73,10 @@ check "eval exits 0" [ $? -eq 0 ]
 check "eval: BLEU line" grep -Eq "BLEU [0-9]+\.[0-9]+, exact match [0-9.]+%, 28 sentences" "$T/out"
 check "eval: malformed lines reported" grep -q "4 malformed lines skipped" "$T/err"
 check "eval: CSV" [ "$(grep -c '^bahdanau,' "$T/e.csv")" -eq 4 ]
+# a source over 1000 tokens is skipped as too long, not reported as empty
+{ head -3 "$DATA"; printf 'I love you.\t%s\n' "$(printf '我%.0s' $(seq 1 1001))"; } >"$T/long.tsv"
+"$ATTN" eval --model "$T/m" --data "$T/long.tsv" >"$T/out" 2>"$T/err"
+check "eval: a source over 1000 tokens is named as such" grep -q "1 pairs skipped: 0 with an empty source, 1 with a source over 1000 tokens" "$T/err"
 
 # ---- stopped and resumed == uninterrupted ----------------------------------------------------
 R="--train $T/split/train.tsv --valid $T/split/valid.tsv --epochs 3 --dropout 0.3 $TINY"

@@ -133,7 +133,9 @@ int cli_eval(int argc, char **argv) {
         cli_fail_lib(cmd, st, data);
         goto done;
     }
-    if (d.dropped && !quiet) fprintf(stderr, "attn %s: %d pairs with an empty source skipped\n", cmd, d.dropped);
+    if (d.dropped && !quiet)
+        fprintf(stderr, "attn %s: %d pairs skipped: %d with an empty source, %d with a source over %d tokens\n", cmd, d.dropped,
+                d.empty, d.dropped - d.empty, ATTN_S2S_MAX_SRC);
     hyps = calloc((size_t)d.n + 1, sizeof(char *));
     if (!hyps) goto done;
     attn_s2s_decode_opts o = attn_s2s_decode_defaults();
