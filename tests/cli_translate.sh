@@ -38,6 +38,14 @@ check "split written" [ -s "$T/split/train.tsv" -a -s "$T/split/valid.tsv" -a -s
 check "command recorded" grep -q '"command": "attn train seq2seq --data' "$T/m/config.json"
 check "final line" grep -q "^trained: 60 updates" "$T/out"
 
+# a run that fails before its first checkpoint leaves no directory behind; --epochs 0 writes
+# the initialised model, as it says
+"$ATTN" train seq2seq --data "$DATA" --out "$T/none-left" --max-len 1 $TINY >"$T/out" 2>"$T/err"
+check "no usable pair: exit 1" [ $? -eq 1 ]
+check "no usable pair: nothing left behind" [ ! -e "$T/none-left" ]
+"$ATTN" train seq2seq --data "$DATA" --out "$T/e0" --epochs 0 $TINY >"$T/out" 2>"$T/err"
+check "--epochs 0: the checkpoint it reports" [ -s "$T/e0/config.json" -a -s "$T/e0/model.safetensors" ]
+
 # ---- translate -----------------------------------------------------------------------------
 out=$("$ATTN" translate --model "$T/m" "我爱你。" 2>"$T/err")
 check "translate exits 0" [ $? -eq 0 ]

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli_train.h"
 
@@ -341,8 +343,27 @@ done:
     return rc;
 }
 
+/* After a failed fresh run into a directory that did not exist: unless it wrote a checkpoint
+ * before failing, removes what the run made there (the split, then the directories if left
+ * empty). */
+static void remove_fresh_out(const cli_train_opts *o) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config.json", o->out);
+    if (access(path, F_OK) == 0) return;
+    const char *names[3] = {"train.tsv", "valid.tsv", "test.tsv"};
+    for (int i = 0; o->data && !o->split_dir && i < 3; i++) {
+        snprintf(path, sizeof path, "%s/split/%s", o->out, names[i]);
+        remove(path);
+    }
+    snprintf(path, sizeof path, "%s/split", o->out);
+    rmdir(path);
+    rmdir(o->out);
+}
+
 static int train(const cli_train_family *f, cli_train_opts *o, int argc, char **argv) {
     const char *cmd = f->cmd;
+    struct stat so;
+    int fresh = o->out && !o->resume && !o->split_only && stat(o->out, &so) != 0;
     if (o->threads) attn_set_threads(o->threads);
     attn_pairs all = {0}, tr = {0}, va = {0}, te = {0};
     attn_translator *t = NULL;
@@ -381,6 +402,7 @@ static int train(const cli_train_family *f, cli_train_opts *o, int argc, char **
     }
     rc = run_trainer(f, o, t, &ck, &dtr, &dva, cmdline);
 done:
+    if (rc && fresh) remove_fresh_out(o);
     s2s_data_free(&dtr), s2s_data_free(&dva);
     attn_checkpoint_free(&ck);
     attn_translator_free(t);

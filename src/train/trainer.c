@@ -313,6 +313,8 @@ int attn_trainer_run(const attn_train_model *m, const attn_trainer_config *c, at
     say(&r, "%lld batches of up to %d examples per epoch, %d epochs (%lld updates), %d threads", (long long)per_epoch, c->batch,
         c->epochs, (long long)total, attn_get_threads());
     st = train_epochs(&r, res, lens);
+    /* no epoch to run (--epochs 0): the checkpoint is the model as initialised */
+    if (!st && !c->resume && c->epochs == 0) st = save(&r);
 done:
     if (signals) sigaction(SIGINT, &old_int, NULL), sigaction(SIGTERM, &old_term, NULL);
     if (r.log && fclose(r.log) && !st) st = attn__error(ATTN_EIO, "%s: cannot write", c->log_csv);
