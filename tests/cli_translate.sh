@@ -46,6 +46,16 @@ check "no usable pair: nothing left behind" [ ! -e "$T/none-left" ]
 "$ATTN" train seq2seq --data "$DATA" --out "$T/e0" --epochs 0 $TINY >"$T/out" 2>"$T/err"
 check "--epochs 0: the checkpoint it reports" [ -s "$T/e0/config.json" -a -s "$T/e0/model.safetensors" ]
 
+# a diverging run (--lr 1e30) stops with an error after its first update; skip-batch goes on
+"$ATTN" train seq2seq --data "$DATA" --out "$T/div" --epochs 2 --optim sgd $TINY --lr 1e30 >"$T/out" 2>"$T/err"
+check "divergence: exit 1" [ $? -eq 1 ]
+check "divergence: says so" grep -q "step 2: loss .*training diverged" "$T/err"
+"$ATTN" train seq2seq --data "$DATA" --out "$T/div2" --epochs 2 --optim sgd $TINY --lr 1e30 --on-divergence skip-batch >"$T/out" 2>"$T/err"
+check "divergence, skip-batch: exit 0" [ $? -eq 0 ]
+check "divergence, skip-batch: updates skipped" grep -q "diverging, update skipped" "$T/err"
+"$ATTN" train seq2seq --data "$DATA" --out "$T/div3" --on-divergence maybe >"$T/out" 2>"$T/err"
+check "--on-divergence maybe: exit 2" [ $? -eq 2 ]
+
 # ---- translate -----------------------------------------------------------------------------
 out=$("$ATTN" translate --model "$T/m" "我爱你。" 2>"$T/err")
 check "translate exits 0" [ $? -eq 0 ]
