@@ -237,9 +237,19 @@ int cli_check_io(const char *cmd, const cli_output *outs, int n, const char *con
     return rc;
 }
 
+/* "warning: PATH: N of M values are NaN or infinite" for a float32 output that holds some. */
+static void warn_nonfinite(const char *cmd, const cli_output *o) {
+    if (o->dtype != ATTN_F32) return;
+    int64_t m = 1, bad = 0;
+    for (int d = 0; d < o->ndim; d++) m *= o->shape[d];
+    for (int64_t k = 0; k < m; k++) bad += !isfinite(((const float *)o->data)[k]);
+    if (bad) fprintf(stderr, "attn %s: warning: %s: %lld of %lld values are NaN or infinite\n", cmd, o->path, (long long)bad, (long long)m);
+}
+
 int cli_save_all(const char *cmd, const cli_output *outs, int n) {
     for (int i = 0; i < n; i++) {
         if (!outs[i].path) continue;
+        warn_nonfinite(cmd, &outs[i]);
         int st = attn_npy_save(outs[i].path, outs[i].dtype, outs[i].ndim, outs[i].shape, outs[i].data);
         if (st) {
             cli_fail_lib(cmd, st, outs[i].path);

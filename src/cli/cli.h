@@ -142,7 +142,8 @@ int cli_check_outputs(const char *cmd, const cli_output *outs, int n);
 int cli_not_input(const char *cmd, const char *out, const char *const *ins, int n_in);
 /* cli_check_outputs, then cli_not_input for every wanted output. */
 int cli_check_io(const char *cmd, const cli_output *outs, int n, const char *const *ins, int n_in);
-/* Writes every wanted output (each atomically). If one fails, removes those this call already
+/* Writes every wanted output (each atomically; a float32 output holding NaN or infinite
+ * values gets a warning on stderr naming it and the count, as the result is written anyway). If one fails, removes those this call already
  * wrote, prints the error and returns CLI_EDATA; CLI_OK otherwise. */
 int cli_save_all(const char *cmd, const cli_output *outs, int n);
 
