@@ -7,7 +7,7 @@
 # for the library itself.
 # Skips packages that are already installed; uses sudo when not root.
 set -euo pipefail
-pkgs=(gcc make cmake pkg-config libpng-dev libfreetype-dev libfontconfig-dev fonts-wqy-microhei chromium strace)
+pkgs=(gcc make cmake pkg-config libpng-dev libfreetype-dev libfontconfig-dev fonts-wqy-microhei chromium strace clang)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
