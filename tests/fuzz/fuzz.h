@@ -1,7 +1,9 @@
 /* Shared by the libFuzzer targets of tests/fuzz/ (see README.md there): the readers take
- * paths, so each input is written to a scratch file of this process first. */
+ * paths, so each input is written to a scratch file of this process first (in $TMPDIR, else
+ * /dev/shm, else /tmp). Include it first. */
 #ifndef ATTN_FUZZ_H
 #define ATTN_FUZZ_H
+#define _POSIX_C_SOURCE 200809L
 
 #include <stddef.h>
 #include <stdint.h>
@@ -15,7 +17,8 @@ static inline const char *fuzz_file(const char *name, const uint8_t *data, size_
     static char dir[256], path[512];
     if (!dir[0]) {
         const char *t = getenv("TMPDIR");
-        snprintf(dir, sizeof dir, "%s/attn-fuzz.XXXXXX", t && *t ? t : "/tmp");
+        if (!t || !*t) t = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+        snprintf(dir, sizeof dir, "%s/attn-fuzz.XXXXXX", t);
         if (!mkdtemp(dir)) abort();
     }
     snprintf(path, sizeof path, "%s/%s", dir, name);

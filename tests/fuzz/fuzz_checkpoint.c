@@ -2,9 +2,9 @@
  * directory that also holds a tiny seq2seq checkpoint's other files (copied from
  * tests/fuzz/ckpt, or $ATTN_FUZZ_CKPT, at the start; the seed corpus/checkpoint/config.json is
  * theirs), opened as a training checkpoint and loaded as a translator. */
+#include "fuzz.h"
 #include "attn/translator.h"
 #include "attn/train.h"
-#include "fuzz.h"
 
 static void copy_in(const char *dir, const char *name) {
     char path[1024];

@@ -1,10 +1,10 @@
 /* libFuzzer target: the model configurations read from a checkpoint's JSON (seq2seq,
  * Transformer, classifier, recall). */
+#include "fuzz.h"
 #include "attn/classifier.h"
 #include "attn/recall.h"
 #include "attn/seq2seq.h"
 #include "attn/transformer.h"
-#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
     char *s = fuzz_text(data, n);

@@ -1,6 +1,6 @@
 /* libFuzzer target: the kNN-MT memory store reader (attn_knn_load). */
-#include "attn/knnmt.h"
 #include "fuzz.h"
+#include "attn/knnmt.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
     attn_knn_store *s = NULL;

@@ -1,6 +1,6 @@
 /* libFuzzer target: the .npy reader (attn_npy_load). */
-#include "attn/io.h"
 #include "fuzz.h"
+#include "attn/io.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
     attn_array a;

@@ -1,6 +1,6 @@
 /* libFuzzer target: the safetensors reader (attn_st_open, then every tensor read as float32). */
-#include "attn/io.h"
 #include "fuzz.h"
+#include "attn/io.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
     attn_st *st = NULL;
