@@ -81,6 +81,12 @@ check "explain: unknown words only" grep -q "no n-gram of this text was seen in 
 
 # ---- resume --------------------------------------------------------------------------------
 R="--train $T/nbsvm/split/train.tsv --valid $T/nbsvm/split/valid.tsv --batch 8 --lr 0.05 --log-every 0 --threads 1 --quiet"
+# a diverging run (--lr 1e30) stops with an error; --on-divergence skip-batch goes on
+"$ATTN" train classifier --model attn-pool --data "$DATA" --out "$T/div" $FAST --lr 1e30 --optim sgd >"$T/out" 2>"$T/err"
+check "divergence: exit 1" [ $? -eq 1 ]
+check "divergence: says so" grep -q "training diverged" "$T/err"
+"$ATTN" train classifier --model attn-pool --data "$DATA" --out "$T/div2" $FAST --lr 1e30 --optim sgd --on-divergence skip-batch >"$T/out" 2>"$T/err"
+check "divergence, skip-batch: exit 0" [ $? -eq 0 ]
 "$ATTN" train classifier --model nbsvm $R --epochs 4 --out "$T/full" >/dev/null 2>"$T/err"
 check "uninterrupted run" [ $? -eq 0 ]
 "$ATTN" train classifier --model nbsvm $R --epochs 4 --max-steps 7 --out "$T/part" >"$T/out" 2>"$T/err"

@@ -197,5 +197,10 @@ err 2 '^attn npy-diff: tolerances must be >= 0' npy-diff "$q" "$q" --rtol -1
 err 1 "^attn npy-diff: .*nope\.npy" npy-diff "$q" nope.npy
 err 1 "^attn npy-diff: .*garbage\.npy" npy-diff "$I/garbage.npy" "$q"
 
+# invalid environment settings are usage errors, not silently ignored
+ATTN_THREADS=abc err 2 "^attn: ATTN_THREADS='abc' is not a number" --version
+ATTN_THREADS=0 err 2 "^attn: ATTN_THREADS='0'" attend "$q" "$q" "$q" -o "$O/o.npy"
+ATTN_ISA=sse9 err 2 "^attn: ATTN_ISA='sse9'" attend "$q" "$q" "$q" -o "$O/o.npy"
+
 echo "$npass passed, $nfail failed"
 [ "$nfail" -eq 0 ]

@@ -71,6 +71,14 @@ close "$T/cw.npy" "$D/mha_cross_w.npy"
 run cross-per-head "${C[@]}" --weights-out "$T/cwh.npy" --per-head
 close "$T/cwh.npy" "$D/mha_cross_wh.npy"
 
+# An infinite weight (the first float of the weights made +inf): the output holds NaN or inf,
+# as PyTorch's would, and a warning says so; the bias alone is not passed off as the output.
+cp "$D/mha_self_params.safetensors" "$T/inf.safetensors"
+hl=$(od -An -tu8 -N8 "$T/inf.safetensors" | tr -d ' ')
+printf '\000\000\200\177' | dd of="$T/inf.safetensors" bs=1 seek=$((8 + hl)) conv=notrunc 2>/dev/null
+"$ATTN" mha --params "$T/inf.safetensors" --heads 2 "$D/mha_self_x.npy" -o "$T/inf.npy" 2>"$T/log"
+if [ $? -eq 0 ] && grep -q "warning: .*inf.npy: [0-9]* of [0-9]* values are NaN or infinite" "$T/log"; then pass; else fail "an infinite weight: no warning"; fi
+
 : >"$T/log"
 echo "$npass passed, $nfail failed"
 [ "$nfail" -eq 0 ]

@@ -38,6 +38,24 @@ check "split written" [ -s "$T/split/train.tsv" -a -s "$T/split/valid.tsv" -a -s
 check "command recorded" grep -q '"command": "attn train seq2seq --data' "$T/m/config.json"
 check "final line" grep -q "^trained: 60 updates" "$T/out"
 
+# a run that fails before its first checkpoint leaves no directory behind; --epochs 0 writes
+# the initialised model, as it says
+"$ATTN" train seq2seq --data "$DATA" --out "$T/none-left" --max-len 1 $TINY >"$T/out" 2>"$T/err"
+check "no usable pair: exit 1" [ $? -eq 1 ]
+check "no usable pair: nothing left behind" [ ! -e "$T/none-left" ]
+"$ATTN" train seq2seq --data "$DATA" --out "$T/e0" --epochs 0 $TINY >"$T/out" 2>"$T/err"
+check "--epochs 0: the checkpoint it reports" [ -s "$T/e0/config.json" -a -s "$T/e0/model.safetensors" ]
+
+# a diverging run (--lr 1e30) stops with an error after its first update; skip-batch goes on
+"$ATTN" train seq2seq --data "$DATA" --out "$T/div" --epochs 2 --optim sgd $TINY --lr 1e30 >"$T/out" 2>"$T/err"
+check "divergence: exit 1" [ $? -eq 1 ]
+check "divergence: says so" grep -q "step 2: loss .*training diverged" "$T/err"
+"$ATTN" train seq2seq --data "$DATA" --out "$T/div2" --epochs 2 --optim sgd $TINY --lr 1e30 --on-divergence skip-batch >"$T/out" 2>"$T/err"
+check "divergence, skip-batch: exit 0" [ $? -eq 0 ]
+check "divergence, skip-batch: updates skipped" grep -q "diverging, update skipped" "$T/err"
+"$ATTN" train seq2seq --data "$DATA" --out "$T/div3" --on-divergence maybe >"$T/out" 2>"$T/err"
+check "--on-divergence maybe: exit 2" [ $? -eq 2 ]
+
 # ---- translate -----------------------------------------------------------------------------
 out=$("$ATTN" translate --model "$T/m" "我爱你。" 2>"$T/err")
 check "translate exits 0" [ $? -eq 0 ]
@@ -45,6 +63,14 @@ check "one line of English" [ "$(printf '%s\n' "$out" | wc -l)" -eq 1 -a -n "$ou
 printf '我爱你。\n\n他喜欢猫。\n' | "$ATTN" translate --model "$T/m" --beam 1 >"$T/out" 2>"$T/err"
 check "stdin: exit 0" [ $? -eq 0 ]
 check "stdin: three lines out, the empty one empty" [ "$(wc -l <"$T/out")" -eq 3 -a -z "$(sed -n 2p "$T/out")" -a -n "$(sed -n 3p "$T/out")" ]
+# a bad line in the middle of a stream: reported with its number, an empty output line, the
+# stream goes on, and the exit status says that a line failed
+{ printf '我爱你。\nbad\0nul\n'; for i in $(seq 1 20); do printf '他喜欢猫。\n'; done; } |
+    "$ATTN" translate --model "$T/m" --beam 1 >"$T/out" 2>"$T/err"
+check "stream with a NUL line: exit 1" [ $? -eq 1 ]
+check "stream with a NUL line: 22 lines out, the bad one empty" [ "$(wc -l <"$T/out")" -eq 22 -a -z "$(sed -n 2p "$T/out")" -a -n "$(sed -n 22p "$T/out")" ]
+check "stream with a NUL line: the line is named" grep -q "stdin line 2: holds a NUL byte" "$T/err"
+check "stream with a NUL line: the count" grep -q "1 of 22 sentences failed" "$T/err"
 "$ATTN" translate --model "$T/m" "𠀀我爱你😀" >"$T/out" 2>"$T/err"
 check "unknown characters: exit 0" [ $? -eq 0 ]
 check "unknown characters: noted" grep -q "2 source tokens not in the vocabulary, read as <unk>: 𠀀 😀" "$T/err"
@@ -65,6 +91,10 @@ check "eval exits 0" [ $? -eq 0 ]
 check "eval: BLEU line" grep -Eq "BLEU [0-9]+\.[0-9]+, exact match [0-9.]+%, 28 sentences" "$T/out"
 check "eval: malformed lines reported" grep -q "4 malformed lines skipped" "$T/err"
 check "eval: CSV" [ "$(grep -c '^bahdanau,' "$T/e.csv")" -eq 4 ]
+# a source over 1000 tokens is skipped as too long, not reported as empty
+{ head -3 "$DATA"; printf 'I love you.\t%s\n' "$(printf '我%.0s' $(seq 1 1001))"; } >"$T/long.tsv"
+"$ATTN" eval --model "$T/m" --data "$T/long.tsv" >"$T/out" 2>"$T/err"
+check "eval: a source over 1000 tokens is named as such" grep -q "1 pairs skipped: 0 with an empty source, 1 with a source over 1000 tokens" "$T/err"
 
 # ---- stopped and resumed == uninterrupted ----------------------------------------------------
 R="--train $T/split/train.tsv --valid $T/split/valid.tsv --epochs 3 --dropout 0.3 $TINY"

@@ -221,6 +221,26 @@ static void test_file(void) {
     tu_scratch_remove();
 }
 
+static size_t g_limit;
+static void *capped_malloc(size_t n, void *user) { return (void)user, n > g_limit ? NULL : malloc(n); }
+static void capped_free(void *ptr, void *user) { (void)user, free(ptr); }
+
+/* A header cannot make the loader allocate more than its file holds (found by fuzz_knn): an
+ * empty store of dimension 2^20 (a 64-byte file) loads under an allocator that refuses any
+ * block over 64 MiB (it asked for 1024 entries, 4 GiB, before). */
+static void test_small_file_small_memory(void) {
+    CHECK(tu_scratch_new("test_knnmt"), "scratch");
+    attn_knn_store *s = NULL, *r = NULL;
+    CHECK(attn_knn_new(1 << 20, V, 7, &s) == ATTN_OK && attn_knn_save(s, tu_path("wide.knn")) == ATTN_OK, "save: %s", attn_last_error());
+    g_limit = (size_t)64 << 20;
+    attn_set_allocator(capped_malloc, capped_free, NULL);
+    int st = attn_knn_load(tu_path("wide.knn"), &r);
+    attn_set_allocator(NULL, NULL, NULL);
+    CHECK(st == ATTN_OK && attn_knn_count(r) == 0 && attn_knn_dim(r) == 1 << 20, "wide empty store: %d %s", st, attn_last_error());
+    attn_knn_free(r), attn_knn_free(s);
+    tu_scratch_remove();
+}
+
 static void test_index(void) {
     const int64_t n = 3000;
     const int k = 8, NQ = 20;
@@ -277,6 +297,7 @@ int main(void) {
     test_search(5000, 32);
     test_mix();
     test_file();
+    test_small_file_small_memory();
     test_index();
     return tu_summary("test_knnmt");
 }

@@ -90,6 +90,11 @@ typedef struct {
                                       training state); NULL: a new run */
     int handle_signals;       /* SIGINT/SIGTERM stop the run after the current update, with a
                                  checkpoint (the previous handlers are restored afterwards) */
+    int skip_divergent;       /* a batch whose loss or gradient norm is not finite, or whose loss
+                                 is over 1000 times the run's first (at least 1): 0 (default)
+                                 stops the run with an error (ATTN_EINVAL; the checkpoint on
+                                 disk is the last one written before that batch, whose update
+                                 is not made); 1 skips its update and goes on */
     void (*report)(void *ud, const char *line); /* progress lines (no newline); NULL: silent */
     void *report_ud;
 } attn_trainer_config;

@@ -1,5 +1,6 @@
 /* The helpers every `attn` subcommand shares: errors, options, loading and saving arrays.
  * See cli.h for the conventions they implement. */
+#define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 
 #include <errno.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ---- Errors ------------------------------------------------------------------------------ */
 
@@ -220,14 +222,40 @@ int cli_check_outputs(const char *cmd, const cli_output *outs, int n) {
     return CLI_OK;
 }
 
+int cli_not_input(const char *cmd, const char *out, const char *const *ins, int n_in) {
+    struct stat so, si;
+    if (!out || stat(out, &so) != 0 || !S_ISREG(so.st_mode)) return CLI_OK;
+    for (int i = 0; i < n_in; i++)
+        if (ins[i] && stat(ins[i], &si) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
+            return cli_usage(cmd, "the output '%s' is the input '%s': refusing to overwrite it", out, ins[i]);
+    return CLI_OK;
+}
+
+int cli_check_io(const char *cmd, const cli_output *outs, int n, const char *const *ins, int n_in) {
+    int rc = cli_check_outputs(cmd, outs, n);
+    for (int i = 0; i < n && !rc; i++) rc = cli_not_input(cmd, outs[i].path, ins, n_in);
+    return rc;
+}
+
+/* "warning: PATH: N of M values are NaN or infinite" for a float32 output that holds some. */
+static void warn_nonfinite(const char *cmd, const cli_output *o) {
+    if (o->dtype != ATTN_F32) return;
+    int64_t m = 1, bad = 0;
+    for (int d = 0; d < o->ndim; d++) m *= o->shape[d];
+    for (int64_t k = 0; k < m; k++) bad += !isfinite(((const float *)o->data)[k]);
+    if (bad) fprintf(stderr, "attn %s: warning: %s: %lld of %lld values are NaN or infinite\n", cmd, o->path, (long long)bad, (long long)m);
+}
+
 int cli_save_all(const char *cmd, const cli_output *outs, int n) {
     for (int i = 0; i < n; i++) {
         if (!outs[i].path) continue;
+        warn_nonfinite(cmd, &outs[i]);
         int st = attn_npy_save(outs[i].path, outs[i].dtype, outs[i].ndim, outs[i].shape, outs[i].data);
         if (st) {
             cli_fail_lib(cmd, st, outs[i].path);
+            struct stat sj; /* only regular files: never a link, a device or a FIFO */
             for (int j = 0; j < i; j++)
-                if (outs[j].path) remove(outs[j].path);
+                if (outs[j].path && lstat(outs[j].path, &sj) == 0 && S_ISREG(sj.st_mode)) remove(outs[j].path);
             return CLI_EDATA;
         }
     }

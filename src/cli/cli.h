@@ -137,7 +137,13 @@ typedef struct {
 
 /* Usage error if two wanted outputs share a path. Call before computing. */
 int cli_check_outputs(const char *cmd, const cli_output *outs, int n);
-/* Writes every wanted output (each atomically). If one fails, removes those this call already
+/* Usage error if out (when it exists) is the same file as one of the inputs ins[0 .. n_in)
+ * (device and inode compared; NULL entries skipped): an output never overwrites an input. */
+int cli_not_input(const char *cmd, const char *out, const char *const *ins, int n_in);
+/* cli_check_outputs, then cli_not_input for every wanted output. */
+int cli_check_io(const char *cmd, const cli_output *outs, int n, const char *const *ins, int n_in);
+/* Writes every wanted output (each atomically; a float32 output holding NaN or infinite
+ * values gets a warning on stderr naming it and the count, as the result is written anyway). If one fails, removes those this call already
  * wrote, prints the error and returns CLI_EDATA; CLI_OK otherwise. */
 int cli_save_all(const char *cmd, const cli_output *outs, int n);
 

@@ -48,7 +48,9 @@ static const char HELP[] =
     "  --mask M.npy        bool: True = may attend; float: added to the scores (-inf hides);\n"
     "                      broadcast to (B, H, Nq, Nk) by numpy's rules\n"
     "  --key-lengths L.npy (B) int32 or int64: batch b sees keys j < L[b]\n"
-    "  A query that sees no key gets zero weights and a zero output.\n"
+    "  A query that sees no key gets zero weights and a zero output. NaN and infinity\n"
+    "  propagate as in PyTorch (a row that sees a NaN key is NaN); an output holding NaN or\n"
+    "  infinite values is written with a warning on stderr.\n"
     "\n"
     "outputs:\n"
     "  -o, --out OUT.npy   the output O\n"
@@ -234,7 +236,8 @@ int cli_attend(int argc, char **argv) {
     if (rc) return rc < 0 ? CLI_OK : rc;
     {
         cli_output outs[5] = {{.path = o.out}, {.path = o.weights_out}, {.path = o.dq}, {.path = o.dk}, {.path = o.dv}};
-        if ((rc = cli_check_outputs(cmd, outs, 5))) return rc;
+        const char *ins[] = {o.q, o.k, o.v, o.dout, o.params, o.mask, o.key_lengths};
+        if ((rc = cli_check_io(cmd, outs, 5, ins, 7))) return rc;
     }
     if (o.threads) attn_set_threads(o.threads);
 

@@ -154,6 +154,7 @@ attn_trainer_config cls_trainer_config(const cls_opts *o) {
     c.optim.lr = o->lr, c.optim.weight_decay = o->weight_decay;
     c.sched = (attn_sched){ATTN_SCHED_CONSTANT, o->lr, 0, 0, o->lr};
     c.clip = o->clip, c.seed = (uint64_t)o->seed;
+    c.skip_divergent = o->div_ && !strcmp(o->div_, "skip-batch");
     c.max_steps = o->max_steps, c.time_budget = o->time_budget, c.save_every = o->save_every;
     c.patience = o->patience, c.log_every = o->quiet ? 0 : o->log_every, c.timing_skip = o->timing_skip;
     c.out = o->out, c.log_csv = o->log, c.handle_signals = 1;

@@ -26,6 +26,7 @@ typedef struct {
     int epochs, batch, seed, patience, resume, quiet, threads, log_every, max_steps, save_every, timing_skip;
     int optim;
     float lr, weight_decay, clip, time_budget;
+    const char *div_; /* --on-divergence */
     const char *tok_, *optim_;               /* parsing state */
 } cls_opts;
 

@@ -6,6 +6,7 @@
  * rate, overall and by source-sentence length bucket (the shape of Bahdanau et al. 2014,
  * Figure 2), as a table on stdout and optionally CSV, Markdown and the translations.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +105,9 @@ int cli_eval(int argc, char **argv) {
     if (p.status) return p.status;
     if (p.npos) return cli_usage(cmd, "unexpected argument '%s'", p.pos[0]);
     if (!model || !data) return cli_usage(cmd, "--model DIR and --data FILE are required");
+    const char *outs[] = {csv, md, hyp_out};
+    for (int i = 0; i < 3; i++)
+        if (cli_not_input(cmd, outs[i], &data, 1)) return CLI_EUSAGE;
     int edges[S2S_MAX_BUCKETS];
     int ne = s2s_parse_edges(buckets, edges, S2S_MAX_BUCKETS - 1);
     if (ne < 0) return cli_usage(cmd, "--buckets wants increasing positive integers like 5,10,15,20 (at most %d)", S2S_MAX_BUCKETS - 1);
@@ -129,7 +133,9 @@ int cli_eval(int argc, char **argv) {
         cli_fail_lib(cmd, st, data);
         goto done;
     }
-    if (d.dropped && !quiet) fprintf(stderr, "attn %s: %d pairs with an empty source skipped\n", cmd, d.dropped);
+    if (d.dropped && !quiet)
+        fprintf(stderr, "attn %s: %d pairs skipped: %d with an empty source, %d with a source over %d tokens\n", cmd, d.dropped,
+                d.empty, d.dropped - d.empty, ATTN_S2S_MAX_SRC);
     hyps = calloc((size_t)d.n + 1, sizeof(char *));
     if (!hyps) goto done;
     attn_s2s_decode_opts o = attn_s2s_decode_defaults();
@@ -159,7 +165,7 @@ int cli_eval(int argc, char **argv) {
     FILE *f;
     if (csv) {
         if (!(f = fopen(csv, "w"))) {
-            cli_fail(cmd, "%s: cannot write", csv);
+            cli_fail(cmd, "%s: cannot write: %s", csv, strerror(errno));
             goto done;
         }
         fprintf(f, "model,bucket,min_len,max_len,sentences,bleu,exact_match\n");
@@ -171,13 +177,13 @@ int cli_eval(int argc, char **argv) {
         }
         fprintf(f, "%s,all,1,-1,%d,%.2f,%.2f\n", name, r.n, r.total.bleu, r.total_exact);
         if (fclose(f)) {
-            cli_fail(cmd, "%s: cannot write", csv);
+            cli_fail(cmd, "%s: cannot write: %s", csv, strerror(errno));
             goto done;
         }
     }
     if (md) {
         if (!(f = fopen(md, "w"))) {
-            cli_fail(cmd, "%s: cannot write", md);
+            cli_fail(cmd, "%s: cannot write: %s", md, strerror(errno));
             goto done;
         }
         fprintf(f, "| source length | sentences | BLEU (%s) | exact match |\n|---|---:|---:|---:|\n", name);
@@ -187,7 +193,7 @@ int cli_eval(int argc, char **argv) {
         }
         fprintf(f, "| all | %d | %.2f | %.2f%% |\n", r.n, r.total.bleu, r.total_exact);
         if (fclose(f)) {
-            cli_fail(cmd, "%s: cannot write", md);
+            cli_fail(cmd, "%s: cannot write: %s", md, strerror(errno));
             goto done;
         }
     }
@@ -316,6 +322,7 @@ int cli_eval_classifier(int argc, char **argv) {
     if (p.status) return p.status;
     if (p.npos) return cli_usage(cmd, "unexpected argument '%s'", p.pos[0]);
     if (!dir || !data) return cli_usage(cmd, "--model DIR and --data FILE are required");
+    if (cli_not_input(cmd, csv, &data, 1)) return CLI_EUSAGE;
     if (subset && strcmp(subset, "negation")) return cli_usage(cmd, "unknown --subset '%s' (negation)", subset);
     if (threads) attn_set_threads(threads);
     cls_model m;
@@ -387,7 +394,7 @@ int cli_eval_classifier(int argc, char **argv) {
     }
     FILE *f = csv ? fopen(csv, "w") : NULL;
     if (csv && !f) {
-        cli_fail(cmd, "%s: cannot write", csv);
+        cli_fail(cmd, "%s: cannot write: %s", csv, strerror(errno));
         goto done;
     }
     if (f) {
@@ -400,7 +407,7 @@ int cli_eval_classifier(int argc, char **argv) {
         }
         fprintf(f, "\nall,%d,,,%.4f\n", s.n, macro);
         if (fclose(f)) {
-            cli_fail(cmd, "%s: cannot write", csv);
+            cli_fail(cmd, "%s: cannot write: %s", csv, strerror(errno));
             goto done;
         }
     }

@@ -44,7 +44,8 @@ static const char HELP[] =
     "                             float, added to the scores (-inf hides); also (H, Nq, Nk)\n"
     "  Note: True means the opposite in 'attn attend --mask' (True = may attend), as in\n"
     "  PyTorch's F.scaled_dot_product_attention. A query that sees no key gets zero attention\n"
-    "  (PyTorch gives NaN).\n"
+    "  (PyTorch gives NaN). Otherwise NaN and infinity propagate as in PyTorch; an output\n"
+    "  holding NaN or infinite values is written with a warning on stderr.\n"
     "\n"
     "outputs:\n"
     "  -o, --out OUT.npy     the output (B, Nq, E)\n"
@@ -100,7 +101,8 @@ static int parse_args(int argc, char **argv, mha_opts *o) {
     if (o->per_head && !o->weights_out) return cli_usage(cmd, "--per-head needs --weights-out W.npy");
     if (!o->out && !o->weights_out) return cli_usage(cmd, "nothing to write: give -o OUT.npy");
     cli_output outs[2] = {{.path = o->out}, {.path = o->weights_out}};
-    return cli_check_outputs(cmd, outs, 2);
+    const char *ins[] = {o->params, o->x, o->key, o->value, o->kpm, o->attn_mask};
+    return cli_check_io(cmd, outs, 2, ins, 6);
 }
 
 /* A bool .npy, or with allow_float also a float one (converted to float32). */

@@ -219,7 +219,16 @@ done:
     return rc;
 }
 
+/* A sound checkpoint by its model's kind (opening it also finishes a commit that a killed run
+ * left half-installed); a broken one by the text of its config.json, so that eval reports
+ * what is wrong with it. */
 int cli_is_recall(const char *dir) {
+    attn_checkpoint ck = {0};
+    if (attn_checkpoint_open(dir, &ck) == ATTN_OK) {
+        int yes = strstr(ck.model_json, "\"kind\": \"recall\"") != NULL;
+        attn_checkpoint_free(&ck);
+        return yes;
+    }
     char path[4200];
     snprintf(path, sizeof path, "%s/config.json", dir);
     FILE *f = fopen(path, "rb");

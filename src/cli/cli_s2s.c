@@ -44,6 +44,7 @@ int s2s_data_encode(attn_translator *m, const attn_pairs *p, int src_col, int ma
         if ((st = attn_tokenize(src_tok, s, &ts)) || (st = attn_tokenize(tgt_tok, t, &tt))) break;
         if (ts.n == 0 || (max_len > 0 && (ts.n > max_len || tt.n > max_len)) || ts.n > ATTN_S2S_MAX_SRC) {
             out->dropped++;
+            out->empty += ts.n == 0;
             continue;
         }
         int k = out->n;

@@ -27,7 +27,8 @@ typedef struct {
     const char **ref;      /* references */
     const char **src_text; /* sources */
     int64_t unk_src, unk_tgt, tok_src, tok_tgt;
-    int dropped;           /* pairs left out by max_len */
+    int dropped;           /* pairs left out: empty source, over max_len or ATTN_S2S_MAX_SRC */
+    int empty;             /* of which with an empty source */
 } s2s_data;
 
 /* Encodes pairs with m's vocabularies (and tokenisers): the source from column src_col, the

@@ -20,12 +20,13 @@ typedef struct {
     int max_len, min_count, max_vocab;
     int epochs, batch, warmup, seed, max_steps, resume, save_every, valid_bleu, log_every, threads, quiet;
     int split_only, weights_only, timing_skip, patience;
+    int skip_divergent; /* --on-divergence skip-batch */
     int optim, schedule;
     float lr, weight_decay, clip, label_smoothing, min_lr, time_budget, noam_factor;
     int noam;          /* --schedule noam (families that allow it) */
     double beta2, eps; /* the family's Adam settings (0: PyTorch's defaults) */
     /* parsing state */
-    const char *dir_, *optim_, *sched_;
+    const char *dir_, *optim_, *sched_, *div_;
 } cli_train_opts;
 
 /* A model family that translates. */

@@ -39,6 +39,9 @@ static const char HELP_TRAINING[] =
     "  --lr F              learning rate, constant (default 1e-3)\n"
     "  --weight-decay F    L2 regularisation (default 0)\n"
     "  --clip F            gradient clipping by global norm (default 0: none)\n"
+    "  --on-divergence stop|skip-batch   a batch whose loss (or, with --clip, gradient norm) is\n"
+    "                      NaN or infinite, or whose loss is over 1000 times the run's first:\n"
+    "                      stop with an error (default; its update is not made), or skip it\n"
     "  --patience N        early stopping: stop when the validation accuracy has not improved\n"
     "                      for N epochs (default 0: off); OUT is the last epoch's model, OUT/best\n"
     "                      the best epoch's (weights only: evaluate or classify with it)\n"
@@ -74,7 +77,7 @@ static int shared_option(cli_args *p, cls_opts *o) {
     if (cli_str(p, "--model", &o->model) || cli_str(p, "--data", &o->data) || cli_str(p, "--train", &o->train) ||
         cli_str(p, "--valid", &o->valid) || cli_str(p, "--out", &o->out) || cli_str(p, "-o", &o->out) ||
         cli_str(p, "--split-dir", &o->split_dir) || cli_str(p, "--log", &o->log) || cli_str(p, "--label-column", &o->label_col) ||
-        cli_str(p, "--tok", &o->tok_) || cli_str(p, "--optim", &o->optim_))
+        cli_str(p, "--tok", &o->tok_) || cli_str(p, "--optim", &o->optim_) || cli_str(p, "--on-divergence", &o->div_))
         return 1;
     if (cli_int(p, "--split-seed", 0, INT32_MAX, &o->split_seed) || cli_int(p, "--epochs", 0, 100000, &o->epochs) ||
         cli_int(p, "--batch", 1, 1 << 16, &o->batch) || cli_int(p, "--seed", 0, INT32_MAX, &o->seed) ||
@@ -108,6 +111,8 @@ static int check(const char *cmd, cls_opts *o) {
     if (!(o->lr > 0)) return cli_usage(cmd, "--lr must be positive");
     if (o->weight_decay < 0 || o->clip < 0 || o->time_budget < 0)
         return cli_usage(cmd, "--weight-decay, --clip and --time-budget must be >= 0");
+    if (o->div_ && strcmp(o->div_, "stop") && strcmp(o->div_, "skip-batch"))
+        return cli_usage(cmd, "unknown --on-divergence '%s' (stop, skip-batch)", o->div_);
     return CLI_OK;
 }
 

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli_train.h"
 
@@ -37,6 +39,10 @@ static const char HELP_TRAINING[] =
     "                      linear decay to --min-lr, default lr/10)\n"
     "  --warmup N          steps of linear warm-up\n"
     "  --clip F            gradient clipping by global norm (default 1; 0: none)\n"
+    "  --on-divergence stop|skip-batch   a batch whose loss or gradient norm is NaN or infinite,\n"
+    "                      or whose loss is over 1000 times the run's first: stop with an error\n"
+    "                      (default; its update is not made and the checkpoint on disk is the\n"
+    "                      last one written before it), or skip its update and go on\n"
     "  --label-smoothing F (default 0.1)\n"
     "  --seed N            initialisation, dropout and data order (default 1)\n"
     "  --max-steps N       stop after N updates in all (a checkpoint is written)\n"
@@ -82,7 +88,8 @@ static int shared_option(cli_args *p, cli_train_opts *o) {
     if (cli_str(p, "--data", &o->data) || cli_str(p, "--train", &o->train) || cli_str(p, "--valid", &o->valid) ||
         cli_str(p, "--out", &o->out) || cli_str(p, "-o", &o->out) || cli_str(p, "--split-dir", &o->split_dir) ||
         cli_str(p, "--export-batches", &o->export_batches) || cli_str(p, "--log", &o->log) ||
-        cli_str(p, "--direction", &o->dir_) || cli_str(p, "--optim", &o->optim_) || cli_str(p, "--schedule", &o->sched_))
+        cli_str(p, "--direction", &o->dir_) || cli_str(p, "--optim", &o->optim_) || cli_str(p, "--schedule", &o->sched_) ||
+        cli_str(p, "--on-divergence", &o->div_))
         return 1;
     if (cli_int(p, "--split-seed", 0, INT32_MAX, &o->split_seed) || cli_int(p, "--max-len", 0, 100000, &o->max_len) ||
         cli_int(p, "--min-count", 0, INT32_MAX, &o->min_count) || cli_int(p, "--max-vocab", 0, INT32_MAX, &o->max_vocab) ||
@@ -127,6 +134,9 @@ static int shared_check(const char *cmd, cli_train_opts *o, int allow_noam) {
     if (!(o->noam_factor > 0)) return cli_usage(cmd, "--noam-factor must be positive");
     if (!(o->label_smoothing >= 0 && o->label_smoothing < 1)) return cli_usage(cmd, "--label-smoothing must be in [0, 1)");
     if (o->clip < 0 || o->time_budget < 0) return cli_usage(cmd, "--clip and --time-budget must be >= 0");
+    if (o->div_ && strcmp(o->div_, "stop") && strcmp(o->div_, "skip-batch"))
+        return cli_usage(cmd, "unknown --on-divergence '%s' (stop, skip-batch)", o->div_);
+    o->skip_divergent = o->div_ && !strcmp(o->div_, "skip-batch");
     if (o->min_lr < 0) o->min_lr = o->lr / 10;
     return CLI_OK;
 }
@@ -325,6 +335,7 @@ static int run_trainer(const cli_train_family *f, cli_train_opts *o, attn_transl
     c.max_steps = o->max_steps, c.time_budget = o->time_budget, c.save_every = o->save_every, c.weights_only = o->weights_only;
     c.patience = o->patience, c.log_every = o->quiet ? 0 : o->log_every, c.timing_skip = o->timing_skip;
     c.out = o->out, c.log_csv = o->log, c.resume = o->resume ? ck : NULL, c.handle_signals = 1;
+    c.skip_divergent = o->skip_divergent;
     if (!o->quiet) c.report = report_line;
     attn_train_result r;
     int st = attn_trainer_run(&m, &c, &r);
@@ -341,8 +352,27 @@ done:
     return rc;
 }
 
+/* After a failed fresh run into a directory that did not exist: unless it wrote a checkpoint
+ * before failing, removes what the run made there (the split, then the directories if left
+ * empty). */
+static void remove_fresh_out(const cli_train_opts *o) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config.json", o->out);
+    if (access(path, F_OK) == 0) return;
+    const char *names[3] = {"train.tsv", "valid.tsv", "test.tsv"};
+    for (int i = 0; o->data && !o->split_dir && i < 3; i++) {
+        snprintf(path, sizeof path, "%s/split/%s", o->out, names[i]);
+        remove(path);
+    }
+    snprintf(path, sizeof path, "%s/split", o->out);
+    rmdir(path);
+    rmdir(o->out);
+}
+
 static int train(const cli_train_family *f, cli_train_opts *o, int argc, char **argv) {
     const char *cmd = f->cmd;
+    struct stat so;
+    int fresh = o->out && !o->resume && !o->split_only && stat(o->out, &so) != 0;
     if (o->threads) attn_set_threads(o->threads);
     attn_pairs all = {0}, tr = {0}, va = {0}, te = {0};
     attn_translator *t = NULL;
@@ -381,6 +411,7 @@ static int train(const cli_train_family *f, cli_train_opts *o, int argc, char **
     }
     rc = run_trainer(f, o, t, &ck, &dtr, &dva, cmdline);
 done:
+    if (rc && fresh) remove_fresh_out(o);
     s2s_data_free(&dtr), s2s_data_free(&dva);
     attn_checkpoint_free(&ck);
     attn_translator_free(t);

@@ -45,6 +45,11 @@ static const char HELP[] =
     S2S_MEMORY_HELP
     "  -h, --help             this help\n"
     "\n"
+    "A sentence that cannot be translated (e.g. a line holding a NUL byte) gets a one-line error\n"
+    "on stderr naming it (\"stdin line 7: ...\") and an empty output line, so that outputs stay\n"
+    "aligned with inputs; the others are translated. The exit status is then 1, after a last\n"
+    "line \"N of M sentences failed\" on stderr.\n"
+    "\n"
     "The 'none' model (the distracted encoder-decoder) has no alignment: every target word is\n"
     "decoded from the same vector C.\n"
     "\n"
@@ -124,12 +129,16 @@ static int show(const char *cmd, attn_translator *m, const tr_opts *o, const cha
     return rc;
 }
 
+/* Translates one sentence and prints it. On failure the message names `where` (e.g. "stdin
+ * line 7"), and *printed says whether its line of output was printed already. */
 static int translate_one(const char *cmd, attn_translator *m, const tr_opts *o, const attn_s2s_decode_opts *d, const char *sentence,
-                         int idx, int many, cli_html_pages *pg) {
+                         int idx, int many, cli_html_pages *pg, const char *where, int *printed) {
     attn_s2s_translation t;
+    *printed = 0;
     int st = attn_translator_translate(m, sentence, d, &t);
-    if (st) return cli_fail_lib(cmd, st, NULL);
+    if (st) return cli_fail_lib(cmd, st, where);
     printf("%s\n", t.text);
+    *printed = 1;
     if (t.n_unk > 0) {
         fprintf(stderr, "note: %d source token%s not in the vocabulary, read as <unk>:", t.n_unk, t.n_unk > 1 ? "s" : "");
         for (int i = 0; i + 1 < t.src.n; i++)
@@ -141,6 +150,18 @@ static int translate_one(const char *cmd, attn_translator *m, const tr_opts *o, 
     fflush(stdout);
     attn_s2s_translation_free(&t);
     return rc;
+}
+
+/* One input of the stream: a failure prints its message and, if the sentence's line of
+ * output was not printed, an empty line (so that outputs stay aligned with inputs); the
+ * stream goes on. Counts the failures in *failed. */
+static void stream_one(const char *cmd, attn_translator *m, const tr_opts *o, const attn_s2s_decode_opts *d, const char *sentence,
+                       size_t len, int idx, int many, cli_html_pages *pg, const char *where, int *failed) {
+    int printed = 0;
+    if (len != strlen(sentence)) cli_fail(cmd, "%s: holds a NUL byte", where);
+    else if (!translate_one(cmd, m, o, d, sentence, idx, many, pg, where, &printed)) return;
+    if (!printed) printf("\n"), fflush(stdout);
+    (*failed)++;
 }
 
 int cli_translate(int argc, char **argv) {
@@ -183,28 +204,29 @@ int cli_translate(int argc, char **argv) {
     }
     attn_s2s_decode_opts d = attn_s2s_decode_defaults();
     d.beam = o.beam, d.len_alpha = o.alpha, d.max_len = o.max_len;
-    int rc = s2s_memory_open(cmd, m, &mem, &d, 1);
+    int rc = s2s_memory_open(cmd, m, &mem, &d, 1), failed = 0, total = 0;
+    char where[64];
     if (rc) {
     } else if (p.npos > 0) {
-        for (int i = 0; i < p.npos && !rc; i++) rc = translate_one(cmd, m, &o, &d, p.pos[i], i, p.npos > 1, pg);
+        for (int i = 0; i < p.npos; i++, total++) {
+            snprintf(where, sizeof where, "sentence %d", i + 1);
+            stream_one(cmd, m, &o, &d, p.pos[i], strlen(p.pos[i]), i, p.npos > 1, pg, where, &failed);
+        }
     } else {
         /* one sentence per line of stdin; files become numbered from the second line on */
         size_t cap = 0;
         char *line = NULL;
-        int i = 0;
         long k;
-        while (!rc && (k = (long)getline(&line, &cap, stdin)) >= 0) {
+        while ((k = (long)getline(&line, &cap, stdin)) >= 0) {
             while (k > 0 && (line[k - 1] == '\n' || line[k - 1] == '\r')) line[--k] = 0;
-            if ((size_t)k != strlen(line)) {
-                rc = cli_fail(cmd, "stdin line %d holds a NUL byte", i + 1);
-                break;
-            }
-            rc = translate_one(cmd, m, &o, &d, line, i, 1, pg);
-            i++;
+            snprintf(where, sizeof where, "stdin line %d", total + 1);
+            stream_one(cmd, m, &o, &d, line, (size_t)k, total, 1, pg, where, &failed);
+            total++;
         }
         free(line);
     }
     if (!rc && pg) rc = cli_html_write(cmd, pg, o.html, o.model);
+    if (!rc && failed) rc = cli_fail(cmd, "%d of %d sentences failed (each has an empty output line)", failed, total);
     cli_html_free(pg);
     s2s_memory_close(&mem);
     attn_translator_free(m);

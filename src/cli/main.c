@@ -3,6 +3,7 @@
  * in its own file (cli_NAME.c); shared helpers are in cli.h. Adding a subcommand is one line in
  * COMMANDS below plus its declaration in cli.h. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -68,6 +69,7 @@ static void print_help(FILE *f) {
             "environment:\n"
             "  ATTN_THREADS=N               threads for parallel work (default: all cores)\n"
             "  ATTN_ISA=ref|avx2|avx512     force an instruction-set path (default: the best this CPU runs)\n"
+            "  (an invalid value of either, or an ISA this CPU cannot run, is a usage error)\n"
             "\n"
             "Arrays are .npy files (float32; float64 is converted), weights are safetensors files.\n"
             "Exit status: 0 success, 1 a data or runtime error, 2 a usage error.\n"
@@ -93,7 +95,24 @@ static int run_command(const char *name, int argc, char **argv) {
     return c->run(argc, argv);
 }
 
+/* The environment's settings, checked before any command (the library falls back to its
+ * defaults on a value it cannot use; here that is a usage error, never silence). */
+static int check_env(void) {
+    const char *t = getenv("ATTN_THREADS"), *isa = getenv("ATTN_ISA");
+    long n;
+    if (t && *t && (cli_parse_long(t, &n) || n < 1 || n > 1024)) {
+        fprintf(stderr, "attn: ATTN_THREADS='%s' is not a number of threads from 1 to 1024\n", t);
+        return CLI_EUSAGE;
+    }
+    if (isa && *isa && attn_set_isa(isa)) {
+        fprintf(stderr, "attn: ATTN_ISA='%s': %s (ref, avx2 or avx512)\n", isa, attn_last_error());
+        return CLI_EUSAGE;
+    }
+    return CLI_OK;
+}
+
 int main(int argc, char **argv) {
+    if (check_env()) return CLI_EUSAGE;
     if (argc < 2) {
         fprintf(stderr, "usage: attn <command> [options]   (attn --help lists the commands)\n");
         return CLI_EUSAGE;

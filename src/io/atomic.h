@@ -8,8 +8,11 @@
  *   if (fwrite(...) != n) { attn__atomic_abort(f, tmp); return attn__error(ATTN_EIO, ...); }
  *   return attn__atomic_commit(f, tmp, path);   // removes the temporary file on failure
  *
- * The temporary file is "PATH.tmp.XXXXXX" (same directory, so rename is atomic), created
- * exclusively with the usual permissions (0666 less the umask, as fopen would give).
+ * The temporary file is "TARGET.tmp.XXXXXX" (same directory, so rename is atomic), created
+ * exclusively with the usual permissions (0666 less the umask, as fopen would give). TARGET
+ * is PATH with symbolic links followed, so that a link stays a link and its target gets the
+ * new contents. A TARGET that exists and is not a regular file (a device such as /dev/null or
+ * /dev/full, a FIFO) is opened and written directly (tmp is then ""); a directory is refused.
  */
 #ifndef ATTN_IO_ATOMIC_H
 #define ATTN_IO_ATOMIC_H
@@ -24,11 +27,17 @@
  * (callers check for a NULL or empty path themselves if they want ATTN_EINVAL for it). */
 FILE *attn__atomic_open(const char *path, char *tmp_path_out, size_t cap);
 
-/* Flushes and closes f, checking for write errors, then renames tmp over path. ATTN_OK, or
+/* Flushes, fsyncs and closes f, checking for write errors, then renames tmp over path. ATTN_OK, or
  * ATTN_EIO with a message (and tmp removed). f is closed in every case. */
 int attn__atomic_commit(FILE *f, const char *tmp, const char *path);
 
 /* Closes f (if not NULL) and removes tmp. Leaves the current error message as it is. */
 void attn__atomic_abort(FILE *f, const char *tmp);
+/* After a failed write: aborts, and returns ATTN_EIO with "PATH: write failed: <errno's reason>". */
+int attn__atomic_fail(FILE *f, const char *tmp, const char *path);
+
+/* fsync of a directory, so that renames in it survive a power loss (best effort: errors are
+ * ignored, as a failure here leaves every file complete). */
+void attn__sync_dir(const char *dir);
 
 #endif

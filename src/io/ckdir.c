@@ -1,22 +1,28 @@
-/* The checkpoint directory format (io/ckdir.h): atomic files, then config.json naming their
- * sizes and checksums; on open, every listed file verified. */
+/* The checkpoint directory format (io/ckdir.h): a complete checkpoint staged in DIR/.ck-new,
+ * committed by one rename to DIR/.ck-commit, then installed file by file into DIR; on open,
+ * every listed file verified. */
 #define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "attn/io.h"
 #include "core/file.h"
 #include "core/internal.h"
 #include "core/strbuf.h"
+#include "io/atomic.h"
 #include "io/ckdir.h"
 
 #define FORMAT "attn-checkpoint"
 #define VERSION 1
 #define MAX_CONFIG (64u << 20)
+#define STAGING ".ck-new"
+#define PENDING ".ck-commit"
 
 uint64_t attn__fnv1a(uint64_t h, const void *data, size_t n) {
     const unsigned char *p = data;
@@ -31,6 +37,13 @@ char *attn__ck_join(const char *dir, const char *name) {
     memcpy(p, dir, a);
     p[a] = '/';
     memcpy(p + a + 1, name, b + 1);
+    return p;
+}
+
+char *attn__ck_file_path(const char *dir, const char *name) {
+    char *pending = attn__ck_join(dir, PENDING), *p = pending ? attn__ck_join(pending, name) : NULL;
+    attn_free(pending);
+    if (p && access(p, F_OK) != 0) attn_free(p), p = attn__ck_join(dir, name);
     return p;
 }
 
@@ -93,6 +106,65 @@ static int write_one(const attn__ck_file *f, const char *path) {
     return st;
 }
 
+/* ---- Commit ------------------------------------------------------------------------------ */
+
+/* Removes the entries of dir that are plain files (a staging directory left by a killed write),
+ * then dir itself. */
+static void remove_staging(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    for (struct dirent *e; (e = readdir(d));) {
+        char *p = e->d_name[0] == '.' ? NULL : attn__ck_join(dir, e->d_name);
+        if (p) unlink(p);
+        attn_free(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+/* Removes dir's "NAME.tmp.XXXXXX" files, left by a write that was killed before its rename. */
+static void remove_temporaries(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    for (struct dirent *e; (e = readdir(d));) {
+        const char *t = strstr(e->d_name, ".tmp.");
+        char *p = t && t != e->d_name && strlen(t) == 11 ? attn__ck_join(dir, e->d_name) : NULL;
+        if (p) unlink(p);
+        attn_free(p);
+    }
+    closedir(d);
+}
+
+/* Installs a committed checkpoint: moves the files of dir/.ck-commit into dir, config.json
+ * last, then removes the emptied .ck-commit. Idempotent, so that a write killed half-way
+ * through is finished by the next write or open (a file already moved is skipped). */
+static int install(const char *dir) {
+    char *pending = attn__ck_join(dir, PENDING);
+    DIR *d = pending ? opendir(pending) : NULL;
+    int st = ATTN_OK;
+    if (!pending) st = attn__error(ATTN_ENOMEM, "out of memory");
+    else if (!d && errno != ENOENT) st = attn__error(ATTN_EIO, "%s: cannot read: %s", pending, strerror(errno));
+    for (int pass = 0; d && pass < 2 && !st; pass++) {
+        rewinddir(d);
+        for (struct dirent *e; !st && (e = readdir(d));) {
+            if (e->d_name[0] == '.' || (strcmp(e->d_name, ATTN__CK_CONFIG) == 0) != pass) continue;
+            char *from = attn__ck_join(pending, e->d_name), *to = attn__ck_join(dir, e->d_name);
+            if (!from || !to) st = attn__error(ATTN_ENOMEM, "out of memory");
+            else if (rename(from, to) != 0 && errno != ENOENT)
+                st = attn__error(ATTN_EIO, "%s: cannot move it into the checkpoint: %s", from, strerror(errno));
+            attn_free(from), attn_free(to);
+        }
+    }
+    if (d) {
+        closedir(d);
+        attn__sync_dir(dir);
+        if (!st && rmdir(pending) != 0 && errno != ENOENT && errno != ENOTEMPTY)
+            st = attn__error(ATTN_EIO, "%s: cannot remove: %s", pending, strerror(errno));
+    }
+    attn_free(pending);
+    return st;
+}
+
 int attn__ck_write(const char *dir, int n_sections, const char *const *keys, const char *const *values, int n_files,
                    const attn__ck_file *files) {
     if (!dir || !*dir || n_sections < 1 || !keys || !values || strcmp(keys[0], "model") || n_files < 0 || (n_files && !files))
@@ -111,6 +183,13 @@ int attn__ck_write(const char *dir, int n_sections, const char *const *keys, con
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) return attn__error(ATTN_EIO, "%s: cannot create the directory: %s", dir, strerror(errno));
     struct stat sdir;
     if (stat(dir, &sdir) != 0 || !S_ISDIR(sdir.st_mode)) return attn__error(ATTN_EIO, "%s: not a directory", dir);
+    /* 0. Finish a commit that a killed run left half-installed; clear what it left behind. */
+    if ((st = install(dir))) return st;
+    char *staging = attn__ck_join(dir, STAGING), *pending = attn__ck_join(dir, PENDING);
+    if (staging) remove_staging(staging), remove_temporaries(dir);
+    if (!staging || !pending) st = attn__error(ATTN_ENOMEM, "attn_checkpoint_save: out of memory");
+    else if (mkdir(staging, 0777) != 0) st = attn__error(ATTN_EIO, "%s: cannot create the directory: %s", staging, strerror(errno));
+    if (st) return attn_free(staging), attn_free(pending), st;
 
     attn__sb b = {0};
     attn__jw w;
@@ -120,10 +199,10 @@ int attn__ck_write(const char *dir, int n_sections, const char *const *keys, con
     attn__jw_key(&w, "format"), attn__jw_str(&w, FORMAT);
     attn__jw_key(&w, "version"), attn__jw_i64(&w, VERSION);
     for (int i = 0; i < n_sections; i++) attn__jw_key(&w, keys[i]), attn__jw_raw(&w, values[i]);
-    /* 1. The files, each atomic; their sizes and checksums into config.json. */
+    /* 1. The files, into the staging directory; their sizes and checksums into config.json. */
     attn__jw_key(&w, "files"), attn__jw_object(&w, 1);
     for (int i = 0; i < n_files && !st; i++) {
-        char *path = attn__ck_join(dir, files[i].name);
+        char *path = attn__ck_join(staging, files[i].name);
         uint64_t bytes = 0, sum = 0;
         st = path ? write_one(&files[i], path) : ATTN_ENOMEM;
         if (!st) st = file_sum(path, &bytes, &sum);
@@ -141,15 +220,23 @@ int attn__ck_write(const char *dir, int n_sections, const char *const *keys, con
     attn__jw_end(&w, ']');
     attn__jw_end(&w, '}');
     attn__sb_str(&b, "\n");
-    /* 2. config.json, the commit point. */
+    /* 2. config.json; then the commit: one rename of the complete staging directory. */
     if (!st && b.failed) st = ATTN_ENOMEM;
     if (!st) {
-        char *path = attn__ck_join(dir, ATTN__CK_CONFIG);
+        char *path = attn__ck_join(staging, ATTN__CK_CONFIG);
         st = path ? attn_write_file_atomic(path, b.buf, b.len) : ATTN_ENOMEM;
         attn_free(path);
     }
     if (st == ATTN_ENOMEM) attn__error(ATTN_ENOMEM, "attn_checkpoint_save: out of memory");
+    if (!st) {
+        attn__sync_dir(staging);
+        if (rename(staging, pending) != 0) st = attn__error(ATTN_EIO, "%s: cannot commit the checkpoint: %s", staging, strerror(errno));
+    }
+    if (st) remove_staging(staging);
+    /* 3. The files into place (a kill from here on leaves the new checkpoint to open). */
+    if (!st) attn__sync_dir(dir), st = install(dir);
     attn__sb_free(&b);
+    attn_free(staging), attn_free(pending);
     return st;
 }
 
@@ -204,7 +291,7 @@ static int verify_file(const attn__ck *ck, const attn__json *f) {
     int st = attn__ck_u64(ck, f, "bytes", &bytes);
     if (!st) st = attn__ck_hex64(ck, member(f, "fnv1a64"), "fnv1a64", &sum);
     if (st) return st;
-    char *p = attn__ck_join(ck->dir, f->key);
+    char *p = attn__ck_file_path(ck->dir, f->key);
     if (!p) return attn__error(ATTN_ENOMEM, "out of memory");
     st = file_sum(p, &got_bytes, &got_sum);
     attn_free(p);
@@ -218,7 +305,7 @@ static int verify_file(const attn__ck *ck, const attn__json *f) {
 }
 
 static int open_checked(const char *dir, attn__ck *ck) {
-    char *cpath = attn__ck_join(dir, ATTN__CK_CONFIG);
+    char *cpath = attn__ck_file_path(dir, ATTN__CK_CONFIG);
     if (!cpath || !(ck->dir = attn__strndup(dir, strlen(dir)))) return attn_free(cpath), attn__error(ATTN_ENOMEM, "out of memory");
     int st = attn__read_file(cpath, MAX_CONFIG, &ck->text, &ck->len);
     char err[128];
@@ -246,7 +333,7 @@ static int open_checked(const char *dir, attn__ck *ck) {
         if (e->type != ATTN__JSON_STRING || !valid_name(e->str) || reserved(e->str)) return attn__ck_bad(ck, "\"extra_files\" holds a bad file name");
         if (!member(files, e->str)) return attn__ck_bad(ck, "\"extra_files\" names a file that \"files\" does not list");
         int i = ck->n_extra++;
-        if (!(ck->extra_names[i] = attn__strndup(e->str, strlen(e->str))) || !(ck->extra_paths[i] = attn__ck_join(dir, e->str)))
+        if (!(ck->extra_names[i] = attn__strndup(e->str, strlen(e->str))) || !(ck->extra_paths[i] = attn__ck_file_path(dir, e->str)))
             return attn__error(ATTN_ENOMEM, "out of memory");
     }
     return ATTN_OK;
@@ -255,6 +342,9 @@ static int open_checked(const char *dir, attn__ck *ck) {
 int attn__ck_open(const char *dir, attn__ck *ck) {
     memset(ck, 0, sizeof *ck);
     if (!dir || !*dir) return attn__error(ATTN_EINVAL, "attn_checkpoint_open: empty directory name");
+    /* a commit that a killed writer left half-installed is finished here when the directory
+     * is writable; else its files are read where they are (attn__ck_file_path) */
+    (void)install(dir);
     int st = open_checked(dir, ck);
     if (st) attn__ck_close(ck);
     return st;

@@ -1,6 +1,6 @@
-/* The checkpoint directory as a file format (not API): named files, each written atomically,
- * and config.json, written last, which names the size and FNV-1a checksum of every other file
- * beside JSON sections given by the layers above:
+/* The checkpoint directory as a file format (not API): named files and config.json, which
+ * names the size and FNV-1a checksum of every other file beside JSON sections given by the
+ * layers above:
  *   {"format": "attn-checkpoint", "version": 1, <sections>, "files": {name: {"bytes": n,
  *    "fnv1a64": "hex"}, ...}, "extra_files": [names of the model's own files]}
  * A directory whose writing was interrupted (an old config.json, some new files) is detected
@@ -16,6 +16,14 @@
 
 #include "io/json.h"
 
+/* Crash safety: a checkpoint is written whole into DIR/.ck-new (each file fsync'ed, then the
+ * directory), committed by one rename of .ck-new to DIR/.ck-commit, then installed by moving
+ * its files into DIR, config.json last, and removing .ck-commit. A kill at any instant leaves
+ * either the previous checkpoint (no .ck-commit: a stale .ck-new and *.tmp.* files are
+ * removed by the next write) or the new one (.ck-commit present: the next write or open
+ * finishes the installation; until then a file is read from .ck-commit if it is still
+ * there). Loaders therefore name a checkpoint's files with attn__ck_file_path, never by
+ * joining DIR and the name. */
 #define ATTN__CK_CONFIG "config.json"
 #define ATTN__CK_MODEL "model.safetensors"
 #define ATTN__CK_OPTIM "optim.safetensors"
@@ -63,6 +71,10 @@ const attn__json *attn__ck_member(const attn__ck *ck, const char *key);
 char *attn__ck_text(const attn__ck *ck, const attn__json *v);
 /* dir/name (malloc'ed; NULL if out of memory); an extra file's path (NULL if not one). */
 char *attn__ck_join(const char *dir, const char *name);
+/* Where the checkpoint file `name` of dir is to be read: dir/.ck-commit/name while a commit is
+ * being installed and the file is still there, else dir/name (malloc'ed; NULL if out of
+ * memory). */
+char *attn__ck_file_path(const char *dir, const char *name);
 const char *attn__ck_extra(const attn__ck *ck, const char *name);
 /* An ATTN_EFORMAT error "DIR/config.json: what". */
 int attn__ck_bad(const attn__ck *ck, const char *what);

@@ -371,8 +371,7 @@ int attn_cls_write(const attn_cls_data *d, const char *path) {
         bad = fputs(d->label_name[d->ex[i].label], f) == EOF || fputc('\t', f) == EOF || fputs(d->ex[i].text, f) == EOF ||
               fputc('\n', f) == EOF;
     if (bad) {
-        attn__atomic_abort(f, tmp);
-        return attn__error(ATTN_EIO, "%s: write failed", path);
+        return attn__atomic_fail(f, tmp, path);
     }
     return attn__atomic_commit(f, tmp, path);
 }

@@ -330,8 +330,7 @@ int attn_npy_save(const char *path, attn_dtype dt, int ndim, const int64_t *shap
     FILE *f = attn__atomic_open(path, tmp, sizeof tmp);
     if (!f) return ATTN_EIO;
     if (fwrite(pre, 1, 10, f) != 10 || fwrite(hdr, 1, hlen, f) != hlen || (nbytes && fwrite(data, 1, nbytes, f) != nbytes)) {
-        attn__atomic_abort(f, tmp);
-        return attn__error(ATTN_EIO, "%s: write failed", path);
+        return attn__atomic_fail(f, tmp, path);
     }
     return attn__atomic_commit(f, tmp, path);
 }

@@ -213,8 +213,7 @@ int attn_pairs_write(const attn_pairs *p, const char *path) {
         if (!bad && q->extra[0]) bad = fputc('\t', f) == EOF || fputs(q->extra, f) == EOF;
         if (!bad) bad = fputc('\n', f) == EOF;
         if (bad) {
-            attn__atomic_abort(f, tmp);
-            return attn__error(ATTN_EIO, "%s: write failed", path);
+            return attn__atomic_fail(f, tmp, path);
         }
     }
     return attn__atomic_commit(f, tmp, path);

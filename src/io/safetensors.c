@@ -677,8 +677,7 @@ int attn_st_writer_save(attn_st_writer *w, const char *path) {
         int bad = fwrite(len8, 1, 8, f) != 8 || fwrite(h.buf, 1, h.len, f) != h.len;
         for (int i = 0; i < w->n && !bad; i++) bad = write_f32(f, order[i]->data, order[i]->numel) != 0;
         if (bad) {
-            attn__atomic_abort(f, tmp);
-            rc = attn__error(ATTN_EIO, "%s: write failed", path);
+            rc = attn__atomic_fail(f, tmp, path);
         } else {
             rc = attn__atomic_commit(f, tmp, path);
         }

@@ -318,8 +318,7 @@ int attn_vocab_save(const attn_vocab *v, const char *path) {
     if (!f) return ATTN_EIO;
     for (int i = 0; i < v->c.n; i++) {
         if (fwrite(v->c.buf + v->c.off[i], 1, v->c.len[i], f) != v->c.len[i] || fputc('\n', f) == EOF) {
-            attn__atomic_abort(f, tmp);
-            return attn__error(ATTN_EIO, "%s: write failed", path);
+            return attn__atomic_fail(f, tmp, path);
         }
     }
     return attn__atomic_commit(f, tmp, path);

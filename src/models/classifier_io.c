@@ -291,7 +291,7 @@ int attn_classifier_load(const char *dir, attn_classifier **out) {
     attn_classifier *m = NULL;
     attn_vocab *v = NULL;
     attn_classifier_config c;
-    char *json = attn__ck_text(&ck, attn__ck_member(&ck, "model")), *weights = attn__ck_join(dir, ATTN__CK_MODEL);
+    char *json = attn__ck_text(&ck, attn__ck_member(&ck, "model")), *weights = attn__ck_file_path(dir, ATTN__CK_MODEL);
     const char *vp = attn__ck_extra(&ck, "vocab.txt"), *lp = attn__ck_extra(&ck, "labels.txt");
     if (!json || !weights) st = attn__error(ATTN_ENOMEM, "attn_classifier_load: out of memory");
     else if ((st = attn_classifier_config_from_json(json, &c)) || (st = attn_classifier_new(&c, 0, &m)))

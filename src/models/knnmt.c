@@ -87,9 +87,11 @@ void attn_knn_free(attn_knn_store *s) {
     attn_free(s);
 }
 
-static int reserve(attn_knn_store *s, int64_t need) {
+/* Room for `need` entries: the capacity doubles from `first` (a growing store starts at 1024;
+ * a loaded one at exactly what its file holds, so that a header cannot ask for more). */
+static int reserve_from(attn_knn_store *s, int64_t need, int64_t first) {
     if (need <= s->cap) return ATTN_OK;
-    int64_t cap = s->cap ? s->cap : 1024;
+    int64_t cap = s->cap ? s->cap : first;
     while (cap < need) cap *= 2;
     size_t bytes;
     if (attn__mul_size((size_t)cap, (size_t)s->dim * sizeof(float), &bytes)) return attn__error(ATTN_ENOMEM, "kNN store: too large");
@@ -108,6 +110,8 @@ static int reserve(attn_knn_store *s, int64_t need) {
     s->keys = k, s->norms = nr, s->vals = v, s->cap = cap;
     return ATTN_OK;
 }
+
+static int reserve(attn_knn_store *s, int64_t need) { return reserve_from(s, need, 1024); }
 
 static float sq_norm(const float *x, int D) {
     float a = 0.0f;
@@ -236,8 +240,7 @@ int attn_knn_save(const attn_knn_store *s, const char *path) {
     size_t nk = (size_t)s->n * s->dim, nv = (size_t)s->n;
     if (fwrite(h, 1, KNN_HEADER, f) != KNN_HEADER || (nk && fwrite(s->keys, sizeof(float), nk, f) != nk) ||
         (nv && fwrite(s->vals, sizeof(int32_t), nv, f) != nv)) {
-        attn__atomic_abort(f, tmp);
-        return attn__error(ATTN_EIO, "%s: cannot write", path);
+        return attn__atomic_fail(f, tmp, path);
     }
     return attn__atomic_commit(f, tmp, path);
 }
@@ -287,7 +290,7 @@ int attn_knn_load(const char *path, attn_knn_store **out) {
     }
     if ((st = attn_knn_new((int)D, (int)V, attn__le64(h + 32), &s))) goto done;
     s->p = p, s->tuned = attn__le32(h + 52) != 0;
-    if ((st = reserve(s, n ? (int64_t)n : 1))) goto done;
+    if ((st = reserve_from(s, n ? (int64_t)n : 1, 1))) goto done;
     if ((n && (st = attn__file_read(f, path, s->keys, (size_t)n * D * sizeof(float)))) ||
         (n && (st = attn__file_read(f, path, s->vals, (size_t)n * sizeof(int32_t)))))
         goto done;

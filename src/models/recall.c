@@ -392,7 +392,7 @@ int attn_recall_load(const char *dir, attn_recall **out) {
     if (st) return st;
     attn_recall *m = NULL;
     attn_recall_config c;
-    char *json = attn__ck_text(&ck, attn__ck_member(&ck, "model")), *weights = attn__ck_join(dir, ATTN__CK_MODEL);
+    char *json = attn__ck_text(&ck, attn__ck_member(&ck, "model")), *weights = attn__ck_file_path(dir, ATTN__CK_MODEL);
     if (!json || !weights) st = attn__error(ATTN_ENOMEM, "attn_recall_load: out of memory");
     else if ((st = attn_recall_config_from_json(json, &c)) || (st = attn_recall_new(&c, 0, &m)))
         st = attn__error(st == ATTN_ENOMEM ? st : ATTN_EFORMAT, "%s: %s", dir, attn_last_error());

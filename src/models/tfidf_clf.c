@@ -351,7 +351,7 @@ int attn_tfclf_load(const char *dir, attn_tfclf **out) {
     }
     if ((st = attn__read_file(fp, (size_t)1 << 31, &text, &n)) || (st = attn__tfidf_read(text, n, fp, &f))) goto done;
     if ((st = attn_tfclf_new(&c, f, &m)) || (st = read_labels(&ck, m))) goto done; /* takes f */
-    if (!(weights = attn__ck_join(dir, ATTN__CK_MODEL))) st = attn__error(ATTN_ENOMEM, "attn_tfclf_load: out of memory");
+    if (!(weights = attn__ck_file_path(dir, ATTN__CK_MODEL))) st = attn__error(ATTN_ENOMEM, "attn_tfclf_load: out of memory");
     else st = attn_params_load(m->ps, weights, 0);
 done:
     attn_free(text), attn_free(weights);

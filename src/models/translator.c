@@ -383,7 +383,7 @@ int attn_translator_load(const char *dir, attn_translator **out) {
     const family *f = NULL;
     attn_translator *t = NULL;
     attn_vocab *sv = NULL, *tv = NULL;
-    char *model_json = attn__ck_text(&ck, attn__ck_member(&ck, "model")), *weights = attn__ck_join(dir, ATTN__CK_MODEL);
+    char *model_json = attn__ck_text(&ck, attn__ck_member(&ck, "model")), *weights = attn__ck_file_path(dir, ATTN__CK_MODEL);
     const char *sp = attn__ck_extra(&ck, "src_vocab.txt"), *tp = attn__ck_extra(&ck, "tgt_vocab.txt");
     if (!model_json || !weights) {
         st = attn__error(ATTN_ENOMEM, "attn_translator_load: out of memory");

@@ -436,8 +436,16 @@ static void fwd_merge_task(void *ctx, int bh, int thread) {
     for (int i = 0; i < a->Nq; i++) {
         size_t row = (size_t)bh * a->Nq + i;
         float m = -INFINITY, sum = 0.0f, *o = j->O + b * a->o_strides[0] + h * a->o_strides[1] + i * a->o_strides[2];
-        for (int r = 0; r < j->ns; r++) m = fmaxf(m, j->pl[r * stride + row]);
+        for (int r = 0; r < j->ns; r++) {
+            float x = j->pl[r * stride + row];
+            if (x > m || isnan(x)) m = x; /* a NaN stays */
+        }
         memset(o, 0, (size_t)a->dv * sizeof *o);
+        if (isnan(m)) { /* a range with a NaN or +inf score: NaN, as PyTorch */
+            for (int c = 0; c < a->dv; c++) o[c] = NAN;
+            j->lse[row] = NAN;
+            continue;
+        }
         if (m == -INFINITY) {
             j->lse[row] = -INFINITY;
             continue;

@@ -169,7 +169,7 @@ int attn_checkpoint_open(const char *dir, attn_checkpoint *ck) {
 
 int attn_checkpoint_load_params(const attn_checkpoint *ck, attn_params *ps) {
     if (!ck || !ck->dir || !ps) return attn__error(ATTN_EINVAL, "attn_checkpoint_load_params: NULL or closed checkpoint");
-    char *p = attn__ck_join(ck->dir, ATTN__CK_MODEL);
+    char *p = attn__ck_file_path(ck->dir, ATTN__CK_MODEL);
     if (!p) return attn__error(ATTN_ENOMEM, "out of memory");
     int st = attn_params_load(ps, p, 0);
     attn_free(p);
@@ -182,7 +182,7 @@ int attn_checkpoint_load_optim(const attn_checkpoint *ck, attn_optim *opt) {
     if (attn_optim_get_config(opt)->kind != ck->optim.kind)
         return attn__error(ATTN_EINVAL, "%s: the checkpoint's optimizer is %s, not %s", ck->dir, attn_optim_name(ck->optim.kind),
                            attn_optim_name(attn_optim_get_config(opt)->kind));
-    char *p = attn__ck_join(ck->dir, ATTN__CK_OPTIM);
+    char *p = attn__ck_file_path(ck->dir, ATTN__CK_OPTIM);
     if (!p) return attn__error(ATTN_ENOMEM, "out of memory");
     int st = attn_optim_load(opt, p);
     attn_free(p);

@@ -177,6 +177,7 @@ static int train_epochs(run *r, attn_train_result *res, const int *lens) {
     int64_t tok_total = 0, tok_timed = 0, ex_timed = 0, loss_n = 0, steps_run = 0, tok_window = 0;
     int64_t total = r->sched.total;
     int st = ATTN_OK, stopped = 0;
+    double first_loss = INFINITY; /* the run's first loss (at least 1): the scale of an explosion */
     for (int64_t ep = r->state.epoch; ep < c->epochs && !stopped && !st; ep++) {
         if ((st = attn_batches_make(lens, m->n_train, c->batch, c->max_tokens, c->bucket, attn_seed_mix(r->state.data_seed, (uint64_t)ep),
                                     &bat)))
@@ -198,8 +199,19 @@ static int train_epochs(run *r, attn_train_result *res, const int *lens) {
             }
             float norm = 0.0f;
             if (c->clip > 0) attn_clip_grad_norm(m->params, c->clip, &norm);
-            if (isfinite(norm)) attn_optim_step(r->opt, attn_sched_lr(&r->sched, attn_optim_steps(r->opt)));
-            else say(r, "step %lld: gradient norm %g, update skipped", (long long)r->state.step, (double)norm);
+            double lv = loss->data[0];
+            if (steps_run == 0 && isfinite(lv)) first_loss = fabs(lv) > 1.0 ? fabs(lv) : 1.0;
+            if (isfinite(lv) && isfinite(norm) && lv <= 1e3 * first_loss) {
+                attn_optim_step(r->opt, attn_sched_lr(&r->sched, attn_optim_steps(r->opt)));
+            } else if (c->skip_divergent) {
+                say(r, "step %lld: loss %g, gradient norm %g: diverging, update skipped", (long long)r->state.step + 1, lv, (double)norm);
+            } else {
+                st = attn__error(ATTN_EINVAL, "step %lld: loss %g, gradient norm %g: training diverged (its update is not made; the "
+                                              "checkpoint in %s is the last one written before it). Try a lower learning rate, "
+                                              "or skip such batches (--on-divergence skip-batch)",
+                                 (long long)r->state.step + 1, lv, (double)norm, c->out);
+                break;
+            }
             r->state.step++;
             r->state.batch = bi + 1;
             steps_run++;
@@ -313,6 +325,8 @@ int attn_trainer_run(const attn_train_model *m, const attn_trainer_config *c, at
     say(&r, "%lld batches of up to %d examples per epoch, %d epochs (%lld updates), %d threads", (long long)per_epoch, c->batch,
         c->epochs, (long long)total, attn_get_threads());
     st = train_epochs(&r, res, lens);
+    /* no epoch to run (--epochs 0): the checkpoint is the model as initialised */
+    if (!st && !c->resume && c->epochs == 0) st = save(&r);
 done:
     if (signals) sigaction(SIGINT, &old_int, NULL), sigaction(SIGTERM, &old_term, NULL);
     if (r.log && fclose(r.log) && !st) st = attn__error(ATTN_EIO, "%s: cannot write", c->log_csv);

@@ -33,9 +33,11 @@ float attn__softmax_row(float *s, const uint8_t *vis, int n) {
     float m = -INFINITY;
     for (int j = 0; j < n; j++)
         if ((!vis || vis[j]) && s[j] > m) m = s[j];
-    if (m == -INFINITY) {
-        memset(s, 0, (size_t)n * sizeof *s);
-        return -INFINITY;
+    if (m == -INFINITY) { /* no visible key (zeros), or only NaN scores (NaN, as PyTorch) */
+        int nan = 0;
+        for (int j = 0; j < n; j++) nan |= (!vis || vis[j]) && isnan(s[j]);
+        for (int j = 0; j < n; j++) s[j] = nan ? NAN : 0.0f;
+        return nan ? NAN : -INFINITY;
     }
     float sum = 0.0f;
     for (int j = 0; j < n; j++) {

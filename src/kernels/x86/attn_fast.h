@@ -347,7 +347,7 @@ static void fwd_tile(const attn__head *h, int ib, int ie, int j0, int j1, float 
     float *inv = st; /* free now */
     for (int r = 0; r < nr; r++) {
         int i = ib + r;
-        if (l[r] > 0.0f) {
+        if (l[r] > 0.0f || isnan(l[r])) { /* a NaN or +inf score makes l NaN: NaN out */
             inv[r] = 1.0f / l[r];
             lse[i] = lse2[r] = m[r] + logf(l[r]);
         } else { /* no visible key: the output is 0 */
@@ -454,7 +454,11 @@ static void fwd_rows(const attn__head *h, int ib, int ie, int j0, int j1, float 
                 mx = vmax(mx, s[c4]);
             }
             float cm = vhmax(mx);
-            if (cm == -INFINITY) continue;
+            if (cm == -INFINITY) { /* every key hidden; or only NaN scores, which vhmax drops */
+                vf t = s[0];
+                UNROLL for (int c4 = 1; c4 < RK / VL; c4++) t = vadd(t, s[c4]);
+                if (!isnan(vhsum(t))) continue;
+            }
             if (cm > m) {
                 vf av = vset1(m == -INFINITY ? 0.0f : exp2f((m - cm) * LOG2E));
                 lv = vmul(lv, av);
@@ -472,8 +476,9 @@ static void fwd_rows(const attn__head *h, int ib, int ie, int j0, int j1, float 
                 vstore(oa + cv * VL, row_pv(vload(oa + cv * VL), pk, vr + cv * VL, h->v_rs, nb, cv == nvv - 1 ? vtail : VL));
         }
         float l = vhsum(lv), *oi = o + (int64_t)i * o_rs;
-        float li = l > 0.0f ? m + logf(l) : INFINITY;
-        if (l > 0.0f) {
+        int some = l > 0.0f || isnan(l); /* a NaN or +inf score makes l NaN: NaN out */
+        float li = some ? m + logf(l) : INFINITY;
+        if (some) {
             float inv = 1.0f / l;
             for (int c = 0; c < dv; c++) oi[c] = oa[c] * inv;
             lse[i] = li;
@@ -485,7 +490,7 @@ static void fwd_rows(const attn__head *h, int ib, int ie, int j0, int j1, float 
             /* The weights: the same scores again, normalised with the final lse. */
             float *pr = p + (int64_t)i * p_rs;
             memset(pr + j0, 0, (size_t)(j1 - j0) * sizeof *pr);
-            for (int jc = js; l > 0.0f && jc < je; jc += VL) {
+            for (int jc = js; some && jc < je; jc += VL) {
                 int nk = imin(VL, je - jc);
                 vf sc = row_mask(h, i, jc, nk, row_scores(q2, h->k + (int64_t)jc * h->k_rs, h->k_rs, nk, d), tmp);
                 vstoren(pr + jc, vexp2(vmul(vsub(sc, vset1(li)), l2e)), nk);
