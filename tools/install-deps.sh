@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs what attn needs to build and test on Debian/Ubuntu: a C compiler, CMake,
-# pkg-config, libpng + FreeType + fontconfig + a CJK font
+# pkg-config, zlib (gzip IDX image files), libpng + FreeType + fontconfig + a CJK font
 # (for PNG pictures with Chinese labels), chromium (tests/cli_html.sh opens the attention
 # explorer page in it, headless). All are optional for the library itself.
 # Skips packages that are already installed; uses sudo when not root.
 set -euo pipefail
-pkgs=(gcc make cmake pkg-config libpng-dev libfreetype-dev libfontconfig-dev fonts-wqy-microhei chromium)
+pkgs=(gcc make cmake pkg-config zlib1g-dev libpng-dev libfreetype-dev libfontconfig-dev fonts-wqy-microhei chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -22,5 +22,6 @@
 #include "attn/classifier_train.h"
 #include "attn/recall.h"
 #include "attn/recall_train.h"
+#include "attn/vision_data.h"
 
 #endif
