@@ -317,6 +317,34 @@ int attn_max_pool_time_backward(float *dx, const float *dy, const int32_t *argma
 int attn_mean_pool_time_forward(float *y, const float *x, const int32_t *lengths, int B, int T, int C);
 int attn_mean_pool_time_backward(float *dx, const float *dy, const int32_t *lengths, int B, int T, int C);
 
+/* ---- 2-D convolution and max pooling over images (LeCun et al. 1998) ---------------------------
+ * As torch.nn.functional.conv2d with one group, dilation 1, and the same stride >= 1 and zero
+ * padding pad >= 0 on both axes, in PyTorch's NCHW layout: x (B, Cin, H, W), W (Cout, Cin, KH,
+ * KW) (Conv2d's weight layout, so state_dicts carry over), bias (Cout) or NULL, y (B, Cout, Ho,
+ * Wo) with Ho = attn_conv2d_out_size(H, KH, stride, pad), Wo likewise; a shape with no output
+ * (H + 2 pad < KH) is an error. B may be 0 (nothing to do). Images run in parallel, the
+ * products on the library's sgemm (im2col): the same bits for any thread count. Allocates a
+ * work buffer per call (the autograd op does not). */
+
+/* (H + 2 pad - K) / stride + 1 (floor), or 0 when H + 2 pad < K or stride < 1. */
+int attn_conv2d_out_size(int H, int K, int stride, int pad);
+int attn_conv2d_forward(float *y, const float *x, const float *W, const float *b, int B, int Cin, int H, int Wd,
+                        int Cout, int KH, int KW, int stride, int pad);
+/* For dy (B, Cout, Ho, Wo): dx (B, Cin, H, W) +=, dW (Cout, Cin, KH, KW) +=, db (Cout) +=;
+ * each may be NULL (x may be NULL when dW is, W when dx is). */
+int attn_conv2d_backward(float *dx, float *dW, float *db, const float *dy, const float *x, const float *W, int B,
+                         int Cin, int H, int Wd, int Cout, int KH, int KW, int stride, int pad);
+
+/* Max pooling as torch.nn.functional.max_pool2d(x, k, stride) (no padding, floor mode):
+ * x (B, C, H, W) -> y (B, C, Ho, Wo), Ho = (H - k) / stride + 1 (attn_conv2d_out_size(H, k,
+ * stride, 0)), k <= H and W; argmax (B, C, Ho, Wo) int32 gets the position in the plane (h W
+ * + w) of each maximum: the first of equal maxima in row-major order, the first NaN (which
+ * propagates, as PyTorch's). Backward: dx (B, C, H, W) += dy at each argmax (overlapping
+ * windows add up). */
+int attn_max_pool2d_forward(float *y, int32_t *argmax, const float *x, int B, int C, int H, int W, int k, int stride);
+int attn_max_pool2d_backward(float *dx, const float *dy, const int32_t *argmax, int B, int C, int H, int W, int k,
+                             int stride);
+
 ATTN_API_END
 #ifdef __cplusplus
 }
