@@ -99,3 +99,52 @@ static void p2_ref(const prob *p, double *const *out) {
 }
 
 const opdef OP_POOL2D = {"max_pool2d", p2_init, p2_fwd, p2_bwd, p2_ref, NULL};
+
+/* ---- The glimpse sensor (nn/glimpse.c): s = B, C, H, W, size, scales. Locations cycle through
+ * the centre, a corner, inside, a patch partly and one entirely outside the image. -------- */
+
+static const float GL_LOC[6][2] = {{0, 0}, {-1, -1}, {0.37f, -0.58f}, {0.95f, 0.2f}, {-1.4f, 1.2f}, {3, -3}};
+
+static void gl_init(prob *p) {
+    const int *s = p->r->s;
+    add_in(p, "img", (size_t)s[0] * s[1] * s[2] * s[3], 1.0f, 2);
+    p->aux = malloc(2 * (size_t)s[0] * sizeof(float));
+    for (int b = 0; b < s[0]; b++) p->aux[2 * b] = GL_LOC[b % 6][0], p->aux[2 * b + 1] = GL_LOC[b % 6][1];
+    add_out(p, (size_t)s[0] * s[5] * s[1] * s[4] * s[4]);
+    p->nloss = 1;
+}
+
+static int gl_fwd(prob *p) {
+    const int *s = p->r->s;
+    return attn_glimpse_forward(p->out[0], p->in[0], p->aux, s[0], s[1], s[2], s[3], s[4], s[5]);
+}
+
+static int gl_bwd(prob *p, float *const *dout) {
+    const int *s = p->r->s;
+    return attn_glimpse_backward(p->g[0], dout[0], p->aux, s[0], s[1], s[2], s[3], s[4], s[5]);
+}
+
+/* The header's definition, pixel by pixel: centre floor((l + 1) / 2 n), scale i the side
+ * g 2^i from centre - side / 2, each output the mean of its 2^i x 2^i block (0 outside). */
+static void gl_ref(const prob *p, double *const *out) {
+    const int *s = p->r->s;
+    int B = s[0], C = s[1], H = s[2], W = s[3], g = s[4], k = s[5];
+    for (int b = 0; b < B; b++) {
+        int cr = (int)floor((p->aux[2 * b] + 1.0) / 2 * H), cc = (int)floor((p->aux[2 * b + 1] + 1.0) / 2 * W);
+        for (int i = 0; i < k; i++)
+            for (int c = 0; c < C; c++)
+                for (int r = 0; r < g; r++)
+                    for (int q = 0; q < g; q++) {
+                        int f = 1 << i, side = g * f;
+                        double sum = 0;
+                        for (int u = 0; u < f; u++)
+                            for (int v = 0; v < f; v++) {
+                                int h = cr - side / 2 + r * f + u, w = cc - side / 2 + q * f + v;
+                                if (h >= 0 && h < H && w >= 0 && w < W) sum += p->in[0][(((size_t)b * C + c) * H + h) * W + w];
+                            }
+                        out[0][((((size_t)b * k + i) * C + c) * g + r) * g + q] = sum / (f * f);
+                    }
+    }
+}
+
+const opdef OP_GLIMPSE = {"glimpse", gl_init, gl_fwd, gl_bwd, gl_ref, NULL};

@@ -179,6 +179,7 @@ static attn_var *b_conv2d(attn_graph *g, attn_var **v, void *c) {
     return attn_ag_conv2d(g, v[0], v[1], k->bias ? v[2] : NULL, k->stride, k->pad);
 }
 static attn_var *b_pool2d(attn_graph *g, attn_var **v, void *c) { return attn_ag_max_pool2d(g, v[0], ((int *)c)[0], ((int *)c)[1]); }
+static attn_var *b_glimpse(attn_graph *g, attn_var **v, void *c) { return attn_ag_glimpse(g, v[0], c, 3, 3); }
 
 static attn_var *b_layernorm(attn_graph *g, attn_var **v, void *c) {
     return c ? attn_ag_layernorm(g, v[0], v[1], v[2], 1e-5f) : attn_ag_layernorm(g, v[0], NULL, NULL, 1e-5f);
@@ -440,6 +441,13 @@ static void test_ops(attn_graph *g) {
         for (int64_t i = 0; i < L.numel[0]; i++) L.data[0][i] = 0.05f * (float)((i * 37) % L.numel[0]) - 3.5f;
         fd_check("max_pool2d 2x2", g, &L, b_pool2d, k22);
         fd_check("max_pool2d 3 stride 1", g, &L, b_pool2d, k31);
+        leaves_free(&L);
+    }
+    /* the glimpse sensor: 3 scales of 3 x 3 at the centre, a corner, partly outside */
+    {
+        float loc[6] = {0, 0, -1, 1, 0.9f, -1.3f};
+        leaf(&L, 4, 3, 2, 9, 10, 1.0f);
+        fd_check("glimpse", g, &L, b_glimpse, loc);
         leaves_free(&L);
     }
 }

@@ -521,6 +521,9 @@ static const row ROWS[] = {
     /* max_pool2d: s = B, C, H, W, k, stride: floor mode (odd sizes), overlapping windows. */
     ROW(OP_POOL2D, 0, 0, F, 1e-4, 1, 1, 1, 1, 1, 1), ROW(OP_POOL2D, 0, 0, F, 1e-4, 2, 3, 7, 7, 2, 2),
     ROW(OP_POOL2D, 0, 0, F, 1e-4, 1, 2, 8, 9, 3, 2), ROW(OP_POOL2D, 0, 0, F, 1e-4, 3, 17, 5, 6, 3, 1),
+    /* glimpse: s = B, C, H, W, size, scales; the locations of tests/ops_vision.c. */
+    ROW(OP_GLIMPSE, 0, 0, F, 1e-4, 1, 1, 1, 1, 1, 1), ROW(OP_GLIMPSE, 0, 0, F, 1e-4, 6, 1, 12, 12, 4, 3),
+    ROW(OP_GLIMPSE, 0, 0, F, 1e-4, 6, 2, 9, 7, 3, 2), ROW(OP_GLIMPSE, 0, 0, F, 1e-4, 3, 3, 5, 8, 2, 4),
     PERF(OP_ACT, 0, 0, 1 << 20), PERF(OP_ACT, 3, 0, 1 << 20), PERF(OP_DROPOUT, 0, 0, 1 << 20), PERF(OP_SOFTMAX, 0, 0, 512, 1024),
     PERF(OP_CE, 1, 0, 512, 8192), PERF(OP_CE, 1, 1, 512, 8192), PERF(OP_SOFTMAX, 1, 0, 512, 1024), PERF(OP_ACT, 2, 0, 1 << 20),
     PERF(OP_LN, 1, 0, 2048, 512), PERF(OP_EMB, 0, 0, 4096, 8192, 256), PERF(OP_LINEAR, 1, 0, 512, 512, 512),
@@ -528,6 +531,7 @@ static const row ROWS[] = {
     PERF(OP_ATTN, ATTN_SCORE_SCALED, 1, 2, 8, 2, 512, 512, 64), PERF(OP_ATTN, ATTN_SCORE_ADDITIVE, 0, 1, 1, 1, 128, 128, 64),
     PERF(OP_RNN, 0, 0, 32, 32, 256, 256), PERF(OP_RNN, 2, 0, 32, 32, 256, 256), PERF(OP_CONV, 1, 0, 50, 50, 300, 100, 3, 0),
     PERF(OP_CONV2D, 1, 2, 64, 16, 30, 30, 32, 5), PERF(OP_POOL2D, 0, 0, 64, 32, 30, 30, 2, 2),
+    PERF(OP_GLIMPSE, 0, 0, 64, 1, 100, 100, 8, 3),
 };
 #define NROWS (sizeof ROWS / sizeof ROWS[0])
 

@@ -94,6 +94,6 @@ static inline double ddot_ff(const float *a, const float *b, int n) {
 
 /* The operations defined in tests/ops_rnn_conv.c and tests/ops_vision.c. */
 extern const opdef OP_RNN, OP_CONV, OP_POOL;
-extern const opdef OP_CONV2D, OP_POOL2D;
+extern const opdef OP_CONV2D, OP_POOL2D, OP_GLIMPSE;
 
 #endif

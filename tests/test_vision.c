@@ -2,9 +2,11 @@
  * PyTorch (tests/data/vision/, written by tools/gen_vision_refs.py): F.conv2d with padding,
  * strides, a rectangular filter, no bias and more than one backward group, on every ISA path,
  * its output and every gradient; F.max_pool2d with floor mode, overlapping windows and exact
- * ties, its output, indices and gradient. Then the same bits for 1 and 3 threads, the tape
- * ops against the raw functions, and argument errors. (Finite differences of every backward
- * are test_ops.c's rows and test_autograd.c's.) */
+ * ties, its output, indices and gradient; the glimpse sensor against F.pad + crop +
+ * F.avg_pool2d, output and image gradient, and against a glimpse computed by hand (partly and
+ * entirely outside the image). Then the same bits for 1 and 3 threads, the tape ops against
+ * the raw functions, and argument errors. (Finite differences of every backward are
+ * test_ops.c's rows and test_autograd.c's.) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +106,65 @@ static void test_torch_pool2d(const char *dir) {
     attn_free(p), attn_free(x), attn_free(y), attn_free(r), attn_free(gx), attn_free(targ);
 }
 
+/* ---- The glimpse sensor ------------------------------------------------------------------------ */
+
+/* Against PyTorch's pad + crop + avg_pool2d: output and image gradient. */
+static void test_torch_glimpse(const char *dir) {
+    int32_t *p = ld(dir, "params", 6, 1);
+    if (!p) return;
+    int B = p[0], C = p[1], H = p[2], W = p[3], g = p[4], k = p[5];
+    size_t nx = (size_t)B * C * H * W, ny = (size_t)B * k * C * g * g;
+    float *x = ld(dir, "x", nx, 0), *loc = ld(dir, "loc", 2 * (size_t)B, 0), *y = ld(dir, "y", ny, 0);
+    float *r = ld(dir, "r", ny, 0), *gx = ld(dir, "grad_x", nx, 0);
+    if (x && loc && y && r && gx) {
+        float *my = malloc(ny * sizeof(float)), *dx = malloc(nx * sizeof(float));
+        for (size_t e = 0; e < nx; e++) dx[e] = 1.0f;
+        CHECK(attn_glimpse_forward(my, x, loc, B, C, H, W, g, k) == ATTN_OK, "%s: %s", dir, attn_last_error());
+        CHECK(attn_glimpse_backward(dx, r, loc, B, C, H, W, g, k) == ATTN_OK, "%s bwd: %s", dir, attn_last_error());
+        for (size_t e = 0; e < nx; e++) dx[e] -= 1.0f;
+        char what[128];
+        snprintf(what, sizeof what, "torch %s y", dir), tu_close(what, my, y, ny, 1e-6, 1e-6);
+        snprintf(what, sizeof what, "torch %s grad_x", dir), tu_close(what, dx, gx, nx, 1e-5, 1e-6);
+        free(my), free(dx);
+    }
+    attn_free(p), attn_free(x), attn_free(loc), attn_free(y), attn_free(r), attn_free(gx);
+}
+
+/* By hand, on the 4 x 4 image 1..16 (row-major), size 2, two scales (2 x 2 and 4 x 4 patches):
+ *   (0, 0):   centre pixel (2, 2); scale 0 rows/cols 1..2 = [6 7; 10 11]; scale 1 rows/cols
+ *             0..3, 2 x 2 means = [3.5 5.5; 11.5 13.5]
+ *   (-1, -1): centre (0, 0); scale 0 rows/cols -1..0 = [0 0; 0 1]; scale 1 rows/cols -2..1 =
+ *             [0 0; 0 (1+2+5+6)/4 = 3.5]                      (partly outside: zero pad)
+ *   (1, 1):   centre (4, 4), just past the corner; scale 0 = [16 0; 0 0]; scale 1 rows/cols
+ *             2..5 = [(11+12+15+16)/4 = 13.5 0; 0 0]
+ *   (0.5, -3): centre (3, -4); scale 0 columns -5..-4, scale 1 columns -6..-3: all outside, 0
+ * and the image gradient of sum(y) at (0, 0): 1/4 everywhere (scale 1) plus 1 on the middle
+ * 2 x 2 (scale 0). */
+static void test_glimpse_by_hand(void) {
+    float img[64], loc[8] = {0, 0, -1, -1, 1, 1, 0.5f, -3}, y[32], dimg[16] = {0}, ones[8];
+    for (int i = 0; i < 64; i++) img[i] = (float)(i % 16 + 1); /* four copies, one per location */
+    const float want[32] = {6, 7, 10, 11, 3.5f, 5.5f, 11.5f, 13.5f, 0, 0, 0, 1, 0, 0, 0, 3.5f,
+                            16, 0, 0, 0, 13.5f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    CHECK(attn_glimpse_forward(y, img, loc, 4, 1, 4, 4, 2, 2) == ATTN_OK, "glimpse: %s", attn_last_error());
+    CHECK(!memcmp(y, want, sizeof y), "glimpse by hand: got %g %g %g %g | %g %g %g %g ...", y[0], y[1], y[2], y[3], y[4],
+          y[5], y[6], y[7]);
+    for (int i = 0; i < 8; i++) ones[i] = 1.0f;
+    CHECK(attn_glimpse_backward(dimg, ones, loc, 1, 1, 4, 4, 2, 2) == ATTN_OK, "glimpse bwd: %s", attn_last_error());
+    int ok = 1;
+    for (int i = 0; i < 16; i++) {
+        int h = i / 4, w = i % 4;
+        ok &= dimg[i] == (h >= 1 && h <= 2 && w >= 1 && w <= 2 ? 1.25f : 0.25f);
+    }
+    CHECK(ok, "glimpse backward by hand: dimg[0] %g, dimg[5] %g", dimg[0], dimg[5]);
+    int top, left, side;
+    attn_glimpse_box((const float[]){0, 0}, 28, 28, 8, 1, &top, &left, &side);
+    CHECK(top == 6 && left == 6 && side == 16, "glimpse box (0, 0) on 28 x 28, size 8, scale 1: %d %d %d", top, left, side);
+    attn_glimpse_box((const float[]){0, 0}, 28, 28, 5, 0, &top, &left, &side);
+    CHECK(top == 12 && left == 12 && side == 5, "glimpse box, odd size: %d %d %d", top, left, side);
+    attn_glimpse_box((const float[]){-1, 1}, 60, 100, 12, 2, &top, &left, &side);
+    CHECK(top == -24 && left == 76 && side == 48, "glimpse box (-1, 1) on 60 x 100: %d %d %d", top, left, side);
+}
+
 /* ---- Threads, the tape, errors ---------------------------------------------------------------- */
 
 /* conv2d forward and backward: the same bits for 1 and 3 threads (9 images: three backward
@@ -127,6 +188,52 @@ static void test_conv2d_threads(void) {
         free(out[0][i]), free(out[1][i]);
     }
     free(x), free(w), free(b), free(r);
+}
+
+/* The glimpse on the tape: the raw functions' bits, the gradient to the image only, the same
+ * bits for 1 and 3 threads; a location that is not finite is an error. */
+static void test_glimpse_tape(void) {
+    enum { B = 5, C = 2, H = 21, W = 17, G = 4, K = 3, NX = B * C * H * W, NY = B * K * C * G * G };
+    const float loc[2 * B] = {0, 0, -0.8f, 0.9f, 1, -1, 0.31f, 0.47f, -2, 0.2f};
+    float *x = randn(NX, 11), *r = randn(NY, 12), *gx = calloc(NX, 4), *y = malloc(NY * 4), *dx = calloc(NX, 4);
+    float *y3 = malloc(NY * 4), *dx3 = calloc(NX, 4);
+    attn_graph *g = NULL;
+    CHECK(attn_graph_new(0, &g) == ATTN_OK, "graph: %s", attn_last_error());
+    if (g) {
+        attn_var *vx = attn_graph_leaf(g, 4, (int64_t[]){B, C, H, W}, x, gx);
+        attn_var *vy = attn_ag_glimpse(g, vx, loc, G, K);
+        CHECK(vy && vy->shape[1] == K * C && vy->shape[2] == G && vy->shape[3] == G, "tape glimpse shape");
+        CHECK(vy && attn_graph_backward_from(g, vy, r) == ATTN_OK, "tape glimpse: %s", attn_last_error());
+        attn_glimpse_forward(y, x, loc, B, C, H, W, G, K);
+        attn_glimpse_backward(dx, r, loc, B, C, H, W, G, K);
+        CHECK(vy && !memcmp(vy->data, y, NY * 4) && !memcmp(gx, dx, NX * 4), "tape glimpse differs from the layer");
+        int threads0 = attn_get_threads();
+        attn_set_threads(3);
+        attn_glimpse_forward(y3, x, loc, B, C, H, W, G, K);
+        attn_glimpse_backward(dx3, r, loc, B, C, H, W, G, K);
+        attn_set_threads(threads0);
+        CHECK(!memcmp(y3, y, NY * 4) && !memcmp(dx3, dx, NX * 4), "glimpse differs between threads");
+        attn_graph_reset(g);
+        vx = attn_graph_leaf(g, 4, (int64_t[]){B, C, H, W}, x, NULL);
+        float bad[2 * B];
+        memcpy(bad, loc, sizeof bad);
+        bad[3] = NAN;
+        CHECK(!attn_ag_glimpse(g, vx, bad, G, K) && attn_graph_status(g) == ATTN_EINVAL, "tape glimpse: NaN location accepted");
+        attn_graph_reset(g);
+        vx = attn_graph_leaf(g, 4, (int64_t[]){B, C, H, W}, x, NULL);
+        CHECK(!attn_ag_glimpse(g, vx, loc, 0, K), "tape glimpse: size 0 accepted");
+        attn_graph_reset(g);
+        vx = attn_graph_leaf(g, 3, (int64_t[]){B, H, W}, x, NULL);
+        CHECK(!attn_ag_glimpse(g, vx, loc, G, K) && attn_graph_status(g) == ATTN_ESHAPE, "tape glimpse: 3-D image accepted");
+        attn_graph_free(g);
+    }
+    float z[4] = {0}, l2[2] = {0, INFINITY};
+    CHECK(attn_glimpse_forward(z, z, l2, 1, 1, 2, 2, 1, 1) == ATTN_EINVAL && tu_err_has("not finite"),
+          "glimpse: an infinite location accepted");
+    CHECK(attn_glimpse_forward(z, z, (float[]){0, 0}, 1, 1, 2, 2, 1, 17) == ATTN_EINVAL, "glimpse: 17 scales accepted");
+    CHECK(attn_glimpse_forward(z, z, (float[]){0, 0}, 1, 1, 2, 2, 4096, 6) == ATTN_EINVAL, "glimpse: a 2^17 patch accepted");
+    CHECK(attn_glimpse_backward(NULL, z, (float[]){0, 0}, 1, 1, 2, 2, 1, 1) == ATTN_EINVAL, "glimpse: NULL dimg accepted");
+    free(x), free(r), free(gx), free(y), free(dx), free(y3), free(dx3);
 }
 
 /* max_pool2d(relu(conv2d(x))) on the tape: the same bits as the raw functions, forward and
@@ -223,7 +330,12 @@ int main(void) {
     test_torch_pool2d("pool2d_2x2");
     test_torch_pool2d("pool2d_3s2");
     test_torch_pool2d("pool2d_3s1");
+    test_torch_glimpse("glimpse_28");
+    test_torch_glimpse("glimpse_odd");
+    test_torch_glimpse("glimpse_60");
+    test_glimpse_by_hand();
     test_conv2d_threads();
+    test_glimpse_tape();
     test_vision_tape();
     test_errors();
     return tu_summary("test_vision");

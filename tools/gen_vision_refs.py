@@ -16,6 +16,13 @@ gradients.
               y (B, Cout, Ho, Wo), r, grad_x, grad_weight, grad_bias
   pool2d_*/   x (B, C, H, W) with exact ties planted, params int32 [B, C, H, W, k, stride],
               y (B, C, Ho, Wo), argmax int32 (B, C, Ho, Wo) (F.max_pool2d's indices), r, grad_x
+  glimpse_*/  x (B, C, H, W), loc (B, 2), params int32 [B, C, H, W, size, scales],
+              y (B, scales C, size, size), r, grad_x: the glimpse sensor written the other way
+              round, as PyTorch operations: the image zero-padded (F.pad) by a margin wider
+              than any patch, the patch of scale i cropped at the pixels the header of
+              attn/layers.h names (centre floor((l + 1) / 2 H), from centre - side // 2), then
+              F.avg_pool2d with a 2^i kernel; locations at the centre, the corners, near an
+              edge, and outside [-1, 1] (a patch partly or entirely off the image)
 """
 import os
 import sys
@@ -69,6 +76,37 @@ def pool2d_case(out, name, B, C, H, W, k, stride):
     save(d, "grad_x", x.grad)
 
 
+def glimpse_case(out, name, C, H, W, size, scales, locs):
+    d = os.path.join(out, name)
+    os.makedirs(d, exist_ok=True)
+    B = len(locs)
+    x = f32(B, C, H, W).requires_grad_()
+    loc = torch.tensor(np.array(locs, dtype=np.float32)).double()
+    side_max = size << (scales - 1)
+    M = 2 * max(H, W) + side_max  # the margin: every patch of a location in [-3, 3] fits
+    xp = F.pad(x, (M, M, M, M))
+    ys = []
+    for b in range(B):
+        cr = int(np.floor((loc[b, 0].item() + 1.0) * 0.5 * H))
+        cc = int(np.floor((loc[b, 1].item() + 1.0) * 0.5 * W))
+        scales_b = []
+        for i in range(scales):
+            f, s = 1 << i, size << i
+            top, left = cr - s // 2 + M, cc - s // 2 + M
+            patch = xp[b : b + 1, :, top : top + s, left : left + s]
+            scales_b.append(F.avg_pool2d(patch, f) if f > 1 else patch)
+        ys.append(torch.cat(scales_b, dim=1))
+    y = torch.cat(ys, dim=0)
+    r = f32(*y.shape)
+    (y * r).sum().backward()
+    save(d, "x", x)
+    save(d, "loc", loc)
+    save(d, "params", np.array([B, C, H, W, size, scales], dtype=np.int32))
+    save(d, "y", y)
+    save(d, "r", r)
+    save(d, "grad_x", x.grad)
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "tests", "data", "vision")
     np.random.seed(2014)
@@ -80,6 +118,11 @@ def main():
     pool2d_case(out, "pool2d_2x2", 2, 3, 7, 7, 2, 2)  # odd sizes: the last row and column dropped
     pool2d_case(out, "pool2d_3s2", 1, 2, 8, 9, 3, 2)  # overlapping windows
     pool2d_case(out, "pool2d_3s1", 3, 1, 5, 6, 3, 1)
+    # centre, corners, near an edge, random, outside [-1, 1] (partly, then entirely off the image)
+    locs = [[0, 0], [-1, -1], [1, 1], [0.93, -0.71], [0.3, 0.55], [-0.2, 1.6], [2.5, -2.9]]
+    glimpse_case(out, "glimpse_28", 1, 28, 28, 8, 3, locs)
+    glimpse_case(out, "glimpse_odd", 3, 13, 10, 5, 2, locs[:4] + [[-1.3, 0.1]])  # odd size, C = 3, H != W
+    glimpse_case(out, "glimpse_60", 1, 60, 60, 12, 4, [[0.1, -0.4], [-0.9, 0.95]])
     print("wrote", out)
 
 

@@ -222,6 +222,11 @@ attn_var *attn_ag_mean_pool_time(attn_graph *g, attn_var *x, const int32_t *leng
  *     to the first of equal maxima. */
 attn_var *attn_ag_conv2d(attn_graph *g, attn_var *x, attn_var *W, attn_var *b, int stride, int pad);
 attn_var *attn_ag_max_pool2d(attn_graph *g, attn_var *x, int k, int stride);
+/* The glimpse sensor of the Recurrent Attention Model (see attn/layers.h for the geometry):
+ * img (B, C, H, W), loc (B, 2) (row, col) in [-1, 1] (copied; constants: the gradient goes to
+ * img only, the location being trained by REINFORCE) -> y (B, scales C, size, size), channel
+ * i C + c the patch of side size 2^i around the location averaged down to size x size. */
+attn_var *attn_ag_glimpse(attn_graph *g, attn_var *img, const float *loc, int size, int scales);
 
 /* ---- Recurrent cells and sequences (PyTorch's nn.GRU / nn.LSTM weights; see attn/layers.h)
  * GRU: W_ih (3*Hd, I), W_hh (3*Hd, Hd), b_ih, b_hh (3*Hd) or NULL, gates [r; z; n].

@@ -1,9 +1,10 @@
 /* The convolutional classifier's ops on the tape (Kim 2014): the 1-D convolution over token
  * sequences and max- and mean-pooling over time, each with per-sequence lengths; and the
- * vision ops (Mnih et al. 2014's baselines): the 2-D convolution and max pooling over images.
- * The math is nn/conv1d.c's, nn/conv2d.c's and nn/pool.c's; the tape only checks, records and
- * adapts (their work memory and argmax come from the arena, so a step allocates nothing once
- * the arena has grown).
+ * vision ops of the Recurrent Attention Model (Mnih et al. 2014): the 2-D convolution and max
+ * pooling over images (its baselines) and the glimpse sensor. The math is nn/conv1d.c's,
+ * nn/conv2d.c's, nn/pool.c's and nn/glimpse.c's; the tape only checks, records and adapts
+ * (their work memory, argmax and locations live in the arena, so a step allocates nothing
+ * once the arena has grown).
  * Letters: B sequences, T positions, Cin/Cout/C channels, K the filter width; for images
  * (B, C, H, W) and filters (Cout, Cin, KH, KW). */
 #include <string.h>
@@ -218,6 +219,46 @@ attn_var *attn_ag_max_pool2d(attn_graph *g, attn_var *x, int k, int stride) {
         pool2d_entry *e = ag_record(g, sizeof *e, pool2d_backward, y, NULL);
         if (!e) return NULL;
         e->x = x, e->arg = arg, e->P = (int)(B * C), e->H = (int)H, e->W = (int)W, e->k = k, e->stride = stride;
+    }
+    return y;
+}
+
+/* ---- The glimpse sensor ---------------------------------------------------------------------- */
+
+typedef struct {
+    ag_entry e;
+    attn_var *img;
+    float *loc; /* (B, 2), copied */
+    int B, C, H, W, size, scales;
+} glimpse_entry;
+
+static void glimpse_backward(attn_graph *g, ag_entry *base) {
+    glimpse_entry *e = (glimpse_entry *)base;
+    int fresh;
+    float *dimg = ag_grad(g, e->img, &fresh); /* (B, C, H, W); the location gets no gradient */
+    if (dimg)
+        attn__glimpse_backward(dimg, !fresh, ag_dy(e->e.out), e->loc, e->B, e->C, e->H, e->W, e->size, e->scales);
+}
+
+attn_var *attn_ag_glimpse(attn_graph *g, attn_var *img, const float *loc, int size, int scales) {
+    const char *op = "attn_ag_glimpse";
+    if (!ag_ok1(g, op, img)) return NULL;
+    char s1[64];
+    if (img->ndim != 4)
+        return ag_fail(g, ATTN_ESHAPE, "%s: img %s is not (B, C, H, W)", op, ag_shape_str(img, s1, sizeof s1));
+    if (!loc) return ag_fail(g, ATTN_EINVAL, "%s: NULL loc", op);
+    int B = (int)img->shape[0], C = (int)img->shape[1], H = (int)img->shape[2], W = (int)img->shape[3];
+    if (attn__glimpse_check(op, loc, B, C, H, W, size, scales)) return ag_fail_last(g, ATTN_EINVAL);
+    attn_var *y = ag_new(g, 4, (int64_t[]){B, (int64_t)scales * C, size, size}, img->requires_grad);
+    float *l = y ? ag_floats(g, 2 * (int64_t)B) : NULL;
+    if (!l) return NULL;
+    memcpy(l, loc, 2 * (size_t)B * sizeof(float));
+    /* y (B, scales C, size, size) = the patches around loc, averaged down: nn/glimpse.c's forward */
+    attn__glimpse_forward(y->data, img->data, l, B, C, H, W, size, scales);
+    if (y->requires_grad) {
+        glimpse_entry *e = ag_record(g, sizeof *e, glimpse_backward, y, NULL);
+        if (!e) return NULL;
+        e->img = img, e->loc = l, e->B = B, e->C = C, e->H = H, e->W = W, e->size = size, e->scales = scales;
     }
     return y;
 }

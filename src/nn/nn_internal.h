@@ -173,4 +173,15 @@ void attn__max_pool2d_forward(float *y, int32_t *arg, const float *x, int P, int
 void attn__max_pool2d_backward(float *dx, int acc, const float *dy, const int32_t *arg, int P, int H, int W, int k,
                                int stride);
 
+/* ---- The glimpse sensor (nn/glimpse.c) ------------------------------------------------------- */
+
+/* attn_glimpse_forward / _backward (attn/layers.h) on checked arguments; dimg added to (acc 1)
+ * or written whole (acc 0). attn__glimpse_check checks the shape and that loc (B, 2) is
+ * finite (ATTN_OK or ATTN_EINVAL with a message naming `what`). */
+int attn__glimpse_check(const char *what, const float *loc, int B, int C, int H, int W, int size, int scales);
+void attn__glimpse_forward(float *y, const float *img, const float *loc, int B, int C, int H, int W, int size,
+                           int scales);
+void attn__glimpse_backward(float *dimg, int acc, const float *dy, const float *loc, int B, int C, int H, int W,
+                            int size, int scales);
+
 #endif
