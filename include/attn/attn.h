@@ -23,5 +23,7 @@
 #include "attn/recall.h"
 #include "attn/recall_train.h"
 #include "attn/vision_data.h"
+#include "attn/vision.h"
+#include "attn/vision_train.h"
 
 #endif

@@ -20,7 +20,7 @@ typedef struct {
     int side;
     const float *locs;    /* (glimpses, 2) (row, col) in [-1, 1] ((-1, -1) the top-left corner),
                              or NULL */
-    int glimpses, patch, scales; /* the box at scale s is patch * 2^s pixels wide */
+    int glimpses, patch, scales; /* scale s: the patch * 2^s pixels attn_glimpse_box gives */
     const float *heat;    /* (heat_side, heat_side) weights >= 0 over the image, or NULL */
     int heat_side;
     const char *caption;  /* SVG only; or NULL */

@@ -41,6 +41,8 @@ int cli_translate(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_memory(int argc, char **argv); /* cli_memory.c */
 int cli_classify(int argc, char **argv); /* cli_classify.c */
+int cli_classify_image(int argc, char **argv);  /* cli_vision.c */
+int cli_vision_examples(int argc, char **argv); /* cli_vision.c */
 
 /* ---- Errors ------------------------------------------------------------------------------ */
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "attn/io.h"
+#include "attn/layers.h"
 #include "attn/viz_image.h"
 #include "core/internal.h"
 #include "core/strbuf.h"
@@ -38,9 +39,9 @@ static int zoom_of(int side) { return side >= 420 ? 1 : 420 / side; }
 
 /* The box of glimpse t at scale s in image pixels: top-left (y, x) and side. */
 static void box(const attn_glimpse_picture *p, int t, int s, double *y, double *x, double *w) {
-    *w = (double)p->patch * (1 << s);
-    *y = (p->locs[2 * t] + 1.0) * 0.5 * p->side - *w / 2;
-    *x = (p->locs[2 * t + 1] + 1.0) * 0.5 * p->side - *w / 2;
+    int top, left, side; /* exactly the pixels the sensor reads */
+    attn_glimpse_box(p->locs + 2 * t, p->side, p->side, p->patch, s, &top, &left, &side);
+    *y = top, *x = left, *w = side;
 }
 
 /* The heat of image pixel (y, x) in [0, 1]: the weight of its cell, from the smallest
