@@ -207,7 +207,7 @@ static void test_madds(void) {
     const attn_vision_task tasks[3] = {ATTN_TASK_CENTRED28, ATTN_TASK_CLUTTERED60, ATTN_TASK_CLUTTERED100};
     for (int i = 0; i < 3; i++) {
         r[i] = attn_vision_config_default(ATTN_VISION_RAM, tasks[i]);
-        r[i].scales = 3, r[i].lstm = 1;
+        r[i].scales = 3, r[i].patch = 12, r[i].lstm = 1;
         c[i] = attn_vision_config_default(ATTN_VISION_CNN, tasks[i]);
     }
     CHECK(attn_vision_madds(&r[0]) == attn_vision_madds(&r[1]) && attn_vision_madds(&r[1]) == attn_vision_madds(&r[2]),

@@ -58,12 +58,12 @@ typedef struct {
     int c1, c2, kernel;     /* cnn, soft: filters of the two conv layers (16, 32), their side (5) */
     int attn_dim;           /* soft: A, the attention's hidden size (64) */
     int glimpses;           /* ram: n in [1, 16] (6) */
-    int patch;              /* ram: g (8) */
-    int scales;             /* ram: k in [1, 4] (3; 1 for centred28) */
+    int patch;              /* ram: g (8 for centred28, 12 for the larger images: the paper's) */
+    int scales;             /* ram: k in [1, 4] (1 for centred28, 3 for 60x60, 4 for 100x100) */
     int glimpse_hidden;     /* ram: the glimpse net's patch and location layers (128) */
     int lstm;               /* ram: 1 an LSTM core, 0 the ReLU RNN (-1 at parse: the paper's
                                choice, an LSTM for the cluttered tasks) */
-    float std;              /* ram: the policy's standard deviation (0.15) */
+    float std;              /* ram: the policy's standard deviation (0.1) */
     uint64_t data_seed;     /* the seed its task images came from (1) */
 } attn_vision_config;
 

@@ -34,8 +34,10 @@ attn_vision_config attn_vision_config_default(attn_vision_kind kind, attn_vision
     attn_vision_config c;
     memset(&c, 0, sizeof c);
     c.kind = kind, c.task = task, c.hidden = 256, c.c1 = 16, c.c2 = 32, c.kernel = 5, c.attn_dim = 64;
-    c.glimpses = 6, c.patch = 8, c.scales = task == ATTN_TASK_CENTRED28 ? 1 : 3, c.glimpse_hidden = 128;
-    c.lstm = task == ATTN_TASK_CLUTTERED60 || task == ATTN_TASK_CLUTTERED100, c.std = 0.15f, c.data_seed = 1;
+    /* The paper's glimpses: 8x8 at 1 scale on 28x28; 12x12 at 3 scales on 60x60, 4 on 100x100. */
+    c.glimpses = 6, c.patch = task == ATTN_TASK_CENTRED28 ? 8 : 12, c.glimpse_hidden = 128;
+    c.scales = task == ATTN_TASK_CENTRED28 ? 1 : task == ATTN_TASK_CLUTTERED100 ? 4 : 3;
+    c.lstm = task == ATTN_TASK_CLUTTERED60 || task == ATTN_TASK_CLUTTERED100, c.std = 0.1f, c.data_seed = 1;
     return c;
 }
 
