@@ -233,3 +233,16 @@ int cli_save_all(const char *cmd, const cli_output *outs, int n) {
     }
     return CLI_OK;
 }
+
+int cli_model_kind_is(const char *dir, const char *kind) {
+    char path[4200], want[128];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    snprintf(want, sizeof want, "\"kind\": \"%s\"", kind);
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return strstr(buf, want) != NULL;
+}

@@ -44,6 +44,10 @@ int cli_classify(int argc, char **argv); /* cli_classify.c */
 int cli_classify_image(int argc, char **argv);  /* cli_vision.c */
 int cli_vision_examples(int argc, char **argv); /* cli_vision.c */
 
+/* 1 if dir/config.json's model section names `kind` ("kind": "recall", "vision", ...): which
+ * family's command handles a model directory (prints nothing; the checkpoint need not load). */
+int cli_model_kind_is(const char *dir, const char *kind);
+
 /* ---- Errors ------------------------------------------------------------------------------ */
 
 /* "attn CMD: message" on stderr; return CLI_EDATA. */

@@ -219,17 +219,7 @@ done:
     return rc;
 }
 
-int cli_is_recall(const char *dir) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    char buf[4096];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    return strstr(buf, "\"kind\": \"recall\"") != NULL;
-}
+int cli_is_recall(const char *dir) { return cli_model_kind_is(dir, "recall"); }
 
 int cli_eval_recall(int argc, char **argv) {
     const char *cmd = "eval", *model = NULL;

@@ -261,17 +261,7 @@ done:
     return rc;
 }
 
-int cli_is_vision(const char *dir) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    char buf[4096];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    return strstr(buf, "\"kind\": \"vision\"") != NULL;
-}
+int cli_is_vision(const char *dir) { return cli_model_kind_is(dir, "vision"); }
 
 /* The model in dir, reading the images of `task` (NULL: its own), which must have the size of
  * its own; *trained gets the task it was trained on. */
