@@ -50,7 +50,7 @@ def madds(c, S):
 def label(r):
     if r["model"] != "ram":
         return r["model"]
-    return "ram %d glimpses" % r["glimpses"]
+    return "ram %d glimpses, %d scale%s" % (r["glimpses"], r["scales"], "s" if r["scales"] > 1 else "")
 
 
 def collect(out):

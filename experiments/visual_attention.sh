@@ -20,9 +20,9 @@
 # Environment (all optional):
 #   OUT       working directory (default experiments/out/visual_attention; git-ignored)
 #   RESULTS   where the table, plot and pictures go (default experiments/results)
-#   RUNS      the runs, "MODEL:TASK[:GLIMPSES]" separated by spaces (default: fc, cnn, soft on
-#             centred28 and cluttered60; ram with 6 glimpses on centred28 and with 4, 6, 8 on
-#             cluttered60)
+#   RUNS      the runs, "MODEL:TASK[:GLIMPSES[:SCALES]]" separated by spaces (default: fc, cnn,
+#             soft on centred28 and cluttered60; ram with 6 glimpses on centred28 (1 scale, the
+#             paper's, and 3 scales) and with 4, 6, 8 on cluttered60)
 #   TRAIN, VALID, TEST   images (default 55000 2000 10000)
 #   EPOCHS    epochs per run (default 10), or fewer when the run reaches TIME seconds of
 #             training (default 1800); it is scored with its last weights
@@ -38,7 +38,7 @@ case "${1:-}" in -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;
 ATTN=${1:-${ATTN:-$root/build/attn}}
 OUT=${OUT:-$here/out/visual_attention}
 RESULTS=${RESULTS:-$here/results}
-RUNS=${RUNS:-fc:centred28 cnn:centred28 soft:centred28 ram:centred28:6 fc:cluttered60 cnn:cluttered60 soft:cluttered60 ram:cluttered60:4 ram:cluttered60:6 ram:cluttered60:8}
+RUNS=${RUNS:-fc:centred28 cnn:centred28 soft:centred28 ram:centred28:6 ram:centred28:6:3 fc:cluttered60 cnn:cluttered60 soft:cluttered60 ram:cluttered60:4 ram:cluttered60:6 ram:cluttered60:8}
 TRAIN=${TRAIN:-55000} VALID=${VALID:-2000} TEST=${TEST:-10000}
 EPOCHS=${EPOCHS:-10}
 TIME=${TIME:-1800}
@@ -60,11 +60,12 @@ log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
 # one run: train, then attn eval --json on the test images, then two glimpse pictures
 run() {
-    local model=$1 task=$2 n=${3:-} name=$1-$2${3:+-g$3} dir=$OUT/$1-$2${3:+-g$3}
+    local model=$1 task=$2 n=${3:-} k=${4:-} name=$1-$2${3:+-g$3}${4:+-k$4}
+    local dir=$OUT/$name
     [ -f "$dir/eval.json" ] && return 0
     rm -rf "$dir"
     mkdir -p "$dir"
-    local cmd=("$ATTN" train vision --model "$model" --task "$task" ${n:+--glimpses "$n"} --train "$TRAIN" --valid "$VALID"
+    local cmd=("$ATTN" train vision --model "$model" --task "$task" ${n:+--glimpses "$n"} ${k:+--scales "$k"} --train "$TRAIN" --valid "$VALID"
                --test "$TEST" --seed 1 --epochs "$EPOCHS" --time-budget "$TIME" --threads 1 --log-every 100 --log "$dir/log.csv"
                --out "$dir")
     echo "${cmd[*]}" > "$dir/command"
