@@ -75,7 +75,8 @@ def collect(out):
                      "madds": e["madds"], "madds28": madds(c, 28), "madds60": madds(c, 60), "madds100": madds(c, 100),
                      "epochs_done": epochs, "updates": updates, "images_seen": updates * 64,
                      "train_s": float(m.group(3)) if m else 0.0, "images_per_s": int(m.group(4)) if m else 0,
-                     "paper_mnist_error": PAPER.get((c["model"], c["task"], c["glimpses"] if c["model"] == "ram" else 0), ""),
+                     "paper_mnist_error": PAPER.get((c["model"], c["task"], c["glimpses"] if c["model"] == "ram" else 0), "")
+                     if c["model"] != "ram" or c["scales"] == (1 if c["task"] == "centred28" else 3) else "",
                      "stopped": "time budget" if last.startswith("stopped") else "all epochs",
                      "command": open(os.path.join(d, "command")).read().strip(), "dir": os.path.basename(d)})
     rows.sort(key=lambda r: (list(SIZES).index(r["task"]), ORDER.index(r["model"]), r["glimpses"]))
