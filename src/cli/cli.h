@@ -115,6 +115,20 @@ int cli_help(const char *text);
 int cli_parse_long(const char *s, long *out);
 int cli_parse_float(const char *s, double *out);
 
+/* The trainer's options that attn train recall and attn train vision share (--out, --log,
+ * --optim, --epochs, --batch, --patience, --resume, --quiet, --threads, --log-every,
+ * --max-steps, --save-every, --lr, --clip, --time-budget), parsed and checked once, and the
+ * trainer configuration they make (constant learning rate, signals handled). */
+typedef struct {
+    const char *out, *log, *optim_;
+    int epochs, batch, patience, resume, quiet, threads, log_every, max_steps, save_every, optim;
+    float lr, clip, time_budget;
+} cli_trainer_opts;
+int cli_trainer_option(cli_args *p, cli_trainer_opts *t); /* 1 if the current argument was one */
+int cli_trainer_check(const char *cmd, cli_trainer_opts *t); /* CLI_OK or a usage error; sets optim */
+attn_trainer_config cli_trainer_config(const cli_trainer_opts *t, uint64_t seed, const attn_checkpoint *resume,
+                                       void (*report)(void *ud, const char *line));
+
 /* ---- Arrays in ----------------------------------------------------------------------------- */
 
 /* "(2, 4, 5, 8)" into buf (at least CLI_SHAPE_BUF bytes); returns buf. */

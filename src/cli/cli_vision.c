@@ -95,10 +95,10 @@ static const char EXAMPLES_HELP[] =
     "(default 1, the seed 'attn train vision' uses by default), as one PNG grid.\n";
 
 typedef struct {
-    const char *model, *task, *out, *log, *optim_, *data, *core;
+    cli_trainer_opts t; /* the trainer's options */
+    const char *model, *task, *data, *core;
     int hidden, c1, c2, glimpses, patch, scales, n_train, n_valid, n_test, seed;
-    int epochs, batch, patience, resume, quiet, threads, log_every, max_steps, save_every, optim;
-    float lr, clip, time_budget, std;
+    float std;
 } vision_opts;
 
 static void report_line(void *ud, const char *line) {
@@ -107,25 +107,17 @@ static void report_line(void *ud, const char *line) {
 }
 
 static int option(cli_args *p, vision_opts *o) {
-    if (cli_str(p, "--model", &o->model) || cli_str(p, "--task", &o->task) || cli_str(p, "--out", &o->out) ||
-        cli_str(p, "-o", &o->out) || cli_str(p, "--log", &o->log) || cli_str(p, "--optim", &o->optim_) ||
-        cli_str(p, "--data", &o->data) || cli_str(p, "--core", &o->core))
+    if (cli_trainer_option(p, &o->t)) return 1;
+    if (cli_str(p, "--model", &o->model) || cli_str(p, "--task", &o->task) || cli_str(p, "--data", &o->data) ||
+        cli_str(p, "--core", &o->core))
         return 1;
     if (cli_int(p, "--hidden", 1, 65536, &o->hidden) || cli_int(p, "--c1", 1, 4096, &o->c1) || cli_int(p, "--c2", 1, 4096, &o->c2) ||
         cli_int(p, "--glimpses", 1, ATTN_VISION_MAX_GLIMPSES, &o->glimpses) || cli_int(p, "--patch", 1, 64, &o->patch) ||
         cli_int(p, "--scales", 1, 4, &o->scales) || cli_int(p, "--train", 1, 55000, &o->n_train) ||
         cli_int(p, "--valid", 0, 5000, &o->n_valid) || cli_int(p, "--test", 0, 10000, &o->n_test) ||
-        cli_int(p, "--seed", 0, INT32_MAX, &o->seed) || cli_int(p, "--epochs", 0, 100000, &o->epochs) ||
-        cli_int(p, "--batch", 1, 1 << 16, &o->batch) || cli_int(p, "--patience", 0, INT32_MAX, &o->patience) ||
-        cli_int(p, "--threads", 1, 1024, &o->threads) || cli_int(p, "--log-every", 0, INT32_MAX, &o->log_every) ||
-        cli_int(p, "--max-steps", 0, INT32_MAX, &o->max_steps) || cli_int(p, "--save-every", 0, INT32_MAX, &o->save_every))
+        cli_int(p, "--seed", 0, INT32_MAX, &o->seed))
         return 1;
-    if (cli_float(p, "--lr", &o->lr) || cli_float(p, "--clip", &o->clip) || cli_float(p, "--time-budget", &o->time_budget) ||
-        cli_float(p, "--std", &o->std))
-        return 1;
-    if (cli_flag(p, "--resume")) return o->resume = 1;
-    if (cli_flag(p, "--quiet")) return o->quiet = 1;
-    return 0;
+    return cli_float(p, "--std", &o->std);
 }
 
 /* Fashion-MNIST's splits (any may be NULL), with a clear message when they are missing. */
@@ -134,17 +126,17 @@ static int load_images(const char *cmd, const char *dir, attn_images *train, att
     return st ? cli_fail_lib(cmd, st, NULL) : CLI_OK;
 }
 
-/* A new model from the options, or the one checkpointed in o->out (resume: its config wins). */
+/* A new model from the options, or the one checkpointed in o->t.out (resume: its config wins). */
 static int get_model(const char *cmd, const vision_opts *o, attn_vision **m, attn_checkpoint *ck) {
     int st;
-    if (o->resume) {
+    if (o->t.resume) {
         attn_vision_config c;
-        if ((st = attn_checkpoint_open(o->out, ck))) return cli_fail_lib(cmd, st, o->out);
+        if ((st = attn_checkpoint_open(o->t.out, ck))) return cli_fail_lib(cmd, st, o->t.out);
         if ((st = attn_vision_config_from_json(ck->model_json, &c)) || (st = attn_vision_new(&c, 0, m)) ||
             (st = attn_checkpoint_load_params(ck, attn_vision_params(*m))))
-            return cli_fail_lib(cmd, st, o->out);
-        if (!o->quiet)
-            fprintf(stderr, "resuming %s at epoch %lld, batch %lld (step %lld)\n", o->out, (long long)ck->state.epoch + 1,
+            return cli_fail_lib(cmd, st, o->t.out);
+        if (!o->t.quiet)
+            fprintf(stderr, "resuming %s at epoch %lld, batch %lld (step %lld)\n", o->t.out, (long long)ck->state.epoch + 1,
                     (long long)ck->state.batch, (long long)ck->state.step);
         return CLI_OK;
     }
@@ -174,16 +166,15 @@ static void describe(const attn_vision *m, char *buf, size_t cap) {
 
 /* The options of a new run, checked (resume takes the checkpoint's model). */
 static int check_opts(const char *cmd, vision_opts *o) {
-    if (!o->out) return cli_usage(cmd, "--out DIR is required");
-    if (!o->resume && !o->model) return cli_usage(cmd, "--model KIND is required (ram, cnn, fc, soft)");
-    if (!o->resume && !o->task) return cli_usage(cmd, "--task TASK is required (centred28, translated60, cluttered60, cluttered100)");
+    int rc = cli_trainer_check(cmd, &o->t);
+    if (rc) return rc;
+    if (!o->t.resume && !o->model) return cli_usage(cmd, "--model KIND is required (ram, cnn, fc, soft)");
+    if (!o->t.resume && !o->task) return cli_usage(cmd, "--task TASK is required (centred28, translated60, cluttered60, cluttered100)");
     if (o->model && attn_vision_kind_parse(o->model) < 0) return cli_usage(cmd, "unknown --model '%s' (ram, cnn, fc, soft)", o->model);
     if (o->task && attn_vision_task_parse(o->task) < 0)
         return cli_usage(cmd, "unknown --task '%s' (centred28, translated60, cluttered60, cluttered100)", o->task);
     if (o->core && strcmp(o->core, "rnn") && strcmp(o->core, "lstm")) return cli_usage(cmd, "unknown --core '%s' (rnn, lstm)", o->core);
-    if (o->optim_ && (o->optim = attn_optim_parse(o->optim_)) < 0) return cli_usage(cmd, "unknown --optim '%s' (adam, adamw, sgd)", o->optim_);
-    if (!(o->lr > 0)) return cli_usage(cmd, "--lr must be positive");
-    if (o->clip < 0 || o->time_budget < 0 || o->std < 0) return cli_usage(cmd, "--clip, --std and --time-budget must be >= 0");
+    if (o->std < 0) return cli_usage(cmd, "--std must be >= 0");
     return CLI_OK;
 }
 
@@ -191,7 +182,7 @@ int cli_train_vision(int argc, char **argv) {
     const char *cmd = "train vision";
     vision_opts o;
     memset(&o, 0, sizeof o);
-    o.seed = 1, o.epochs = 10, o.batch = 64, o.log_every = 100, o.optim = ATTN_OPTIM_ADAM, o.lr = 1e-3f, o.clip = 5.0f;
+    o.seed = 1, o.t.epochs = 10, o.t.batch = 64, o.t.log_every = 100, o.t.optim = ATTN_OPTIM_ADAM, o.t.lr = 1e-3f, o.t.clip = 5.0f;
     cli_args p;
     cli_args_init(&p, cmd, argc, argv);
     while (cli_next(&p)) {
@@ -205,7 +196,6 @@ int cli_train_vision(int argc, char **argv) {
     if (p.npos) return cli_usage(cmd, "unexpected argument '%s'", p.pos[0]);
     int rc = check_opts(cmd, &o), st;
     if (rc) return rc;
-    if (o.threads) attn_set_threads(o.threads);
     attn_vision *m = NULL;
     attn_checkpoint ck = {0};
     attn_images d[3] = {{0}, {0}, {0}};
@@ -214,14 +204,14 @@ int cli_train_vision(int argc, char **argv) {
     if ((rc = get_model(cmd, &o, &m, &ck))) goto done;
     if (o.n_train && o.n_train < d[0].n) d[0].n = o.n_train; /* the first N (the buffers stay as they are) */
     if (o.n_test && o.n_test < d[2].n) d[2].n = o.n_test;
-    if (!o.resume && s2s_mkdirs(o.out)) {
-        rc = cli_fail(cmd, "%s: cannot create the directory: %s", o.out, strerror(errno));
+    if (!o.t.resume && s2s_mkdirs(o.t.out)) {
+        rc = cli_fail(cmd, "%s: cannot create the directory: %s", o.t.out, strerror(errno));
         goto done;
     }
     const attn_vision_config *c = attn_vision_get_config(m);
     char line[512];
     describe(m, line, sizeof line);
-    if (!o.quiet)
+    if (!o.t.quiet)
         fprintf(stderr, "model: %s\ndata: Fashion-MNIST, %d train, %d valid, %d test images (task seed %llu)\n", line, d[0].n,
                 o.n_valid ? o.n_valid : d[1].n, d[2].n, (unsigned long long)c->data_seed);
     char command[256];
@@ -231,17 +221,7 @@ int cli_train_vision(int argc, char **argv) {
         cli_fail_lib(cmd, st, NULL);
         goto done;
     }
-    attn_trainer_config tc = attn_trainer_defaults();
-    tc.epochs = o.epochs, tc.batch = o.batch;
-    tc.optim = attn_optim_defaults((attn_optim_kind)o.optim);
-    tc.optim.lr = o.lr;
-    tc.sched = (attn_sched){ATTN_SCHED_CONSTANT, o.lr, 0, 0, o.lr};
-    tc.clip = o.clip, tc.seed = attn_seed_mix(c->data_seed, 4);
-    tc.max_steps = o.max_steps, tc.time_budget = o.time_budget, tc.save_every = o.save_every;
-    tc.patience = o.patience, tc.log_every = o.quiet ? 0 : o.log_every;
-    tc.out = o.out, tc.log_csv = o.log, tc.handle_signals = 1;
-    tc.resume = o.resume ? &ck : NULL;
-    if (!o.quiet) tc.report = report_line;
+    attn_trainer_config tc = cli_trainer_config(&o.t, attn_seed_mix(c->data_seed, 4), &ck, report_line);
     attn_train_result r;
     double te = 0;
     if ((st = attn_trainer_run(&tm, &tc, &r)) ||
@@ -251,7 +231,7 @@ int cli_train_vision(int argc, char **argv) {
     }
     printf("%s: %lld updates in %.1f s (training %.1f s, %.0f images/s), test error %.2f%% (%d images), checkpoint %s%s\n",
            r.stopped == 1 ? "stopped" : r.stopped == 2 ? "early-stopped" : "trained", (long long)r.steps_run, r.wall_s, r.train_s,
-           r.examples_per_s, 100 * (1 - te), d[2].n, o.out, r.stopped == 1 ? " (resume with --resume)" : "");
+           r.examples_per_s, 100 * (1 - te), d[2].n, o.t.out, r.stopped == 1 ? " (resume with --resume)" : "");
     rc = CLI_OK;
 done:
     attn_vision_train_model_free(&tm);
