@@ -104,6 +104,9 @@ set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "attn (= ${PROJECT_VERSION})")
 if(ATTN_PNGDEPS_FOUND)
   string(APPEND CPACK_DEBIAN_DEV_PACKAGE_DEPENDS ", libpng-dev, libfreetype-dev, libfontconfig-dev")
 endif()
+if(ATTN_ZLIBDEPS_FOUND)
+  string(APPEND CPACK_DEBIAN_DEV_PACKAGE_DEPENDS ", zlib1g-dev")
+endif()
 set(CPACK_COMPONENT_DEV_DESCRIPTION "the attention mechanism in C: headers and static library
 The headers (attn/attn.h), libattn.a, attn.pc for pkg-config and the CMake package
 (find_package(attn), target attn::attn) for building programs with libattn.")

@@ -18,7 +18,7 @@ for i in "${!order[@]}"; do rank[${order[$i]}]=$i; done
 declare -A pub=([core]=core [io]=io [text]=io [clsdata]=io [attention]=nn [mha]=nn [posenc]=nn [layers]=nn [params]=params
                 [autograd]=autograd [seq2seq]=models [transformer]=models [translator]=models [knnmt]=models [train]=train
                 [trainer]=train [tfidf]=models [tfidf_train]=train [classifier]=models [classifier_train]=train
-                [recall]=models [recall_train]=train
+                [recall]=models [recall_train]=train [vision_data]=io [vision]=models [vision_train]=train [viz_image]=viz
                 [viz]=viz [viz_html]=viz [attn]=cli)
 npass=0
 nfail=0

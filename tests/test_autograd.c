@@ -173,6 +173,14 @@ static attn_var *b_ce(attn_graph *g, attn_var **v, void *c) {
     return attn_ag_cross_entropy(g, v[0], e->t, e->ignore, e->eps);
 }
 
+typedef struct { int stride, pad, bias; } conv2d_ctx;
+static attn_var *b_conv2d(attn_graph *g, attn_var **v, void *c) {
+    conv2d_ctx *k = c;
+    return attn_ag_conv2d(g, v[0], v[1], k->bias ? v[2] : NULL, k->stride, k->pad);
+}
+static attn_var *b_pool2d(attn_graph *g, attn_var **v, void *c) { return attn_ag_max_pool2d(g, v[0], ((int *)c)[0], ((int *)c)[1]); }
+static attn_var *b_glimpse(attn_graph *g, attn_var **v, void *c) { return attn_ag_glimpse(g, v[0], c, 3, 3); }
+
 static attn_var *b_layernorm(attn_graph *g, attn_var **v, void *c) {
     return c ? attn_ag_layernorm(g, v[0], v[1], v[2], 1e-5f) : attn_ag_layernorm(g, v[0], NULL, NULL, 1e-5f);
 }
@@ -415,6 +423,33 @@ static void test_ops(attn_graph *g) {
     fd_check("layernorm", g, &L, b_layernorm, (void *)1);
     fd_check("layernorm plain", g, &L, b_layernorm, NULL);
     leaves_free(&L);
+
+    /* conv2d: padding, stride 2 and odd sizes, a rectangular filter, with and without bias */
+    {
+        conv2d_ctx c1 = {1, 1, 1}, c2 = {2, 1, 1}, c3 = {2, 0, 0};
+        leaf(&L, 4, 2, 3, 5, 6, 1.0f), leaf(&L, 4, 4, 3, 3, 2, 0.5f), leaf(&L, 1, 4, 0, 0, 0, 0.5f);
+        fd_check("conv2d pad 1", g, &L, b_conv2d, &c1);
+        fd_check("conv2d stride 2", g, &L, b_conv2d, &c2);
+        fd_check("conv2d stride 2 no bias", g, &L, b_conv2d, &c3);
+        leaves_free(&L);
+    }
+    /* max_pool2d: floor mode and overlapping windows; distinct inputs 0.05 apart, beyond the
+     * differences' step, so no argmax moves */
+    {
+        int k22[2] = {2, 2}, k31[2] = {3, 1};
+        leaf(&L, 4, 2, 2, 5, 7, 1.0f);
+        for (int64_t i = 0; i < L.numel[0]; i++) L.data[0][i] = 0.05f * (float)((i * 37) % L.numel[0]) - 3.5f;
+        fd_check("max_pool2d 2x2", g, &L, b_pool2d, k22);
+        fd_check("max_pool2d 3 stride 1", g, &L, b_pool2d, k31);
+        leaves_free(&L);
+    }
+    /* the glimpse sensor: 3 scales of 3 x 3 at the centre, a corner, partly outside */
+    {
+        float loc[6] = {0, 0, -1, 1, 0.9f, -1.3f};
+        leaf(&L, 4, 3, 2, 9, 10, 1.0f);
+        fd_check("glimpse", g, &L, b_glimpse, loc);
+        leaves_free(&L);
+    }
 }
 
 static void test_rnn(attn_graph *g) {

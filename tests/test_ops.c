@@ -512,12 +512,26 @@ static const row ROWS[] = {
     ROW(OP_CONV, 1, 1, F, 1e-3, 6, 5, 4, 6, 5, 4), ROW(OP_CONV, 0, 0, F, 1e-3, 2, 3, 4, 2, 5, 1),
     ROW(OP_POOL, 0, 0, F, 1e-4, 1, 1, 1), ROW(OP_POOL, 0, 1, F, 1e-4, 4, 5, 16), ROW(OP_POOL, 0, 1, F, 1e-4, 3, 7, 17),
     ROW(OP_POOL, 1, 0, F, 1e-4, 2, 3, 15), ROW(OP_POOL, 1, 1, F, 1e-4, 4, 6, 17), ROW(OP_POOL, 1, 1, F, 1e-4, 6, 2, 35),
+    /* conv2d: s = B, Cin, H, W, Cout, K; v = stride (+ 4: no bias); m = pad. Channels around the
+     * vector widths, strides 1-3, padding, odd sizes, a filter as large as the padded image. */
+    ROW(OP_CONV2D, 1, 0, F, 1e-3, 1, 1, 1, 1, 1, 1), ROW(OP_CONV2D, 1, 1, F, 1e-3, 2, 3, 5, 4, 4, 3),
+    ROW(OP_CONV2D, 2, 0, F, 1e-3, 3, 2, 7, 6, 17, 3), ROW(OP_CONV2D, 6, 2, F, 1e-3, 2, 1, 8, 9, 16, 5),
+    ROW(OP_CONV2D, 3, 1, F, 1e-3, 5, 4, 6, 7, 5, 2), ROW(OP_CONV2D, 5, 1, F, 1e-3, 1, 15, 4, 3, 3, 3),
+    ROW(OP_CONV2D, 1, 2, F, 1e-3, 2, 2, 3, 3, 2, 7),
+    /* max_pool2d: s = B, C, H, W, k, stride: floor mode (odd sizes), overlapping windows. */
+    ROW(OP_POOL2D, 0, 0, F, 1e-4, 1, 1, 1, 1, 1, 1), ROW(OP_POOL2D, 0, 0, F, 1e-4, 2, 3, 7, 7, 2, 2),
+    ROW(OP_POOL2D, 0, 0, F, 1e-4, 1, 2, 8, 9, 3, 2), ROW(OP_POOL2D, 0, 0, F, 1e-4, 3, 17, 5, 6, 3, 1),
+    /* glimpse: s = B, C, H, W, size, scales; the locations of tests/ops_vision.c. */
+    ROW(OP_GLIMPSE, 0, 0, F, 1e-4, 1, 1, 1, 1, 1, 1), ROW(OP_GLIMPSE, 0, 0, F, 1e-4, 6, 1, 12, 12, 4, 3),
+    ROW(OP_GLIMPSE, 0, 0, F, 1e-4, 6, 2, 9, 7, 3, 2), ROW(OP_GLIMPSE, 0, 0, F, 1e-4, 3, 3, 5, 8, 2, 4),
     PERF(OP_ACT, 0, 0, 1 << 20), PERF(OP_ACT, 3, 0, 1 << 20), PERF(OP_DROPOUT, 0, 0, 1 << 20), PERF(OP_SOFTMAX, 0, 0, 512, 1024),
     PERF(OP_CE, 1, 0, 512, 8192), PERF(OP_CE, 1, 1, 512, 8192), PERF(OP_SOFTMAX, 1, 0, 512, 1024), PERF(OP_ACT, 2, 0, 1 << 20),
     PERF(OP_LN, 1, 0, 2048, 512), PERF(OP_EMB, 0, 0, 4096, 8192, 256), PERF(OP_LINEAR, 1, 0, 512, 512, 512),
     PERF(OP_SPLIN, 1, 0, 4096, 1 << 18, 2), PERF(OP_ATTN, ATTN_SCORE_SCALED, 0, 2, 8, 8, 512, 512, 64),
     PERF(OP_ATTN, ATTN_SCORE_SCALED, 1, 2, 8, 2, 512, 512, 64), PERF(OP_ATTN, ATTN_SCORE_ADDITIVE, 0, 1, 1, 1, 128, 128, 64),
     PERF(OP_RNN, 0, 0, 32, 32, 256, 256), PERF(OP_RNN, 2, 0, 32, 32, 256, 256), PERF(OP_CONV, 1, 0, 50, 50, 300, 100, 3, 0),
+    PERF(OP_CONV2D, 1, 2, 64, 16, 30, 30, 32, 5), PERF(OP_POOL2D, 0, 0, 64, 32, 30, 30, 2, 2),
+    PERF(OP_GLIMPSE, 0, 0, 64, 1, 100, 100, 8, 3),
 };
 #define NROWS (sizeof ROWS / sizeof ROWS[0])
 

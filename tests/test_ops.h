@@ -92,7 +92,8 @@ static inline double ddot_ff(const float *a, const float *b, int n) {
     return s;
 }
 
-/* The operations defined in tests/ops_rnn_conv.c. */
+/* The operations defined in tests/ops_rnn_conv.c and tests/ops_vision.c. */
 extern const opdef OP_RNN, OP_CONV, OP_POOL;
+extern const opdef OP_CONV2D, OP_POOL2D, OP_GLIMPSE;
 
 #endif

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what attn needs to build and test on Debian/Ubuntu: a C compiler, CMake,
-# pkg-config, libpng + FreeType + fontconfig + a CJK font
+# pkg-config, zlib (gzip IDX image files), libpng + FreeType + fontconfig + a CJK font
 # (for PNG pictures with Chinese labels), chromium (tests/cli_html.sh opens the attention
 # explorer page in it, headless); help2man (the man pages, from the commands' --help), and for
 # tests/install.sh: man-db (man -l), dpkg-dev (dpkg-shlibdeps, for cpack's .deb), file,
@@ -10,7 +10,7 @@
 # libFuzzer targets of tests/fuzz/). All are optional for the library itself.
 # Skips packages that are already installed; uses sudo when not root.
 set -euo pipefail
-pkgs=(gcc make cmake pkg-config libpng-dev libfreetype-dev libfontconfig-dev fonts-wqy-microhei chromium
+pkgs=(gcc make cmake pkg-config zlib1g-dev libpng-dev libfreetype-dev libfontconfig-dev fonts-wqy-microhei chromium
       help2man man-db dpkg-dev file binutils python3-dev python3-numpy python3-venv python3-matplotlib
       strace clang)
 missing=()

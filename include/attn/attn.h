@@ -22,5 +22,8 @@
 #include "attn/classifier_train.h"
 #include "attn/recall.h"
 #include "attn/recall_train.h"
+#include "attn/vision_data.h"
+#include "attn/vision.h"
+#include "attn/vision_train.h"
 
 #endif

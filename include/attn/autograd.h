@@ -213,6 +213,21 @@ attn_var *attn_ag_conv1d(attn_graph *g, attn_var *x, attn_var *W, attn_var *b, i
 attn_var *attn_ag_max_pool_time(attn_graph *g, attn_var *x, const int32_t *lengths);
 attn_var *attn_ag_mean_pool_time(attn_graph *g, attn_var *x, const int32_t *lengths);
 
+/* The vision ops (see attn/layers.h), NCHW as PyTorch:
+ *   conv2d: x (B, Cin, H, W), W (Cout, Cin, KH, KW) (Conv2d's layout), b (Cout) or NULL, the
+ *     same stride >= 1 and zero padding pad >= 0 on both axes -> y (B, Cout, Ho, Wo),
+ *     Ho = attn_conv2d_out_size(H, KH, stride, pad); ATTN_ESHAPE when there is no output.
+ *   max_pool2d: x (B, C, H, W), k x k windows every `stride` pixels, no padding, floor mode
+ *     (as F.max_pool2d(x, k, stride)), 1 <= k <= H, W -> y (B, C, Ho, Wo); the gradient goes
+ *     to the first of equal maxima. */
+attn_var *attn_ag_conv2d(attn_graph *g, attn_var *x, attn_var *W, attn_var *b, int stride, int pad);
+attn_var *attn_ag_max_pool2d(attn_graph *g, attn_var *x, int k, int stride);
+/* The glimpse sensor of the Recurrent Attention Model (see attn/layers.h for the geometry):
+ * img (B, C, H, W), loc (B, 2) (row, col) in [-1, 1] (copied; constants: the gradient goes to
+ * img only, the location being trained by REINFORCE) -> y (B, scales C, size, size), channel
+ * i C + c the patch of side size 2^i around the location averaged down to size x size. */
+attn_var *attn_ag_glimpse(attn_graph *g, attn_var *img, const float *loc, int size, int scales);
+
 /* ---- Recurrent cells and sequences (PyTorch's nn.GRU / nn.LSTM weights; see attn/layers.h)
  * GRU: W_ih (3*Hd, I), W_hh (3*Hd, Hd), b_ih, b_hh (3*Hd) or NULL, gates [r; z; n].
  * LSTM: W_ih (4*Hd, I), W_hh (4*Hd, Hd), b_ih, b_hh (4*Hd) or NULL, gates [i; f; g; o]. */

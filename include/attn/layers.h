@@ -317,6 +317,68 @@ int attn_max_pool_time_backward(float *dx, const float *dy, const int32_t *argma
 int attn_mean_pool_time_forward(float *y, const float *x, const int32_t *lengths, int B, int T, int C);
 int attn_mean_pool_time_backward(float *dx, const float *dy, const int32_t *lengths, int B, int T, int C);
 
+/* ---- 2-D convolution and max pooling over images (LeCun et al. 1998) ---------------------------
+ * As torch.nn.functional.conv2d with one group, dilation 1, and the same stride >= 1 and zero
+ * padding pad >= 0 on both axes, in PyTorch's NCHW layout: x (B, Cin, H, W), W (Cout, Cin, KH,
+ * KW) (Conv2d's weight layout, so state_dicts carry over), bias (Cout) or NULL, y (B, Cout, Ho,
+ * Wo) with Ho = attn_conv2d_out_size(H, KH, stride, pad), Wo likewise; a shape with no output
+ * (H + 2 pad < KH) is an error. B may be 0 (nothing to do). Images run in parallel, the
+ * products on the library's sgemm (im2col): the same bits for any thread count. Allocates a
+ * work buffer per call (the autograd op does not). */
+
+/* (H + 2 pad - K) / stride + 1 (floor), or 0 when H + 2 pad < K or stride < 1. */
+int attn_conv2d_out_size(int H, int K, int stride, int pad);
+int attn_conv2d_forward(float *y, const float *x, const float *W, const float *b, int B, int Cin, int H, int Wd,
+                        int Cout, int KH, int KW, int stride, int pad);
+/* For dy (B, Cout, Ho, Wo): dx (B, Cin, H, W) +=, dW (Cout, Cin, KH, KW) +=, db (Cout) +=;
+ * each may be NULL (x may be NULL when dW is, W when dx is). */
+int attn_conv2d_backward(float *dx, float *dW, float *db, const float *dy, const float *x, const float *W, int B,
+                         int Cin, int H, int Wd, int Cout, int KH, int KW, int stride, int pad);
+
+/* Max pooling as torch.nn.functional.max_pool2d(x, k, stride) (no padding, floor mode):
+ * x (B, C, H, W) -> y (B, C, Ho, Wo), Ho = (H - k) / stride + 1 (attn_conv2d_out_size(H, k,
+ * stride, 0)), k <= H and W; argmax (B, C, Ho, Wo) int32 gets the position in the plane (h W
+ * + w) of each maximum: the first of equal maxima in row-major order, the first NaN (which
+ * propagates, as PyTorch's). Backward: dx (B, C, H, W) += dy at each argmax (overlapping
+ * windows add up). */
+int attn_max_pool2d_forward(float *y, int32_t *argmax, const float *x, int B, int C, int H, int W, int k, int stride);
+int attn_max_pool2d_backward(float *dx, const float *dy, const int32_t *argmax, int B, int C, int H, int W, int k,
+                             int stride);
+
+/* ---- The glimpse sensor (Mnih et al. 2014, "Recurrent Models of Visual Attention") -----------
+ * img (B, C, H, W); loc (B, 2) the location of each image's glimpse, (row, col) in [-1, 1]:
+ * (-1, -1) the top-left corner, (0, 0) the centre, (1, 1) the bottom-right corner; y (B,
+ * scales C, size, size), channel i C + c holding scale i of channel c. Scale i (0-based) is
+ * the square patch of side s = size 2^i centred at the location, zero outside the image,
+ * averaged down to size x size over blocks of 2^i x 2^i pixels (each block's mean, summed in
+ * double): each patch twice the side of the one before, every one size x size.
+ *
+ * Which pixels, exactly (attn_glimpse_box): the centre pixel is
+ *   row cr = floor((loc_row + 1) / 2 H),   column cc = floor((loc_col + 1) / 2 W)
+ * and scale i covers rows [cr - s/2, cr - s/2 + s) and columns [cc - s/2, cc - s/2 + s)
+ * (s/2 rounded down). So on a 28 x 28 image with size 8, (0, 0) gives centre pixel (14, 14)
+ * and rows and columns 10..17 at scale 0, 6..21 at scale 1; an odd size puts the centre pixel
+ * in the middle (size 5: rows 12..16). (-1, -1) centres the patches on the top-left corner
+ * (pixel (0, 0), the patch 3/4 outside); (1, 1) on pixel (H, W), just past the bottom-right
+ * corner. A location outside [-1, 1] is not an error: the patch is zero where it falls off
+ * the image, entirely when it misses it (a model clamps its locations if it wants them
+ * inside); a location that is not finite is an error. scales in [1, 16], size 2^(scales-1)
+ * <= 65536.
+ *
+ * Backward: dimg (B, C, H, W) += each output's gradient spread over its block (/ 4^i), for
+ * the pixels inside the image. There is no gradient with respect to the location: the
+ * location is not differentiable here (the patch boundaries are integers), and RAM trains
+ * its location network by REINFORCE, not by backpropagation through the sensor. Images run
+ * in parallel: the same bits for any thread count. */
+int attn_glimpse_forward(float *y, const float *img, const float *loc, int B, int C, int H, int W, int size,
+                         int scales);
+int attn_glimpse_backward(float *dimg, const float *dy, const float *loc, int B, int C, int H, int W, int size,
+                          int scales);
+/* The patch of scale `scale` (0-based) at loc (2) (row, col) on an H x W image: its top row,
+ * left column (either may be negative or past the image) and side size 2^scale, as above. For
+ * drawing the glimpses. */
+void attn_glimpse_box(const float *loc, int H, int W, int size, int scale, int *top, int *left, int *side);
+
 ATTN_API_END
 #ifdef __cplusplus
 }

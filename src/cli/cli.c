@@ -261,3 +261,64 @@ int cli_save_all(const char *cmd, const cli_output *outs, int n) {
     }
     return CLI_OK;
 }
+
+int cli_model_kind_is(const char *dir, const char *kind) {
+    char path[4200], want[128];
+    snprintf(want, sizeof want, "\"kind\": \"%s\"", kind);
+    /* a sound checkpoint by its model's kind (opening it also finishes a commit that a killed
+     * run left half-installed); a broken one by the text of its config.json, so that the
+     * command reports what is wrong with it */
+    attn_checkpoint ck = {0};
+    if (attn_checkpoint_open(dir, &ck) == ATTN_OK) {
+        int yes = strstr(ck.model_json, want) != NULL;
+        attn_checkpoint_free(&ck);
+        return yes;
+    }
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return strstr(buf, want) != NULL;
+}
+
+int cli_trainer_option(cli_args *p, cli_trainer_opts *t) {
+    if (cli_str(p, "--out", &t->out) || cli_str(p, "-o", &t->out) || cli_str(p, "--log", &t->log) || cli_str(p, "--optim", &t->optim_))
+        return 1;
+    if (cli_int(p, "--epochs", 0, 100000, &t->epochs) || cli_int(p, "--batch", 1, 1 << 16, &t->batch) ||
+        cli_int(p, "--patience", 0, INT32_MAX, &t->patience) || cli_int(p, "--threads", 1, 1024, &t->threads) ||
+        cli_int(p, "--log-every", 0, INT32_MAX, &t->log_every) || cli_int(p, "--max-steps", 0, INT32_MAX, &t->max_steps) ||
+        cli_int(p, "--save-every", 0, INT32_MAX, &t->save_every))
+        return 1;
+    if (cli_float(p, "--lr", &t->lr) || cli_float(p, "--clip", &t->clip) || cli_float(p, "--time-budget", &t->time_budget)) return 1;
+    if (cli_flag(p, "--resume")) return t->resume = 1;
+    if (cli_flag(p, "--quiet")) return t->quiet = 1;
+    return 0;
+}
+
+int cli_trainer_check(const char *cmd, cli_trainer_opts *t) {
+    if (!t->out) return cli_usage(cmd, "--out DIR is required");
+    if (t->optim_ && (t->optim = attn_optim_parse(t->optim_)) < 0) return cli_usage(cmd, "unknown --optim '%s' (adam, adamw, sgd)", t->optim_);
+    if (!(t->lr > 0)) return cli_usage(cmd, "--lr must be positive");
+    if (t->clip < 0 || t->time_budget < 0) return cli_usage(cmd, "--clip and --time-budget must be >= 0");
+    if (t->threads) attn_set_threads(t->threads);
+    return CLI_OK;
+}
+
+attn_trainer_config cli_trainer_config(const cli_trainer_opts *t, uint64_t seed, const attn_checkpoint *resume,
+                                       void (*report)(void *ud, const char *line)) {
+    attn_trainer_config tc = attn_trainer_defaults();
+    tc.epochs = t->epochs, tc.batch = t->batch;
+    tc.optim = attn_optim_defaults((attn_optim_kind)t->optim);
+    tc.optim.lr = t->lr;
+    tc.sched = (attn_sched){ATTN_SCHED_CONSTANT, t->lr, 0, 0, t->lr};
+    tc.clip = t->clip, tc.seed = seed;
+    tc.max_steps = t->max_steps, tc.time_budget = t->time_budget, tc.save_every = t->save_every;
+    tc.patience = t->patience, tc.log_every = t->quiet ? 0 : t->log_every;
+    tc.out = t->out, tc.log_csv = t->log, tc.handle_signals = 1;
+    tc.resume = t->resume ? resume : NULL;
+    if (!t->quiet) tc.report = report;
+    return tc;
+}

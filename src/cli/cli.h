@@ -41,6 +41,12 @@ int cli_translate(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_memory(int argc, char **argv); /* cli_memory.c */
 int cli_classify(int argc, char **argv); /* cli_classify.c */
+int cli_classify_image(int argc, char **argv);  /* cli_vision.c */
+int cli_vision_examples(int argc, char **argv); /* cli_vision.c */
+
+/* 1 if dir/config.json's model section names `kind` ("kind": "recall", "vision", ...): which
+ * family's command handles a model directory (prints nothing; the checkpoint need not load). */
+int cli_model_kind_is(const char *dir, const char *kind);
 
 /* ---- Errors ------------------------------------------------------------------------------ */
 
@@ -108,6 +114,20 @@ int cli_help(const char *text);
 /* Parses a number strictly (the whole string, finite). 0 on success, -1 otherwise. */
 int cli_parse_long(const char *s, long *out);
 int cli_parse_float(const char *s, double *out);
+
+/* The trainer's options that attn train recall and attn train vision share (--out, --log,
+ * --optim, --epochs, --batch, --patience, --resume, --quiet, --threads, --log-every,
+ * --max-steps, --save-every, --lr, --clip, --time-budget), parsed and checked once, and the
+ * trainer configuration they make (constant learning rate, signals handled). */
+typedef struct {
+    const char *out, *log, *optim_;
+    int epochs, batch, patience, resume, quiet, threads, log_every, max_steps, save_every, optim;
+    float lr, clip, time_budget;
+} cli_trainer_opts;
+int cli_trainer_option(cli_args *p, cli_trainer_opts *t); /* 1 if the current argument was one */
+int cli_trainer_check(const char *cmd, cli_trainer_opts *t); /* CLI_OK or a usage error; sets optim */
+attn_trainer_config cli_trainer_config(const cli_trainer_opts *t, uint64_t seed, const attn_checkpoint *resume,
+                                       void (*report)(void *ud, const char *line));
 
 /* ---- Arrays in ----------------------------------------------------------------------------- */
 

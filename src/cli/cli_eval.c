@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "cli_cls.h"
 #include "cli_recall.h"
+#include "cli_vision.h"
 #include "cli_s2s.h"
 
 static const char HELP[] =
@@ -59,7 +60,9 @@ static const char HELP[] =
     "                      without spaces is shuffled by character): a bag-of-words model keeps\n"
     "                      its accuracy by construction, a model that reads order loses some\n"
     "An associative-recall model (from 'attn train recall') needs no --data: its test split is\n"
-    "generated again from its seed (attn eval --model DIR [--show N] [--json] [--test N]).\n";
+    "generated again from its seed (attn eval --model DIR [--show N] [--json] [--test N]).\n"
+    "A vision model (from 'attn train vision') reads Fashion-MNIST's test images rendered for its\n"
+    "task (attn eval --model DIR [--task TASK] [--test N] [--json]).\n";
 
 static void progress(int done, int total) {
     fprintf(stderr, "\r%d/%d translated", done, total);
@@ -79,6 +82,7 @@ int cli_eval(int argc, char **argv) {
     const char *cmd = "eval", *dir = model_arg(argc, argv);
     if (dir && cls_is_classifier(dir)) return cli_eval_classifier(argc, argv);
     if (dir && cli_is_recall(dir)) return cli_eval_recall(argc, argv);
+    if (dir && cli_is_vision(dir)) return cli_eval_vision(argc, argv);
     cli_args p;
     cli_args_init(&p, cmd, argc, argv);
     const char *model = NULL, *data = NULL, *buckets = "5,10,15,20,25", *csv = NULL, *md = NULL, *hyp_out = NULL, *label = NULL;

@@ -75,10 +75,9 @@ static const char EVAL_HELP[] =
     "              accuracy (--show's lines then go to stderr)\n";
 
 typedef struct {
-    const char *model, *out, *log, *optim_;
+    cli_trainer_opts t; /* the trainer's options */
+    const char *model;
     int pairs, hidden, embed, n_train, n_valid, n_test, seed;
-    int epochs, batch, patience, resume, quiet, threads, log_every, max_steps, save_every, optim;
-    float lr, clip, time_budget;
 } recall_opts;
 
 static void report_line(void *ud, const char *line) {
@@ -87,21 +86,11 @@ static void report_line(void *ud, const char *line) {
 }
 
 static int option(cli_args *p, recall_opts *o) {
-    if (cli_str(p, "--model", &o->model) || cli_str(p, "--out", &o->out) || cli_str(p, "-o", &o->out) || cli_str(p, "--log", &o->log) ||
-        cli_str(p, "--optim", &o->optim_))
-        return 1;
-    if (cli_int(p, "--pairs", 1, ATTN_RECALL_MAX_PAIRS, &o->pairs) || cli_int(p, "--hidden", 1, 65536, &o->hidden) ||
-        cli_int(p, "--embed", 1, 65536, &o->embed) || cli_int(p, "--train", 1, 100000000, &o->n_train) ||
-        cli_int(p, "--valid", 0, 100000000, &o->n_valid) || cli_int(p, "--test", 0, 100000000, &o->n_test) ||
-        cli_int(p, "--seed", 0, INT32_MAX, &o->seed) || cli_int(p, "--epochs", 0, 100000, &o->epochs) ||
-        cli_int(p, "--batch", 1, 1 << 16, &o->batch) || cli_int(p, "--patience", 0, INT32_MAX, &o->patience) ||
-        cli_int(p, "--threads", 1, 1024, &o->threads) || cli_int(p, "--log-every", 0, INT32_MAX, &o->log_every) ||
-        cli_int(p, "--max-steps", 0, INT32_MAX, &o->max_steps) || cli_int(p, "--save-every", 0, INT32_MAX, &o->save_every))
-        return 1;
-    if (cli_float(p, "--lr", &o->lr) || cli_float(p, "--clip", &o->clip) || cli_float(p, "--time-budget", &o->time_budget)) return 1;
-    if (cli_flag(p, "--resume")) return o->resume = 1;
-    if (cli_flag(p, "--quiet")) return o->quiet = 1;
-    return 0;
+    if (cli_trainer_option(p, &o->t) || cli_str(p, "--model", &o->model)) return 1;
+    return cli_int(p, "--pairs", 1, ATTN_RECALL_MAX_PAIRS, &o->pairs) || cli_int(p, "--hidden", 1, 65536, &o->hidden) ||
+           cli_int(p, "--embed", 1, 65536, &o->embed) || cli_int(p, "--train", 1, 100000000, &o->n_train) ||
+           cli_int(p, "--valid", 0, 100000000, &o->n_valid) || cli_int(p, "--test", 0, 100000000, &o->n_test) ||
+           cli_int(p, "--seed", 0, INT32_MAX, &o->seed);
 }
 
 /* The three splits of the config's seed and sizes (d[0..2]; test only when `test_only`). */
@@ -114,17 +103,17 @@ static int make_data(const char *cmd, const attn_recall_config *c, int test_only
     return CLI_OK;
 }
 
-/* A new model, or the one checkpointed in o->out (resume: its config wins, ck filled). */
+/* A new model, or the one checkpointed in o->t.out (resume: its config wins, ck filled). */
 static int get_model(const char *cmd, const recall_opts *o, attn_recall **m, attn_checkpoint *ck) {
     attn_recall_config c = attn_recall_config_default();
     int st;
-    if (o->resume) {
-        if ((st = attn_checkpoint_open(o->out, ck))) return cli_fail_lib(cmd, st, o->out);
+    if (o->t.resume) {
+        if ((st = attn_checkpoint_open(o->t.out, ck))) return cli_fail_lib(cmd, st, o->t.out);
         if ((st = attn_recall_config_from_json(ck->model_json, &c)) || (st = attn_recall_new(&c, 0, m)) ||
             (st = attn_checkpoint_load_params(ck, attn_recall_params(*m))))
-            return cli_fail_lib(cmd, st, o->out);
-        if (!o->quiet)
-            fprintf(stderr, "resuming %s at epoch %lld, batch %lld (step %lld)\n", o->out, (long long)ck->state.epoch + 1,
+            return cli_fail_lib(cmd, st, o->t.out);
+        if (!o->t.quiet)
+            fprintf(stderr, "resuming %s at epoch %lld, batch %lld (step %lld)\n", o->t.out, (long long)ck->state.epoch + 1,
                     (long long)ck->state.batch, (long long)ck->state.step);
         return CLI_OK;
     }
@@ -140,7 +129,7 @@ int cli_train_recall(int argc, char **argv) {
     recall_opts o;
     memset(&o, 0, sizeof o);
     o.pairs = 16, o.hidden = 32, o.embed = 32, o.n_train = 20000, o.n_valid = 2000, o.n_test = 5000, o.seed = 1;
-    o.epochs = 20, o.batch = 64, o.log_every = 200, o.optim = ATTN_OPTIM_ADAM, o.lr = 3e-3f, o.clip = 1.0f;
+    o.t.epochs = 20, o.t.batch = 64, o.t.log_every = 200, o.t.optim = ATTN_OPTIM_ADAM, o.t.lr = 3e-3f, o.t.clip = 1.0f;
     cli_args p;
     cli_args_init(&p, cmd, argc, argv);
     while (cli_next(&p)) {
@@ -152,27 +141,23 @@ int cli_train_recall(int argc, char **argv) {
     }
     if (p.status) return p.status;
     if (p.npos) return cli_usage(cmd, "unexpected argument '%s'", p.pos[0]);
-    if (!o.out) return cli_usage(cmd, "--out DIR is required");
-    if (!o.resume && !o.model) return cli_usage(cmd, "--model KIND is required (gru, lstm, gru-attn, gru-hard, gru-argmax)");
+    int rc = cli_trainer_check(cmd, &o.t), st;
+    if (rc) return rc;
+    if (!o.t.resume && !o.model) return cli_usage(cmd, "--model KIND is required (gru, lstm, gru-attn, gru-hard, gru-argmax)");
     if (o.model && attn_recall_kind_parse(o.model) < 0)
         return cli_usage(cmd, "unknown --model '%s' (gru, lstm, gru-attn, gru-hard, gru-argmax)", o.model);
-    if (o.optim_ && (o.optim = attn_optim_parse(o.optim_)) < 0) return cli_usage(cmd, "unknown --optim '%s' (adam, adamw, sgd)", o.optim_);
-    if (!(o.lr > 0)) return cli_usage(cmd, "--lr must be positive");
-    if (o.clip < 0 || o.time_budget < 0) return cli_usage(cmd, "--clip and --time-budget must be >= 0");
-    if (o.threads) attn_set_threads(o.threads);
     attn_recall *m = NULL;
     attn_checkpoint ck = {0};
     attn_recall_data d[3] = {{0}, {0}, {0}};
     attn_train_model tm = {0};
-    int rc, st;
     if ((rc = get_model(cmd, &o, &m, &ck))) goto done;
     const attn_recall_config *c = attn_recall_get_config(m);
     if ((rc = make_data(cmd, c, 0, d))) goto done;
-    if (!o.resume && s2s_mkdirs(o.out)) {
-        rc = cli_fail(cmd, "%s: cannot create the directory: %s", o.out, strerror(errno));
+    if (!o.t.resume && s2s_mkdirs(o.t.out)) {
+        rc = cli_fail(cmd, "%s: cannot create the directory: %s", o.t.out, strerror(errno));
         goto done;
     }
-    if (!o.quiet) {
+    if (!o.t.quiet) {
         char ex[ATTN_RECALL_MAX_PAIRS * 2 + 4];
         attn_recall_format(&d[0], 0, ex);
         fprintf(stderr, "model: %s, %d pairs (keys from %d letters), hidden %d, embed %d, %lld parameters\n",
@@ -189,17 +174,7 @@ int cli_train_recall(int argc, char **argv) {
         cli_fail_lib(cmd, st, NULL);
         goto done;
     }
-    attn_trainer_config tc = attn_trainer_defaults();
-    tc.epochs = o.epochs, tc.batch = o.batch;
-    tc.optim = attn_optim_defaults((attn_optim_kind)o.optim);
-    tc.optim.lr = o.lr;
-    tc.sched = (attn_sched){ATTN_SCHED_CONSTANT, o.lr, 0, 0, o.lr};
-    tc.clip = o.clip, tc.seed = attn_seed_mix((uint64_t)c->data_seed, 4);
-    tc.max_steps = o.max_steps, tc.time_budget = o.time_budget, tc.save_every = o.save_every;
-    tc.patience = o.patience, tc.log_every = o.quiet ? 0 : o.log_every;
-    tc.out = o.out, tc.log_csv = o.log, tc.handle_signals = 1;
-    tc.resume = o.resume ? &ck : NULL;
-    if (!o.quiet) tc.report = report_line;
+    attn_trainer_config tc = cli_trainer_config(&o.t, attn_seed_mix((uint64_t)c->data_seed, 4), &ck, report_line);
     attn_train_result r;
     double va = 0, te = 0;
     if ((st = attn_trainer_run(&tm, &tc, &r)) || (st = attn_recall_accuracy(m, &d[1], &va)) || (st = attn_recall_accuracy(m, &d[2], &te))) {
@@ -209,7 +184,7 @@ int cli_train_recall(int argc, char **argv) {
     printf("%s: %lld updates in %.1f s (training %.1f s, %.0f sequences/s), valid accuracy %.2f%%, test accuracy %.2f%% (%d "
            "sequences), checkpoint %s%s\n",
            r.stopped == 1 ? "stopped" : r.stopped == 2 ? "early-stopped" : "trained", (long long)r.steps_run, r.wall_s, r.train_s,
-           r.examples_per_s, 100 * va, 100 * te, d[2].n, o.out, r.stopped == 1 ? " (resume with --resume)" : "");
+           r.examples_per_s, 100 * va, 100 * te, d[2].n, o.t.out, r.stopped == 1 ? " (resume with --resume)" : "");
     rc = CLI_OK;
 done:
     attn_recall_train_model_free(&tm);
@@ -219,26 +194,7 @@ done:
     return rc;
 }
 
-/* A sound checkpoint by its model's kind (opening it also finishes a commit that a killed run
- * left half-installed); a broken one by the text of its config.json, so that eval reports
- * what is wrong with it. */
-int cli_is_recall(const char *dir) {
-    attn_checkpoint ck = {0};
-    if (attn_checkpoint_open(dir, &ck) == ATTN_OK) {
-        int yes = strstr(ck.model_json, "\"kind\": \"recall\"") != NULL;
-        attn_checkpoint_free(&ck);
-        return yes;
-    }
-    char path[4200];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    char buf[4096];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    return strstr(buf, "\"kind\": \"recall\"") != NULL;
-}
+int cli_is_recall(const char *dir) { return cli_model_kind_is(dir, "recall"); }
 
 int cli_eval_recall(int argc, char **argv) {
     const char *cmd = "eval", *model = NULL;

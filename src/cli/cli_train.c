@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli_recall.h"
+#include "cli_vision.h"
 #include "cli_train.h"
 
 static const char HELP_HEAD[] =
@@ -110,5 +111,6 @@ int cli_train(int argc, char **argv) {
     if (!strcmp(argv[1], "transformer")) return cli_train_transformer(argc - 1, argv + 1);
     if (!strcmp(argv[1], "classifier")) return cli_train_classifier(argc - 1, argv + 1);
     if (!strcmp(argv[1], "recall")) return cli_train_recall(argc - 1, argv + 1);
-    return cli_usage("train", "unknown model '%s' (seq2seq, transformer, classifier, recall)", argv[1]);
+    if (!strcmp(argv[1], "vision")) return cli_train_vision(argc - 1, argv + 1);
+    return cli_usage("train", "unknown model '%s' (seq2seq, transformer, classifier, recall, vision)", argv[1]);
 }

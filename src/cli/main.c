@@ -39,6 +39,8 @@ static const cli_command COMMANDS[] = {
     {"translate", cli_translate, "translate sentences with a trained model", 0},
     {"classify", cli_classify, "label texts with a trained classifier (and say why)", 0},
     {"eval", cli_eval, "evaluate a trained model", 0},
+    {"classify-image", cli_classify_image, "classify an image with a vision model, and draw where it looked", 0},
+    {"vision-examples", cli_vision_examples, "write example images of a visual-attention task (PNG)", 1},
     {"memory", cli_memory, "a translation memory (kNN-MT) for a trained translator: build, tune, info", 0},
     {"bench", cli_bench, "benchmark the attention kernels (GFLOP/s beside the reference)", 0},
     {"npy-diff", cli_npy_diff, "compare two .npy arrays within a tolerance (exit 1 if they differ)", 1},

@@ -365,14 +365,9 @@ int attn_recall_model_json(const attn_recall *m, const char *command, char **jso
     if (!m || !json) return attn__error(ATTN_EINVAL, "attn_recall_model_json: NULL argument");
     char *cfg = NULL;
     int st = attn_recall_config_to_json(&m->cfg, &cfg);
-    if (st) return st;
-    attn__sb sb = {0};
-    attn__sb_put(&sb, cfg, strlen(cfg) - 1); /* the object, "command" added before its '}' */
-    if (command) attn__sb_str(&sb, ", \"command\": "), attn__json_escape(&sb, command, 0);
-    attn__sb_str(&sb, "}");
+    if (!st) st = attn__model_json_command(cfg, command, json);
     attn_free(cfg);
-    if (!(*json = attn__sb_take(&sb, NULL))) return attn__error(ATTN_ENOMEM, "attn_recall_model_json: out of memory");
-    return ATTN_OK;
+    return st;
 }
 
 int attn_recall_save(const attn_recall *m, const char *dir, const char *command) {
@@ -384,22 +379,21 @@ int attn_recall_save(const attn_recall *m, const char *dir, const char *command)
     return st;
 }
 
+/* attn__model_load's builder: the model of the checkpoint's JSON, into *(attn_recall **)ud. */
+static int make_loaded(const char *json, void *ud, attn_params **ps) {
+    attn_recall_config c;
+    attn_recall **m = ud;
+    int st = attn_recall_config_from_json(json, &c);
+    if (!st) st = attn_recall_new(&c, 0, m);
+    if (!st) *ps = (*m)->ps;
+    return st;
+}
+
 int attn_recall_load(const char *dir, attn_recall **out) {
     if (!dir || !out) return attn__error(ATTN_EINVAL, "attn_recall_load: NULL argument");
     *out = NULL;
-    attn__ck ck;
-    int st = attn__ck_open(dir, &ck);
-    if (st) return st;
     attn_recall *m = NULL;
-    attn_recall_config c;
-    char *json = attn__ck_text(&ck, attn__ck_member(&ck, "model")), *weights = attn__ck_file_path(dir, ATTN__CK_MODEL);
-    if (!json || !weights) st = attn__error(ATTN_ENOMEM, "attn_recall_load: out of memory");
-    else if ((st = attn_recall_config_from_json(json, &c)) || (st = attn_recall_new(&c, 0, &m)))
-        st = attn__error(st == ATTN_ENOMEM ? st : ATTN_EFORMAT, "%s: %s", dir, attn_last_error());
-    else if ((st = attn_params_load(m->ps, weights, 0)))
-        st = attn__error(st == ATTN_ENOMEM ? st : ATTN_EFORMAT, "%s: %s", dir, attn_last_error());
-    attn_free(json), attn_free(weights);
-    attn__ck_close(&ck);
+    int st = attn__model_load(dir, make_loaded, &m);
     if (st) {
         attn_recall_free(m);
         return st;

@@ -149,4 +149,39 @@ void attn__max_pool_time_backward(float *dx, int acc, const float *dy, const int
 void attn__mean_pool_time_forward(float *y, const float *x, const int32_t *lengths, int B, int T, int C);
 void attn__mean_pool_time_backward(float *dx, int acc, const float *dy, const int32_t *lengths, int B, int T, int C);
 
+/* ---- 2-D convolution and pooling (nn/conv2d.c, nn/pool.c) ------------------------------------ */
+
+/* A conv2d call's checked shape: x (B, Cin, H, W), weights (Cout, Cin, KH, KW), y (B, Cout, Ho,
+ * Wo) with Ho = attn_conv2d_out_size(H, KH, stride, pad) >= 1 and Wo likewise. */
+typedef struct {
+    int B, Cin, H, W, Cout, KH, KW, stride, pad, Ho, Wo;
+} attn__conv2d_shape;
+
+/* attn_conv2d_forward / _backward (attn/layers.h) on a checked shape, with their work memory
+ * given: work holds attn__conv2d_work_floats(s, backward) floats (contents ignored; sized for
+ * the current thread count). The backward's flags say whether each gradient is added to (1)
+ * or written (0); each may be NULL. */
+size_t attn__conv2d_work_floats(const attn__conv2d_shape *s, int backward);
+void attn__conv2d_forward(float *y, const float *x, const float *W, const float *b, const attn__conv2d_shape *s,
+                          float *work);
+void attn__conv2d_backward(float *dx, int dx_acc, float *dW, int dW_acc, float *db, int db_acc, const float *dy,
+                           const float *x, const float *W, const attn__conv2d_shape *s, float *work);
+
+/* Max pooling of checked shapes (attn/layers.h): x (P, H, W) planes, y and arg (P, Ho, Wo);
+ * dx (P, H, W) added to (acc 1) or written whole (acc 0). */
+void attn__max_pool2d_forward(float *y, int32_t *arg, const float *x, int P, int H, int W, int k, int stride);
+void attn__max_pool2d_backward(float *dx, int acc, const float *dy, const int32_t *arg, int P, int H, int W, int k,
+                               int stride);
+
+/* ---- The glimpse sensor (nn/glimpse.c) ------------------------------------------------------- */
+
+/* attn_glimpse_forward / _backward (attn/layers.h) on checked arguments; dimg added to (acc 1)
+ * or written whole (acc 0). attn__glimpse_check checks the shape and that loc (B, 2) is
+ * finite (ATTN_OK or ATTN_EINVAL with a message naming `what`). */
+int attn__glimpse_check(const char *what, const float *loc, int B, int C, int H, int W, int size, int scales);
+void attn__glimpse_forward(float *y, const float *img, const float *loc, int B, int C, int H, int W, int size,
+                           int scales);
+void attn__glimpse_backward(float *dimg, int acc, const float *dy, const float *loc, int B, int C, int H, int W,
+                            int size, int scales);
+
 #endif

@@ -6,7 +6,11 @@
  *
  * Letters: B sequences, T positions, C channels; L_b = lengths[b] (all T when lengths is NULL)
  * the real positions of sequence b: positions t >= L_b are never read, and an empty sequence
- * (L_b = 0) pools to 0 with no gradient. */
+ * (L_b = 0) pools to 0 with no gradient.
+ *
+ * And max pooling over images (2-D windows of k x k every `stride` pixels, no padding, floor
+ * mode, as torch.nn.functional.max_pool2d) for the convolutional baselines of the Recurrent
+ * Attention Model: planes (B C of them, H x W) run in parallel, each in a fixed order. */
 #include <math.h>
 #include <string.h>
 
@@ -69,6 +73,63 @@ void attn__mean_pool_time_backward(float *dx, int acc, const float *dy, const in
     }
 }
 
+/* ---- Max pooling over images ---------------------------------------------------------------- */
+
+typedef struct {
+    float *y, *dx;
+    int32_t *arg;
+    const float *x, *dy;
+    const int32_t *carg;
+    int P, H, W, k, S, Ho, Wo, acc;
+} pool2d_job;
+
+enum { POOL2D_PLANES = 16 }; /* planes per task */
+
+static void pool2d_fwd_task(void *ctx, int task, int thread) {
+    (void)thread;
+    const pool2d_job *j = ctx;
+    int W = j->W, Wo = j->Wo, no = j->Ho * Wo;
+    for (int p = task * POOL2D_PLANES; p < (task + 1) * POOL2D_PLANES && p < j->P; p++) {
+        const float *x = j->x + (size_t)p * j->H * W; /* (H, W) */
+        for (int o = 0; o < no; o++) {
+            /* y[o] = max over the k x k window at (i S, jj S): the first of equal maxima, the first NaN */
+            int i = o / Wo, jj = o % Wo, best = i * j->S * W + jj * j->S;
+            for (int u = 0; u < j->k && !isnan(x[best]); u++)
+                for (int v = 0; v < j->k && !isnan(x[best]); v++) {
+                    int at = (i * j->S + u) * W + jj * j->S + v;
+                    if (x[at] > x[best] || isnan(x[at])) best = at;
+                }
+            j->y[(size_t)p * no + o] = x[best];
+            j->arg[(size_t)p * no + o] = best;
+        }
+    }
+}
+
+static void pool2d_bwd_task(void *ctx, int task, int thread) {
+    (void)thread;
+    const pool2d_job *j = ctx;
+    size_t n = (size_t)j->H * j->W, no = (size_t)j->Ho * j->Wo;
+    for (int p = task * POOL2D_PLANES; p < (task + 1) * POOL2D_PLANES && p < j->P; p++) {
+        float *dx = j->dx + (size_t)p * n;
+        if (!j->acc) memset(dx, 0, n * sizeof(float));
+        /* forward: y[o] = x[arg[o]]  =>  dx[arg[o]] += dy[o], o in order */
+        for (size_t o = 0; o < no; o++) dx[j->carg[(size_t)p * no + o]] += j->dy[(size_t)p * no + o];
+    }
+}
+
+void attn__max_pool2d_forward(float *y, int32_t *arg, const float *x, int P, int H, int W, int k, int stride) {
+    pool2d_job j = {.y = y, .arg = arg, .x = x, .P = P, .H = H, .W = W, .k = k, .S = stride,
+                    .Ho = attn_conv2d_out_size(H, k, stride, 0), .Wo = attn_conv2d_out_size(W, k, stride, 0)};
+    attn__parallel((P + POOL2D_PLANES - 1) / POOL2D_PLANES, pool2d_fwd_task, &j);
+}
+
+void attn__max_pool2d_backward(float *dx, int acc, const float *dy, const int32_t *arg, int P, int H, int W, int k,
+                               int stride) {
+    pool2d_job j = {.dx = dx, .dy = dy, .carg = arg, .P = P, .H = H, .W = W, .k = k, .S = stride, .acc = acc,
+                    .Ho = attn_conv2d_out_size(H, k, stride, 0), .Wo = attn_conv2d_out_size(W, k, stride, 0)};
+    attn__parallel((P + POOL2D_PLANES - 1) / POOL2D_PLANES, pool2d_bwd_task, &j);
+}
+
 /* ---- Public entry points (attn/layers.h) ----------------------------------------------------- */
 
 static int check_args(const char *what, const int32_t *lengths, int B, int T, int C) {
@@ -108,5 +169,33 @@ int attn_mean_pool_time_backward(float *dx, const float *dy, const int32_t *leng
     if (!dx || !dy) return attn__error(ATTN_EINVAL, "mean_pool_time backward: NULL dx or dy");
     int st = check_args("mean_pool_time backward", lengths, B, T, C);
     if (!st) attn__mean_pool_time_backward(dx, 1, dy, lengths, B, T, C);
+    return st;
+}
+
+static int check_pool2d(const char *what, int B, int C, int H, int W, int k, int stride) {
+    if (B < 0 || C < 1 || H < 1 || W < 1 || k < 1 || stride < 1 || k > H || k > W)
+        return attn__error(ATTN_EINVAL, "%s: bad shape B %d, C %d, H %d, W %d, kernel %d, stride %d (1 <= kernel <= H, W)",
+                           what, B, C, H, W, k, stride);
+    if ((int64_t)B * C > INT32_MAX) return attn__error(ATTN_EINVAL, "%s: %d x %d planes are too many", what, B, C);
+    return ATTN_OK;
+}
+
+int attn_max_pool2d_forward(float *y, int32_t *argmax, const float *x, int B, int C, int H, int W, int k, int stride) {
+    if (!y || !argmax || !x) return attn__error(ATTN_EINVAL, "max_pool2d: NULL y, argmax or x");
+    int st = check_pool2d("max_pool2d", B, C, H, W, k, stride);
+    if (!st) attn__max_pool2d_forward(y, argmax, x, B * C, H, W, k, stride);
+    return st;
+}
+
+int attn_max_pool2d_backward(float *dx, const float *dy, const int32_t *argmax, int B, int C, int H, int W, int k,
+                             int stride) {
+    if (!dx || !dy || !argmax) return attn__error(ATTN_EINVAL, "max_pool2d backward: NULL dx, dy or argmax");
+    int st = check_pool2d("max_pool2d backward", B, C, H, W, k, stride);
+    int Ho = attn_conv2d_out_size(H, k, stride, 0), Wo = attn_conv2d_out_size(W, k, stride, 0);
+    for (size_t i = 0; !st && i < (size_t)B * C * Ho * Wo; i++)
+        if (argmax[i] < 0 || argmax[i] >= H * W)
+            st = attn__error(ATTN_EINVAL, "max_pool2d backward: argmax[%zu] = %d is outside the %dx%d plane", i,
+                             (int)argmax[i], H, W);
+    if (!st) attn__max_pool2d_backward(dx, 1, dy, argmax, B * C, H, W, k, stride);
     return st;
 }

@@ -8,7 +8,9 @@
 #include "attn/io.h"
 #include "attn/params.h"
 #include "core/internal.h"
+#include "core/strbuf.h"
 #include "io/ckdir.h"
+#include "io/json.h"
 #include "params/params_internal.h"
 
 #define ALIGN_FLOATS 16 /* each parameter starts on a 64-byte boundary */
@@ -250,4 +252,30 @@ int attn__model_save(const char *dir, const attn_params *ps, const char *model_j
     for (int i = 0; i < n_files; i++) cf[i + 1] = (attn__ck_file){files[i].name, NULL, NULL, files[i].path, files[i].data, files[i].size, 1};
     const char *keys[1] = {"model"}, *values[1] = {model_json};
     return attn__ck_write(dir, 1, keys, values, n_files + 1, cf);
+}
+
+int attn__model_load(const char *dir, int (*make)(const char *json, void *ud, attn_params **ps), void *ud) {
+    if (!dir || !make) return attn__error(ATTN_EINVAL, "model load: NULL argument");
+    attn__ck ck;
+    int st = attn__ck_open(dir, &ck);
+    if (st) return st;
+    attn_params *ps = NULL;
+    char *json = attn__ck_text(&ck, attn__ck_member(&ck, "model")), *weights = attn__ck_file_path(dir, ATTN__CK_MODEL);
+    if (!json || !weights) st = attn__error(ATTN_ENOMEM, "%s: out of memory", dir);
+    else if ((st = make(json, ud, &ps)) || (st = attn_params_load(ps, weights, 0)))
+        st = attn__error(st == ATTN_ENOMEM ? st : ATTN_EFORMAT, "%s: %s", dir, attn_last_error());
+    attn_free(json), attn_free(weights);
+    attn__ck_close(&ck);
+    return st;
+}
+
+int attn__model_json_command(const char *model_json, const char *command, char **out) {
+    size_t n = model_json ? strlen(model_json) : 0;
+    if (!out || n < 2 || model_json[n - 1] != '}') return attn__error(ATTN_EINVAL, "model json: not an object");
+    attn__sb sb = {0};
+    attn__sb_put(&sb, model_json, n - 1); /* the object, "command" added before its '}' */
+    if (command) attn__sb_str(&sb, ", \"command\": "), attn__json_escape(&sb, command, 0);
+    attn__sb_str(&sb, "}");
+    if (!(*out = attn__sb_take(&sb, NULL))) return attn__error(ATTN_ENOMEM, "model json: out of memory");
+    return ATTN_OK;
 }

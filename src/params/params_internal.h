@@ -17,4 +17,14 @@ int attn__params_write(const void *ps, const char *path);
  * attn_classifier_save and attn_tfclf_save; training checkpoints are attn_checkpoint_save's. */
 int attn__model_save(const char *dir, const attn_params *ps, const char *model_json, int n_files, const attn_ckpt_file *files);
 
+/* The other way (a training checkpoint too): dir is opened and verified, `make` builds the
+ * model from the "model" section's JSON text and gives its parameters (*ps), and
+ * model.safetensors is loaded into them. A failure of make or of the weights is ATTN_EFORMAT
+ * (or ATTN_ENOMEM) naming dir; the model make built is the caller's to free either way. */
+int attn__model_load(const char *dir, int (*make)(const char *json, void *ud, attn_params **ps), void *ud);
+
+/* model_json (a JSON object) with "command": command added as its last member (command NULL:
+ * a copy), into *out (attn_free): the "model" section of a checkpoint that says what made it. */
+int attn__model_json_command(const char *model_json, const char *command, char **out);
+
 #endif

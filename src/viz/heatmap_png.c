@@ -116,7 +116,9 @@ static int text_width(FT_Face face, const char *s) {
     return adv;
 }
 
-static int write_png(const raster *r, const char *path) {
+static int write_png(const raster *r, const char *path) { return attn__png_write_rgb(r->px, r->w, r->h, path); }
+
+int attn__png_write_rgb(const unsigned char *px, int w, int h, const char *path) {
     char tmp[4096];
     FILE *f = attn__atomic_open(path, tmp, sizeof tmp);
     if (!f) return ATTN_EIO;
@@ -128,10 +130,10 @@ static int write_png(const raster *r, const char *path) {
         return attn__error(ATTN_EIO, "cannot encode PNG %s", path);
     }
     png_init_io(png, f);
-    png_set_IHDR(png, info, (png_uint_32)r->w, (png_uint_32)r->h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);
-    for (int y = 0; y < r->h; y++) png_write_row(png, r->px + (size_t)y * r->w * 3);
+    for (int y = 0; y < h; y++) png_write_row(png, (png_bytep)(px + (size_t)y * w * 3));
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
     return attn__atomic_commit(f, tmp, path);

@@ -16,4 +16,7 @@ int attn__utf8_next(const char *s, unsigned *cp);
  * invalid UTF-8 sanitised to U+FFFD; NULL as ""). */
 void attn__sb_html(attn__sb *b, const char *s);
 
+/* An RGB raster px (h, w, 3) as a PNG file, written atomically (builds with libpng only). */
+int attn__png_write_rgb(const unsigned char *px, int w, int h, const char *path);
+
 #endif
