@@ -88,20 +88,27 @@ enum { POOL2D_PLANES = 16 }; /* planes per task */
 static void pool2d_fwd_task(void *ctx, int task, int thread) {
     (void)thread;
     const pool2d_job *j = ctx;
-    int W = j->W, Wo = j->Wo, no = j->Ho * Wo;
+    int W = j->W, S = j->S, k = j->k;
+    size_t no = (size_t)j->Ho * j->Wo;
     for (int p = task * POOL2D_PLANES; p < (task + 1) * POOL2D_PLANES && p < j->P; p++) {
         const float *x = j->x + (size_t)p * j->H * W; /* (H, W) */
-        for (int o = 0; o < no; o++) {
-            /* y[o] = max over the k x k window at (i S, jj S): the first of equal maxima, the first NaN */
-            int i = o / Wo, jj = o % Wo, best = i * j->S * W + jj * j->S;
-            for (int u = 0; u < j->k && !isnan(x[best]); u++)
-                for (int v = 0; v < j->k && !isnan(x[best]); v++) {
-                    int at = (i * j->S + u) * W + jj * j->S + v;
-                    if (x[at] > x[best] || isnan(x[at])) best = at;
-                }
-            j->y[(size_t)p * no + o] = x[best];
-            j->arg[(size_t)p * no + o] = best;
-        }
+        float *y = j->y + (size_t)p * no;
+        int32_t *arg = j->arg + (size_t)p * no;
+        for (int i = 0; i < j->Ho; i++)
+            for (int q = 0; q < j->Wo; q++, y++, arg++) {
+                /* the max over the k x k window at (i S, q S): the first of equal maxima, the
+                 * first NaN (t != t; nothing replaces a NaN); without branches, since which
+                 * element wins is data */
+                int at0 = i * S * W + q * S, best = at0;
+                float m = x[at0];
+                for (int u = 0; u < k; u++)
+                    for (int v = 0, at = at0 + u * W; v < k; v++, at++) {
+                        float t = x[at];
+                        int take = (t > m || t != t) & (m == m);
+                        m = take ? t : m, best = take ? at : best;
+                    }
+                *y = m, *arg = best;
+            }
     }
 }
 
