@@ -69,6 +69,11 @@ static void im2col(float *col, const float *x, const attn__conv2d_shape *s) {
             }
 }
 
+/* d[j] += s[j] for j < n, over distinct arrays (vectorised). */
+static void add_row(float *restrict d, const float *restrict s, int n) {
+    for (int j = 0; j < n; j++) d[j] += s[j];
+}
+
 /* dx (Cin, H, W) += dcol (R, N) folded back (the adjoint of im2col), in a fixed order. */
 static void col2im(float *dx, const float *dcol, const attn__conv2d_shape *s) {
     int Ho = s->Ho, Wo = s->Wo, S = s->stride, P = s->pad, H = s->H, W = s->W;
@@ -82,7 +87,9 @@ static void col2im(float *dx, const float *dcol, const attn__conv2d_shape *s) {
                     int h = i * S + u - P;
                     if (h < 0 || h >= H) continue;
                     float *dr = dx + ((size_t)c * H + h) * W; /* row h of channel c */
-                    for (int j = j0; j < j1; j++) dr[j * S + v - P] += r[j];
+                    if (S == 1) add_row(dr + j0 + v - P, r + j0, j1 - j0);
+                    else
+                        for (int j = j0; j < j1; j++) dr[j * S + v - P] += r[j];
                 }
             }
 }
@@ -135,11 +142,8 @@ static void bwd_task(void *ctx, int g, int thread) {
             im2col(col, j->x + (size_t)b * in_floats(s), s);
             attn__kern()->sgemm(0, 1, Cout, R, N, 1.0f, dy, N, col, N, b > b0 ? 1.0f : 0.0f, pW, R);
         }
-        for (int o = 0; j->db && o < Cout; o++) { /* db[o] += the sum of dy_b's row o */
-            float t = b > b0 ? pb[o] : 0.0f;
-            for (int n = 0; n < N; n++) t += dy[(size_t)o * N + n];
-            pb[o] = t;
-        }
+        for (int o = 0; j->db && o < Cout; o++) /* db[o] += the sum of dy_b's row o (in double) */
+            pb[o] = (b > b0 ? pb[o] : 0.0f) + (float)attn__kern()->sum_f64(dy + (size_t)o * N, N);
         if (j->dx) { /* dcol (R, N) = W^T (R, Cout) dy_b (Cout, N), folded into dx_b */
             float *dx = j->dx + (size_t)b * in_floats(s);
             attn__kern()->sgemm(1, 0, R, N, Cout, 1.0f, j->W, R, dy, N, 0.0f, dcol, N);

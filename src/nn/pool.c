@@ -85,6 +85,33 @@ typedef struct {
 
 enum { POOL2D_PLANES = 16 }; /* planes per task */
 
+/* Whether t replaces the maximum so far m: larger, or the first NaN (t != t; nothing replaces
+ * a NaN). */
+static inline int wins(float t, float m) { return (t > m) | ((t != t) & (m == m)); }
+
+/* *m, *a = t, at when t wins, as masks rather than branches (which element wins is data, so a
+ * branch would be mispredicted half the time). */
+static inline void take_max(float *m, int32_t *a, float t, int32_t at) {
+    union { float f; uint32_t u; } mu = {*m}, tu = {t};
+    uint32_t k = 0u - (uint32_t)wins(t, *m);
+    mu.u = (mu.u & ~k) | (tu.u & k);
+    *m = mu.f, *a = (int32_t)(((uint32_t)*a & ~k) | ((uint32_t)at & k));
+}
+
+/* One output row of 2 x 2 windows every 2 pixels: x0 the windows' first input row (at index
+ * at0 in the plane), W the plane's width. */
+static void pool_row_2x2(float *restrict y, int32_t *restrict arg, const float *restrict x0, int W, int Wo, int at0) {
+    const float *x1 = x0 + W;
+    for (int q = 0; q < Wo; q++) {
+        float m = x0[2 * q];
+        int32_t a = at0 + 2 * q;
+        take_max(&m, &a, x0[2 * q + 1], a + 1);
+        take_max(&m, &a, x1[2 * q], at0 + 2 * q + W);
+        take_max(&m, &a, x1[2 * q + 1], at0 + 2 * q + W + 1);
+        y[q] = m, arg[q] = a;
+    }
+}
+
 static void pool2d_fwd_task(void *ctx, int task, int thread) {
     (void)thread;
     const pool2d_job *j = ctx;
@@ -94,21 +121,24 @@ static void pool2d_fwd_task(void *ctx, int task, int thread) {
         const float *x = j->x + (size_t)p * j->H * W; /* (H, W) */
         float *y = j->y + (size_t)p * no;
         int32_t *arg = j->arg + (size_t)p * no;
-        for (int i = 0; i < j->Ho; i++)
-            for (int q = 0; q < j->Wo; q++, y++, arg++) {
-                /* the max over the k x k window at (i S, q S): the first of equal maxima, the
-                 * first NaN (t != t; nothing replaces a NaN); without branches, since which
-                 * element wins is data */
-                int at0 = i * S * W + q * S, best = at0;
-                float m = x[at0];
-                for (int u = 0; u < k; u++)
-                    for (int v = 0, at = at0 + u * W; v < k; v++, at++) {
-                        float t = x[at];
-                        int take = (t > m || t != t) & (m == m);
-                        m = take ? t : m, best = take ? at : best;
-                    }
-                *y = m, *arg = best;
+        for (int i = 0; i < j->Ho; i++, y += j->Wo, arg += j->Wo) {
+            /* the max over the k x k window at (i S, q S) for every q at once, the window's
+             * elements in row-major order (u, v): the first of equal maxima, the first NaN
+             * (t != t; nothing replaces a NaN); without branches, since which element wins is
+             * data, and with the outputs of a row independent of each other */
+            const float *xr = x + (size_t)i * S * W;
+            if (k == 2 && S == 2) { /* the common case, the same comparisons unrolled */
+                pool_row_2x2(y, arg, xr, W, j->Wo, 2 * i * W);
+                continue;
             }
+            for (int q = 0; q < j->Wo; q++) y[q] = xr[q * S], arg[q] = i * S * W + q * S;
+            for (int u = 0; u < k; u++)
+                for (int v = u ? 0 : 1; v < k; v++) {
+                    const float *xu = xr + (size_t)u * W + v;
+                    int at0 = (i * S + u) * W + v;
+                    for (int q = 0; q < j->Wo; q++) take_max(y + q, arg + q, xu[q * S], at0 + q * S);
+                }
+        }
     }
 }
 
