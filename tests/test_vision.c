@@ -302,10 +302,12 @@ static void test_errors(void) {
     CHECK(attn_conv2d_out_size(5, 3, 1, 0) == 3 && attn_conv2d_out_size(5, 3, 2, 1) == 3 &&
               attn_conv2d_out_size(2, 3, 1, 0) == 0 && attn_conv2d_out_size(7, 2, 2, 0) == 3 &&
               attn_conv2d_out_size(5, 3, 0, 0) == 0, "conv2d_out_size");
-    CHECK(attn_conv2d_forward(y, x, w, NULL, 1, 1, 2, 2, 1, 3, 3, 1, 0) == ATTN_EINVAL && tu_err_has("no output"),
+    CHECK(attn_conv2d_forward(y, x, w, NULL, 1, 1, 2, 2, 1, 3, 3, 1, 0) == ATTN_ESHAPE && tu_err_has("no output"),
           "conv2d: a filter larger than the image accepted");
     CHECK(attn_conv2d_forward(y, x, w, NULL, 1, 1, 4, 4, 1, 3, 3, 0, 0) == ATTN_EINVAL, "conv2d: stride 0 accepted");
     CHECK(attn_conv2d_forward(y, x, w, NULL, 1, 1, 4, 4, 1, 3, 3, 1, -1) == ATTN_EINVAL, "conv2d: negative pad accepted");
+    CHECK(attn_conv2d_forward(y, x, w, NULL, 1, 1, 4, 4, 1, 3, 3, 1, 2000000000) == ATTN_EINVAL && tu_err_has("too large"),
+          "conv2d: a padding that overflows accepted");
     CHECK(attn_conv2d_forward(y, x, w, NULL, 1, 0, 4, 4, 1, 3, 3, 1, 0) == ATTN_EINVAL, "conv2d: Cin = 0 accepted");
     CHECK(attn_conv2d_forward(NULL, x, w, NULL, 1, 1, 4, 4, 1, 3, 3, 1, 0) == ATTN_EINVAL, "conv2d: NULL y accepted");
     CHECK(attn_conv2d_backward(dx, w, NULL, y, NULL, w, 1, 1, 4, 4, 1, 3, 3, 1, 0) == ATTN_EINVAL,

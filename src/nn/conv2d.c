@@ -180,17 +180,20 @@ void attn__conv2d_backward(float *dx, int dx_acc, float *dW, int dW_acc, float *
 
 /* ---- Public entry points (attn/layers.h) ----------------------------------------------------- */
 
-/* Checks the shape and fills in Ho and Wo. */
-static int check_shape(const char *what, attn__conv2d_shape *s) {
+int attn__conv2d_check(const char *what, attn__conv2d_shape *s) {
     if (s->B < 0 || s->Cin < 1 || s->H < 1 || s->W < 1 || s->Cout < 1 || s->KH < 1 || s->KW < 1 || s->stride < 1 ||
         s->pad < 0)
         return attn__error(ATTN_EINVAL,
                            "%s: bad shape B %d, Cin %d, H %d, W %d, Cout %d, KH %d, KW %d, stride %d, pad %d", what,
                            s->B, s->Cin, s->H, s->W, s->Cout, s->KH, s->KW, s->stride, s->pad);
+    if ((int64_t)s->H * s->W > INT32_MAX || (int64_t)s->Cin * s->KH * s->KW > INT32_MAX || s->H + 2 * (int64_t)s->pad > INT32_MAX ||
+        s->W + 2 * (int64_t)s->pad > INT32_MAX)
+        return attn__error(ATTN_EINVAL, "%s: a %dx%d image with %d channels, %dx%d filters and padding %d is too large",
+                           what, s->H, s->W, s->Cin, s->KH, s->KW, s->pad);
     s->Ho = attn_conv2d_out_size(s->H, s->KH, s->stride, s->pad);
     s->Wo = attn_conv2d_out_size(s->W, s->KW, s->stride, s->pad);
     if (s->Ho < 1 || s->Wo < 1)
-        return attn__error(ATTN_EINVAL, "%s: a %dx%d filter with padding %d gives no output on a %dx%d image", what,
+        return attn__error(ATTN_ESHAPE, "%s: a %dx%d filter with padding %d gives no output on a %dx%d image", what,
                            s->KH, s->KW, s->pad, s->H, s->W);
     return ATTN_OK;
 }
@@ -199,7 +202,7 @@ int attn_conv2d_forward(float *y, const float *x, const float *W, const float *b
                         int Cout, int KH, int KW, int stride, int pad) {
     if (!y || !x || !W) return attn__error(ATTN_EINVAL, "conv2d: NULL y, x or W");
     attn__conv2d_shape s = {B, Cin, H, Wd, Cout, KH, KW, stride, pad, 0, 0};
-    int st = check_shape("conv2d", &s);
+    int st = attn__conv2d_check("conv2d", &s);
     if (st) return st;
     float *work = attn_malloc(attn__conv2d_work_floats(&s, 0) * sizeof(float));
     if (!work) return attn__error(ATTN_ENOMEM, "conv2d: out of memory");
@@ -212,7 +215,7 @@ int attn_conv2d_backward(float *dx, float *dW, float *db, const float *dy, const
                          int Cin, int H, int Wd, int Cout, int KH, int KW, int stride, int pad) {
     if (!dy || (dx && !W) || (dW && !x)) return attn__error(ATTN_EINVAL, "conv2d backward: NULL dy, x or W");
     attn__conv2d_shape s = {B, Cin, H, Wd, Cout, KH, KW, stride, pad, 0, 0};
-    int st = check_shape("conv2d backward", &s);
+    int st = attn__conv2d_check("conv2d backward", &s);
     if (st) return st;
     float *work = attn_malloc(attn__conv2d_work_floats(&s, 1) * sizeof(float));
     if (!work) return attn__error(ATTN_ENOMEM, "conv2d backward: out of memory");

@@ -213,7 +213,8 @@ static int check_pool2d(const char *what, int B, int C, int H, int W, int k, int
     if (B < 0 || C < 1 || H < 1 || W < 1 || k < 1 || stride < 1 || k > H || k > W)
         return attn__error(ATTN_EINVAL, "%s: bad shape B %d, C %d, H %d, W %d, kernel %d, stride %d (1 <= kernel <= H, W)",
                            what, B, C, H, W, k, stride);
-    if ((int64_t)B * C > INT32_MAX) return attn__error(ATTN_EINVAL, "%s: %d x %d planes are too many", what, B, C);
+    if ((int64_t)B * C > INT32_MAX || (int64_t)H * W > INT32_MAX)
+        return attn__error(ATTN_EINVAL, "%s: %d x %d planes of %d x %d are too many or too large", what, B, C, H, W);
     return ATTN_OK;
 }
 
