@@ -186,8 +186,8 @@ int attn__conv2d_check(const char *what, attn__conv2d_shape *s) {
         return attn__error(ATTN_EINVAL,
                            "%s: bad shape B %d, Cin %d, H %d, W %d, Cout %d, KH %d, KW %d, stride %d, pad %d", what,
                            s->B, s->Cin, s->H, s->W, s->Cout, s->KH, s->KW, s->stride, s->pad);
-    if ((int64_t)s->H * s->W > INT32_MAX || (int64_t)s->Cin * s->KH * s->KW > INT32_MAX || s->H + 2 * (int64_t)s->pad > INT32_MAX ||
-        s->W + 2 * (int64_t)s->pad > INT32_MAX)
+    if ((int64_t)s->H * s->W > INT32_MAX || (int64_t)s->Cin * s->KH * s->KW > INT32_MAX ||
+        s->H + 2 * (int64_t)s->pad > INT32_MAX || s->W + 2 * (int64_t)s->pad > INT32_MAX)
         return attn__error(ATTN_EINVAL, "%s: a %dx%d image with %d channels, %dx%d filters and padding %d is too large",
                            what, s->H, s->W, s->Cin, s->KH, s->KW, s->pad);
     s->Ho = attn_conv2d_out_size(s->H, s->KH, s->stride, s->pad);

@@ -211,8 +211,9 @@ int attn_mean_pool_time_backward(float *dx, const float *dy, const int32_t *leng
 
 static int check_pool2d(const char *what, int B, int C, int H, int W, int k, int stride) {
     if (B < 0 || C < 1 || H < 1 || W < 1 || k < 1 || stride < 1 || k > H || k > W)
-        return attn__error(ATTN_EINVAL, "%s: bad shape B %d, C %d, H %d, W %d, kernel %d, stride %d (1 <= kernel <= H, W)",
-                           what, B, C, H, W, k, stride);
+        return attn__error(ATTN_EINVAL,
+                           "%s: bad shape B %d, C %d, H %d, W %d, kernel %d, stride %d (1 <= kernel <= H, W)", what, B,
+                           C, H, W, k, stride);
     if ((int64_t)B * C > INT32_MAX || (int64_t)H * W > INT32_MAX)
         return attn__error(ATTN_EINVAL, "%s: %d x %d planes of %d x %d are too many or too large", what, B, C, H, W);
     return ATTN_OK;
