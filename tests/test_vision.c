@@ -5,7 +5,7 @@
  * ties, its output, indices and gradient; the glimpse sensor against F.pad + crop +
  * F.avg_pool2d, output and image gradient, and against a glimpse computed by hand (partly and
  * entirely outside the image). Then the same bits for 1 and 3 threads, the tape ops against
- * the raw functions, and argument errors. (Finite differences of every backward are
+ * the raw functions, training steps that allocate nothing, and argument errors. (Finite differences of every backward are
  * test_ops.c's rows and test_autograd.c's.) */
 #include <math.h>
 #include <stdio.h>
@@ -295,6 +295,58 @@ static void test_vision_tape(void) {
     free(dw), free(db), free(arg);
 }
 
+/* Training steps of the vision ops allocate nothing once the graph's arena has grown: a small
+ * CNN (conv2d, relu, max_pool2d twice, linear, cross-entropy) and a glimpse, three steps, the
+ * last two counted by the allocation hook. One thread, so that the product's packing buffer
+ * (one per thread) is the same thread's at every step. */
+static long g_allocs;
+static int g_counting;
+static void *count_malloc(size_t n, void *user) {
+    (void)user;
+    g_allocs += g_counting;
+    return malloc(n);
+}
+static void count_free(void *p, void *user) {
+    (void)user;
+    free(p);
+}
+
+static void test_step_allocs(void) {
+    enum { B = 5, H = 20, W = 18, C1 = 6, C2 = 9, K = 3, F = C2 * 5 * 4 };
+    float *x = randn(B * H * W, 21), *w1 = randn(C1 * K * K, 22), *w2 = randn(C2 * C1 * K * K, 23), *w3 = randn(10 * F, 24);
+    float *w4 = randn(10 * 2 * 4 * 4, 25), *g1 = calloc(C1 * K * K, 4), *g2 = calloc(C2 * C1 * K * K, 4), *g3 = calloc(10 * F, 4);
+    float *g4 = calloc(10 * 2 * 4 * 4, 4), loc[2 * B];
+    int32_t t[B];
+    for (int b = 0; b < B; b++) t[b] = b % 10, loc[2 * b] = 0.2f * (float)b - 0.5f, loc[2 * b + 1] = 0.3f - 0.1f * (float)b;
+    int threads0 = attn_get_threads();
+    attn_set_threads(1);
+    attn_set_allocator(count_malloc, count_free, NULL);
+    attn_graph *g = NULL;
+    CHECK(attn_graph_new(0, &g) == ATTN_OK, "graph: %s", attn_last_error());
+    g_allocs = 0;
+    for (int step = 0; g && step < 3; step++) {
+        attn_graph_reset(g);
+        g_counting = step >= 1;
+        attn_var *vx = attn_graph_leaf(g, 4, (int64_t[]){B, 1, H, W}, x, NULL);
+        attn_var *v1 = attn_graph_leaf(g, 4, (int64_t[]){C1, 1, K, K}, w1, g1);
+        attn_var *v2 = attn_graph_leaf(g, 4, (int64_t[]){C2, C1, K, K}, w2, g2);
+        attn_var *v3 = attn_graph_leaf(g, 2, (int64_t[]){10, F}, w3, g3), *v4 = attn_graph_leaf(g, 2, (int64_t[]){10, 32}, w4, g4);
+        attn_var *h = attn_ag_max_pool2d(g, attn_ag_relu(g, attn_ag_conv2d(g, vx, v1, NULL, 1, 1)), 2, 2);
+        h = attn_ag_max_pool2d(g, attn_ag_relu(g, attn_ag_conv2d(g, h, v2, NULL, 1, 1)), 2, 2); /* (B, C2, 5, 4) */
+        attn_var *l1 = attn_ag_cross_entropy(g, attn_ag_linear(g, attn_ag_reshape(g, h, 2, (int64_t[]){B, F}), v3, NULL), t, -100, 0.0f);
+        attn_var *gl = attn_ag_reshape(g, attn_ag_glimpse(g, vx, loc, 4, 2), 2, (int64_t[]){B, 32});
+        attn_var *l2 = attn_ag_cross_entropy(g, attn_ag_linear(g, gl, v4, NULL), t, -100, 0.0f);
+        int st = attn_graph_backward(g, attn_ag_add(g, l1, l2));
+        g_counting = 0;
+        CHECK(st == ATTN_OK, "vision step %d: %s", step, attn_last_error());
+    }
+    attn_graph_free(g);
+    attn_set_allocator(NULL, NULL, NULL);
+    attn_set_threads(threads0);
+    CHECK(g_allocs == 0, "vision ops: %ld allocations in two training steps after the first", g_allocs);
+    free(x), free(w1), free(w2), free(w3), free(w4), free(g1), free(g2), free(g3), free(g4);
+}
+
 /* Bad arguments are errors with a message, not crashes; a NaN propagates through the pooling. */
 static void test_errors(void) {
     float x[64] = {0}, w[64] = {0}, y[64], dx[64];
@@ -302,10 +354,12 @@ static void test_errors(void) {
     CHECK(attn_conv2d_out_size(5, 3, 1, 0) == 3 && attn_conv2d_out_size(5, 3, 2, 1) == 3 &&
               attn_conv2d_out_size(2, 3, 1, 0) == 0 && attn_conv2d_out_size(7, 2, 2, 0) == 3 &&
               attn_conv2d_out_size(5, 3, 0, 0) == 0, "conv2d_out_size");
-    CHECK(attn_conv2d_forward(y, x, w, NULL, 1, 1, 2, 2, 1, 3, 3, 1, 0) == ATTN_EINVAL && tu_err_has("no output"),
+    CHECK(attn_conv2d_forward(y, x, w, NULL, 1, 1, 2, 2, 1, 3, 3, 1, 0) == ATTN_ESHAPE && tu_err_has("no output"),
           "conv2d: a filter larger than the image accepted");
     CHECK(attn_conv2d_forward(y, x, w, NULL, 1, 1, 4, 4, 1, 3, 3, 0, 0) == ATTN_EINVAL, "conv2d: stride 0 accepted");
     CHECK(attn_conv2d_forward(y, x, w, NULL, 1, 1, 4, 4, 1, 3, 3, 1, -1) == ATTN_EINVAL, "conv2d: negative pad accepted");
+    CHECK(attn_conv2d_forward(y, x, w, NULL, 1, 1, 4, 4, 1, 3, 3, 1, 2000000000) == ATTN_EINVAL && tu_err_has("too large"),
+          "conv2d: a padding that overflows accepted");
     CHECK(attn_conv2d_forward(y, x, w, NULL, 1, 0, 4, 4, 1, 3, 3, 1, 0) == ATTN_EINVAL, "conv2d: Cin = 0 accepted");
     CHECK(attn_conv2d_forward(NULL, x, w, NULL, 1, 1, 4, 4, 1, 3, 3, 1, 0) == ATTN_EINVAL, "conv2d: NULL y accepted");
     CHECK(attn_conv2d_backward(dx, w, NULL, y, NULL, w, 1, 1, 4, 4, 1, 3, 3, 1, 0) == ATTN_EINVAL,
@@ -337,6 +391,7 @@ int main(void) {
     test_conv2d_threads();
     test_glimpse_tape();
     test_vision_tape();
+    test_step_allocs();
     test_errors();
     return tu_summary("test_vision");
 }

@@ -322,9 +322,9 @@ int attn_mean_pool_time_backward(float *dx, const float *dy, const int32_t *leng
  * padding pad >= 0 on both axes, in PyTorch's NCHW layout: x (B, Cin, H, W), W (Cout, Cin, KH,
  * KW) (Conv2d's weight layout, so state_dicts carry over), bias (Cout) or NULL, y (B, Cout, Ho,
  * Wo) with Ho = attn_conv2d_out_size(H, KH, stride, pad), Wo likewise; a shape with no output
- * (H + 2 pad < KH) is an error. B may be 0 (nothing to do). Images run in parallel, the
- * products on the library's sgemm (im2col): the same bits for any thread count. Allocates a
- * work buffer per call (the autograd op does not). */
+ * (H + 2 pad < KH) is an error (ATTN_ESHAPE). B may be 0 (nothing to do). Images run in
+ * parallel, the products on the library's sgemm (im2col): the same bits for any thread count.
+ * Allocates a work buffer per call (the autograd op does not). */
 
 /* (H + 2 pad - K) / stride + 1 (floor), or 0 when H + 2 pad < K or stride < 1. */
 int attn_conv2d_out_size(int H, int K, int stride, int pad);

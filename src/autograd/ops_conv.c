@@ -163,13 +163,10 @@ attn_var *attn_ag_conv2d(attn_graph *g, attn_var *x, attn_var *W, attn_var *b, i
     if (b && (b->ndim != 1 || b->numel != W->shape[0]))
         return ag_fail(g, ATTN_ESHAPE, "%s: bias %s, expected (%lld)", op, ag_shape_str(b, s3, sizeof s3),
                        (long long)W->shape[0]);
-    if (stride < 1 || pad < 0) return ag_fail(g, ATTN_EINVAL, "%s: stride %d (>= 1), pad %d (>= 0)", op, stride, pad);
     attn__conv2d_shape s = {(int)x->shape[0], (int)x->shape[1], (int)x->shape[2], (int)x->shape[3], (int)W->shape[0],
                             (int)W->shape[2], (int)W->shape[3], stride, pad, 0, 0};
-    s.Ho = attn_conv2d_out_size(s.H, s.KH, stride, pad), s.Wo = attn_conv2d_out_size(s.W, s.KW, stride, pad);
-    if (s.Ho < 1 || s.Wo < 1)
-        return ag_fail(g, ATTN_ESHAPE, "%s: a %dx%d filter with padding %d gives no output on %s", op, s.KH, s.KW, pad,
-                       ag_shape_str(x, s1, sizeof s1));
+    int st = attn__conv2d_check(op, &s);
+    if (st) return ag_fail_last(g, st);
     attn_var *y = ag_new(g, 4, (int64_t[]){s.B, s.Cout, s.Ho, s.Wo},
                          x->requires_grad || W->requires_grad || (b && b->requires_grad));
     float *work = y ? ag_floats(g, (int64_t)attn__conv2d_work_floats(&s, 0)) : NULL;
@@ -206,7 +203,7 @@ attn_var *attn_ag_max_pool2d(attn_graph *g, attn_var *x, int k, int stride) {
     char s1[64];
     if (x->ndim != 4) return ag_fail(g, ATTN_ESHAPE, "%s: x %s is not (B, C, H, W)", op, ag_shape_str(x, s1, sizeof s1));
     int64_t B = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
-    if (k < 1 || stride < 1 || k > H || k > W)
+    if (k < 1 || stride < 1 || k > H || k > W || B * C > INT32_MAX || H * W > INT32_MAX)
         return ag_fail(g, ATTN_EINVAL, "%s: kernel %d, stride %d on %s (1 <= kernel <= H, W; stride >= 1)", op, k, stride,
                        ag_shape_str(x, s1, sizeof s1));
     int Ho = attn_conv2d_out_size((int)H, k, stride, 0), Wo = attn_conv2d_out_size((int)W, k, stride, 0);

@@ -69,6 +69,11 @@ static void im2col(float *col, const float *x, const attn__conv2d_shape *s) {
             }
 }
 
+/* d[j] += s[j] for j < n, over distinct arrays (vectorised). */
+static void add_row(float *restrict d, const float *restrict s, int n) {
+    for (int j = 0; j < n; j++) d[j] += s[j];
+}
+
 /* dx (Cin, H, W) += dcol (R, N) folded back (the adjoint of im2col), in a fixed order. */
 static void col2im(float *dx, const float *dcol, const attn__conv2d_shape *s) {
     int Ho = s->Ho, Wo = s->Wo, S = s->stride, P = s->pad, H = s->H, W = s->W;
@@ -82,7 +87,9 @@ static void col2im(float *dx, const float *dcol, const attn__conv2d_shape *s) {
                     int h = i * S + u - P;
                     if (h < 0 || h >= H) continue;
                     float *dr = dx + ((size_t)c * H + h) * W; /* row h of channel c */
-                    for (int j = j0; j < j1; j++) dr[j * S + v - P] += r[j];
+                    if (S == 1) add_row(dr + j0 + v - P, r + j0, j1 - j0);
+                    else
+                        for (int j = j0; j < j1; j++) dr[j * S + v - P] += r[j];
                 }
             }
 }
@@ -135,11 +142,8 @@ static void bwd_task(void *ctx, int g, int thread) {
             im2col(col, j->x + (size_t)b * in_floats(s), s);
             attn__kern()->sgemm(0, 1, Cout, R, N, 1.0f, dy, N, col, N, b > b0 ? 1.0f : 0.0f, pW, R);
         }
-        for (int o = 0; j->db && o < Cout; o++) { /* db[o] += the sum of dy_b's row o */
-            float t = b > b0 ? pb[o] : 0.0f;
-            for (int n = 0; n < N; n++) t += dy[(size_t)o * N + n];
-            pb[o] = t;
-        }
+        for (int o = 0; j->db && o < Cout; o++) /* db[o] += the sum of dy_b's row o (in double) */
+            pb[o] = (b > b0 ? pb[o] : 0.0f) + (float)attn__kern()->sum_f64(dy + (size_t)o * N, N);
         if (j->dx) { /* dcol (R, N) = W^T (R, Cout) dy_b (Cout, N), folded into dx_b */
             float *dx = j->dx + (size_t)b * in_floats(s);
             attn__kern()->sgemm(1, 0, R, N, Cout, 1.0f, j->W, R, dy, N, 0.0f, dcol, N);
@@ -176,17 +180,20 @@ void attn__conv2d_backward(float *dx, int dx_acc, float *dW, int dW_acc, float *
 
 /* ---- Public entry points (attn/layers.h) ----------------------------------------------------- */
 
-/* Checks the shape and fills in Ho and Wo. */
-static int check_shape(const char *what, attn__conv2d_shape *s) {
+int attn__conv2d_check(const char *what, attn__conv2d_shape *s) {
     if (s->B < 0 || s->Cin < 1 || s->H < 1 || s->W < 1 || s->Cout < 1 || s->KH < 1 || s->KW < 1 || s->stride < 1 ||
         s->pad < 0)
         return attn__error(ATTN_EINVAL,
                            "%s: bad shape B %d, Cin %d, H %d, W %d, Cout %d, KH %d, KW %d, stride %d, pad %d", what,
                            s->B, s->Cin, s->H, s->W, s->Cout, s->KH, s->KW, s->stride, s->pad);
+    if ((int64_t)s->H * s->W > INT32_MAX || (int64_t)s->Cin * s->KH * s->KW > INT32_MAX ||
+        s->H + 2 * (int64_t)s->pad > INT32_MAX || s->W + 2 * (int64_t)s->pad > INT32_MAX)
+        return attn__error(ATTN_EINVAL, "%s: a %dx%d image with %d channels, %dx%d filters and padding %d is too large",
+                           what, s->H, s->W, s->Cin, s->KH, s->KW, s->pad);
     s->Ho = attn_conv2d_out_size(s->H, s->KH, s->stride, s->pad);
     s->Wo = attn_conv2d_out_size(s->W, s->KW, s->stride, s->pad);
     if (s->Ho < 1 || s->Wo < 1)
-        return attn__error(ATTN_EINVAL, "%s: a %dx%d filter with padding %d gives no output on a %dx%d image", what,
+        return attn__error(ATTN_ESHAPE, "%s: a %dx%d filter with padding %d gives no output on a %dx%d image", what,
                            s->KH, s->KW, s->pad, s->H, s->W);
     return ATTN_OK;
 }
@@ -195,7 +202,7 @@ int attn_conv2d_forward(float *y, const float *x, const float *W, const float *b
                         int Cout, int KH, int KW, int stride, int pad) {
     if (!y || !x || !W) return attn__error(ATTN_EINVAL, "conv2d: NULL y, x or W");
     attn__conv2d_shape s = {B, Cin, H, Wd, Cout, KH, KW, stride, pad, 0, 0};
-    int st = check_shape("conv2d", &s);
+    int st = attn__conv2d_check("conv2d", &s);
     if (st) return st;
     float *work = attn_malloc(attn__conv2d_work_floats(&s, 0) * sizeof(float));
     if (!work) return attn__error(ATTN_ENOMEM, "conv2d: out of memory");
@@ -208,7 +215,7 @@ int attn_conv2d_backward(float *dx, float *dW, float *db, const float *dy, const
                          int Cin, int H, int Wd, int Cout, int KH, int KW, int stride, int pad) {
     if (!dy || (dx && !W) || (dW && !x)) return attn__error(ATTN_EINVAL, "conv2d backward: NULL dy, x or W");
     attn__conv2d_shape s = {B, Cin, H, Wd, Cout, KH, KW, stride, pad, 0, 0};
-    int st = check_shape("conv2d backward", &s);
+    int st = attn__conv2d_check("conv2d backward", &s);
     if (st) return st;
     float *work = attn_malloc(attn__conv2d_work_floats(&s, 1) * sizeof(float));
     if (!work) return attn__error(ATTN_ENOMEM, "conv2d backward: out of memory");

@@ -96,7 +96,8 @@ void attn__glimpse_backward(float *dimg, int acc, const float *dy, const float *
 /* ---- Public entry points (attn/layers.h) ----------------------------------------------------- */
 
 int attn__glimpse_check(const char *what, const float *loc, int B, int C, int H, int W, int size, int scales) {
-    if (B < 0 || C < 1 || H < 1 || W < 1 || size < 1 || scales < 1 || scales > 16 || (int64_t)size << (scales - 1) > 65536)
+    if (B < 0 || C < 1 || H < 1 || W < 1 || size < 1 || scales < 1 || scales > 16 ||
+        (int64_t)size << (scales - 1) > 65536)
         return attn__error(ATTN_EINVAL,
                            "%s: bad shape B %d, C %d, H %d, W %d, size %d, scales %d (size 2^(scales-1) <= 65536)",
                            what, B, C, H, W, size, scales);

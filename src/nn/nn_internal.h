@@ -161,6 +161,10 @@ typedef struct {
  * given: work holds attn__conv2d_work_floats(s, backward) floats (contents ignored; sized for
  * the current thread count). The backward's flags say whether each gradient is added to (1)
  * or written (0); each may be NULL. */
+/* Checks the shape given in B .. pad and fills in Ho and Wo: ATTN_OK, ATTN_ESHAPE when the
+ * filter gives no output, ATTN_EINVAL for other bad sizes (< 1, int overflow); the message
+ * names `what`. */
+int attn__conv2d_check(const char *what, attn__conv2d_shape *s);
 size_t attn__conv2d_work_floats(const attn__conv2d_shape *s, int backward);
 void attn__conv2d_forward(float *y, const float *x, const float *W, const float *b, const attn__conv2d_shape *s,
                           float *work);

@@ -85,22 +85,59 @@ typedef struct {
 
 enum { POOL2D_PLANES = 16 }; /* planes per task */
 
+/* Whether t replaces the maximum so far m: larger, or the first NaN (t != t; nothing replaces
+ * a NaN). */
+static inline int wins(float t, float m) { return (t > m) | ((t != t) & (m == m)); }
+
+/* *m, *a = t, at when t wins, as masks rather than branches (which element wins is data, so a
+ * branch would be mispredicted half the time). */
+static inline void take_max(float *m, int32_t *a, float t, int32_t at) {
+    union { float f; uint32_t u; } mu = {*m}, tu = {t};
+    uint32_t k = 0u - (uint32_t)wins(t, *m);
+    mu.u = (mu.u & ~k) | (tu.u & k);
+    *m = mu.f, *a = (int32_t)(((uint32_t)*a & ~k) | ((uint32_t)at & k));
+}
+
+/* One output row of 2 x 2 windows every 2 pixels: x0 the windows' first input row (at index
+ * at0 in the plane), W the plane's width. */
+static void pool_row_2x2(float *restrict y, int32_t *restrict arg, const float *restrict x0, int W, int Wo, int at0) {
+    const float *x1 = x0 + W;
+    for (int q = 0; q < Wo; q++) {
+        float m = x0[2 * q];
+        int32_t a = at0 + 2 * q;
+        take_max(&m, &a, x0[2 * q + 1], a + 1);
+        take_max(&m, &a, x1[2 * q], at0 + 2 * q + W);
+        take_max(&m, &a, x1[2 * q + 1], at0 + 2 * q + W + 1);
+        y[q] = m, arg[q] = a;
+    }
+}
+
 static void pool2d_fwd_task(void *ctx, int task, int thread) {
     (void)thread;
     const pool2d_job *j = ctx;
-    int W = j->W, Wo = j->Wo, no = j->Ho * Wo;
+    int W = j->W, S = j->S, k = j->k;
+    size_t no = (size_t)j->Ho * j->Wo;
     for (int p = task * POOL2D_PLANES; p < (task + 1) * POOL2D_PLANES && p < j->P; p++) {
         const float *x = j->x + (size_t)p * j->H * W; /* (H, W) */
-        for (int o = 0; o < no; o++) {
-            /* y[o] = max over the k x k window at (i S, jj S): the first of equal maxima, the first NaN */
-            int i = o / Wo, jj = o % Wo, best = i * j->S * W + jj * j->S;
-            for (int u = 0; u < j->k && !isnan(x[best]); u++)
-                for (int v = 0; v < j->k && !isnan(x[best]); v++) {
-                    int at = (i * j->S + u) * W + jj * j->S + v;
-                    if (x[at] > x[best] || isnan(x[at])) best = at;
+        float *y = j->y + (size_t)p * no;
+        int32_t *arg = j->arg + (size_t)p * no;
+        for (int i = 0; i < j->Ho; i++, y += j->Wo, arg += j->Wo) {
+            /* the max over the k x k window at (i S, q S) for every q at once, the window's
+             * elements in row-major order (u, v): the first of equal maxima, the first NaN
+             * (t != t; nothing replaces a NaN); without branches, since which element wins is
+             * data, and with the outputs of a row independent of each other */
+            const float *xr = x + (size_t)i * S * W;
+            if (k == 2 && S == 2) { /* the common case, the same comparisons unrolled */
+                pool_row_2x2(y, arg, xr, W, j->Wo, 2 * i * W);
+                continue;
+            }
+            for (int q = 0; q < j->Wo; q++) y[q] = xr[q * S], arg[q] = i * S * W + q * S;
+            for (int u = 0; u < k; u++)
+                for (int v = u ? 0 : 1; v < k; v++) {
+                    const float *xu = xr + (size_t)u * W + v;
+                    int at0 = (i * S + u) * W + v;
+                    for (int q = 0; q < j->Wo; q++) take_max(y + q, arg + q, xu[q * S], at0 + q * S);
                 }
-            j->y[(size_t)p * no + o] = x[best];
-            j->arg[(size_t)p * no + o] = best;
         }
     }
 }
@@ -174,9 +211,11 @@ int attn_mean_pool_time_backward(float *dx, const float *dy, const int32_t *leng
 
 static int check_pool2d(const char *what, int B, int C, int H, int W, int k, int stride) {
     if (B < 0 || C < 1 || H < 1 || W < 1 || k < 1 || stride < 1 || k > H || k > W)
-        return attn__error(ATTN_EINVAL, "%s: bad shape B %d, C %d, H %d, W %d, kernel %d, stride %d (1 <= kernel <= H, W)",
-                           what, B, C, H, W, k, stride);
-    if ((int64_t)B * C > INT32_MAX) return attn__error(ATTN_EINVAL, "%s: %d x %d planes are too many", what, B, C);
+        return attn__error(ATTN_EINVAL,
+                           "%s: bad shape B %d, C %d, H %d, W %d, kernel %d, stride %d (1 <= kernel <= H, W)", what, B,
+                           C, H, W, k, stride);
+    if ((int64_t)B * C > INT32_MAX || (int64_t)H * W > INT32_MAX)
+        return attn__error(ATTN_EINVAL, "%s: %d x %d planes of %d x %d are too many or too large", what, B, C, H, W);
     return ATTN_OK;
 }
 
