@@ -83,6 +83,10 @@ grep -q "model.safetensors" "$T/err" && ok || bad "the corrupt file is named: $(
 cp -r "$T/gru" "$T/badcfg"
 sed -i 's/"pairs": 2/"pairs": 0/' "$T/badcfg/config.json"
 status "eval: a config with 0 pairs" 1 "$ATTN" eval --model "$T/badcfg"
+cp -r "$T/gru" "$T/hugecfg"
+sed -i 's/"hidden": 8/"hidden": 60000/' "$T/hugecfg/config.json"
+status "eval: a config far larger than its weights" 1 "$ATTN" eval --model "$T/hugecfg"
+grep -q "asks for [0-9]* parameters" "$T/err" && ok || bad "config larger than weights: $(cat "$T/err")"
 status "resume of a corrupt checkpoint" 1 "$ATTN" train recall --resume --out "$T/corrupt"
 
 echo "$npass passed, $nfail failed"

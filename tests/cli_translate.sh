@@ -155,6 +155,11 @@ err 1 "checksum|model.safetensors" translate --model "$T/broken" "我爱你。"
 cp "$T/m/model.safetensors" "$T/broken/"
 echo '{"format": "attn-checkpoint", "version": 1,' >"$T/broken/config.json"
 err 1 "config.json" translate --model "$T/broken" "我爱你。"
+# a config.json that asks for far more parameters than model.safetensors holds is refused
+# before anything that size is allocated (the fuzzer found 100 GB asked of malloc)
+cp -r "$T/m" "$T/huge"
+sed -i 's/"hidden": 16/"hidden": 65536/' "$T/huge/config.json"
+err 1 "asks for [0-9]* parameters .* but the weights file holds" translate --model "$T/huge" "我爱你。"
 err 1 "nothing" translate --model "$T/nothing" "我爱你。"
 printf 'no tab here\n\t\n' >"$T/empty.tsv"
 err 1 "no valid pair|malformed" train seq2seq --data "$T/empty.tsv" --out "$T/x"

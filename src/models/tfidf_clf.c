@@ -303,7 +303,7 @@ static int read_config(const attn__ck *ck, attn_tfclf_config *c) {
     int k = kind && kind->type == ATTN__JSON_STRING ? attn_tfclf_kind_parse(kind->str) : -1;
     if (k < 0) return attn__ck_bad(ck, "\"model\" is not a TF-IDF classifier (kind tfidf-lr, tfidf-svm or nbsvm)");
     int64_t classes;
-    double alpha;
+    double alpha = 0;
     int st = attn__ck_u64(ck, mo, "classes", &classes);
     if (!st) st = attn__ck_double(ck, mo, "nb_alpha", &alpha);
     if (!st && (classes < 2 || classes > INT32_MAX || !(alpha > 0))) st = attn__ck_bad(ck, "bad \"classes\" or \"nb_alpha\"");

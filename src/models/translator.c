@@ -395,7 +395,9 @@ int attn_translator_load(const char *dir, attn_translator **out) {
         goto done;
     }
     t->f = f, t->owned = 1;
-    if ((st = f->from_json(model_json, &t->model))) st = attn__error(st, "%s: %s", dir, attn_last_error());
+    if (!(st = attn__params_limit_file(weights))) st = f->from_json(model_json, &t->model);
+    attn__params_limit(-1);
+    if (st) st = attn__error(st, "%s: %s", dir, attn_last_error());
     else if (!sp || !tp) st = attn__error(ATTN_EFORMAT, "%s: not a %s checkpoint (no src_vocab.txt / tgt_vocab.txt)", dir, f->kind);
     else if (!(st = attn_params_load(f->params(t->model), weights, 0)) && !(st = attn_vocab_load(sp, &sv)) &&
              !(st = attn_vocab_load(tp, &tv))) {

@@ -1,6 +1,7 @@
 /* The parameter store: named parameters carved out of one allocation for data and one for
  * gradients (so optimisers and clipping run over flat arrays), their initialisers, and
  * safetensors save/load by name with shape checks. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -100,6 +101,20 @@ attn_param *attn_params_add(attn_params *ps, const char *name, int ndim, const i
     return p;
 }
 
+static _Thread_local int64_t alloc_limit = -1; /* bytes of floats; -1: none */
+
+void attn__params_limit(int64_t bytes) { alloc_limit = bytes; }
+
+int attn__params_limit_file(const char *path) {
+    FILE *f = path ? fopen(path, "rb") : NULL;
+    if (!f) return attn__error(ATTN_EIO, "%s: cannot open: %s", path ? path : "(null)", strerror(errno));
+    int64_t n = fseek(f, 0, SEEK_END) ? -1 : (int64_t)ftell(f);
+    fclose(f);
+    if (n < 0) return attn__error(ATTN_EIO, "%s: cannot find its size", path);
+    alloc_limit = n;
+    return ATTN_OK;
+}
+
 static float *aligned_zeroed(int64_t n, void **raw) {
     size_t bytes = (size_t)n * sizeof(float) + 64;
     *raw = attn_malloc(bytes);
@@ -111,6 +126,10 @@ static float *aligned_zeroed(int64_t n, void **raw) {
 int attn_params_alloc(attn_params *ps) {
     if (!ps) return attn__error(ATTN_EINVAL, "attn_params_alloc: NULL store");
     if (ps->data) return ATTN_OK;
+    if (alloc_limit >= 0 && attn_params_numel(ps) > alloc_limit / (int64_t)sizeof(float))
+        return attn__error(ATTN_EFORMAT, "the configuration asks for %lld parameters (%lld bytes) but the weights file holds %lld bytes",
+                           (long long)attn_params_numel(ps), (long long)attn_params_numel(ps) * (long long)sizeof(float),
+                           (long long)alloc_limit);
     int64_t n = ps->total ? ps->total : ALIGN_FLOATS;
     float *d = aligned_zeroed(n, &ps->data_raw);
     float *g = d ? aligned_zeroed(n, &ps->grad_raw) : NULL;
@@ -262,8 +281,10 @@ int attn__model_load(const char *dir, int (*make)(const char *json, void *ud, at
     attn_params *ps = NULL;
     char *json = attn__ck_text(&ck, attn__ck_member(&ck, "model")), *weights = attn__ck_file_path(dir, ATTN__CK_MODEL);
     if (!json || !weights) st = attn__error(ATTN_ENOMEM, "%s: out of memory", dir);
-    else if ((st = make(json, ud, &ps)) || (st = attn_params_load(ps, weights, 0)))
+    else if ((st = attn__params_limit_file(weights)) || (st = make(json, ud, &ps)) || (attn__params_limit(-1), 0) ||
+             (st = attn_params_load(ps, weights, 0)))
         st = attn__error(st == ATTN_ENOMEM ? st : ATTN_EFORMAT, "%s: %s", dir, attn_last_error());
+    attn__params_limit(-1);
     attn_free(json), attn_free(weights);
     attn__ck_close(&ck);
     return st;

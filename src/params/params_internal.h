@@ -21,6 +21,12 @@ int attn__model_save(const char *dir, const attn_params *ps, const char *model_j
  * model from the "model" section's JSON text and gives its parameters (*ps), and
  * model.safetensors is loaded into them. A failure of make or of the weights is ATTN_EFORMAT
  * (or ATTN_ENOMEM) naming dir; the model make built is the caller's to free either way. */
+/* While loading a saved model, the weights file's size bounds what its configuration may ask
+ * for: attn_params_alloc on this thread refuses a store of more than `bytes` bytes of floats
+ * (a corrupt or hostile config.json would otherwise allocate gigabytes before the weights are
+ * read). attn__params_limit_file(path) sets it from a file's size; attn__params_limit(-1) lifts it. */
+void attn__params_limit(int64_t bytes);
+int attn__params_limit_file(const char *path);
 int attn__model_load(const char *dir, int (*make)(const char *json, void *ud, attn_params **ps), void *ud);
 
 /* model_json (a JSON object) with "command": command added as its last member (command NULL:
