@@ -8,6 +8,11 @@
  * have a looser tolerance, since a float32 logit of 1e4 is only known to ~1e-3, and are also
  * required to be finite everywhere and to put each row's largest weight on the reference's
  * argmax. Python is never needed at run time.
+ *
+ * attn_weights (the weights recomputed from Q, K and the forward's log-sum-exp) is checked on
+ * every case too: against PyTorch's weights with the same tolerance, and bitwise against the
+ * forward's P, for all heads and rows and for a few heads (out of order) and a range of rows.
+ * Every case runs on every instruction set this CPU has (ref, avx2, avx512).
  */
 #include <math.h>
 #include <stdio.h>
@@ -95,6 +100,30 @@ static void check_argmax(const refcase *c, const float *P, size_t rows, int Nk) 
     attn_array_free(&want);
 }
 
+/* attn_weights of every case: all heads and rows, then heads {last, 0, last} and rows
+ * [Nq / 3, Nq), each bitwise the forward's P (and so within the tolerance of PyTorch's). */
+static void check_weights(const refcase *c, const attn_desc *a, const float *Q, const float *K, const float *P,
+                          const float *lse) {
+    size_t np = (size_t)a->B * a->H * a->Nq * a->Nk;
+    float *W = malloc((np + 3 * (size_t)a->Nq * a->Nk) * sizeof(float)); /* room for 3 heads too */
+    int st = attn_weights(a, Q, K, lse, NULL, a->B * a->H, 0, a->Nq, W);
+    CHECK(st == ATTN_OK, "%s: attn_weights: %s", c->name, attn_last_error());
+    if (!st) {
+        compare(c, "p", W, np);
+        CHECK(memcmp(W, P, np * sizeof(float)) == 0, "%s (%s): attn_weights is not bitwise the forward's P", c->name,
+              attn_get_isa());
+    }
+    int BH = a->B * a->H, heads[3] = {BH - 1, 0, BH - 1}, r0 = a->Nq / 3, nr = a->Nq - r0;
+    st = attn_weights(a, Q, K, lse, heads, 3, r0, a->Nq, W);
+    CHECK(st == ATTN_OK, "%s: attn_weights (3 heads): %s", c->name, attn_last_error());
+    for (int t = 0; !st && t < 3; t++)
+        CHECK(memcmp(W + (size_t)t * nr * a->Nk, P + ((size_t)heads[t] * a->Nq + r0) * a->Nk,
+                     (size_t)nr * a->Nk * sizeof(float)) == 0,
+              "%s (%s): attn_weights of head %d, rows [%d, %d) differ from the forward's", c->name, attn_get_isa(),
+              heads[t], r0, a->Nq);
+    free(W);
+}
+
 static void run_case(const refcase *c) {
     attn_array q = {0}, k = {0}, v = {0}, dO = {0}, mask = {0}, bias = {0}, kl = {0};
     attn_array prm[7] = {{0}};
@@ -162,6 +191,7 @@ static void run_case(const refcase *c) {
     compare(c, "o", O, no);
     compare(c, "p", P, np);
     compare(c, "lse", lse, nl);
+    check_weights(c, &a, q.data, k.data, P, lse);
     compare(c, "dq", dQ, nq);
     compare(c, "dk", dK, nk);
     compare(c, "dv", dV, nv);
@@ -183,12 +213,11 @@ done:
     attn_array_free(&mask), attn_array_free(&bias), attn_array_free(&kl);
 }
 
-int main(void) {
-    FILE *f = fopen(DIR "/cases.txt", "r");
-    CHECK(f != NULL, "cannot open " DIR "/cases.txt (run from tests/)");
-    if (!f) return tu_summary("test_attention_ref");
+/* Every case of the manifest f on the current instruction set; the number run. */
+static int run_cases(FILE *f) {
     char line[512];
     int ncases = 0;
+    rewind(f);
     while (fgets(line, sizeof line, f)) {
         if (line[0] == '#' || line[0] == '\n') continue;
         refcase c;
@@ -200,8 +229,22 @@ int main(void) {
         run_case(&c);
         ncases++;
     }
+    return ncases;
+}
+
+int main(void) {
+    FILE *f = fopen(DIR "/cases.txt", "r");
+    CHECK(f != NULL, "cannot open " DIR "/cases.txt (run from tests/)");
+    if (!f) return tu_summary("test_attention_ref");
+    static const char *const isas[] = {"ref", "avx2", "avx512"};
+    const char *start = attn_get_isa();
+    for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
+        if (attn_set_isa(isas[i]) != ATTN_OK) continue;
+        int ncases = run_cases(f);
+        CHECK(ncases >= 30, "only %d cases in cases.txt", ncases);
+        printf("%s: %d PyTorch cases\n", isas[i], ncases);
+    }
+    attn_set_isa(start);
     fclose(f);
-    CHECK(ncases >= 30, "only %d cases in cases.txt", ncases);
-    printf("%d PyTorch cases\n", ncases);
     return tu_summary("test_attention_ref");
 }

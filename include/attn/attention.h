@@ -128,6 +128,27 @@ int attn_backward(const attn_desc *a, const float *Q, const float *K, const floa
                   const float *O, const float *lse, const float *dO,
                   float *dQ, float *dK, float *dV, attn_score_params *dparams);
 
+/* Exact attention weights of chosen heads and query rows, recomputed from Q, K and the
+ * log-sum-exp of a forward that did not keep them: the fused forward runs as fast as without
+ * weights, and a picture pays O(rows Nk d) per head shown instead of a forward with P.
+ *   lse    (B, H, Nq) the forward's (attn_forward's lse); required
+ *   heads  (nheads) the (batch, query head) pairs wanted, as indices b * H + h (repeats
+ *          allowed); NULL for all of them in order, nheads = B * H
+ *   rows   the query rows [row0, row1), 0 <= row0 < row1 <= Nq
+ *   P      (nheads, row1 - row0, Nk) out: P[t][i - row0][j] = exp(s_ij - lse_i) for visible
+ *          keys j, 0 for hidden keys and for rows that see no key
+ * Every score kind and mask of attn_forward. Q and K as given to the forward (V is not
+ * needed). Exactness: bitwise equal to the P that attn_forward writes when asked for it, on
+ * the same kernels (attn_get_isa), given that forward's lse: the fast kernels' forward itself
+ * normalises its weights with the final lse, and where the forward divides by the row's sum
+ * instead (the reference kernels, additive scores) this recomputes that softmax. A forward
+ * without P may return an lse that differs in its last bit: it splits long key ranges over
+ * threads when it has few query rows (fewer than 16 (b, h, row block) tasks and Nk >= 512);
+ * the weights then differ from the P forward's by the same relative rounding (~1e-7).
+ * ATTN_EINVAL with a message for a NULL pointer, a head or row out of range. */
+int attn_weights(const attn_desc *a, const float *Q, const float *K, const float *lse,
+                 const int *heads, int nheads, int row0, int row1, float *P);
+
 /* Plans, for calls that repeat (decoding steps, training steps): create with a description
  * (checked once, as attn_desc_check), then run forward and backward as often as needed. The
  * plan owns a workspace that the first call which needs a buffer allocates and later calls
@@ -151,6 +172,9 @@ int attn_plan_forward(attn_plan *plan, const float *Q, const float *K, const flo
 int attn_plan_backward(attn_plan *plan, const float *Q, const float *K, const float *V,
                        const float *O, const float *lse, const float *dO,
                        float *dQ, float *dK, float *dV, attn_score_params *dparams);
+/* As attn_weights, with the plan's description and workspace. */
+int attn_plan_weights(attn_plan *plan, const float *Q, const float *K, const float *lse,
+                      const int *heads, int nheads, int row0, int row1, float *P);
 /* Frees the plan and its workspace; NULL is allowed. */
 void attn_plan_free(attn_plan *plan);
 

@@ -70,6 +70,7 @@ static void override(attn__kernels *t, const attn__kernels *o) {
     OV(gelu_bwd);
     OV(sgd);
     OV(adam);
+    OV(probs);
 #undef OV
 }
 

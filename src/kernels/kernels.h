@@ -99,6 +99,14 @@ typedef void (*attn__bwd_fn)(const attn__head *h, const float *lse, const float 
                              int64_t do_rs, int j0, int j1, float *dq, int64_t dq_rs, float *dk, int64_t dk_rs,
                              float *dv, int64_t dv_rs, float *scratch);
 
+/* The weights of query rows [i0, i1) as fwd writes them when asked for p, recomputed from the
+ * forward's lse (Nq) without the output (attn_weights): row i at p + (i - i0)*p_rs, Nk floats,
+ * 0 for hidden keys and for rows that see none. The fast kernels' fwd normalises its weights
+ * with the final lse, so theirs use it; the reference's divides each row by its sum, so its
+ * version recomputes that softmax (and reads no lse). scratch as for fwd. */
+typedef void (*attn__probs_fn)(const attn__head *h, const float *lse, int i0, int i1, float *p, int64_t p_rs,
+                               float *scratch);
+
 /* The optimiser family: one update of n parameters p (n) from their gradients g (n), with the
  * optimiser's state buffers (n each; buf may be NULL for SGD without momentum). Every path
  * gives the bits of the element functions of optim_kernels.h. */
@@ -152,6 +160,8 @@ typedef struct {
     /* Optimiser updates. */
     attn__sgd_fn sgd;
     attn__adam_fn adam;
+    /* Attention weights from the log-sum-exp (attn_weights). */
+    attn__probs_fn probs;
 } attn__kernels;
 
 /* The table in use (see attn_get_isa / attn_set_isa / ATTN_ISA). */
@@ -172,6 +182,7 @@ void attn__bwd_dq_ref(const attn__head *h, const float *lse, const float *delta,
 void attn__bwd_dkv_ref(const attn__head *h, const float *lse, const float *delta,
                        const float *dO, int64_t do_rs, int j0, int j1, float *dk, int64_t dk_rs,
                        float *dv, int64_t dv_rs, float *scratch);
+void attn__probs_ref(const attn__head *h, const float *lse, int i0, int i1, float *p, int64_t p_rs, float *scratch);
 void attn__sgemm_ref(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                      int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 void attn__sgd_ref(float *p, const float *g, float *buf, int64_t n, const attn__sgd_k *k);

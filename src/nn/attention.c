@@ -18,38 +18,9 @@
 #include "core/internal.h"
 #include "kernels/ref/additive.h"
 #include "kernels/kernels.h"
+#include "nn/nn_internal.h"
 
 #define COS_EPS 1e-12f
-
-static const char *const SCORE_NAMES[] = {"dot", "scaled", "cosine", "general", "additive"};
-
-const char *attn_score_name(attn_score s) {
-    return (unsigned)s < 5 ? SCORE_NAMES[s] : "unknown";
-}
-
-int attn_score_parse(const char *name) {
-    for (int i = 0; name && i < 5; i++)
-        if (strcmp(name, SCORE_NAMES[i]) == 0) return i;
-    return -1;
-}
-
-int attn_broadcast_strides(const int64_t *shape, int ndim, const int64_t target[4], int64_t strides[4]) {
-    if (ndim < 1 || ndim > 4) return attn__error(ATTN_ESHAPE, "a mask must have 1 to 4 dimensions, not %d", ndim);
-    int64_t stride = 1;
-    for (int t = 3, s = ndim - 1; t >= 0; t--, s--) {
-        int64_t n = s >= 0 ? shape[s] : 1;
-        if (n == target[t]) {
-            strides[t] = n == 1 ? 0 : stride;
-        } else if (n == 1) {
-            strides[t] = 0;
-        } else {
-            return attn__error(ATTN_ESHAPE, "mask dimension %d of size %lld does not broadcast to %lld",
-                               s, (long long)n, (long long)target[t]);
-        }
-        stride *= n;
-    }
-    return ATTN_OK;
-}
 
 static void contiguous(int64_t s[3], int H, int N, int d) {
     if (s[0] || s[1] || s[2]) return;
@@ -977,4 +948,43 @@ int attn_plan_backward(attn_plan *pl, const float *Q, const float *K, const floa
             }
     }
     return ATTN_OK;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * For attn_plan_weights (nn/attention_weights.c, which checks the arguments): rows [r0, r1) of
+ * heads hs[0 .. nh) (b * H + h) into P (nh, r1 - r0, Nk), one head per task, each row as the
+ * forward computes its weights: the kernels' probs, or the additive forward's softmax. */
+typedef struct {
+    prep p;
+    additive ad;
+    scratch sc;
+    const float *lse;
+    const int *hs;
+    int r0, r1;
+    float *P;
+} weights_job;
+
+static void weights_task(void *ctx, int t, int thread) {
+    weights_job *j = ctx;
+    int b = j->hs[t] / j->p.a.H, h = j->hs[t] % j->p.a.H, Nk = j->p.a.Nk;
+    attn__head hd = head_of(&j->p, b, h);
+    float *pt = j->P + (size_t)t * (j->r1 - j->r0) * Nk, *s = scratch_at(&j->sc, thread);
+    if (!j->ad.Wq) attn__kern()->probs(&hd, j->lse + (size_t)j->hs[t] * j->p.a.Nq, j->r0, j->r1, pt, Nk, s);
+    for (int i = j->r0; j->ad.Wq && i < j->r1; i++) {
+        float *pr = pt + (size_t)(i - j->r0) * Nk;
+        additive_row(&j->p, &j->ad, &hd, b, h, i, pr, s, 0);
+        attn__softmax_row(pr, NULL, Nk);
+    }
+}
+
+int attn__plan_weights(attn_plan *pl, const float *Q, const float *K, const float *lse, const int *hs, int nh, int r0,
+                       int r1, float *P) {
+    weights_job j = {.lse = lse, .hs = hs, .r0 = r0, .r1 = r1, .P = P};
+    int st = prep_init(&j.p, pl, Q, K, K); /* K stands in for V, then is dropped (attn_scores) */
+    j.p.V = NULL;
+    if (!st && j.p.a.score == ATTN_SCORE_ADDITIVE) st = additive_init(&j.ad, &j.p);
+    size_t floats = attn__kern()->scratch_floats(j.p.a.Nk, j.p.d, j.p.a.dv);
+    if (!st) st = scratch_init(&j.sc, pl, j.ad.Wq ? (size_t)j.p.a.params->A : floats);
+    if (!st) run_tasks(nh, weights_task, &j, 2.0 * nh * (double)(r1 - r0) * j.p.a.Nk * j.p.d);
+    return st;
 }

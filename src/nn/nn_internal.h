@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "attn/core.h"
+#include "attn/attention.h"
 #include "attn/layers.h"
 
 /* ---- linear (nn/linear.c) ------------------------------------------------------------------ */
@@ -187,5 +188,12 @@ void attn__glimpse_forward(float *y, const float *img, const float *loc, int B, 
                            int scales);
 void attn__glimpse_backward(float *dimg, int acc, const float *dy, const float *loc, int B, int C, int H, int W,
                             int size, int scales);
+
+/* ---- Attention weights (nn/attention.c, for attn_plan_weights of nn/attention_weights.c) ----- */
+
+/* Rows [r0, r1) of the heads hs[0 .. nh) (b * H + h) into P (nh, r1 - r0, Nk), on checked
+ * arguments. */
+int attn__plan_weights(attn_plan *pl, const float *Q, const float *K, const float *lse, const int *hs, int nh, int r0,
+                       int r1, float *P);
 
 #endif

@@ -163,4 +163,16 @@ const attn__kernels attn__kernels_ref = {
     .gelu_bwd = attn__gelu_bwd_ref,
     .sgd = attn__sgd_ref,
     .adam = attn__adam_ref,
+    .probs = attn__probs_ref,
 };
+
+/* The weights as attn__fwd_ref writes them: each row's softmax, divided by its sum (which
+ * exp(s - lse) would round otherwise), so the reference needs no lse. */
+void attn__probs_ref(const attn__head *h, const float *lse, int i0, int i1, float *p, int64_t p_rs, float *scratch) {
+    (void)lse, (void)scratch;
+    for (int i = i0; i < i1; i++) {
+        float *pr = p + (int64_t)(i - i0) * p_rs;
+        score_row(h, i, pr);
+        attn__softmax_row(pr, NULL, h->Nk);
+    }
+}

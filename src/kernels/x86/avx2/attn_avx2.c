@@ -102,12 +102,14 @@ static inline void vtranspose(__m256 *r) {
 #define FN(name) name##_avx2
 
 #include "kernels/x86/attn_fast.h"
+#include "kernels/x86/attn_probs.h"
 
 /* The entries this level overrides; dispatch.c fills the rest from the levels below and
  * offers the table only where the CPU runs this instruction set. */
 const attn__kernels attn__kernels_avx2 = {
     .name = "avx2",
     FAST_ENTRIES,
+    .probs = FN(probs),
     ATTN__ROW_ENTRIES(avx2),
     .sgd = attn__sgd_avx2,
     .adam = attn__adam_avx2,

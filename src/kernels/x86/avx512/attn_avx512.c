@@ -102,11 +102,13 @@ static inline void vtranspose(__m512 *r) {
 #define FN(name) name##_avx512
 
 #include "kernels/x86/attn_fast.h"
+#include "kernels/x86/attn_probs.h"
 
 /* The entries this level overrides; dispatch.c fills the rest from the levels below and
  * offers the table only where the CPU runs this instruction set. */
 const attn__kernels attn__kernels_avx512 = {
     .name = "avx512",
     FAST_ENTRIES,
+    .probs = FN(probs),
     ATTN__ROW_ENTRIES(avx512),
 };
