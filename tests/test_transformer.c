@@ -17,6 +17,7 @@
 
 #include "attn/attn.h"
 #include "attn/transformer.h"
+#include "models/transformer_internal.h"
 #include "testutil.h"
 
 #define DATA "data/transformer/"
@@ -405,6 +406,22 @@ static void test_maps(void) {
         /* decoder self-attention is causal */
         CHECK(mp.dec_self[1] == 0.0f && mp.dec_self[2] == 0.0f && mp.dec_self[5] == 0.0f, "causal decoder map");
     }
+    /* The alignment's forward recomputes the last layer's cross-attention alone: the same bits. */
+    attn_graph *g = NULL;
+    attn_transformer_maps last = {0};
+    int32_t len = 5;
+    attn_transformer_batch b = {.B = 1, .S = 5, .T = 3, .src = src, .src_len = &len, .tgt_in = tgt};
+    CHECK(attn_graph_new(0, &g) == ATTN_OK, "graph");
+    if (g) {
+        attn_graph_set_training(g, 0), attn_graph_set_grad(g, 0);
+        CHECK(tr_forward(m, g, &b, &last, 1) != NULL, "cross_last forward: %s", attn_last_error());
+        CHECK(last.cross && !last.enc_self && !last.dec_self, "cross_last keeps the cross-attention alone");
+        if (last.cross && mp.cross)
+            CHECK(memcmp(last.cross, mp.cross + 4 * 3 * 5, 4 * 3 * 5 * sizeof(float)) == 0,
+                  "the last layer's cross-attention differs from the full maps'");
+    }
+    attn_graph_free(g);
+    attn_transformer_maps_free(&last);
     attn_transformer_maps_free(&mp);
     attn_transformer_free(m);
 }

@@ -165,7 +165,10 @@ attn_var *ag_attention(attn_graph *g, attn_var *q, attn_var *k, attn_var *v, con
     if (!y || !lse || (weights && !P)) return NULL;
     attn_plan *pl = ag_plan(g, a);
     if (!pl) return NULL;
-    st = attn_plan_forward(pl, q->data + c->off[0], k->data + c->off[1], v->data + c->off[2], y->data, P ? P->data : NULL, lse);
+    /* The fused forward keeps no weights; when asked for, they are recomputed from its lse
+     * (attn_weights: the bits the forward would have written). */
+    st = attn_plan_forward(pl, q->data + c->off[0], k->data + c->off[1], v->data + c->off[2], y->data, NULL, lse);
+    if (!st && P) st = attn_plan_weights(pl, q->data + c->off[0], k->data + c->off[1], lse, NULL, a->B * a->H, 0, a->Nq, P->data);
     if (st != ATTN_OK) return ag_fail_last(g, st);
     if (y->requires_grad) {
         attn_entry *e = ag_record(g, sizeof *e, attn_backward_entry, y, NULL);

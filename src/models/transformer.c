@@ -451,6 +451,11 @@ attn_var *tr_encode(attn_transformer *m, attn_graph *g, const int32_t *src, cons
 
 attn_var *attn_transformer_forward(attn_transformer *m, attn_graph *g, const attn_transformer_batch *b,
                                    attn_transformer_maps *maps) {
+    return tr_forward(m, g, b, maps, 0);
+}
+
+attn_var *tr_forward(attn_transformer *m, attn_graph *g, const attn_transformer_batch *b, attn_transformer_maps *maps,
+                     int cross_last) {
     if (!g) return NULL;
     if (attn_graph_status(g) != ATTN_OK) return NULL;
     if (!m || !b || !b->src || !b->src_len || !b->tgt_in || b->B < 1 || b->S < 1 || b->T < 1) {
@@ -471,10 +476,12 @@ attn_var *attn_transformer_forward(attn_transformer *m, attn_graph *g, const att
         attn_transformer_maps_free(maps);
         maps->enc_layers = c->enc_layers, maps->dec_layers = c->dec_layers, maps->heads = H;
         maps->S = S, maps->T = T, maps->B = B;
-        maps->enc_self = attn_malloc((size_t)c->enc_layers * B * H * S * S * sizeof(float));
-        maps->dec_self = attn_malloc((size_t)c->dec_layers * B * H * T * T * sizeof(float));
-        maps->cross = attn_malloc((size_t)c->dec_layers * B * H * T * S * sizeof(float));
-        if (!maps->enc_self || !maps->dec_self || !maps->cross) {
+        if (!cross_last) {
+            maps->enc_self = attn_malloc((size_t)c->enc_layers * B * H * S * S * sizeof(float));
+            maps->dec_self = attn_malloc((size_t)c->dec_layers * B * H * T * T * sizeof(float));
+        }
+        maps->cross = attn_malloc((size_t)(cross_last ? 1 : c->dec_layers) * B * H * T * S * sizeof(float));
+        if (((!maps->enc_self || !maps->dec_self) && !cross_last) || !maps->cross) {
             attn_transformer_maps_free(maps);
             return ag_fail(g, ATTN_ENOMEM, "attn_transformer_forward: out of memory for the attention maps");
         }
@@ -482,16 +489,20 @@ attn_var *attn_transformer_forward(attn_transformer *m, attn_graph *g, const att
     const float *dec_bias = NULL;
     if (c->pos == ATTN_POS_ALIBI && !(dec_bias = alibi(g, H, T, T, 0))) return NULL;
     attn_var *mem = tr_encode(m, g, b->src, b->src_len, B, S, maps ? maps->enc_self : NULL);
+    /* The weights are recomputed from each kept attention's lse (attn_weights, in ag_attention),
+     * only where wanted: every map, or the last layer's cross-attention alone. */
+    float *dec_maps = maps ? maps->dec_self : NULL;
     /* Decoder. */
     attn_var *y = embed(m, g, m->tgt_emb, m->tgt_pos, b->tgt_in, B, T);
     for (int l = 0; l < c->dec_layers; l++) {
         const tr_layer *L = &m->dec[l];
         attn_var *w = NULL;
-        attn_var *f = self_attn(m, g, norm_in(m, g, y, L, 0), &L->sa, 1, NULL, dec_bias, maps ? &w : NULL);
-        if (maps) keep_map(maps->dec_self + (size_t)l * B * H * T * T, w);
+        int cross = maps && (!cross_last || l == c->dec_layers - 1);
+        attn_var *f = self_attn(m, g, norm_in(m, g, y, L, 0), &L->sa, 1, NULL, dec_bias, dec_maps ? &w : NULL);
+        if (dec_maps) keep_map(dec_maps + (size_t)l * B * H * T * T, w);
         y = residual(m, g, y, f, L, 0);
-        f = cross_attn(m, g, norm_in(m, g, y, L, 1), mem, &L->ca, b->src_len, maps ? &w : NULL);
-        if (maps) keep_map(maps->cross + (size_t)l * B * H * T * S, w);
+        f = cross_attn(m, g, norm_in(m, g, y, L, 1), mem, &L->ca, b->src_len, cross ? &w : NULL);
+        if (cross) keep_map(maps->cross + (size_t)(cross_last ? 0 : l) * B * H * T * S, w);
         y = residual(m, g, y, f, L, 1);
         y = residual(m, g, y, feed_forward(m, g, norm_in(m, g, y, L, 2), L), L, 2);
     }

@@ -66,6 +66,11 @@ attn_var *tr_relu_dropout(attn_graph *g, attn_var *h, float p);
 /* The encoder on graph g: memory (B, S, E) after the final norm. src (B, S) and src_len (B)
  * must have been checked. maps_enc, if not NULL, gets the self-attention weights
  * (enc_layers, B, H, S, S). */
+/* attn_transformer_forward; with cross_last, maps gets the cross-attention weights of the last
+ * decoder layer alone, cross (1, B, H, T, S), and no other (enc_self, dec_self NULL): the
+ * alignment of a translation, without the weights of every other attention. */
+attn_var *tr_forward(attn_transformer *m, attn_graph *g, const attn_transformer_batch *b, attn_transformer_maps *maps,
+                     int cross_last);
 attn_var *tr_encode(attn_transformer *m, attn_graph *g, const int32_t *src, const int32_t *src_len, int B, int S,
                     float *maps_enc);
 

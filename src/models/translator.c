@@ -146,10 +146,11 @@ static int by_len(const void *a, const void *b) {
 }
 
 /* The cross-attention of the last layer averaged over the heads, for rows [0, rows) of
- * sentence b of maps (L, B, H, T, S): align (rows, Sb). */
+ * sentence b of maps holding that layer alone (tr_forward's cross_last: (1, B, H, T, S)):
+ * align (rows, Sb). */
 static void mean_heads(const attn_transformer_maps *mp, int b, int rows, int Sb, float *align) {
-    int L = mp->dec_layers, B = mp->B, H = mp->heads, T = mp->T, S = mp->S;
-    const float *base = mp->cross + (((size_t)(L - 1) * B + b) * H) * T * S;
+    int H = mp->heads, T = mp->T, S = mp->S;
+    const float *base = mp->cross + (size_t)b * H * T * S;
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < Sb; j++) {
             double s = 0;
@@ -202,7 +203,7 @@ static int tr_decode_group(attn_transformer *m, const int *idx, int k, const int
     attn_graph_set_training(g, 0);
     attn_graph_set_grad(g, 0);
     attn_transformer_batch bt = {.B = k, .S = S, .T = T, .src = sb, .src_len = sl, .tgt_in = tin};
-    if (!attn_transformer_forward(m, g, &bt, &mp)) {
+    if (!tr_forward(m, g, &bt, &mp, 1)) {
         st = attn_graph_status(g);
         goto done;
     }

@@ -952,8 +952,9 @@ int attn_plan_backward(attn_plan *pl, const float *Q, const float *K, const floa
 
 /* ------------------------------------------------------------------------------------------
  * For attn_plan_weights (nn/attention_weights.c, which checks the arguments): rows [r0, r1) of
- * heads hs[0 .. nh) (b * H + h) into P (nh, r1 - r0, Nk), one head per task, each row as the
- * forward computes its weights: the kernels' probs, or the additive forward's softmax. */
+ * heads hs[0 .. nh) (b * H + h) into P (nh, r1 - r0, Nk), a block of query rows of one head per
+ * task, each row as the forward computes its weights: the kernels' probs, or the additive
+ * forward's softmax. */
 typedef struct {
     prep p;
     additive ad;
@@ -964,14 +965,15 @@ typedef struct {
     float *P;
 } weights_job;
 
-static void weights_task(void *ctx, int t, int thread) {
+static void weights_task(void *ctx, int task, int thread) {
     weights_job *j = ctx;
-    int b = j->hs[t] / j->p.a.H, h = j->hs[t] % j->p.a.H, Nk = j->p.a.Nk;
+    int qb = attn__kern()->q_block, nb = (j->r1 - j->r0 + qb - 1) / qb, t = task / nb, i0 = j->r0 + task % nb * qb;
+    int i1 = i0 + qb < j->r1 ? i0 + qb : j->r1, b = j->hs[t] / j->p.a.H, h = j->hs[t] % j->p.a.H, Nk = j->p.a.Nk;
     attn__head hd = head_of(&j->p, b, h);
-    float *pt = j->P + (size_t)t * (j->r1 - j->r0) * Nk, *s = scratch_at(&j->sc, thread);
-    if (!j->ad.Wq) attn__kern()->probs(&hd, j->lse + (size_t)j->hs[t] * j->p.a.Nq, j->r0, j->r1, pt, Nk, s);
-    for (int i = j->r0; j->ad.Wq && i < j->r1; i++) {
-        float *pr = pt + (size_t)(i - j->r0) * Nk;
+    float *pt = j->P + ((size_t)t * (j->r1 - j->r0) + (i0 - j->r0)) * Nk, *s = scratch_at(&j->sc, thread);
+    if (!j->ad.Wq) attn__kern()->probs(&hd, j->lse + (size_t)j->hs[t] * j->p.a.Nq, i0, i1, pt, Nk, s);
+    for (int i = i0; j->ad.Wq && i < i1; i++) {
+        float *pr = pt + (size_t)(i - i0) * Nk;
         additive_row(&j->p, &j->ad, &hd, b, h, i, pr, s, 0);
         attn__softmax_row(pr, NULL, Nk);
     }
@@ -980,11 +982,12 @@ static void weights_task(void *ctx, int t, int thread) {
 int attn__plan_weights(attn_plan *pl, const float *Q, const float *K, const float *lse, const int *hs, int nh, int r0,
                        int r1, float *P) {
     weights_job j = {.lse = lse, .hs = hs, .r0 = r0, .r1 = r1, .P = P};
-    int st = prep_init(&j.p, pl, Q, K, K); /* K stands in for V, then is dropped (attn_scores) */
+    int st = prep_init(&j.p, pl, Q, K, K), qb = attn__kern()->q_block; /* K stands in for V, then is dropped */
     j.p.V = NULL;
     if (!st && j.p.a.score == ATTN_SCORE_ADDITIVE) st = additive_init(&j.ad, &j.p);
     size_t floats = attn__kern()->scratch_floats(j.p.a.Nk, j.p.d, j.p.a.dv);
     if (!st) st = scratch_init(&j.sc, pl, j.ad.Wq ? (size_t)j.p.a.params->A : floats);
-    if (!st) run_tasks(nh, weights_task, &j, 2.0 * nh * (double)(r1 - r0) * j.p.a.Nk * j.p.d);
+    int tasks = nh * ((r1 - r0 + qb - 1) / qb); /* (head, block of query rows) */
+    if (!st) run_tasks(tasks, weights_task, &j, 2.0 * nh * (double)(r1 - r0) * j.p.a.Nk * j.p.d);
     return st;
 }

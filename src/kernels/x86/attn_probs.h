@@ -3,27 +3,59 @@
  *
  * The forward of attn_fast.h writes its weights, when asked for them, in a second pass over
  * the keys: the scores again, p = 2^((s - lse) log2 e) with the final lse. This is that pass
- * alone, one query row at a time as the row path computes it (row_scores gives the bits of the
- * tile path's "ka"; the exponential is element-wise), so given the forward's lse the weights
- * are bitwise the forward's whichever path (row or tile) the forward took for the row. */
+ * alone, by tiles of query rows or one row at a time as the forward's two paths compute it.
+ * A weight's bits depend on neither: each score is one FMA chain over the features (row_scores
+ * gives the bits of the tile path's "ka") and the exponential is element-wise, so given the
+ * forward's lse the weights are bitwise the forward's however the rows are grouped. */
 
-static void FN(probs)(const attn__head *h, const float *lse, int i0, int i1, float *p, int64_t p_rs, float *ws) {
+/* Rows [ib, ie) (ie - ib <= BR) as fwd_tile's second pass: P row i at p + (i - i0) * p_rs. */
+static void probs_tile(const attn__head *h, const float *lse, int ib, int ie, int i0, float *p, int64_t p_rs, float *ws) {
+    const int d = h->d, nr = ie - ib;
+    float *qt = ws, *st = qt + (size_t)d * BR, *lse2 = st + (size_t)BC * BR;
+    pack_t(h->q, h->q_rs, ib, nr, d, h->scale, qt);
+    for (int r = 0; r < BR; r++) lse2[r] = r < nr && lse[ib + r] != -INFINITY ? lse[ib + r] : INFINITY; /* +inf: zeros */
+    for (int r = 0; r < nr; r++) memset(p + (int64_t)(ib - i0 + r) * p_rs, 0, (size_t)h->Nk * sizeof *p);
+    int js, je;
+    key_range(h, ib, ie, 0, h->Nk, &js, &je);
+    for (int jb = js; jb < je; jb += BC) {
+        int nj = imin(BC, je - jb);
+        ka(nj, h->k + (int64_t)jb * h->k_rs, h->k_rs, qt, d, st);
+        if (block_masked(h, ib, nr, jb, nj)) mask_block(h, st, ib, nr, jb, nj);
+        prob_block(st, nj, lse2);
+        for (int r = 0; r < nr; r++) {
+            float *pr = p + (int64_t)(ib - i0 + r) * p_rs + jb;
+            for (int jj = 0; jj < nj; jj++) pr[jj] = st[jj * BR + r];
+        }
+    }
+}
+
+/* One row as fwd_rows' second pass. */
+static void probs_row(const attn__head *h, float lse, int i, float *pr, float *ws) {
     const int d = h->d, dp = rup(d, VL);
     float *q2 = ws, *tmp = q2 + dp;
-    const vf l2e = vset1(LOG2E);
-    for (int i = i0; i < i1; i++) {
-        float *pr = p + (int64_t)(i - i0) * p_rs;
-        memset(pr, 0, (size_t)h->Nk * sizeof *pr);
-        if (lse[i] == -INFINITY) continue; /* no visible key: zeros, as the forward */
-        const float *qi = h->q + (int64_t)i * h->q_rs;
-        for (int c = 0; c < dp; c++) q2[c] = c < d ? qi[c] * h->scale : 0.0f;
-        int js, je;
-        key_range(h, i, i + 1, 0, h->Nk, &js, &je);
-        const vf li = vset1(lse[i]);
-        for (int jc = js; jc < je; jc += VL) {
-            int nk = imin(VL, je - jc);
-            vf sc = row_mask(h, i, jc, nk, row_scores(q2, h->k + (int64_t)jc * h->k_rs, h->k_rs, nk, d), tmp);
-            vstoren(pr + jc, vexp2(vmul(vsub(sc, li), l2e)), nk);
+    memset(pr, 0, (size_t)h->Nk * sizeof *pr);
+    if (lse == -INFINITY) return; /* no visible key: zeros, as the forward */
+    const float *qi = h->q + (int64_t)i * h->q_rs;
+    for (int c = 0; c < dp; c++) q2[c] = c < d ? qi[c] * h->scale : 0.0f;
+    int js, je;
+    key_range(h, i, i + 1, 0, h->Nk, &js, &je);
+    const vf li = vset1(lse), l2e = vset1(LOG2E);
+    for (int jc = js; jc < je; jc += VL) {
+        int nk = imin(VL, je - jc);
+        vf sc = row_mask(h, i, jc, nk, row_scores(q2, h->k + (int64_t)jc * h->k_rs, h->k_rs, nk, d), tmp);
+        vstoren(pr + jc, vexp2(vmul(vsub(sc, li), l2e)), nk);
+    }
+}
+
+/* Tiles of BR rows as the forward takes them (the row path for short ones); each row's
+ * weights have the same bits whichever path computes them. */
+static void FN(probs)(const attn__head *h, const float *lse, int i0, int i1, float *p, int64_t p_rs, float *ws) {
+    for (int ib = i0; ib < i1; ib += BR) {
+        int ie = imin(i1, ib + BR);
+        if (ie - ib > ROWS_MAX) {
+            probs_tile(h, lse, ib, ie, i0, p, p_rs, ws);
+            continue;
         }
+        for (int i = ib; i < ie; i++) probs_row(h, lse[i], i, p + (int64_t)(i - i0) * p_rs, ws);
     }
 }
