@@ -385,6 +385,47 @@ static void test_decoding(void) {
     attn_transformer_free(m);
 }
 
+/* ---- The paged key/value cache ------------------------------------------------------------ */
+
+/* Beam search and greedy decoding with the paged cache give the dense cache's translations and
+ * scores bit for bit (the same attention kernel over the same keys), while copying fewer bytes
+ * of keys and values: the beams share their prefix blocks and copy at most one block on write,
+ * where the dense cache copies every reordered row's whole prefix. RoPE with grouped heads,
+ * ALiBi, and one key/value head; hypotheses past 16 tokens cross a block. */
+static void test_paged_kv(void) {
+    static const attn_pos_kind pos[3] = {ATTN_POS_ROPE, ATTN_POS_ALIBI, ATTN_POS_SINUSOIDAL};
+    static const int kvh[3] = {2, 4, 1};
+    int32_t src[3 * 6] = {4, 5, 6, 7, 8, 3, 9, 4, 3, 0, 0, 0, 5, 5, 6, 11, 3, 0}, len[3] = {6, 3, 5};
+    for (int c = 0; c < 3; c++) {
+        attn_transformer *m = make(tiny(pos[c], c == 1, kvh[c]), 11 + c);
+        if (!m) return;
+        for (int K = 1; K <= 4; K += 3) {
+            attn_decode_opts o = {K, 0.7f, 20, NULL};
+            int32_t out[2][3 * 20], olen[2][3];
+            attn_transformer_result res[2][3];
+            int64_t bytes[2];
+            for (int paged = 0; paged < 2; paged++) {
+                tr_paged_kv = paged;
+                int64_t b0 = tr_kv_bytes_copied;
+                CHECK(attn_transformer_translate(m, 3, 6, src, len, &o, 20, out[paged], olen[paged], res[paged]) == ATTN_OK,
+                      "decode (paged %d): %s", paged, attn_last_error());
+                bytes[paged] = tr_kv_bytes_copied - b0;
+            }
+            tr_paged_kv = 1;
+            int same = !memcmp(olen[0], olen[1], sizeof olen[0]);
+            for (int b = 0; b < 3 && same; b++)
+                same = !memcmp(out[0] + b * 20, out[1] + b * 20, (size_t)olen[0][b] * sizeof(int32_t)) &&
+                       res[0][b].logp == res[1][b].logp && res[0][b].score == res[1][b].score && res[0][b].eos == res[1][b].eos;
+            CHECK(same, "position kind %d, beam %d: the paged cache decodes otherwise than the dense one", c, K);
+            if (K == 1) CHECK(bytes[0] == 0 && bytes[1] == 0, "greedy decoding copies no keys (%lld, %lld bytes)",
+                              (long long)bytes[0], (long long)bytes[1]);
+            else CHECK(bytes[0] > 0 && bytes[1] < bytes[0] / 2, "beam search: %lld bytes copied by the paged cache, %lld by "
+                       "the dense one", (long long)bytes[1], (long long)bytes[0]);
+        }
+        attn_transformer_free(m);
+    }
+}
+
 /* ---- Attention maps ------------------------------------------------------------------------ */
 
 static void test_maps(void) {
@@ -561,6 +602,7 @@ int main(void) {
     test_finite_differences();
     test_dropout();
     test_decoding();
+    test_paged_kv();
     test_maps();
     test_config_and_checkpoint();
     test_learns_reversal();

@@ -14,6 +14,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "attn/kvcache.h"
 #include "attn/layers.h"
 #include "attn/posenc.h"
 #include "attn/text.h"
@@ -21,20 +22,32 @@
 #include "models/transformer_internal.h"
 #include "nn/nn_internal.h"
 
+_Atomic int tr_paged_kv = 1;
+_Atomic int64_t tr_kv_bytes_copied = 0;
+
 typedef struct {
     const attn_transformer *m;
     int B, K, R, S, Tc;
     const int32_t *src_len; /* (B) */
     float *mem;             /* (B, S, E) */
     float **ckv;            /* per decoder layer: (B, S, 2 KV) cross keys then values */
-    float **kc, **vc;       /* per decoder layer: (R, Tc, KV) */
+    float **kc, **vc;       /* dense cache, per decoder layer: (R, Tc, KV) */
     float *spare;           /* (R, Tc, KV): gather target when beams are reordered */
+    attn_kvcache **kv;      /* paged cache, per decoder layer: row r is sequence slot[r] */
+    int *slot;              /* (R) slots: rows alternate between slots [0, R) and [R, 2R) */
     float *x, *h, *qkv, *o, *f, *ff, *logits, *lse, *bias, *pe; /* step scratch */
     float *block;           /* the one allocation holding all of the above */
     attn_plan *sa, *ca;     /* self- and cross-attention plans, reused by every step and layer */
 } dec_state;
 
 static void dec_free(dec_state *d) {
+    for (int l = 0; d->kv && l < d->m->cfg.dec_layers; l++) {
+        attn_kvcache_stats s;
+        if (d->kv[l] && attn_kvcache_get_stats(d->kv[l], &s) == ATTN_OK) tr_kv_bytes_copied += s.bytes_copied;
+        attn_kvcache_free(d->kv[l]);
+    }
+    attn_free(d->kv);
+    attn_free(d->slot);
     attn_plan_free(d->sa);
     attn_plan_free(d->ca);
     attn_free(d->block);
@@ -72,17 +85,35 @@ static void cross_desc(const dec_state *d, attn_desc *a) {
     a->mask.key_lengths = d->src_len;
 }
 
+/* The paged caches: per layer a pool of R (ceil(Tc / 16) + 1) blocks of 16 tokens, enough for
+ * R rows that share nothing, and 2R sequence slots so that a reorder can fork the new rows
+ * from the old before letting the old go. */
+static int dec_paged_init(dec_state *d) {
+    const attn_transformer *m = d->m;
+    int L = m->cfg.dec_layers, bs = 16, st = ATTN_OK;
+    attn_kvcache_config kc = {.Hkv = m->cfg.kv_heads, .dk = m->dh, .dv = m->dh, .block_size = bs,
+                              .num_blocks = d->R * ((d->Tc + bs - 1) / bs + 1), .max_seqs = 2 * d->R};
+    d->kv = attn_calloc((size_t)L, sizeof *d->kv);
+    d->slot = attn_malloc((size_t)d->R * sizeof *d->slot);
+    if (!d->kv || !d->slot) return attn__error(ATTN_ENOMEM, "transformer decoding: out of memory");
+    for (int r = 0; r < d->R; r++) d->slot[r] = r;
+    for (int l = 0; l < L && !st; l++) st = attn_kvcache_new(&kc, &d->kv[l]);
+    return st;
+}
+
 static int dec_init(dec_state *d, const attn_transformer *m, int B, int K, int S, int Tc, const int32_t *src_len) {
     const attn_transformer_config *c = &m->cfg;
     memset(d, 0, sizeof *d);
     d->m = m, d->B = B, d->K = K, d->R = B * K, d->S = S, d->Tc = Tc, d->src_len = src_len;
+    int paged = tr_paged_kv;
     size_t R = (size_t)d->R, E = (size_t)c->d_model, KV = (size_t)m->KV, L = (size_t)c->dec_layers;
+    size_t dense = paged ? 0 : R * (size_t)Tc * KV; /* floats per dense cache */
     size_t F3 = E + 2 * KV, V = (size_t)c->tgt_vocab, F = (size_t)c->d_ff, H = (size_t)c->heads;
     size_t sizes[] = {
         (size_t)B * S * E,             /* mem */
         L * (size_t)B * S * 2 * KV,    /* ckv */
-        2 * L * R * (size_t)Tc * KV,   /* kc, vc */
-        R * (size_t)Tc * KV,           /* spare */
+        2 * L * dense,                 /* kc, vc */
+        dense,                         /* spare */
         R * E, R * E, R * F3, R * E, R * E, R * F, R * V, R * H, H * (size_t)Tc, E,
     };
     size_t total = 0;
@@ -98,8 +129,8 @@ static int dec_init(dec_state *d, const attn_transformer *m, int B, int K, int S
 #define TAKE(n) (p += ((n) + 15) & ~(size_t)15, p - (((n) + 15) & ~(size_t)15))
     d->mem = TAKE(sizes[0]);
     for (size_t l = 0; l < L; l++) d->ckv[l] = TAKE((size_t)B * S * 2 * KV);
-    for (size_t l = 0; l < L; l++) d->kc[l] = TAKE(R * (size_t)Tc * KV);
-    for (size_t l = 0; l < L; l++) d->vc[l] = TAKE(R * (size_t)Tc * KV);
+    for (size_t l = 0; l < L; l++) d->kc[l] = TAKE(dense);
+    for (size_t l = 0; l < L; l++) d->vc[l] = TAKE(dense);
     d->spare = TAKE(sizes[3]);
     d->x = TAKE(R * E), d->h = TAKE(R * E), d->qkv = TAKE(R * F3), d->o = TAKE(R * E), d->f = TAKE(R * E);
     d->ff = TAKE(R * F), d->logits = TAKE(R * V), d->lse = TAKE(R * H), d->bias = TAKE(H * (size_t)Tc), d->pe = TAKE(E);
@@ -109,7 +140,8 @@ static int dec_init(dec_state *d, const attn_transformer *m, int B, int K, int S
     attn_desc sa, ca;
     self_desc(d, Tc - 1, &sa);
     cross_desc(d, &ca);
-    int st = attn_plan_new(&sa, &d->sa);
+    int st = paged ? dec_paged_init(d) : ATTN_OK;
+    if (!st) st = attn_plan_new(&sa, &d->sa);
     if (!st) st = attn_plan_new(&ca, &d->ca);
     if (st) dec_free(d);
     return st;
@@ -169,6 +201,27 @@ static const float *sub_in(const attn_transformer *m, dec_state *d, const tr_lay
     return d->h;
 }
 
+/* Self-attention of layer l at step t: the rows' new keys and values (in qkv) into the cache,
+ * then their queries over it; the paged cache gives the dense one's bits (the same kernel). */
+static int self_attend(dec_state *d, int l, int t, const attn_desc *sa) {
+    int R = d->R, E = d->m->cfg.d_model, KV = d->m->KV, F3 = E + 2 * KV, st = ATTN_OK;
+    for (int r = 0; r < R; r++) {
+        const float *row = d->qkv + (size_t)r * F3;
+        if (d->kv) {
+            if ((st = attn_kvcache_append(d->kv[l], d->slot[r], 1, row + E, 0, row + E + KV, 0)) != ATTN_OK) return st;
+            continue;
+        }
+        memcpy(d->kc[l] + ((size_t)r * d->Tc + t) * KV, row + E, (size_t)KV * sizeof(float));
+        memcpy(d->vc[l] + ((size_t)r * d->Tc + t) * KV, row + E + KV, (size_t)KV * sizeof(float));
+    }
+    if (!d->kv) return attn_plan_forward(d->sa, d->qkv, d->kc[l], d->vc[l], d->o, NULL, d->lse);
+    attn_kvcache_query q = {.nseq = R, .seqs = d->slot, .H = sa->H, .nq = 1, .scale = sa->scale,
+                            .bias = sa->mask.bias, .q_strides = {F3, sa->dq, F3}, .o_strides = {E, sa->dq, E}};
+    memcpy(q.bias_strides, sa->mask.bias_strides, sizeof q.bias_strides);
+    q.bias_strides[2] = 0; /* one query row */
+    return attn_kvcache_attend(d->kv[l], &q, d->qkv, d->o, d->lse);
+}
+
 /* One decoder step at position t for every row: tok (R) the newest input tokens; leaves the
  * log-probabilities of the next token in d->logits (R, V). */
 static int dec_step(dec_state *d, const int32_t *tok, int t) {
@@ -201,12 +254,7 @@ static int dec_step(dec_state *d, const int32_t *tok, int t) {
             rk.H = Hkv;
             if ((st = attn_rope_forward(&rq, d->qkv)) || (st = attn_rope_forward(&rk, d->qkv + E))) return st;
         }
-        for (int r = 0; r < R; r++) {
-            const float *row = d->qkv + (size_t)r * F3;
-            memcpy(d->kc[l] + ((size_t)r * d->Tc + t) * KV, row + E, (size_t)KV * sizeof(float));
-            memcpy(d->vc[l] + ((size_t)r * d->Tc + t) * KV, row + E + KV, (size_t)KV * sizeof(float));
-        }
-        if ((st = attn_plan_forward(d->sa, d->qkv, d->kc[l], d->vc[l], d->o, NULL, d->lse)) != ATTN_OK) return st;
+        if ((st = self_attend(d, l, t, &sa)) != ATTN_OK) return st;
         attn__linear_forward(d->f, d->o, 0, L->sa.out_w->data, L->sa.out_b->data, R, E, E);
         add_norm(m, d->x, d->f, L, 0, R);
         /* Cross-attention: the K beams of a sentence are K queries over its memory. */
@@ -235,6 +283,16 @@ static void dec_reorder(dec_state *d, const int *from, int n) {
     for (int r = 0; r < d->R && identity; r++) identity = from[r] == r;
     if (identity) return;
     const attn_transformer *m = d->m;
+    if (d->kv) { /* the new rows share the old rows' blocks: a fork per row, no copy */
+        int other = d->slot[0] < d->R ? d->R : 0;
+        for (int l = 0; l < m->cfg.dec_layers; l++) {
+            for (int r = 0; r < d->R; r++) attn_kvcache_fork(d->kv[l], d->slot[from[r]], other + r);
+            for (int r = 0; r < d->R; r++) attn_kvcache_reset(d->kv[l], d->slot[r]);
+        }
+        for (int r = 0; r < d->R; r++) d->slot[r] = other + r;
+        return;
+    }
+    tr_kv_bytes_copied += (int64_t)2 * m->cfg.dec_layers * d->R * n * m->KV * (int64_t)sizeof(float);
     size_t KV = (size_t)m->KV, row = (size_t)d->Tc * KV;
     for (int l = 0; l < m->cfg.dec_layers; l++)
         for (int which = 0; which < 2; which++) {

@@ -63,14 +63,14 @@ attn_var *tr_attention(attn_graph *g, attn_var *q, attn_var *kv, const tr_attn_o
 attn_var *tr_add_dropout(attn_graph *g, attn_var *x, attn_var *f, float p);
 attn_var *tr_relu_dropout(attn_graph *g, attn_var *h, float p);
 
-/* The encoder on graph g: memory (B, S, E) after the final norm. src (B, S) and src_len (B)
- * must have been checked. maps_enc, if not NULL, gets the self-attention weights
- * (enc_layers, B, H, S, S). */
 /* attn_transformer_forward; with cross_last, maps gets the cross-attention weights of the last
  * decoder layer alone, cross (1, B, H, T, S), and no other (enc_self, dec_self NULL): the
  * alignment of a translation, without the weights of every other attention. */
 attn_var *tr_forward(attn_transformer *m, attn_graph *g, const attn_transformer_batch *b, attn_transformer_maps *maps,
                      int cross_last);
+/* The encoder on graph g: memory (B, S, E) after the final norm. src (B, S) and src_len (B)
+ * must have been checked. maps_enc, if not NULL, gets the self-attention weights
+ * (enc_layers, B, H, S, S). */
 attn_var *tr_encode(attn_transformer *m, attn_graph *g, const int32_t *src, const int32_t *src_len, int B, int S,
                     float *maps_enc);
 
@@ -86,6 +86,14 @@ void tr_add_layer(attn_transformer *m, int *st, const char *stack, int i, int de
  * position computed as a decoding step would (the key/value cache of attn_transformer_translate). */
 int tr_forced_states(const attn_transformer *m, int B, int S, const int32_t *src, const int32_t *src_len, int T,
                      const int32_t *tgt_in, float *states);
+
+/* Decoding's key/value cache (transformer_decode.c): the paged cache of attn/kvcache.h (1, the
+ * default: beams share their prefix blocks, copy-on-write) or the dense one, a (rows, Tc)
+ * array per layer whose rows are copied when beam search reorders them (0: kept to compare
+ * the two in tests and benchmarks; set it before decoding starts). tr_kv_bytes_copied counts
+ * the keys and values either copied to keep the beams' caches, since the process started. */
+extern _Atomic int tr_paged_kv;
+extern _Atomic int64_t tr_kv_bytes_copied;
 
 /* Sequence length limit checks and the sinusoidal table. */
 int tr_check_ids(const int32_t *ids, int64_t n, int V, const char *what);
