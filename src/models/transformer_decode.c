@@ -24,6 +24,7 @@
 
 _Atomic int tr_paged_kv = 1;
 _Atomic int64_t tr_kv_bytes_copied = 0;
+_Atomic int64_t tr_decode_steps = 0;
 
 typedef struct {
     const attn_transformer *m;
@@ -240,6 +241,7 @@ static int dec_step(dec_state *d, const int32_t *tok, int t) {
         for (int i = 0; i < E; i++) x[i] = e[i] * scale + (pe ? pe[i] : 0.0f);
     }
     if (c->pos == ATTN_POS_ALIBI && (st = attn_alibi_bias(H, 1, t + 1, t, 0, d->bias)) != ATTN_OK) return st;
+    tr_decode_steps++;
     attn_desc sa;
     self_desc(d, t, &sa);
     if ((st = attn_plan_reshape(d->sa, &sa)) != ATTN_OK) return st;

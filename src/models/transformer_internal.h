@@ -90,10 +90,12 @@ int tr_forced_states(const attn_transformer *m, int B, int S, const int32_t *src
 /* Decoding's key/value cache (transformer_decode.c): the paged cache of attn/kvcache.h (1, the
  * default: beams share their prefix blocks, copy-on-write) or the dense one, a (rows, Tc)
  * array per layer whose rows are copied when beam search reorders them (0: kept to compare
- * the two in tests and benchmarks; set it before decoding starts). tr_kv_bytes_copied counts
- * the keys and values either copied to keep the beams' caches, since the process started. */
+ * the two in tests and benchmarks (bench/kv_decode.c); set it before decoding starts).
+ * tr_kv_bytes_copied counts the keys and values either copied to keep the beams' caches,
+ * since the process started. */
 extern _Atomic int tr_paged_kv;
 extern _Atomic int64_t tr_kv_bytes_copied;
+extern _Atomic int64_t tr_decode_steps; /* decoder steps run (every row at once), likewise */
 
 /* Sequence length limit checks and the sinusoidal table. */
 int tr_check_ids(const int32_t *ids, int64_t n, int V, const char *what);
