@@ -6,20 +6,10 @@
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "attn/attention.h"
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
+#include "bench_time.h"
 
 int main(int argc, char **argv) {
     int B = argc > 1 ? atoi(argv[1]) : 1, H = argc > 2 ? atoi(argv[2]) : 8, N = argc > 3 ? atoi(argv[3]) : 1024;
@@ -38,17 +28,17 @@ int main(int argc, char **argv) {
     if (attn_plan_new(&a, &pl)) return fprintf(stderr, "%s\n", attn_last_error()), 1;
     int head = H / 2, st = 0;
     for (int r = -1; r < R && !st; r++) { /* run -1 warms up */
-        double t0 = now();
+        double t0 = bench_now();
         st |= attn_plan_forward(pl, Q, K, V, O, P, lse);
-        double ta = now();
+        double ta = bench_now();
         st |= attn_plan_forward(pl, Q, K, V, O, NULL, lse);
-        double tb = now();
+        double tb = bench_now();
         st |= attn_plan_weights(pl, Q, K, lse, &head, 1, 0, N, W);
-        double tc = now();
+        double tc = bench_now();
         if (r >= 0) t1[r] = ta - t0, t2[r] = tb - ta, t3[r] = tc - tb;
     }
     if (st) return fprintf(stderr, "%s\n", attn_last_error()), 1;
-    qsort(t1, R, sizeof *t1, cmp), qsort(t2, R, sizeof *t2, cmp), qsort(t3, R, sizeof *t3, cmp);
+    qsort(t1, R, sizeof *t1, bench_cmp), qsort(t2, R, sizeof *t2, bench_cmp), qsort(t3, R, sizeof *t3, bench_cmp);
     printf("B=%d H=%d N=%d d=%d, %d threads, path %s, median of %d runs:\n", B, H, N, d, attn_get_threads(), attn_get_isa(), R);
     printf("forward with P (all heads)       %8.3f ms\n", t1[R / 2] * 1e3);
     printf("forward without P                %8.3f ms\n", t2[R / 2] * 1e3);

@@ -11,25 +11,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "attn/attn.h"
+
+#include "bench_time.h"
 
 /* The library's internal switch and counters (src/models/transformer_internal.h), reachable
  * when linking the static library. */
 extern _Atomic int tr_paged_kv;
 extern _Atomic int64_t tr_kv_bytes_copied, tr_decode_steps;
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 int main(int argc, char **argv) {
     if (argc < 3) return fprintf(stderr, "usage: %s MODEL_DIR TEST_TSV [N BEAM ROUNDS]\n", argv[0]), 2;
@@ -58,7 +48,7 @@ int main(int argc, char **argv) {
         for (int paged = 0; paged < 2; paged++) {
             tr_paged_kv = paged;
             int64_t b0 = tr_kv_bytes_copied, s0 = tr_decode_steps;
-            double t0 = now();
+            double t0 = bench_now();
             for (int i = 0; i < n; i++) {
                 attn_s2s_translation tr;
                 if (attn_translator_translate(m, src[i], &o, &tr)) return fprintf(stderr, "%s\n", attn_last_error()), 1;
@@ -66,13 +56,13 @@ int main(int argc, char **argv) {
                 else same &= !strcmp(out[i], tr.text);
                 attn_s2s_translation_free(&tr);
             }
-            t[paged][r] = (now() - t0) / n;
+            t[paged][r] = (bench_now() - t0) / n;
             bytes[paged] = tr_kv_bytes_copied - b0, steps[paged] = tr_decode_steps - s0;
         }
     printf("%d sentences, beam %d, %d threads, path %s, median of %d rounds; translations %s\n", n, beam,
            attn_get_threads(), attn_get_isa(), R, same ? "identical" : "DIFFER");
     for (int paged = 0; paged < 2; paged++) {
-        qsort(t[paged], R, sizeof(double), cmp);
+        qsort(t[paged], R, sizeof(double), bench_cmp);
         printf("%-6s cache: %7.2f ms per sentence, %9.0f KV bytes copied per decoder step (%lld steps)\n",
                paged ? "paged" : "dense", t[paged][R / 2] * 1e3, (double)bytes[paged] / steps[paged], (long long)steps[paged]);
     }
