@@ -952,7 +952,7 @@ int attn_plan_backward(attn_plan *pl, const float *Q, const float *K, const floa
 
 /* ------------------------------------------------------------------------------------------
  * For attn_plan_weights (nn/attention_weights.c, which checks the arguments): rows [r0, r1) of
- * heads hs[0 .. nh) (b * H + h) into P (nh, r1 - r0, Nk), a block of query rows of one head per
+ * heads hs[0 .. nh) (b * H + h; hs NULL: every head in order) into P (nh, r1 - r0, Nk), a block of query rows of one head per
  * task, each row as the forward computes its weights: the kernels' probs, or the additive
  * forward's softmax. */
 typedef struct {
@@ -968,10 +968,11 @@ typedef struct {
 static void weights_task(void *ctx, int task, int thread) {
     weights_job *j = ctx;
     int qb = attn__kern()->q_block, nb = (j->r1 - j->r0 + qb - 1) / qb, t = task / nb, i0 = j->r0 + task % nb * qb;
-    int i1 = i0 + qb < j->r1 ? i0 + qb : j->r1, b = j->hs[t] / j->p.a.H, h = j->hs[t] % j->p.a.H, Nk = j->p.a.Nk;
+    int bh = j->hs ? j->hs[t] : t, i1 = i0 + qb < j->r1 ? i0 + qb : j->r1, b = bh / j->p.a.H, h = bh % j->p.a.H;
+    int Nk = j->p.a.Nk;
     attn__head hd = head_of(&j->p, b, h);
     float *pt = j->P + ((size_t)t * (j->r1 - j->r0) + (i0 - j->r0)) * Nk, *s = scratch_at(&j->sc, thread);
-    if (!j->ad.Wq) attn__kern()->probs(&hd, j->lse + (size_t)j->hs[t] * j->p.a.Nq, i0, i1, pt, Nk, s);
+    if (!j->ad.Wq) attn__kern()->probs(&hd, j->lse + (size_t)bh * j->p.a.Nq, i0, i1, pt, Nk, s);
     for (int i = i0; j->ad.Wq && i < i1; i++) {
         float *pr = pt + (size_t)(i - i0) * Nk;
         additive_row(&j->p, &j->ad, &hd, b, h, i, pr, s, 0);

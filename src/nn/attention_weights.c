@@ -56,18 +56,11 @@ int attn_plan_weights(attn_plan *pl, const float *Q, const float *K, const float
         return attn__error(ATTN_EINVAL, "attn_weights: heads NULL means all B * H = %d heads, but nheads is %d", BH,
                            nheads);
     if (nheads < 1) return attn__error(ATTN_EINVAL, "attn_weights: nheads must be >= 1, not %d", nheads);
-    int *all = NULL;
     for (int t = 0; heads && t < nheads; t++)
         if (heads[t] < 0 || heads[t] >= BH)
             return attn__error(ATTN_EINVAL, "attn_weights: head %d (heads[%d]) is outside [0, B * H = %d)", heads[t], t,
                                BH);
-    if (!heads) {
-        if (!(all = attn_malloc((size_t)BH * sizeof *all))) return attn__error(ATTN_ENOMEM, "attn_weights: out of memory");
-        for (int t = 0; t < BH; t++) all[t] = t;
-    }
-    int st = attn__plan_weights(pl, Q, K, lse, heads ? heads : all, nheads, row0, row1, P);
-    attn_free(all);
-    return st;
+    return attn__plan_weights(pl, Q, K, lse, heads, nheads, row0, row1, P);
 }
 
 int attn_weights(const attn_desc *desc, const float *Q, const float *K, const float *lse, const int *heads, int nheads,

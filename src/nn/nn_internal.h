@@ -191,8 +191,8 @@ void attn__glimpse_backward(float *dimg, int acc, const float *dy, const float *
 
 /* ---- Attention weights (nn/attention.c, for attn_plan_weights of nn/attention_weights.c) ----- */
 
-/* Rows [r0, r1) of the heads hs[0 .. nh) (b * H + h) into P (nh, r1 - r0, Nk), on checked
- * arguments. */
+/* Rows [r0, r1) of the heads hs[0 .. nh) (b * H + h; NULL: all B * H in order) into P
+ * (nh, r1 - r0, Nk), on checked arguments. */
 int attn__plan_weights(attn_plan *pl, const float *Q, const float *K, const float *lse, const int *hs, int nh, int r0,
                        int r1, float *P);
 
