@@ -18,6 +18,7 @@
 #include "core/internal.h"
 #include "kernels/ref/additive.h"
 #include "kernels/kernels.h"
+#include "nn/attention_mods.h"
 
 #define COS_EPS 1e-12f
 
@@ -96,7 +97,7 @@ int attn_desc_check(attn_desc *a) {
     contiguous(a->k_strides, a->Hkv, a->Nk, a->dk);
     contiguous(a->v_strides, a->Hkv, a->Nk, a->dv);
     contiguous(a->o_strides, a->H, a->Nq, a->dv);
-    return ATTN_OK;
+    return attn__mods_check(a);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -108,7 +109,7 @@ enum {
     WS_SCRATCH, WS_PO, WS_PL,             /* kernel scratch, split-forward partials */
     WS_LSE, WS_OTMP, WS_DELTA,            /* forward/backward row statistics */
     WS_DQ, WS_DK, WS_DQPART,              /* backward: effective dq, dk, per-range dq */
-    WS_DWQ, WS_DUK, WS_DVAB,              /* additive backward */
+    WS_DWQ, WS_DUK, WS_DVAB,              /* additive backward (and attn_mods: nn/attention_mods.c) */
     WS_COUNT
 };
 
@@ -120,6 +121,7 @@ struct attn_plan {
     attn_desc a; /* checked */
     void *buf[WS_COUNT];
     size_t cap[WS_COUNT]; /* bytes */
+    attn__mods_state *mods; /* the block mask of mask_mod (made once), gradients' sums */
 };
 
 /* The workspace buffer `slot` of at least n floats (zeroed if asked); grown only when a call
@@ -158,7 +160,7 @@ int attn_plan_reshape(attn_plan *pl, const attn_desc *d) {
     attn_desc a = *d;
     int st = attn_desc_check(&a);
     if (st) return st;
-    pl->a = a;
+    pl->a = a, attn__mods_reset(pl->mods);
     return ATTN_OK;
 }
 
@@ -167,7 +169,7 @@ const attn_desc *attn_plan_desc(const attn_plan *pl) { return pl ? &pl->a : NULL
 void attn_plan_free(attn_plan *pl) {
     if (!pl) return;
     for (int i = 0; i < WS_COUNT; i++) attn_free(pl->buf[i]);
-    attn_free(pl);
+    attn__mods_free(pl->mods), attn_free(pl);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -182,6 +184,7 @@ typedef struct {
     int d;                      /* their feature size (dk) */
     float *qbuf, *kbuf;         /* transformed copies (workspace), contiguous */
     float *qnorm, *knorm;       /* cosine: max(|q|, eps) per row (B*H*Nq), (B*Hkv*Nk) */
+    const uint8_t *tiles;       /* the block mask of mask_mod, or NULL */
 } prep;
 
 /* Normalise rows of X (B, Hx, N, d) with strides xs into contiguous out; norms kept. */
@@ -207,6 +210,7 @@ static int prep_init(prep *p, attn_plan *pl, const float *Q, const float *K, con
     int st = attn_desc_check(&p->a); /* again: key lengths may have changed since */
     if (st) return st;
     if (!Q || !K || !V) return attn__error(ATTN_EINVAL, "Q, K and V must not be NULL");
+    if ((st = attn__mods_tiles(&pl->mods, &p->a, &p->tiles))) return st;
     attn_desc *a = &p->a;
     p->Q = Q, p->K = K, p->V = V;
     p->q = Q, p->k = K;
@@ -266,6 +270,7 @@ static attn__head head_of(const prep *p, int b, int h) {
         hd.bias = a->mask.bias + b * s[0] + h * s[1];
         hd.bias_rs = s[2], hd.bias_cs = s[3];
     }
+    attn__mods_head(&hd, a, b, h, p->ws ? p->ws->mods : NULL, p->tiles);
     return hd;
 }
 
@@ -492,6 +497,7 @@ static int run_forward(const prep *p, const additive *ad, float *O, float *P, fl
     } else {
         run_tasks(tasks, fwd_task, &j, flops);
     }
+    if (!st) attn__mods_sinks(a, O, P, lse);
     return st;
 }
 
@@ -875,8 +881,11 @@ static int additive_backward(const prep *p, const additive *ad, const float *dO,
     return ATTN_OK;
 }
 
-int attn_plan_backward(attn_plan *pl, const float *Q, const float *K, const float *V, const float *O,
-                       const float *lse_in, const float *dO, float *dQ, float *dK, float *dV, attn_score_params *dparams) {
+static attn__head head_fn(const void *p, int b, int h) { return head_of(p, b, h); }
+
+int attn_plan_backward_mods(attn_plan *pl, const float *Q, const float *K, const float *V, const float *O,
+                            const float *lse_in, const float *dO, float *dQ, float *dK, float *dV,
+                            attn_score_params *dparams, attn_mods_grad *dmods) {
     if (!pl) return attn__error(ATTN_EINVAL, "attention plan is NULL");
     if (!O || !dO) return attn__error(ATTN_EINVAL, "O and dO must not be NULL");
     prep p;
@@ -959,6 +968,7 @@ int attn_plan_backward(attn_plan *pl, const float *Q, const float *K, const floa
         if (j.dq) attn__parallel(a->B * a->H * j.nqb, bwd_dq_task, &j);
         if (j.dk || j.dv) attn__parallel(a->B * a->Hkv * j.nkb, bwd_dkv_task, &j);
     }
+    if ((st = attn__mods_backward(&pl->mods, a, head_fn, &p, lse_in, delta, dO, dmods))) return st;
 
     if (a->score == ATTN_SCORE_COSINE) {
         if (dQ) cosine_back(p.qbuf, p.qnorm, dq_tmp, nq, p.d, dQ, a->q_strides, a->H, a->Nq);
