@@ -17,7 +17,8 @@ user = 1: the test's mask_mod and score_mod (defined identically in the C test):
     mask_mod(b, h, i, j)     = (i // 100 == j // 100) and not (i == 130 and j % 3 == 0)
     score_mod(s, b, h, i, j) = s + theta[h] sin(s + 0.05 (i - j))  (theta: n_dparams = H)
 
-Files: q k v do (float32), doc_offsets (int32, (B, n_docs + 1)), bias slopes t5 sinks theta
+Files: q k v do (float32), doc_offsets (int32, (B, n_docs + 1)) and doc_lens (int64, the
+lengths, for tests/cli_attend_mods.sh), bias slopes t5 sinks theta
 (float32, the parameters present), and the expected o lse p dq dk dv and dbias dslopes dt5
 dsinks dtheta (float64). The reference's own gradients are checked against finite
 differences (torch.autograd.gradcheck) on each case before it is written.
@@ -176,6 +177,7 @@ def gen_case(out, name, rng, B=1, H=2, Hkv=None, Nq=37, Nk=53, d=19, causal=0, w
         np.save(os.path.join(dirp, n + ".npy"), a)
     if docs is not None:
         np.save(os.path.join(dirp, "doc_offsets.npy"), c["doc_offsets"])
+        np.save(os.path.join(dirp, "doc_lens.npy"), np.diff(c["doc_offsets"], axis=1).astype(np.int64))  # attn attend
     np.save(os.path.join(dirp, "o_ref.npy"), o.detach().numpy())
     np.save(os.path.join(dirp, "lse_ref.npy"), lse.detach().numpy())
     if p.numel() <= 4000:  # (the weights of the small cases only: the fixtures stay small)
