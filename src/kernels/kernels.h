@@ -54,6 +54,7 @@ typedef struct {
     int ew;                       /* any element-wise score modifier below (or score_mod) */
     int alibi; float slope;       /* ALiBi: s += slope (j - i) */
     const float *t5; int t5_rs, t5_nb, t5_maxd, t5_bidir; /* T5: s += t5[bucket * t5_rs] */
+    const int *t5_bk;             /* T5: the bucket of j - i at t5_bk[j - i] (-Nq < j - i < Nk) */
     float softcap;                /* > 0: s -> softcap tanh(s / softcap) */
     const uint8_t *tiles; int tiles_nk; /* block mask of mask_mod: (query tile, key block) ->
                                    * ATTN__TILE_EMPTY / PARTIAL / FULL, or NULL */
@@ -118,7 +119,7 @@ int attn__t5_bucket(int rel, int bidirectional, int num_buckets, int max_distanc
  * softcap. *g (if not NULL) gets d result / d s. */
 static inline float attn__mods_apply(const attn__head *h, int i, int j, float s, float *g) {
     if (h->alibi) s += h->slope * (float)(j - i);
-    if (h->t5) s += h->t5[attn__t5_bucket(j - i, h->t5_bidir, h->t5_nb, h->t5_maxd) * h->t5_rs];
+    if (h->t5) s += h->t5[h->t5_bk[j - i] * h->t5_rs];
     float gr = 1.0f;
     if (h->score_mod) {
         float s0 = s;

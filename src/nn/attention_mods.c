@@ -79,6 +79,8 @@ struct attn__mods_state {
     int ntq, ntk;
     float *g;         /* the parameter gradients' per-task partial sums */
     size_t gcap;
+    int *t5bk;        /* T5: the bucket of each relative position j - i, from -(Nq - 1) */
+    size_t t5cap;
 };
 
 void attn__mods_reset(attn__mods_state *s) {
@@ -87,7 +89,7 @@ void attn__mods_reset(attn__mods_state *s) {
 
 void attn__mods_free(attn__mods_state *s) {
     if (!s) return;
-    attn_free(s->tiles), attn_free(s->g), attn_free(s);
+    attn_free(s->tiles), attn_free(s->g), attn_free(s->t5bk), attn_free(s);
 }
 
 typedef struct {
@@ -118,9 +120,22 @@ static void tiles_task(void *ctx, int bh, int thread) {
 int attn__mods_tiles(attn__mods_state **sp, const attn_desc *a, const uint8_t **tiles) {
     *tiles = NULL;
     const attn__kernels *k = attn__kern();
-    if (!a->mods || !a->mods->mask_mod || !k->bwd) return ATTN_OK; /* the reference tests each element */
+    const attn_mods *m = a->mods;
+    if (!m || (!m->t5_table && !m->mask_mod)) return ATTN_OK;
     if (!*sp && !(*sp = attn_calloc(1, sizeof **sp))) return attn__error(ATTN_ENOMEM, "attention: out of memory");
     attn__mods_state *s = *sp;
+    if (m->t5_table) { /* the buckets of every relative position, once per call */
+        size_t n = (size_t)a->Nq + a->Nk;
+        if (s->t5cap < n) {
+            attn_free(s->t5bk);
+            s->t5cap = 0;
+            if (!(s->t5bk = attn_malloc(n * sizeof *s->t5bk))) return attn__error(ATTN_ENOMEM, "attention: out of memory");
+            s->t5cap = n;
+        }
+        for (int r = -(a->Nq - 1); r < a->Nk; r++)
+            s->t5bk[r + a->Nq - 1] = attn__t5_bucket(r, m->t5_bidirectional, m->t5_buckets, m->t5_max_distance);
+    }
+    if (!m->mask_mod || !k->bwd) return ATTN_OK; /* the reference tests each element */
     if (s->kern != (const void *)k) {
         int ntq = (a->Nq + k->q_block - 1) / k->q_block, ntk = (a->Nk + k->k_block - 1) / k->k_block;
         size_t n = (size_t)a->B * a->H * ntq * ntk;
@@ -149,7 +164,7 @@ void attn__mods_head(attn__head *hd, const attn_desc *a, int b, int h, const att
     hd->mask_mod = m->mask_mod, hd->score_mod = m->score_mod, hd->score_mod_bwd = m->score_mod_bwd, hd->ctx = m->ctx;
     if (m->alibi_slopes) hd->alibi = 1, hd->slope = m->alibi_slopes[h];
     if (m->t5_table) {
-        hd->t5 = m->t5_table + h, hd->t5_rs = a->H;
+        hd->t5 = m->t5_table + h, hd->t5_rs = a->H, hd->t5_bk = s->t5bk + (a->Nq - 1);
         hd->t5_nb = m->t5_buckets, hd->t5_maxd = m->t5_max_distance, hd->t5_bidir = m->t5_bidirectional;
     }
     hd->softcap = m->softcap;

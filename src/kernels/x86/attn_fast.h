@@ -48,7 +48,7 @@
  *   vload(p) vstore(p, x)    unaligned load/store of VL floats
  *   vloadn(p, n) vstoren(p, x, n)  first n lanes (the rest read as 0 / left alone)
  *   vbcast(p) vset1(x) vzero()
- *   vfma(a, b, c) = a*b + c;  vadd vsub vmul vmax
+ *   vfma(a, b, c) = a*b + c;  vadd vsub vmul vdiv vmax
  *   vexp2(x)                 2^x, 0 for x <= -150 or -inf, NaN propagates
  *   vsafe(m)                 m, or 0 where m == -inf
  *   vkeep(x, base, lo, hi)   x where base + lane is in [lo, hi), -inf elsewhere
@@ -258,16 +258,53 @@ static void mask_block(const attn__head *h, float *st, float *gt, int ib, int nr
     }
     int check_mm = h->mask_mod && (!h->tiles || tile_class(h, ib, jb, nj) != ATTN__TILE_FULL);
     int docs = h->doc && !one_doc(h, ib, nr, jb, nj);
+    /* The built-in modifiers vectorise (ALiBi, soft-capping) unless a boolean mask, mask_mod
+     * or score_mod needs each element in turn; then only documents, bias and T5 (a table
+     * lookup) go element by element. */
+    int vec = !h->bmask && !check_mm && !h->score_mod;
     if (!h->bmask && !h->bias && !h->ew && !check_mm && !docs) return;
-    for (int l = 0; l < nr; l++) {
-        int i = ib + l, lo = 0, hi = jb + nj;
-        if (docs) attn__doc_range(h, i, &lo, &hi);
-        for (int jj = 0; jj < nj; jj++) {
-            int j = jb + jj;
-            float *x = st + jj * BR + l;
-            if (*x == -INFINITY) continue;
-            if (j < lo || j >= hi) *x = -INFINITY;
-            else *x = attn__score_elem(h, i, j, *x, check_mm, gt ? gt + jj * BR + l : NULL);
+    if (!vec || docs || h->bias || h->t5) {
+        for (int l = 0; l < nr; l++) {
+            int i = ib + l, lo = 0, hi = jb + nj;
+            if (docs) attn__doc_range(h, i, &lo, &hi);
+            for (int jj = 0; jj < nj; jj++) {
+                int j = jb + jj;
+                float *x = st + jj * BR + l;
+                if (*x == -INFINITY) continue;
+                if (j < lo || j >= hi) *x = -INFINITY;
+                else if (!vec) *x = attn__score_elem(h, i, j, *x, check_mm, gt ? gt + jj * BR + l : NULL);
+                else {
+                    if (h->bias) *x += h->bias[(int64_t)i * h->bias_rs + (int64_t)j * h->bias_cs];
+                    if (h->t5) *x += h->t5[h->t5_bk[j - i] * h->t5_rs];
+                }
+            }
+        }
+    }
+    if (!vec || (!h->alibi && h->softcap <= 0.0f)) return;
+    static const float iota[BR] = {
+#define IOTA4(k) k, k + 1, k + 2, k + 3
+        IOTA4(0), IOTA4(4), IOTA4(8), IOTA4(12),
+#if BR > 16
+        IOTA4(16), IOTA4(20), IOTA4(24), IOTA4(28), IOTA4(32), IOTA4(36), IOTA4(40), IOTA4(44),
+        IOTA4(48), IOTA4(52), IOTA4(56), IOTA4(60),
+#endif
+#undef IOTA4
+    };
+    const vf cap = vset1(h->softcap), inv = vset1(h->softcap > 0.0f ? 1.0f / h->softcap : 0.0f);
+    const vf one = vset1(1.0f), two = vset1(2.0f), k2 = vset1(2.0f * LOG2E), slope = vset1(h->slope);
+    for (int jj = 0; jj < nj; jj++) {
+        float *row = st + jj * BR;
+        UNROLL for (int v = 0; v < NV; v++) {
+            vf x = vload(row + v * VL);
+            if (h->alibi) /* slope (j - i), i = ib + lane: exact integers in float */
+                x = vadd(x, vmul(slope, vsub(vset1((float)(jb + jj - ib)), vload(iota + v * VL))));
+            if (h->softcap > 0.0f) {
+                /* cap tanh(x / cap), tanh(y) = 1 - 2 / (exp(2y) + 1); -inf (hidden) stays -inf */
+                vf t = vsub(one, vdiv(two, vadd(vexp2(vmul(vmul(x, inv), k2)), one)));
+                if (gt) vstore(gt + jj * BR + v * VL, vsub(one, vmul(t, t)));
+                x = vadd(vmul(cap, t), vsub(x, vsafe(x)));
+            }
+            vstore(row + v * VL, x);
         }
     }
 }
