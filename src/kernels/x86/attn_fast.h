@@ -264,14 +264,17 @@ static void mask_block(const attn__head *h, float *st, float *gt, int ib, int nr
     int vec = !h->bmask && !check_mm && !h->score_mod;
     if (!h->bmask && !h->bias && !h->ew && !check_mm && !docs) return;
     if (!vec || docs || h->bias || h->t5) {
+        int lo[BR], hi[BR]; /* each query's document */
         for (int l = 0; l < nr; l++) {
-            int i = ib + l, lo = 0, hi = jb + nj;
-            if (docs) attn__doc_range(h, i, &lo, &hi);
-            for (int jj = 0; jj < nj; jj++) {
-                int j = jb + jj;
+            lo[l] = 0, hi[l] = jb + nj;
+            if (docs) attn__doc_range(h, ib + l, &lo[l], &hi[l]);
+        }
+        for (int jj = 0; jj < nj; jj++) { /* along the rows of S^T: contiguous */
+            for (int l = 0; l < nr; l++) {
+                int i = ib + l, j = jb + jj;
                 float *x = st + jj * BR + l;
                 if (*x == -INFINITY) continue;
-                if (j < lo || j >= hi) *x = -INFINITY;
+                if (j < lo[l] || j >= hi[l]) *x = -INFINITY;
                 else if (!vec) *x = attn__score_elem(h, i, j, *x, check_mm, gt ? gt + jj * BR + l : NULL);
                 else {
                     if (h->bias) *x += h->bias[(int64_t)i * h->bias_rs + (int64_t)j * h->bias_cs];
