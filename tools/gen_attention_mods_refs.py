@@ -215,6 +215,9 @@ def main():
     lines.append(gen_case(out, "user_mods", rng, Nq=150, Nk=150, d=8, user=1))
     lines.append(gen_case(out, "all", rng, B=2, H=4, Hkv=2, Nq=N, Nk=N, causal=1, docs=[[0, 20, N], [0, 9, N]],
                           softcap=3.0, slopes=True, sinks=True, dropout=0.2, seed=7, bias=(2, 4, N, N)))
+    # Few queries against many keys: the forward splits the keys into ranges (decoding).
+    lines.append(gen_case(out, "decode_split", rng, Nq=3, Nk=600, d=8, causal=1, align=1, slopes=True,
+                          softcap=4.0, sinks=True, dropout=0.1, seed=3))
     with open(os.path.join(out, "cases.txt"), "w") as f:
         f.writelines(lines)
 
