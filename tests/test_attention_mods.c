@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "attn/attention.h"
+#include "attn/autograd.h"
 #include "attn/io.h"
 #include "testutil.h"
 
@@ -156,6 +157,46 @@ done:
     for (int x = 0; x < 10; x++) attn_array_free(&in[x]);
 }
 
+/* The tape's attention entry with ALiBi slopes or sinks as nodes (what the Transformer
+ * learns through): the gradients of q, k, v and the node against the case's reference. */
+static void test_autograd(const char *name, int with_slopes) {
+    mcase c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.name, sizeof c.name, "%s", name);
+    c.rtol = 2e-4, c.atol = 2e-5;
+    attn_array in[5] = {{0}};
+    static const char *const names[5] = {"q", "k", "v", "do", "slopes"};
+    int ok = 1;
+    for (int x = 0; x < 5; x++) ok &= load(&c, x < 4 || with_slopes ? names[x] : "sinks", &in[x]);
+    CHECK(ok, "%s: fixtures missing", name);
+    attn_graph *g = NULL;
+    if (!ok || attn_graph_new(0, &g) != ATTN_OK) goto done;
+    float *grads[5];
+    attn_var *x[5];
+    for (int i = 0; i < 5; i++) {
+        if (i == 3) continue;
+        grads[i] = calloc((size_t)attn_array_numel(&in[i]), sizeof(float));
+        x[i] = attn_graph_leaf(g, in[i].ndim, in[i].shape, in[i].data, grads[i]);
+    }
+    attn_ag_attention_opts o;
+    memset(&o, 0, sizeof o);
+    o.layout = ATTN_AG_BHND, o.score = ATTN_SCORE_SCALED, o.mask.causal = 1;
+    if (with_slopes) o.alibi_slopes = x[4];
+    else o.sinks = x[4];
+    attn_var *y = attn_ag_attention(g, x[0], x[1], x[2], &o, NULL);
+    CHECK(y != NULL, "%s: attn_ag_attention: %s", name, attn_last_error());
+    if (y) CHECK(attn_graph_backward_from(g, y, in[3].data) == ATTN_OK, "%s: backward: %s", name, attn_last_error());
+    compare(&c, "autograd", "o_ref", y ? y->data : grads[0], y ? (size_t)y->numel : 0);
+    static const char *const want[5] = {"dq_ref", "dk_ref", "dv_ref", "", "dslopes_ref"};
+    for (int i = 0; i < 5; i++)
+        if (i != 3) compare(&c, "autograd", i == 4 && !with_slopes ? "dsinks_ref" : want[i], grads[i], (size_t)attn_array_numel(&in[i]));
+    for (int i = 0; i < 5; i++)
+        if (i != 3) free(grads[i]);
+done:
+    attn_graph_free(g);
+    for (int i = 0; i < 5; i++) attn_array_free(&in[i]);
+}
+
 /* Dropout keeps about 1 - p of the weights (200,000 draws: 4 standard deviations < 0.5%). */
 static void test_keep_rate(void) {
     long kept = 0, n = 0;
@@ -224,6 +265,8 @@ int main(void) {
     fclose(f);
     CHECK(ncases >= 15, "only %d cases in cases.txt", ncases);
     printf("%d PyTorch cases\n", ncases);
+    test_autograd("alibi", 1);
+    test_autograd("sinks", 0);
     test_keep_rate();
     test_errors();
     return tu_summary("test_attention_mods");
