@@ -2,7 +2,7 @@
 # tests/cli_attend_mods.sh: the masks and modifiers of `attn attend` (--doc-lens, --prefix,
 # --causal-align, --softcap, --alibi-slopes, --sinks, --dropout/--seed) against the PyTorch
 # references of tests/data/attention_mods (tools/gen_attention_mods_refs.py, float64), and a
-# clear error for each bad value.
+# clear error for each bad value; `attn bench attention --mods/--doc-lens` runs.
 #
 #   bash tests/cli_attend_mods.sh /path/to/attn
 set -u
@@ -81,6 +81,15 @@ bad "not both" --alibi --alibi-slopes "$D/alibi/slopes.npy"
 bad "need a dot-product score" --score additive --params data/cli/additive_params.safetensors --softcap 2
 for f in --softcap --doc-lens --prefix --causal-align --sinks --dropout --seed --alibi-slopes; do
     if "$ATTN" attend --help | grep -q -- "$f"; then pass; else : >"$T/log"; fail "$f is not in --help"; fi
+done
+
+# attn bench attention --mods / --doc-lens: runs (timings are not checked) and refuses bad lists.
+if "$ATTN" bench attention --n 64 --heads 2 --d 8 --repeat 1 --mods softcap,alibi,t5,sinks,dropout --doc-lens 16 \
+    >"$T/log" 2>&1 && grep -q "4 documents" "$T/log" && grep -q "score_mod / built-in" "$T/log"; then pass; else fail "bench --mods --doc-lens"; fi
+for args in "--mods foo:unknown modifier" "--doc-lens 0:positive lengths" "--doc-lens 30,30:summing to n"; do
+    if "$ATTN" bench attention --n 64 --heads 1 --d 8 --repeat 1 ${args%%:*} >"$T/log" 2>&1; then
+        fail "bench ${args%%:*} succeeded"
+    elif grep -q "${args#*:}" "$T/log"; then pass; else fail "bench ${args%%:*}: no '${args#*:}'"; fi
 done
 
 echo "$npass passed, $nfail failed"

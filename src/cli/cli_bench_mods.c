@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
 #include "cli_bench_mods.h"
@@ -59,17 +58,6 @@ static float cb_t5_bwd(float s, float g, int b, int h, int i, int j, void *ctx, 
     return g;
 }
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 typedef struct {
     const bench_mods_opts *o;
     float *Q, *K, *V, *O, *lse, *dO, *dQ, *dK, *dV;
@@ -81,14 +69,13 @@ static int time_desc(const bufs *b, const attn_desc *a, double *sec) {
     double t[101];
     if (R > 100) R = 100;
     for (int r = -1; r < R; r++) {
-        double t0 = now_s();
+        double t0 = cli_bench_now();
         int st = attn_forward(a, b->Q, b->K, b->V, b->O, NULL, b->lse);
         if (!st && b->o->backward) st = attn_backward(a, b->Q, b->K, b->V, b->O, b->lse, b->dO, b->dQ, b->dK, b->dV, NULL);
         if (st) return st;
-        if (r >= 0) t[r] = now_s() - t0;
+        if (r >= 0) t[r] = cli_bench_now() - t0;
     }
-    qsort(t, (size_t)R, sizeof *t, cmp_double);
-    *sec = R % 2 ? t[R / 2] : 0.5 * (t[R / 2 - 1] + t[R / 2]);
+    *sec = cli_bench_median(t, R);
     return ATTN_OK;
 }
 
