@@ -113,9 +113,12 @@ typedef struct {
  * (which must not change while a plan uses it), safe to call from several threads at once,
  * no allocation, no error. They are called only for keys the structural masks let through.
  *
- * mask_mod is evaluated once per plan (attn_plan_new / attn_plan_reshape; every call of the
- * one-shot functions) over every (b, h, i, j) into a block mask: each key block of each
- * query tile of the fast kernels is empty (skipped), full (no per-element test) or partial.
+ * mask_mod is evaluated once per plan (at its first call after attn_plan_new or
+ * attn_plan_reshape; at every call of the one-shot functions) over every (b, h, i, j) into a
+ * block mask: each key block of each query tile of the fast kernels is empty (skipped), full
+ * (no per-element test) or partial. The reference kernels test every element instead.
+ * The three steps one at a time (attn_scores, attn_normalize) apply the masks of attn_mods
+ * but not its score modifiers, sinks or dropout: those need attn_forward.
  */
 typedef int (*attn_mask_mod_fn)(int b, int h, int i, int j, void *ctx);
 typedef float (*attn_score_mod_fn)(float s, int b, int h, int i, int j, void *ctx);
