@@ -197,6 +197,29 @@ done:
     for (int i = 0; i < 5; i++) attn_array_free(&in[i]);
 }
 
+/* The three steps apply the documents (and do not trip over a T5 table they ignore). */
+static void test_steps(void) {
+    float q[10], S[25], P[25], t5[8] = {0};
+    tu_randn(q, 10, 3);
+    attn_desc a;
+    memset(&a, 0, sizeof a);
+    a.B = 1, a.H = 1, a.Nq = 5, a.Nk = 5, a.dq = 2;
+    int32_t offs[3] = {0, 2, 5};
+    attn_mods m;
+    memset(&m, 0, sizeof m);
+    m.doc_offsets = offs, m.n_docs = 2, m.t5_table = t5, m.t5_buckets = 4, m.t5_max_distance = 8;
+    a.mods = &m;
+    CHECK(attn_scores(&a, q, q, S) == ATTN_OK && attn_normalize(&a, S, P) == ATTN_OK, "steps: %s", attn_last_error());
+    for (int i = 0; i < 5; i++) {
+        double sum = 0.0;
+        for (int j = 0; j < 5; j++) {
+            sum += P[i * 5 + j];
+            CHECK((i < 2) == (j < 2) || P[i * 5 + j] == 0.0f, "steps: query %d sees key %d of another document", i, j);
+        }
+        CHECK(fabs(sum - 1.0) < 1e-5, "steps: row %d sums to %g", i, sum);
+    }
+}
+
 /* Dropout keeps about 1 - p of the weights (200,000 draws: 4 standard deviations < 0.5%). */
 static void test_keep_rate(void) {
     long kept = 0, n = 0;
@@ -267,6 +290,7 @@ int main(void) {
     printf("%d PyTorch cases\n", ncases);
     test_autograd("alibi", 1);
     test_autograd("sinks", 0);
+    test_steps();
     test_keep_rate();
     test_errors();
     return tu_summary("test_attention_mods");

@@ -119,7 +119,7 @@ int attn__t5_bucket(int rel, int bidirectional, int num_buckets, int max_distanc
  * softcap. *g (if not NULL) gets d result / d s. */
 static inline float attn__mods_apply(const attn__head *h, int i, int j, float s, float *g) {
     if (h->alibi) s += h->slope * (float)(j - i);
-    if (h->t5) s += h->t5[h->t5_bk[j - i] * h->t5_rs];
+    if (h->t5_bk) s += h->t5[h->t5_bk[j - i] * h->t5_rs];
     float gr = 1.0f;
     if (h->score_mod) {
         float s0 = s;

@@ -164,7 +164,7 @@ void attn__mods_head(attn__head *hd, const attn_desc *a, int b, int h, const att
     hd->mask_mod = m->mask_mod, hd->score_mod = m->score_mod, hd->score_mod_bwd = m->score_mod_bwd, hd->ctx = m->ctx;
     if (m->alibi_slopes) hd->alibi = 1, hd->slope = m->alibi_slopes[h];
     if (m->t5_table) {
-        hd->t5 = m->t5_table + h, hd->t5_rs = a->H, hd->t5_bk = s->t5bk + (a->Nq - 1);
+        hd->t5 = m->t5_table + h, hd->t5_rs = a->H, hd->t5_bk = s ? s->t5bk + (a->Nq - 1) : NULL;
         hd->t5_nb = m->t5_buckets, hd->t5_maxd = m->t5_max_distance, hd->t5_bidir = m->t5_bidirectional;
     }
     hd->softcap = m->softcap;
