@@ -55,6 +55,9 @@ typedef struct {
     int alibi; float slope;       /* ALiBi: s += slope (j - i) */
     const float *t5; int t5_rs, t5_nb, t5_maxd, t5_bidir; /* T5: s += t5[bucket * t5_rs] */
     const int *t5_bk;             /* T5: the bucket of j - i at t5_bk[j - i] (-Nq < j - i < Nk) */
+    const float *t5_rev;          /* T5: this head's bias of j - i at t5_rev[i - j], for i - j from
+                                   * -(Nk - 1) to Nq - 1 + 64 (0 past Nq - 1): a query tile's lanes
+                                   * are consecutive entries */
     float softcap;                /* > 0: s -> softcap tanh(s / softcap) */
     const uint8_t *tiles; int tiles_nk; /* block mask of mask_mod: (query tile, key block) ->
                                    * ATTN__TILE_EMPTY / PARTIAL / FULL, or NULL */

@@ -72,6 +72,10 @@ int attn__mods_check(const attn_desc *a) {
 /* ------------------------------------------------------------------------------------------
  * The block mask, kept by the plan (attn__mods_state) until its description changes. */
 
+/* T5's per-head table of the bias by i - j, with room for a query tile's padding lanes. */
+#define T5_PAD 64
+static size_t t5rev_len(const attn_desc *a) { return (size_t)a->Nq + a->Nk + 2 * T5_PAD; }
+
 struct attn__mods_state {
     uint8_t *tiles;
     size_t cap;
@@ -81,6 +85,8 @@ struct attn__mods_state {
     size_t gcap;
     int *t5bk;        /* T5: the bucket of each relative position j - i, from -(Nq - 1) */
     size_t t5cap;
+    float *t5rev;     /* T5: per head, the bias of i - j (attn__head.t5_rev), T5_PAD floats each side */
+    size_t t5rcap;
 };
 
 void attn__mods_reset(attn__mods_state *s) {
@@ -89,7 +95,7 @@ void attn__mods_reset(attn__mods_state *s) {
 
 void attn__mods_free(attn__mods_state *s) {
     if (!s) return;
-    attn_free(s->tiles), attn_free(s->g), attn_free(s->t5bk), attn_free(s);
+    attn_free(s->tiles), attn_free(s->g), attn_free(s->t5bk), attn_free(s->t5rev), attn_free(s);
 }
 
 typedef struct {
@@ -134,6 +140,18 @@ int attn__mods_tiles(attn__mods_state **sp, const attn_desc *a, const uint8_t **
         }
         for (int r = -(a->Nq - 1); r < a->Nk; r++)
             s->t5bk[r + a->Nq - 1] = attn__t5_bucket(r, m->t5_bidirectional, m->t5_buckets, m->t5_max_distance);
+        size_t nr = t5rev_len(a) * a->H;
+        if (s->t5rcap < nr) {
+            attn_free(s->t5rev);
+            s->t5rcap = 0;
+            if (!(s->t5rev = attn_malloc(nr * sizeof(float)))) return attn__error(ATTN_ENOMEM, "attention: out of memory");
+            s->t5rcap = nr;
+        }
+        memset(s->t5rev, 0, nr * sizeof(float));
+        for (int h = 0; h < a->H; h++) {
+            float *rev = s->t5rev + (size_t)h * t5rev_len(a) + T5_PAD + (a->Nk - 1); /* rev[i - j] */
+            for (int r = -(a->Nk - 1); r < a->Nq; r++) rev[r] = m->t5_table[s->t5bk[-r + a->Nq - 1] * a->H + h];
+        }
     }
     if (!m->mask_mod || !k->bwd) return ATTN_OK; /* the reference tests each element */
     if (s->kern != (const void *)k) {
@@ -165,6 +183,7 @@ void attn__mods_head(attn__head *hd, const attn_desc *a, int b, int h, const att
     if (m->alibi_slopes) hd->alibi = 1, hd->slope = m->alibi_slopes[h];
     if (m->t5_table) {
         hd->t5 = m->t5_table + h, hd->t5_rs = a->H, hd->t5_bk = s ? s->t5bk + (a->Nq - 1) : NULL;
+        hd->t5_rev = s ? s->t5rev + (size_t)h * t5rev_len(a) + T5_PAD + (a->Nk - 1) : NULL;
         hd->t5_nb = m->t5_buckets, hd->t5_maxd = m->t5_max_distance, hd->t5_bidir = m->t5_bidirectional;
     }
     hd->softcap = m->softcap;

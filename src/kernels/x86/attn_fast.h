@@ -258,12 +258,12 @@ static void mask_block(const attn__head *h, float *st, float *gt, int ib, int nr
     }
     int check_mm = h->mask_mod && (!h->tiles || tile_class(h, ib, jb, nj) != ATTN__TILE_FULL);
     int docs = h->doc && !one_doc(h, ib, nr, jb, nj);
-    /* The built-in modifiers vectorise (ALiBi, soft-capping) unless a boolean mask, mask_mod
-     * or score_mod needs each element in turn; then only documents, bias and T5 (a table
-     * lookup) go element by element. */
+    /* The built-in modifiers vectorise (ALiBi, T5 from its table by i - j, soft-capping)
+     * unless a boolean mask, mask_mod or score_mod needs each element in turn; then only
+     * documents and the bias go element by element. */
     int vec = !h->bmask && !check_mm && !h->score_mod;
     if (!h->bmask && !h->bias && !h->ew && !check_mm && !docs) return;
-    if (!vec || docs || h->bias || h->t5) {
+    if (!vec || docs || h->bias) {
         int lo[BR], hi[BR]; /* each query's document */
         for (int l = 0; l < nr; l++) {
             lo[l] = 0, hi[l] = jb + nj;
@@ -276,14 +276,11 @@ static void mask_block(const attn__head *h, float *st, float *gt, int ib, int nr
                 if (*x == -INFINITY) continue;
                 if (j < lo[l] || j >= hi[l]) *x = -INFINITY;
                 else if (!vec) *x = attn__score_elem(h, i, j, *x, check_mm, gt ? gt + jj * BR + l : NULL);
-                else {
-                    if (h->bias) *x += h->bias[(int64_t)i * h->bias_rs + (int64_t)j * h->bias_cs];
-                    if (h->t5) *x += h->t5[h->t5_bk[j - i] * h->t5_rs];
-                }
+                else if (h->bias) *x += h->bias[(int64_t)i * h->bias_rs + (int64_t)j * h->bias_cs];
             }
         }
     }
-    if (!vec || (!h->alibi && h->softcap <= 0.0f)) return;
+    if (!vec || (!h->alibi && !h->t5 && h->softcap <= 0.0f)) return;
     static const float iota[BR] = {
 #define IOTA4(k) k, k + 1, k + 2, k + 3
         IOTA4(0), IOTA4(4), IOTA4(8), IOTA4(12),
@@ -301,6 +298,8 @@ static void mask_block(const attn__head *h, float *st, float *gt, int ib, int nr
             vf x = vload(row + v * VL);
             if (h->alibi) /* slope (j - i), i = ib + lane: exact integers in float */
                 x = vadd(x, vmul(slope, vsub(vset1((float)(jb + jj - ib)), vload(iota + v * VL))));
+            if (h->t5) /* the bias of i - j for lanes i = ib + v VL + lane: consecutive entries */
+                x = vadd(x, vload(h->t5_rev + (ib + v * VL - (jb + jj))));
             if (h->softcap > 0.0f) {
                 /* cap tanh(x / cap), tanh(y) = 1 - 2 / (exp(2y) + 1); -inf (hidden) stays -inf */
                 vf t = vsub(one, vdiv(two, vadd(vexp2(vmul(vmul(x, inv), k2)), one)));
