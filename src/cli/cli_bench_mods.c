@@ -24,6 +24,7 @@
 
 typedef struct {
     const float *slopes, *table;
+    const int *bucket; /* T5: the bucket of j - i at bucket[j - i], as a user would precompute it */
     int H;
 } cb_ctx;
 
@@ -49,12 +50,12 @@ static float cb_alibi_bwd(float s, float g, int b, int h, int i, int j, void *ct
 static float cb_t5(float s, int b, int h, int i, int j, void *ctx) {
     (void)b;
     const cb_ctx *c = ctx;
-    return s + c->table[attn_t5_bucket(j - i, 1, T5_BUCKETS, T5_MAXD) * c->H + h];
+    return s + c->table[c->bucket[j - i] * c->H + h];
 }
 static float cb_t5_bwd(float s, float g, int b, int h, int i, int j, void *ctx, float *dp) {
     (void)s, (void)b;
     const cb_ctx *c = ctx;
-    if (dp) dp[attn_t5_bucket(j - i, 1, T5_BUCKETS, T5_MAXD) * c->H + h] += g;
+    if (dp) dp[c->bucket[j - i] * c->H + h] += g;
     return g;
 }
 
@@ -120,14 +121,16 @@ int cli_bench_mods(const char *cmd, const bench_mods_opts *o) {
         bufs b = {o, randn(nq, 1), randn(nq, 2), randn(nq, 3), malloc(nq * 4), malloc((size_t)B * H * n * 4), randn(nq, 4),
                   malloc(nq * 4), malloc(nq * 4), malloc(nq * 4)};
         float *slopes = malloc((size_t)H * 4), *table = randn((size_t)T5_BUCKETS * H, 5), *sinks = randn((size_t)H, 6);
+        int *bucket = malloc((size_t)2 * n * sizeof *bucket);
         uint8_t *dense = NULL;
         int32_t *offs = NULL;
-        if (!b.Q || !b.K || !b.V || !b.O || !b.lse || !b.dO || !b.dQ || !b.dK || !b.dV || !slopes || !table || !sinks) {
+        if (!b.Q || !b.K || !b.V || !b.O || !b.lse || !b.dO || !b.dQ || !b.dK || !b.dV || !slopes || !table || !sinks || !bucket) {
             rc = cli_fail(cmd, "out of memory");
             goto next;
         }
         attn_alibi_slopes(H, slopes);
-        cb_ctx ctx = {slopes, table, H};
+        for (int r = -(n - 1); r < n; r++) bucket[r + n - 1] = attn_t5_bucket(r, 1, T5_BUCKETS, T5_MAXD);
+        cb_ctx ctx = {slopes, table, bucket + (n - 1), H};
         attn_desc a = {0};
         a.B = B, a.H = H, a.Nq = n, a.Nk = n, a.dq = d, a.score = ATTN_SCORE_SCALED;
         a.mask.causal = o->causal;
@@ -205,7 +208,7 @@ int cli_bench_mods(const char *cmd, const bench_mods_opts *o) {
         if (st) rc = cli_fail_lib(cmd, st, NULL);
     next:
         free(b.Q), free(b.K), free(b.V), free(b.O), free(b.lse), free(b.dO), free(b.dQ), free(b.dK), free(b.dV);
-        free(slopes), free(table), free(sinks), free(dense), free(offs);
+        free(slopes), free(table), free(sinks), free(bucket), free(dense), free(offs);
     }
     return rc;
 }
