@@ -31,7 +31,8 @@
  *                 to (B, H, Nq, Nk) through its strides (0 for a broadcast dimension)
  *   bias          float, added to the scores, broadcast the same way (-inf hides a key)
  * A query that sees no key gets all-zero weights and a zero output (never NaN), and passes
- * no gradient.
+ * no gradient. More masks and score modifiers (documents, prefix-LM, bottom-right causal,
+ * mask_mod / score_mod callbacks, soft-capping, ALiBi, T5 buckets, sinks, dropout): attn_mods.
  *
  * Normalisation is the softmax; the log-sum-exp of each row can be returned for the backward.
  */
@@ -82,6 +83,88 @@ typedef struct {
     int64_t bias_strides[4];
 } attn_mask;
 
+/* Programmable attention (FlexAttention's score_mod / mask_mod, with a backward), and the
+ * ready-made masks and modifiers built on it. Zero-initialise, set what you use, and point
+ * attn_desc.mods at it (NULL: none). The fused kernels apply all of it inside their tiles.
+ *
+ * The score of query i and key j of (batch b, query head h) goes through, in this order:
+ *   s0 = scale q.k + bias_ij + slope_h (j - i) [alibi] + table[bucket(j - i), h] [T5]
+ *   s1 = score_mod(s0, b, h, i, j, ctx)          (s0 if no score_mod)
+ *   s  = softcap tanh(s1 / softcap)              (s1 if softcap is 0)
+ * and is hidden (-inf) unless every mask allows it: those of attn_mask, then
+ *   documents  doc_offsets (B, n_docs + 1), cu_seqlens style: per batch row, offsets from 0
+ *              up to N, non-decreasing (empty documents allowed); query i sees only the keys
+ *              of its own document (packing, varlen). Needs Nq == Nk. With causal: causal
+ *              inside each document.
+ *   causal     aligned top-left (j <= i, default) or bottom-right (j <= i + Nk - Nq: the
+ *              last query sees every key, as in chunked prefill against a KV cache); the
+ *              window W then keeps i + off - W < j <= i + off.
+ *   prefix P   (with causal, without window) keys j < P are seen by every query (prefix-LM:
+ *              bidirectional over the prefix, causal after).
+ *   mask_mod   mask_mod(b, h, i, j, ctx) != 0 keeps the key.
+ * Then the softmax, with sinks (a per-head logit z_h added to the denominator only:
+ * p_ij = exp(s_ij) / (exp(z_h) + sum_j exp(s_ij)); the returned lse includes it), then dropout
+ * on the weights: p_ij kept with probability 1 - dropout and scaled by 1 / (1 - dropout); the
+ * mask is a hash of (seed, b, h, i, j) (attn_dropout_keep), so the backward sees the same
+ * mask and the result is the same for any thread count. The P that attn_forward returns is
+ * before dropout.
+ *
+ * The contract of the callbacks: pure functions of their arguments and of what ctx points to
+ * (which must not change while a plan uses it), safe to call from several threads at once,
+ * no allocation, no error. They are called only for keys the structural masks let through.
+ *
+ * mask_mod is evaluated once per plan (at its first call after attn_plan_new or
+ * attn_plan_reshape; at every call of the one-shot functions) over every (b, h, i, j) into a
+ * block mask: each key block of each query tile of the fast kernels is empty (skipped), full
+ * (no per-element test) or partial. The reference kernels test every element instead.
+ * The three steps one at a time (attn_scores, attn_normalize) apply the masks of attn_mods
+ * but not its score modifiers, sinks or dropout: those need attn_forward.
+ */
+typedef int (*attn_mask_mod_fn)(int b, int h, int i, int j, void *ctx);
+typedef float (*attn_score_mod_fn)(float s, int b, int h, int i, int j, void *ctx);
+/* The backward of score_mod at s (its input): returns g * d score_mod / d s, and adds
+ * g * d score_mod / d theta into dparams[...] for each parameter theta it reads through ctx
+ * (dparams holds n_dparams floats; it is NULL when only the return value is wanted). */
+typedef float (*attn_score_mod_bwd_fn)(float s, float g, int b, int h, int i, int j, void *ctx, float *dparams);
+
+typedef enum { ATTN_ALIGN_TOP_LEFT = 0, ATTN_ALIGN_BOTTOM_RIGHT = 1 } attn_causal_align;
+
+typedef struct {
+    int causal_align;            /* attn_causal_align */
+    int prefix;                  /* prefix-LM length (with causal), 0 = none */
+    const int32_t *doc_offsets;  /* (B, n_docs + 1) or NULL */
+    int n_docs;
+    attn_mask_mod_fn mask_mod;   /* or NULL */
+    attn_score_mod_fn score_mod; /* or NULL; score_mod_bwd is required with it */
+    attn_score_mod_bwd_fn score_mod_bwd;
+    void *ctx;                   /* passed to the callbacks */
+    int n_dparams;               /* floats the score_mod's parameters have (attn_mods_grad.dparams) */
+    float softcap;               /* > 0: soft-capping; 0 = none */
+    const float *alibi_slopes;   /* (H) or NULL (attn_alibi_slopes of attn/posenc.h gives the paper's) */
+    const float *t5_table;       /* (t5_buckets, H) or NULL */
+    int t5_buckets, t5_max_distance, t5_bidirectional; /* as T5's relative_position_bucket */
+    const float *sinks;          /* (H) or NULL */
+    float dropout;               /* in [0, 1) */
+    uint64_t seed;
+} attn_mods;
+
+/* Gradients of what attn_mods (and the float bias mask) hold, accumulated (+=); any NULL is
+ * not computed. bias has the bias mask's shape and strides (attn_mask.bias_strides), so the
+ * gradient is reduced over its broadcast dimensions. */
+typedef struct {
+    float *dparams;      /* (n_dparams) of score_mod */
+    float *alibi_slopes; /* (H) */
+    float *t5_table;     /* (t5_buckets, H) */
+    float *sinks;        /* (H) */
+    float *bias;
+} attn_mods_grad;
+
+/* T5's bucket of the relative position rel = j - i (HF transformers' _relative_position_bucket). */
+int attn_t5_bucket(int rel, int bidirectional, int num_buckets, int max_distance);
+/* Whether dropout keeps weight (b, h, i, j): splitmix64 hashes of (seed, b, h) then (i, j),
+ * the top 24 bits as u in [0, 1), kept when u >= p. */
+int attn_dropout_keep(uint64_t seed, int b, int h, int i, int j, float p);
+
 /* Strides that broadcast an array of shape `shape` (ndim 1..4, numpy rules: right-aligned,
  * a dimension of 1 broadcasts) to `target` (4 dims). ATTN_ESHAPE if it does not broadcast. */
 int attn_broadcast_strides(const int64_t *shape, int ndim, const int64_t target[4], int64_t strides[4]);
@@ -100,6 +183,7 @@ typedef struct {
     int dtype; /* element type of Q, K, V, O and the score parameters, an attn_dtype of
                 * attn/io.h: ATTN_F32 (0, the default) is the only one supported so far; any
                 * other is ATTN_EINVAL. This is where a bf16 path will be selected. */
+    const attn_mods *mods; /* programmable masks and scores, or NULL */
 } attn_desc;
 
 /* Checks the description and fills in its defaults (Hkv, dk, dv, scale, strides), in place.
@@ -128,6 +212,11 @@ int attn_backward(const attn_desc *a, const float *Q, const float *K, const floa
                   const float *O, const float *lse, const float *dO,
                   float *dQ, float *dK, float *dV, attn_score_params *dparams);
 
+/* attn_backward with the gradients of attn_mods' parameters and of the bias (dmods may be
+ * NULL). */
+int attn_backward_mods(const attn_desc *a, const float *Q, const float *K, const float *V,
+                       const float *O, const float *lse, const float *dO,
+                       float *dQ, float *dK, float *dV, attn_score_params *dparams, attn_mods_grad *dmods);
 /* Exact attention weights of chosen heads and query rows, recomputed from Q, K and the
  * log-sum-exp of a forward that did not keep them: the fused forward runs as fast as without
  * weights, and a picture pays O(rows Nk d) per head shown instead of a forward with P.
@@ -172,6 +261,9 @@ int attn_plan_forward(attn_plan *plan, const float *Q, const float *K, const flo
 int attn_plan_backward(attn_plan *plan, const float *Q, const float *K, const float *V,
                        const float *O, const float *lse, const float *dO,
                        float *dQ, float *dK, float *dV, attn_score_params *dparams);
+int attn_plan_backward_mods(attn_plan *plan, const float *Q, const float *K, const float *V,
+                            const float *O, const float *lse, const float *dO, float *dQ, float *dK,
+                            float *dV, attn_score_params *dparams, attn_mods_grad *dmods);
 /* As attn_weights, with the plan's description and workspace. */
 int attn_plan_weights(attn_plan *plan, const float *Q, const float *K, const float *lse,
                       const int *heads, int nheads, int row0, int row1, float *P);

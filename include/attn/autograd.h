@@ -272,6 +272,11 @@ typedef struct {
                               (attn_graph_alloc is a good home) */
     attn_var *W;           /* general score: W (dq, dk) */
     attn_var *Wa, *ba, *Ua, *bu, *va, *bv; /* additive score: (A, dq), (A), (A, dk), (A), (A), (1) */
+    const attn_mods *mods; /* programmable masks and scores (attn/attention.h), or NULL; copied,
+                              but what it points to must stay valid until the backward. Its
+                              alibi_slopes and sinks are replaced by the nodes below if given */
+    attn_var *alibi_slopes; /* (H): ALiBi's slopes as a node, learned through their gradient */
+    attn_var *sinks;        /* (H): attention sinks as a node */
 } attn_ag_attention_opts;
 
 /* O = attention(q, k, v) (k and v may be the same node). *weights, if not NULL, gets the

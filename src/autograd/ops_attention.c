@@ -105,12 +105,16 @@ static void attn_backward_entry(attn_graph *g, ag_entry *base) {
     float **dpf[7] = {&dp.W, &dp.Wa, &dp.ba, &dp.Ua, &dp.bu, &dp.va, &dp.bv};
     for (int i = 0; i < 7; i++) *dpf[i] = pgrad(g, c->params[i], &bad);
     if (bad) return;
+    attn_mods_grad dm = {0};
+    dm.alibi_slopes = pgrad(g, c->alibi, &bad), dm.sinks = pgrad(g, c->sinks, &bad);
+    if (bad) return;
     float *dx[3];
     for (int i = 0; i < 3; i++) dx[i] = d.buf[i] ? d.buf[i] + c->off[i] : NULL;
     attn_plan *pl = ag_plan(g, &c->a);
     if (!pl) return;
-    int st = attn_plan_backward(pl, e->x[0]->data + c->off[0], e->x[1]->data + c->off[1], e->x[2]->data + c->off[2],
-                                e->e.out->data, e->lse, ag_dy(e->e.out), dx[0], dx[1], dx[2], &dp);
+    int st = attn_plan_backward_mods(pl, e->x[0]->data + c->off[0], e->x[1]->data + c->off[1],
+                                     e->x[2]->data + c->off[2], e->e.out->data, e->lse, ag_dy(e->e.out), dx[0], dx[1],
+                                     dx[2], &dp, &dm);
     /* q' = R q, k' = R k  =>  dq = R^T dq', dk = R^T dk'. */
     for (int i = 0; !st && c->rope && i < 2; i++) {
         attn_rope_desc r = rope_desc(e->x[i], &c->a, i, c->rope_base);
@@ -143,6 +147,11 @@ attn_var *ag_attention(attn_graph *g, attn_var *q, attn_var *k, attn_var *v, con
     } else {
         a->params = NULL;
     }
+    if (tmp.c.has_mods) {
+        if (c->alibi) tmp.c.mods.alibi_slopes = c->alibi->data;
+        if (c->sinks) tmp.c.mods.sinks = c->sinks->data;
+        a->mods = &tmp.c.mods;
+    }
     if (a->mask.key_lengths) {
         int32_t *kl = ag_alloc(g, (size_t)a->B * sizeof(int32_t));
         if (!kl) return NULL;
@@ -159,6 +168,7 @@ attn_var *ag_attention(attn_graph *g, attn_var *q, attn_var *k, attn_var *v, con
     }
     int rg = q->requires_grad || k->requires_grad || v->requires_grad;
     for (int i = 0; a->params && i < 7; i++) rg |= pv[i] && pv[i]->requires_grad;
+    rg |= (c->alibi && c->alibi->requires_grad) || (c->sinks && c->sinks->requires_grad);
     attn_var *y = ag_new(g, c->ond, c->oshape, rg);
     float *lse = ag_floats(g, (int64_t)a->B * a->H * a->Nq);
     attn_var *P = weights ? ag_new(g, 4, (int64_t[]){a->B, a->H, a->Nq, a->Nk}, 0) : NULL;
@@ -177,6 +187,7 @@ attn_var *ag_attention(attn_graph *g, attn_var *q, attn_var *k, attn_var *v, con
         e->c = tmp.c;
         e->params = tmp.params;
         e->c.a.params = a->params ? &e->params : NULL;
+        e->c.a.mods = e->c.has_mods ? &e->c.mods : NULL;
     }
     if (weights) *weights = P;
     return y;
@@ -249,6 +260,14 @@ attn_var *attn_ag_attention(attn_graph *g, attn_var *q, attn_var *k, attn_var *v
             return NULL;
         attn_var *const ps[7] = {NULL, o->Wa, o->ba, o->Ua, o->bu, o->va, o->bv};
         memcpy(c.params, ps, sizeof ps);
+    }
+    if (o->mods || o->alibi_slopes || o->sinks) {
+        if ((o->alibi_slopes && !param_check(g, "alibi_slopes", o->alibi_slopes, a.H, 0)) ||
+            (o->sinks && !param_check(g, "sinks", o->sinks, a.H, 0)))
+            return NULL;
+        c.has_mods = 1;
+        if (o->mods) c.mods = *o->mods;
+        c.alibi = o->alibi_slopes, c.sinks = o->sinks;
     }
     c.a = a;
     c.ond = ond;

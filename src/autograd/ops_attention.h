@@ -22,6 +22,9 @@ typedef struct {
                             element count; Wa and Ua NULL for projected q and k) */
     int ond;
     int64_t oshape[4];   /* the output node's shape */
+    int has_mods;        /* mods holds the call's attn_mods (a.mods is pointed at it) */
+    attn_mods mods;
+    attn_var *alibi, *sinks; /* nodes (H) for mods.alibi_slopes and mods.sinks, or NULL */
 } ag_attention_call;
 
 /* O = attention(q, k, v) as described by c (checked here; key lengths copied). *weights, if

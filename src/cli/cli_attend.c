@@ -48,9 +48,25 @@ static const char HELP[] =
     "  --mask M.npy        bool: True = may attend; float: added to the scores (-inf hides);\n"
     "                      broadcast to (B, H, Nq, Nk) by numpy's rules\n"
     "  --key-lengths L.npy (B) int32 or int64: batch b sees keys j < L[b]\n"
+    "  --causal-align A    top-left (default: j <= i) or bottom-right (j <= i + Nk - Nq: the\n"
+    "                      last query sees every key, as chunked prefill against a KV cache)\n"
+    "  --prefix P          prefix-LM (with --causal): keys j < P are seen by every query\n"
+    "  --doc-lens L.npy    document packing: (n) or (B, n) int32 or int64 lengths summing to\n"
+    "                      N (Nq == Nk): a query sees only its own document (causal inside it\n"
+    "                      with --causal); no work is spent between documents\n"
     "  A query that sees no key gets zero weights and a zero output. NaN and infinity\n"
     "  propagate as in PyTorch (a row that sees a NaN key is NaN); an output holding NaN or\n"
     "  infinite values is written with a warning on stderr.\n"
+    "\n"
+    "score modifiers (in this order; see attn/attention.h, attn_mods):\n"
+    "  --alibi             ALiBi: add slope_h (j - i), the paper's slopes for H heads\n"
+    "  --alibi-slopes S.npy  ALiBi with these slopes (H) instead\n"
+    "  --softcap C         soft-capping: s -> C tanh(s / C) (Gemma 2), C > 0\n"
+    "  --sinks S.npy       attention sinks: one logit per head (H) added to the softmax's\n"
+    "                      denominator only (the weights of a row then sum to less than 1)\n"
+    "  --dropout P --seed S  dropout on the weights, P in [0, 1), the mask a hash of\n"
+    "                      (S, b, h, i, j): the same for any thread count (--weights-out writes\n"
+    "                      the weights before dropout)\n"
     "\n"
     "outputs:\n"
     "  -o, --out OUT.npy   the output O\n"
@@ -71,8 +87,9 @@ typedef struct {
     const char *q, *k, *v;
     const char *out, *weights_out, *dout, *dq, *dk, *dv;
     const char *score, *params, *mask, *key_lengths;
-    float scale;
-    int has_scale, causal, window, threads;
+    const char *doc_lens, *align, *sinks, *alibi_slopes;
+    float scale, softcap, dropout;
+    int has_scale, causal, window, threads, prefix, alibi, seed, has_softcap, has_dropout;
 } attend_opts;
 
 /* The (B, H, N, d) view of a 2-, 3- or 4-D array. */
@@ -174,6 +191,72 @@ static int load_key_lengths(const char *cmd, const char *path, int64_t B, int64_
     return CLI_OK;
 }
 
+/* A float array of H values (--sinks, --alibi-slopes). */
+static int load_per_head(const char *cmd, const char *path, const char *what, int H, attn_array *a) {
+    char sh[CLI_SHAPE_BUF];
+    if (cli_load_float(cmd, path, what, 1, 1, a)) return CLI_EDATA;
+    if (a->shape[0] != H)
+        return cli_fail(cmd, "%s: %s have shape %s, expected (%d,): one per query head", path, what,
+                        cli_shape_str(sh, a->ndim, a->shape), H);
+    return CLI_OK;
+}
+
+/* --doc-lens: (n) for every batch row or (B, n), int32 or int64, >= 0, each row summing to N;
+ * into offsets (B, n + 1). */
+static int load_doc_lens(const char *cmd, const char *path, const attn_desc *d, attn_array *l, int32_t **offsets, int *n) {
+    char sh[CLI_SHAPE_BUF];
+    if (cli_load_npy(cmd, path, l)) return CLI_EDATA;
+    if (l->dtype != ATTN_I32 && l->dtype != ATTN_I64)
+        return cli_fail(cmd, "%s: document lengths must be int32 or int64, not %s", path, attn_dtype_name(l->dtype));
+    if (l->ndim < 1 || l->ndim > 2 || (l->ndim == 2 && l->shape[0] != d->B) || l->shape[l->ndim - 1] < 1)
+        return cli_fail(cmd, "%s: document lengths have shape %s, expected (n,) or (B, n) with B = %d", path,
+                        cli_shape_str(sh, l->ndim, l->shape), d->B);
+    if (d->Nq != d->Nk) return cli_fail(cmd, "--doc-lens needs as many queries as keys (Nq %d, Nk %d)", d->Nq, d->Nk);
+    *n = (int)l->shape[l->ndim - 1];
+    if (!(*offsets = attn_malloc((size_t)d->B * (*n + 1) * sizeof(int32_t)))) return cli_fail(cmd, "out of memory");
+    for (int b = 0; b < d->B; b++) {
+        int64_t at = 0;
+        int32_t *o = *offsets + (size_t)b * (*n + 1);
+        o[0] = 0;
+        for (int k = 0; k < *n; k++) {
+            size_t x = (size_t)(l->ndim == 2 ? b : 0) * *n + k;
+            int64_t v = l->dtype == ATTN_I64 ? ((const int64_t *)l->data)[x] : ((const int32_t *)l->data)[x];
+            if (v < 0 || v > d->Nk - at)
+                return cli_fail(cmd, "%s: document length %lld (row %d, document %d) is negative or runs past N = %d",
+                                path, (long long)v, b, k, d->Nk);
+            at += v, o[k + 1] = (int32_t)at;
+        }
+        if (at != d->Nk)
+            return cli_fail(cmd, "%s: the document lengths of row %d sum to %lld, not N = %d", path, b, (long long)at, d->Nk);
+    }
+    return CLI_OK;
+}
+
+/* The masks and modifiers of attn_mods, into d->mods when any is asked for. */
+static int load_mods(const char *cmd, const attend_opts *o, attn_desc *d, attn_mods *m, attn_array arr[3],
+                     int32_t **offsets, float **slopes) {
+    if (!o->doc_lens && !o->align && !o->prefix && !o->sinks && !o->alibi && !o->alibi_slopes && !o->has_softcap &&
+        !o->has_dropout)
+        return CLI_OK;
+    m->causal_align = o->align && strcmp(o->align, "bottom-right") == 0 ? ATTN_ALIGN_BOTTOM_RIGHT : ATTN_ALIGN_TOP_LEFT;
+    m->prefix = o->prefix, m->softcap = o->softcap, m->dropout = o->dropout, m->seed = (uint64_t)o->seed;
+    if (o->prefix > d->Nk) return cli_fail(cmd, "--prefix %d is longer than the %d keys", o->prefix, d->Nk);
+    if (o->doc_lens && load_doc_lens(cmd, o->doc_lens, d, &arr[0], offsets, &m->n_docs)) return CLI_EDATA;
+    m->doc_offsets = *offsets;
+    if (o->sinks && load_per_head(cmd, o->sinks, "sinks", d->H, &arr[1])) return CLI_EDATA;
+    m->sinks = arr[1].data;
+    if (o->alibi_slopes && load_per_head(cmd, o->alibi_slopes, "ALiBi slopes", d->H, &arr[2])) return CLI_EDATA;
+    m->alibi_slopes = arr[2].data;
+    if (o->alibi) {
+        if (!(*slopes = attn_malloc((size_t)d->H * sizeof(float)))) return cli_fail(cmd, "out of memory");
+        int rc = attn_alibi_slopes(d->H, *slopes);
+        if (rc) return cli_fail_lib(cmd, rc, NULL);
+        m->alibi_slopes = *slopes;
+    }
+    d->mods = m;
+    return CLI_OK;
+}
+
 static int parse_args(int argc, char **argv, attend_opts *o) {
     cli_args p;
     cli_args_init(&p, "attend", argc, argv);
@@ -193,6 +276,18 @@ static int parse_args(int argc, char **argv, attend_opts *o) {
         } else if (cli_int(&p, "--window", 0, INT32_MAX, &o->window)) {
         } else if (cli_str(&p, "--mask", &o->mask)) {
         } else if (cli_str(&p, "--key-lengths", &o->key_lengths)) {
+        } else if (cli_str(&p, "--doc-lens", &o->doc_lens)) {
+        } else if (cli_str(&p, "--causal-align", &o->align)) {
+        } else if (cli_int(&p, "--prefix", 1, INT32_MAX, &o->prefix)) {
+        } else if (cli_str(&p, "--sinks", &o->sinks)) {
+        } else if (cli_flag(&p, "--alibi")) {
+            o->alibi = 1;
+        } else if (cli_str(&p, "--alibi-slopes", &o->alibi_slopes)) {
+        } else if (cli_float(&p, "--softcap", &o->softcap)) {
+            o->has_softcap = 1;
+        } else if (cli_float(&p, "--dropout", &o->dropout)) {
+            o->has_dropout = 1;
+        } else if (cli_int(&p, "--seed", 0, INT32_MAX, &o->seed)) {
         } else if (cli_str(&p, "--weights-out", &o->weights_out)) {
         } else if (cli_str(&p, "--dout", &o->dout)) {
         } else if (cli_str(&p, "--dq", &o->dq)) {
@@ -220,6 +315,16 @@ static int parse_args(int argc, char **argv, attend_opts *o) {
     if (o->has_scale && o->scale == 0.0f) return cli_usage(cmd, "--scale 0 would make every score 0");
     if (score == ATTN_SCORE_ADDITIVE && o->has_scale)
         return cli_usage(cmd, "--scale has no effect on the additive score");
+    if (o->has_softcap && !(o->softcap > 0.0f)) return cli_usage(cmd, "--softcap must be > 0, not %g", (double)o->softcap);
+    if (o->has_dropout && !(o->dropout >= 0.0f && o->dropout < 1.0f))
+        return cli_usage(cmd, "--dropout must be in [0, 1), not %g", (double)o->dropout);
+    if (o->align && strcmp(o->align, "top-left") != 0 && strcmp(o->align, "bottom-right") != 0)
+        return cli_usage(cmd, "--causal-align must be top-left or bottom-right, not '%s'", o->align);
+    if (o->prefix && !o->causal) return cli_usage(cmd, "--prefix needs --causal (bidirectional prefix, causal after)");
+    if (o->alibi && o->alibi_slopes) return cli_usage(cmd, "give --alibi or --alibi-slopes, not both");
+    if ((o->doc_lens || o->align || o->prefix || o->sinks || o->alibi || o->alibi_slopes || o->has_softcap ||
+         o->has_dropout) && score == ATTN_SCORE_ADDITIVE)
+        return cli_usage(cmd, "the masks and modifiers of --doc-lens ... --dropout need a dot-product score, not additive");
     if (!o->dout && (o->dq || o->dk || o->dv))
         return cli_usage(cmd, "--dq, --dk and --dv need the output's gradient: --dout DO.npy");
     if (o->dout && !o->dq && !o->dk && !o->dv)
@@ -236,12 +341,15 @@ int cli_attend(int argc, char **argv) {
     if (rc) return rc < 0 ? CLI_OK : rc;
     {
         cli_output outs[5] = {{.path = o.out}, {.path = o.weights_out}, {.path = o.dq}, {.path = o.dk}, {.path = o.dv}};
-        const char *ins[] = {o.q, o.k, o.v, o.dout, o.params, o.mask, o.key_lengths};
-        if ((rc = cli_check_io(cmd, outs, 5, ins, 7))) return rc;
+        const char *ins[] = {o.q, o.k, o.v, o.dout, o.params, o.mask, o.key_lengths, o.doc_lens, o.sinks, o.alibi_slopes};
+        if ((rc = cli_check_io(cmd, outs, 5, ins, 10))) return rc;
     }
     if (o.threads) attn_set_threads(o.threads);
 
-    attn_array Q = {0}, K = {0}, V = {0}, dO = {0}, M = {0}, L = {0}, Wg = {0}, add[6] = {{0}};
+    attn_array Q = {0}, K = {0}, V = {0}, dO = {0}, M = {0}, L = {0}, Wg = {0}, add[6] = {{0}}, mods_arr[3] = {{0}};
+    attn_mods mods = {0};
+    int32_t *doc_offsets = NULL;
+    float *slopes = NULL;
     attn_st *st = NULL;
     float *O = NULL, *P = NULL, *lse = NULL, *dQ = NULL, *dK = NULL, *dV = NULL;
     attn_score_params params = {0};
@@ -298,6 +406,7 @@ int cli_attend(int argc, char **argv) {
         if (load_key_lengths(cmd, o.key_lengths, d.B, d.Nk, &L)) goto done;
         d.mask.key_lengths = L.data;
     }
+    if (load_mods(cmd, &o, &d, &mods, mods_arr, &doc_offsets, &slopes)) goto done;
     const int64_t o4[4] = {d.B, d.H, d.Nq, d.dv};
     if (o.dout) {
         if (cli_load_float(cmd, o.dout, "the output's gradient dO", 2, 4, &dO)) goto done;
@@ -346,6 +455,8 @@ int cli_attend(int argc, char **argv) {
 done:
     attn_array_free(&Q), attn_array_free(&K), attn_array_free(&V), attn_array_free(&dO);
     attn_array_free(&M), attn_array_free(&L), attn_array_free(&Wg);
+    for (int i = 0; i < 3; i++) attn_array_free(&mods_arr[i]);
+    attn_free(doc_offsets), attn_free(slopes);
     for (int i = 0; i < 6; i++) attn_array_free(&add[i]);
     attn_st_free(st);
     attn_free(O), attn_free(P), attn_free(lse), attn_free(dQ), attn_free(dK), attn_free(dV);

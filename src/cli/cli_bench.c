@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "cli_bench_mods.h"
 
 static const char HELP[] =
     "usage: attn bench attention [options]\n"
@@ -48,6 +49,12 @@ static const char HELP[] =
     "  --threads N         library threads                 (default: ATTN_THREADS or all CPUs)\n"
     "  --repeat R          timed runs per shape, after one warm-up run (default 5)\n"
     "  --ref-heads K       time the reference on K heads and scale (0 = skip the reference)\n"
+    "  --mods LIST         attention: each modifier of LIST (softcap, alibi, t5, sinks,\n"
+    "                      dropout) built in, beside the same as a score_mod callback and\n"
+    "                      beside none (no reference path)\n"
+    "  --doc-lens LENS     attention: documents packed in each row (comma-separated lengths,\n"
+    "                      or one length repeated to fill n) beside the same mask as a dense\n"
+    "                      bool mask (no reference path)\n"
     "  --json              one JSON object per line instead of the table (adds the CPU time\n"
     "                      per thread: on a shared machine, the speed when the cores are ours)\n"
     "\n"
@@ -56,7 +63,8 @@ static const char HELP[] =
     "\n"
     "example:\n"
     "  attn bench attention --n 1024,4096 --threads 2 --repeat 10\n"
-    "  attn bench attention --n 4096 --nq 1 --json          # decoding one token\n";
+    "  attn bench attention --n 4096 --nq 1 --json          # decoding one token\n"
+    "  attn bench attention --n 4096 --mods softcap,alibi --doc-lens 512\n";
 
 /* ---- A counting allocator: the library's peak bytes held ------------------------------- */
 
@@ -80,7 +88,7 @@ static void count_free(void *q, void *u) {
     free(p);
 }
 
-static double now_s(void) {
+double cli_bench_now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
@@ -100,7 +108,7 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static double median(double *v, int n) {
+double cli_bench_median(double *v, int n) {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
@@ -198,11 +206,11 @@ static int time_shape(const shape *s, int heads, int repeat, double *sec, double
         *peak = atomic_load(&g_peak) - base;
     }
     for (int r = 0; !st && r < repeat; r++) {
-        double t0 = now_s(), c0 = cpu_s();
+        double t0 = cli_bench_now(), c0 = cpu_s();
         st = run_once(s, &b, heads);
-        t[r] = now_s() - t0, c[r] = cpu_s() - c0;
+        t[r] = cli_bench_now() - t0, c[r] = cpu_s() - c0;
     }
-    if (!st) *sec = median(t, repeat), *cpu = median(c, repeat);
+    if (!st) *sec = cli_bench_median(t, repeat), *cpu = cli_bench_median(c, repeat);
     free(t);
     buffers_free(&b);
     return st;
@@ -237,6 +245,7 @@ int cli_bench(int argc, char **argv) {
     cli_args_init(&p, cmd, argc, argv);
     const char *nlist = "256,1024,4096";
     int nq = 0, d = 64, H = 8, Hkv = 0, B = 1, causal = 0, backward = 0, threads = 0, repeat = 5, ref_heads = -1, json = 0;
+    const char *mods = NULL, *doc_lens = NULL;
     while (cli_next(&p)) {
         if (cli_flag(&p, "-h") || cli_flag(&p, "--help")) return cli_help(HELP);
         else if (cli_str(&p, "--n", &nlist)) {}
@@ -251,6 +260,8 @@ int cli_bench(int argc, char **argv) {
         else if (cli_int(&p, "--repeat", 1, 100000, &repeat)) {}
         else if (cli_int(&p, "--ref-heads", 0, 4096, &ref_heads)) {}
         else if (cli_flag(&p, "--json")) json = 1;
+        else if (cli_str(&p, "--mods", &mods)) {}
+        else if (cli_str(&p, "--doc-lens", &doc_lens)) {}
         else cli_unknown(&p);
     }
     if (p.status) return p.status;
@@ -266,6 +277,12 @@ int cli_bench(int argc, char **argv) {
         return cli_usage(cmd, "mha has no --kv-heads or --nq (self-attention, E = heads * d)");
     if (threads) attn_set_threads(threads);
     threads = attn_get_threads();
+    if (mods || doc_lens) {
+        if (strcmp(what, "attention") || nq || Hkv != H || json)
+            return cli_usage(cmd, "--mods and --doc-lens time self-attention: attention, without --nq, --kv-heads or --json");
+        bench_mods_opts mo = {ns, nn, B, H, d, causal, backward, repeat, mods, doc_lens};
+        return cli_bench_mods(cmd, &mo);
+    }
     attn_set_allocator(count_malloc, count_free, NULL);
     char isa[32];
     snprintf(isa, sizeof isa, "%s", attn_get_isa());

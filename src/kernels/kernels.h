@@ -18,6 +18,7 @@
 #ifndef ATTN_KERNELS_H
 #define ATTN_KERNELS_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,7 +41,113 @@ typedef struct {
     int key_len;                  /* keys j >= key_len are hidden (Nk when no padding) */
     const uint8_t *bmask; int64_t bm_rs, bm_cs; /* element (i, j) at bmask[i*bm_rs + j*bm_cs], 0 hides */
     const float *bias; int64_t bias_rs, bias_cs;/* added to visible scores; -inf hides */
+    /* Programmable attention (attn_mods of attn/attention.h), resolved for this head; a zeroed
+     * head has none of it. */
+    int b, hh;                    /* batch and query head, for the callbacks and the dropout hash */
+    int coff;                     /* causal keeps j <= i + coff (0 top-left, Nk - Nq bottom-right) */
+    int prefix;                   /* with causal: keys j < prefix are seen by every query */
+    const int32_t *doc; int ndoc; /* document offsets (ndoc + 1): a query sees its own document */
+    int (*mask_mod)(int b, int h, int i, int j, void *ctx);
+    float (*score_mod)(float s, int b, int h, int i, int j, void *ctx);
+    float (*score_mod_bwd)(float s, float g, int b, int h, int i, int j, void *ctx, float *dparams);
+    void *ctx;
+    int ew;                       /* any element-wise score modifier below (or score_mod) */
+    int alibi; float slope;       /* ALiBi: s += slope (j - i) */
+    const float *t5; int t5_rs, t5_nb, t5_maxd, t5_bidir; /* T5: s += t5[bucket * t5_rs] */
+    const int *t5_bk;             /* T5: the bucket of j - i at t5_bk[j - i] (-Nq < j - i < Nk) */
+    const float *t5_rev;          /* T5: this head's bias of j - i at t5_rev[i - j], for i - j from
+                                   * -(Nk - 1) to Nq - 1 + 64 (0 past Nq - 1): a query tile's lanes
+                                   * are consecutive entries */
+    float softcap;                /* > 0: s -> softcap tanh(s / softcap) */
+    const uint8_t *tiles; int tiles_nk; /* block mask of mask_mod: (query tile, key block) ->
+                                   * ATTN__TILE_EMPTY / PARTIAL / FULL, or NULL */
+    float drop;                   /* dropout probability (0: none) */
+    float drop_scale;             /* 1 / (1 - drop) */
+    uint64_t drop_key;            /* attn__drop_key(seed, b, h) */
 } attn__head;
+
+enum { ATTN__TILE_EMPTY = 0, ATTN__TILE_PARTIAL = 1, ATTN__TILE_FULL = 2 };
+
+/* The document [*lo, *hi) that position i belongs to (offsets searched by bisection). */
+static inline void attn__doc_range(const attn__head *h, int i, int *lo, int *hi) {
+    int a = 0, z = h->ndoc; /* doc[a] <= i < doc[z] */
+    while (z - a > 1) {
+        int m = (a + z) / 2;
+        if (h->doc[m] <= i) a = m;
+        else z = m;
+    }
+    while (a + 1 < h->ndoc && h->doc[a + 1] <= i) a++; /* past empty documents */
+    *lo = h->doc[a], *hi = h->doc[a + 1];
+}
+
+/* The keys [*js, *je) the structural masks (key length, causal, window, prefix, documents)
+ * allow for query rows [i0, i1) within [j0, j1): exact for one row, a bound for several. */
+static inline void attn__key_range(const attn__head *h, int i0, int i1, int j0, int j1, int *js, int *je) {
+    int s = j0, e = j1 < h->key_len ? j1 : h->key_len;
+    if (h->causal) {
+        int c = i1 + h->coff > h->prefix ? i1 + h->coff : h->prefix;
+        if (c < e) e = c;
+    }
+    if (h->window > 0 && i0 + h->coff - h->window + 1 > s) s = i0 + h->coff - h->window + 1;
+    if (h->doc) {
+        int lo, hi, lo2, hi2;
+        attn__doc_range(h, i0, &lo, &hi);
+        attn__doc_range(h, i1 - 1, &lo2, &hi2);
+        if (lo > s) s = lo;
+        if (hi2 < e) e = hi2;
+    }
+    *js = s, *je = e;
+}
+
+/* The splitmix64 finaliser, the dropout hash's mixing step. */
+static inline uint64_t attn__mix64(uint64_t z) {
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static inline uint64_t attn__drop_key(uint64_t seed, int b, int h) {
+    return attn__mix64(seed ^ attn__mix64(((uint64_t)(uint32_t)b << 32) | (uint32_t)h));
+}
+/* Dropout's factor for weight (i, j): 0 (dropped) or 1 / (1 - p). */
+static inline float attn__drop_factor(const attn__head *h, int i, int j) {
+    uint64_t r = attn__mix64(h->drop_key ^ (((uint64_t)(uint32_t)i << 32) | (uint32_t)j));
+    float u = (float)(r >> 40) * (1.0f / 16777216.0f);
+    return u >= h->drop ? h->drop_scale : 0.0f;
+}
+
+int attn__t5_bucket(int rel, int bidirectional, int num_buckets, int max_distance);
+
+/* The element-wise modifiers of a visible score s (scale q.k + bias): ALiBi, T5, score_mod,
+ * softcap. *g (if not NULL) gets d result / d s. */
+static inline float attn__mods_apply(const attn__head *h, int i, int j, float s, float *g) {
+    if (h->alibi) s += h->slope * (float)(j - i);
+    if (h->t5_bk) s += h->t5[h->t5_bk[j - i] * h->t5_rs];
+    float gr = 1.0f;
+    if (h->score_mod) {
+        float s0 = s;
+        s = h->score_mod(s0, h->b, h->hh, i, j, h->ctx);
+        if (g) gr = h->score_mod_bwd(s0, 1.0f, h->b, h->hh, i, j, h->ctx, NULL);
+    }
+    if (h->softcap > 0.0f) {
+        float t = tanhf(s / h->softcap);
+        s = h->softcap * t;
+        gr *= 1.0f - t * t;
+    }
+    if (g) *g = gr;
+    return s;
+}
+
+/* The score of key j for query i once the structural masks let it through: the boolean mask
+ * and mask_mod (when check_mm), the bias and the modifiers; -INFINITY if hidden. */
+static inline float attn__score_elem(const attn__head *h, int i, int j, float s, int check_mm, float *g) {
+    if (g) *g = 1.0f;
+    if (h->bmask && !h->bmask[(int64_t)i * h->bm_rs + (int64_t)j * h->bm_cs]) return -INFINITY;
+    if (check_mm && h->mask_mod && !h->mask_mod(h->b, h->hh, i, j, h->ctx)) return -INFINITY;
+    if (h->bias) s += h->bias[(int64_t)i * h->bias_rs + (int64_t)j * h->bias_cs];
+    if (h->ew && s != -INFINITY) s = attn__mods_apply(h, i, j, s, g);
+    return s;
+}
 
 /* ATTN_OK if the kernels can run this head (a known element type that has kernels, sizes
  * >= 1, key_len <= Nk), else ATTN_EINVAL with a message; callers check before any kernel. */
@@ -49,9 +156,15 @@ int attn__head_check(const attn__head *h);
 /* Is key j visible to query i under the structural and boolean masks (bias aside)? */
 static inline int attn__visible(const attn__head *h, int i, int j) {
     if (j >= h->key_len) return 0;
-    if (h->causal && j > i) return 0;
-    if (h->window > 0 && j <= i - h->window) return 0;
+    if (h->causal && j >= h->prefix && j > i + h->coff) return 0;
+    if (h->window > 0 && j <= i + h->coff - h->window) return 0;
     if (h->bmask && !h->bmask[i * h->bm_rs + j * h->bm_cs]) return 0;
+    if (h->doc) {
+        int lo, hi;
+        attn__doc_range(h, i, &lo, &hi);
+        if (j < lo || j >= hi) return 0;
+    }
+    if (h->mask_mod && !h->mask_mod(h->b, h->hh, i, j, h->ctx)) return 0;
     return 1;
 }
 
@@ -191,5 +304,14 @@ void attn__adam_ref(float *p, const float *g, float *m, float *v, int64_t n, con
 /* Softmax of one score row in place over the visible entries (vis[j] != 0), -inf entries
  * hidden too; hidden entries become 0. Returns the log-sum-exp (-INFINITY if none visible). */
 float attn__softmax_row(float *s, const uint8_t *vis, int n);
+
+/* Weights p (n) normalised with their own log-sum-exp l, rescaled to a row's final one l2
+ * (attention sinks add a term to the denominator after the kernels: p *= exp(l - l2), as
+ * attn__mods_sinks does to the forward's P); nothing when l2 is l or l is not finite. */
+static inline void attn__sinks_rescale(float *p, int n, float l, float l2) {
+    if (l == l2 || !isfinite(l) || !isfinite(l2)) return;
+    float f = expf(l - l2);
+    for (int j = 0; j < n; j++) p[j] *= f;
+}
 
 #endif

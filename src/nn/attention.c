@@ -18,9 +18,8 @@
 #include "core/internal.h"
 #include "kernels/ref/additive.h"
 #include "kernels/kernels.h"
+#include "nn/attention_mods.h"
 #include "nn/nn_internal.h"
-
-#define COS_EPS 1e-12f
 
 static void contiguous(int64_t s[3], int H, int N, int d) {
     if (s[0] || s[1] || s[2]) return;
@@ -67,7 +66,7 @@ int attn_desc_check(attn_desc *a) {
     contiguous(a->k_strides, a->Hkv, a->Nk, a->dk);
     contiguous(a->v_strides, a->Hkv, a->Nk, a->dv);
     contiguous(a->o_strides, a->H, a->Nq, a->dv);
-    return ATTN_OK;
+    return attn__mods_check(a);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -79,7 +78,7 @@ enum {
     WS_SCRATCH, WS_PO, WS_PL,             /* kernel scratch, split-forward partials */
     WS_LSE, WS_OTMP, WS_DELTA,            /* forward/backward row statistics */
     WS_DQ, WS_DK, WS_DQPART,              /* backward: effective dq, dk, per-range dq */
-    WS_DWQ, WS_DUK, WS_DVAB,              /* additive backward */
+    WS_DWQ, WS_DUK, WS_DVAB,              /* additive backward (and attn_mods: nn/attention_mods.c) */
     WS_COUNT
 };
 
@@ -91,6 +90,7 @@ struct attn_plan {
     attn_desc a; /* checked */
     void *buf[WS_COUNT];
     size_t cap[WS_COUNT]; /* bytes */
+    attn__mods_state *mods; /* the block mask of mask_mod (made once), gradients' sums */
 };
 
 /* The workspace buffer `slot` of at least n floats (zeroed if asked); grown only when a call
@@ -129,7 +129,7 @@ int attn_plan_reshape(attn_plan *pl, const attn_desc *d) {
     attn_desc a = *d;
     int st = attn_desc_check(&a);
     if (st) return st;
-    pl->a = a;
+    pl->a = a, attn__mods_reset(pl->mods);
     return ATTN_OK;
 }
 
@@ -138,7 +138,7 @@ const attn_desc *attn_plan_desc(const attn_plan *pl) { return pl ? &pl->a : NULL
 void attn_plan_free(attn_plan *pl) {
     if (!pl) return;
     for (int i = 0; i < WS_COUNT; i++) attn_free(pl->buf[i]);
-    attn_free(pl);
+    attn__mods_free(pl->mods), attn_free(pl);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -153,23 +153,8 @@ typedef struct {
     int d;                      /* their feature size (dk) */
     float *qbuf, *kbuf;         /* transformed copies (workspace), contiguous */
     float *qnorm, *knorm;       /* cosine: max(|q|, eps) per row (B*H*Nq), (B*Hkv*Nk) */
+    const uint8_t *tiles;       /* the block mask of mask_mod, or NULL */
 } prep;
-
-/* Normalise rows of X (B, Hx, N, d) with strides xs into contiguous out; norms kept. */
-static void normalise_rows(const float *X, const int64_t xs[3], int B, int Hx, int N, int d, float *out, float *norms) {
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < Hx; h++)
-            for (int n = 0; n < N; n++) {
-                const float *x = X + b * xs[0] + h * xs[1] + n * xs[2];
-                size_t r = ((size_t)b * Hx + h) * N + n;
-                double ss = 0.0;
-                for (int c = 0; c < d; c++) ss += (double)x[c] * x[c];
-                float nrm = (float)sqrt(ss);
-                if (nrm < COS_EPS) nrm = COS_EPS;
-                norms[r] = nrm;
-                for (int c = 0; c < d; c++) out[r * d + c] = x[c] / nrm;
-            }
-}
 
 static int prep_init(prep *p, attn_plan *pl, const float *Q, const float *K, const float *V) {
     memset(p, 0, sizeof *p);
@@ -178,6 +163,7 @@ static int prep_init(prep *p, attn_plan *pl, const float *Q, const float *K, con
     int st = attn_desc_check(&p->a); /* again: key lengths may have changed since */
     if (st) return st;
     if (!Q || !K || !V) return attn__error(ATTN_EINVAL, "Q, K and V must not be NULL");
+    if ((st = attn__mods_tiles(&pl->mods, &p->a, &p->tiles))) return st;
     attn_desc *a = &p->a;
     p->Q = Q, p->K = K, p->V = V;
     p->q = Q, p->k = K;
@@ -191,8 +177,8 @@ static int prep_init(prep *p, attn_plan *pl, const float *Q, const float *K, con
         p->qnorm = ws_get(pl, WS_QNORM, nq, 0);
         p->knorm = ws_get(pl, WS_KNORM, nk, 0);
         if (!p->qbuf || !p->kbuf || !p->qnorm || !p->knorm) return ATTN_ENOMEM;
-        normalise_rows(Q, a->q_strides, a->B, a->H, a->Nq, a->dq, p->qbuf, p->qnorm);
-        normalise_rows(K, a->k_strides, a->B, a->Hkv, a->Nk, a->dk, p->kbuf, p->knorm);
+        attn__cos_normalise_rows(Q, a->q_strides, a->B, a->H, a->Nq, a->dq, p->qbuf, p->qnorm);
+        attn__cos_normalise_rows(K, a->k_strides, a->B, a->Hkv, a->Nk, a->dk, p->kbuf, p->knorm);
         p->q = p->qbuf, p->k = p->kbuf;
         contiguous(memset(p->qs, 0, sizeof p->qs), a->H, a->Nq, a->dq);
         contiguous(memset(p->ks, 0, sizeof p->ks), a->Hkv, a->Nk, a->dk);
@@ -237,6 +223,7 @@ static attn__head head_of(const prep *p, int b, int h) {
         hd.bias = a->mask.bias + b * s[0] + h * s[1];
         hd.bias_rs = s[2], hd.bias_cs = s[3];
     }
+    attn__mods_head(&hd, a, b, h, p->ws ? p->ws->mods : NULL, p->tiles);
     return hd;
 }
 
@@ -463,6 +450,7 @@ static int run_forward(const prep *p, const additive *ad, float *O, float *P, fl
     } else {
         run_tasks(tasks, fwd_task, &j, flops);
     }
+    if (!st) attn__mods_sinks(a, O, P, lse);
     return st;
 }
 
@@ -719,21 +707,6 @@ static int run_backward_fused(bwd_job *j) {
     return ATTN_OK;
 }
 
-/* Cosine chain rule, in place on dX (contiguous, rows of d): x̂ = x / n with n = max(|x|, eps):
- * dx = (dx̂ - x̂ (x̂ . dx̂)) / n when |x| > eps, else dx̂ / eps. Result written with strides. */
-static void cosine_back(const float *xhat, const float *norms, const float *dxhat, size_t rows, int d,
-                        float *dx, const int64_t s[3], int Hx, int N) {
-    for (size_t r = 0; r < rows; r++) {
-        const float *xh = xhat + r * d, *g = dxhat + r * d;
-        int b = (int)(r / ((size_t)Hx * N)), h = (int)(r / N % Hx), n = (int)(r % N);
-        float *out = dx + b * s[0] + h * s[1] + n * s[2];
-        float proj = 0.0f;
-        if (norms[r] > COS_EPS)
-            for (int c = 0; c < d; c++) proj += xh[c] * g[c];
-        for (int c = 0; c < d; c++) out[c] = (g[c] - xh[c] * proj) / norms[r];
-    }
-}
-
 /* Additive backward for one (b, kv head) group: all G query heads, every row. Per row the
  * scores and weights are recomputed as the forward computed them (same kernels, same bits),
  * then, with dp_j = dO_i . V_j and dot = sum_j p_j dp_j:
@@ -846,8 +819,11 @@ static int additive_backward(const prep *p, const additive *ad, const float *dO,
     return ATTN_OK;
 }
 
-int attn_plan_backward(attn_plan *pl, const float *Q, const float *K, const float *V, const float *O,
-                       const float *lse_in, const float *dO, float *dQ, float *dK, float *dV, attn_score_params *dparams) {
+static attn__head head_fn(const void *p, int b, int h) { return head_of(p, b, h); }
+
+int attn_plan_backward_mods(attn_plan *pl, const float *Q, const float *K, const float *V, const float *O,
+                            const float *lse_in, const float *dO, float *dQ, float *dK, float *dV,
+                            attn_score_params *dparams, attn_mods_grad *dmods) {
     if (!pl) return attn__error(ATTN_EINVAL, "attention plan is NULL");
     if (!O || !dO) return attn__error(ATTN_EINVAL, "O and dO must not be NULL");
     prep p;
@@ -930,10 +906,11 @@ int attn_plan_backward(attn_plan *pl, const float *Q, const float *K, const floa
         if (j.dq) attn__parallel(a->B * a->H * j.nqb, bwd_dq_task, &j);
         if (j.dk || j.dv) attn__parallel(a->B * a->Hkv * j.nkb, bwd_dkv_task, &j);
     }
+    if ((st = attn__mods_backward(&pl->mods, a, head_fn, &p, lse_in, delta, dO, dmods))) return st;
 
     if (a->score == ATTN_SCORE_COSINE) {
-        if (dQ) cosine_back(p.qbuf, p.qnorm, dq_tmp, nq, p.d, dQ, a->q_strides, a->H, a->Nq);
-        if (dK) cosine_back(p.kbuf, p.knorm, dk_tmp, nk, p.d, dK, a->k_strides, a->Hkv, a->Nk);
+        if (dQ) attn__cos_backward(p.qbuf, p.qnorm, dq_tmp, nq, p.d, dQ, a->q_strides, a->H, a->Nq);
+        if (dK) attn__cos_backward(p.kbuf, p.knorm, dk_tmp, nk, p.d, dK, a->k_strides, a->Hkv, a->Nk);
     } else if (a->score == ATTN_SCORE_GENERAL) {
         /* Q' = Q W: dQ = dQ' W^T, dW += Q^T dQ'. */
         for (int b = 0; b < a->B; b++)
@@ -976,7 +953,7 @@ static void weights_task(void *ctx, int task, int thread) {
     for (int i = i0; j->ad.Wq && i < i1; i++) {
         float *pr = pt + (size_t)(i - i0) * Nk;
         additive_row(&j->p, &j->ad, &hd, b, h, i, pr, s, 0);
-        attn__softmax_row(pr, NULL, Nk);
+        attn__sinks_rescale(pr, Nk, attn__softmax_row(pr, NULL, Nk), j->lse[(size_t)bh * j->p.a.Nq + i]);
     }
 }
 

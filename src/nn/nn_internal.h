@@ -18,6 +18,15 @@
 #include "attn/attention.h"
 #include "attn/layers.h"
 
+/* ---- cosine score (nn/attention_cosine.c) ------------------------------------------------------ */
+
+/* Rows of X (B, Hx, N, d) with strides xs divided by max(|x|, 1e-12) into contiguous out;
+ * the norms (B*Hx*N) kept for the backward. */
+void attn__cos_normalise_rows(const float *X, const int64_t xs[3], int B, int Hx, int N, int d, float *out, float *norms);
+/* dX (strides s) from dX̂ (contiguous rows of d), through x̂ = x / max(|x|, eps). */
+void attn__cos_backward(const float *xhat, const float *norms, const float *dxhat, size_t rows, int d,
+                        float *dx, const int64_t s[3], int Hx, int N);
+
 /* ---- linear (nn/linear.c) ------------------------------------------------------------------ */
 
 /* y (M, N) = x (M, K) W^T + b, with W (N, K) (PyTorch's nn.Linear layout), b (N) or NULL.

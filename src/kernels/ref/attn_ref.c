@@ -12,7 +12,8 @@ static size_t scratch_ref(int Nk, int d, int dv) {
     return 2 * (size_t)Nk + 16;
 }
 
-/* Scores of row i: s[j] = scale * q_i . k_j + bias_ij for visible j, -inf otherwise. */
+/* Scores of row i: s[j] = scale * q_i . k_j + bias_ij, modified (attn__score_elem), for
+ * visible j; -inf otherwise. */
 static void score_row(const attn__head *h, int i, float *s) {
     const float *q = h->q + i * h->q_rs;
     for (int j = 0; j < h->Nk; j++) {
@@ -23,9 +24,7 @@ static void score_row(const attn__head *h, int i, float *s) {
         const float *k = h->k + j * h->k_rs;
         float acc = 0.0f;
         for (int c = 0; c < h->d; c++) acc += q[c] * k[c];
-        acc *= h->scale;
-        if (h->bias) acc += h->bias[i * h->bias_rs + j * h->bias_cs];
-        s[j] = acc;
+        s[j] = attn__score_elem(h, i, j, acc * h->scale, 0, NULL);
     }
 }
 
@@ -61,22 +60,27 @@ void attn__fwd_ref(const attn__head *h, int i0, int i1, float *o, int64_t o_rs, 
         for (int j = 0; j < h->Nk; j++) {
             if (s[j] == 0.0f) continue;
             const float *v = h->v + j * h->v_rs;
-            for (int c = 0; c < h->dv; c++) oi[c] += s[j] * v[c];
+            float pj = h->drop > 0.0f ? s[j] * attn__drop_factor(h, i, j) : s[j];
+            for (int c = 0; c < h->dv; c++) oi[c] += pj * v[c];
         }
         if (p) memcpy(p + i * p_rs, s, (size_t)h->Nk * sizeof *s);
     }
 }
 
-/* p_ij recomputed from the forward's lse; 0 for hidden keys and fully masked rows. */
-static float prob(const attn__head *h, const float *lse, int i, int j) {
+/* p_ij recomputed from the forward's lse; 0 for hidden keys and fully masked rows. *g gets
+ * the modifiers' derivative d s_ij / d (scale q_i . k_j). */
+static float prob(const attn__head *h, const float *lse, int i, int j, float *g) {
+    *g = 1.0f;
     if (lse[i] == -INFINITY || !attn__visible(h, i, j)) return 0.0f;
     const float *q = h->q + i * h->q_rs, *k = h->k + j * h->k_rs;
     float acc = 0.0f;
     for (int c = 0; c < h->d; c++) acc += q[c] * k[c];
-    acc *= h->scale;
-    if (h->bias) acc += h->bias[i * h->bias_rs + j * h->bias_cs];
+    acc = attn__score_elem(h, i, j, acc * h->scale, 0, g);
     return acc == -INFINITY ? 0.0f : expf(acc - lse[i]);
 }
+
+/* Dropout's factor of weight (i, j), 1 without dropout. */
+static float keep(const attn__head *h, int i, int j) { return h->drop > 0.0f ? attn__drop_factor(h, i, j) : 1.0f; }
 
 static float dot(const float *a, const float *b, int n) {
     float acc = 0.0f;
@@ -93,9 +97,9 @@ void attn__bwd_dq_ref(const attn__head *h, const float *lse, const float *delta,
         memset(dqi, 0, (size_t)h->d * sizeof *dqi);
         const float *doi = dO + i * do_rs;
         for (int j = 0; j < h->Nk; j++) {
-            float p = prob(h, lse, i, j);
+            float g, p = prob(h, lse, i, j, &g);
             if (p == 0.0f) continue;
-            float ds = p * (dot(doi, h->v + j * h->v_rs, h->dv) - delta[i]) * h->scale;
+            float ds = p * (keep(h, i, j) * dot(doi, h->v + j * h->v_rs, h->dv) - delta[i]) * g * h->scale;
             const float *k = h->k + j * h->k_rs;
             for (int c = 0; c < h->d; c++) dqi[c] += ds * k[c];
         }
@@ -109,15 +113,16 @@ void attn__bwd_dkv_ref(const attn__head *h, const float *lse, const float *delta
     for (int j = j0; j < j1; j++) {
         const float *vj = h->v + j * h->v_rs;
         for (int i = 0; i < h->Nq; i++) {
-            float p = prob(h, lse, i, j);
+            float g, p = prob(h, lse, i, j, &g);
             if (p == 0.0f) continue;
             const float *doi = dO + i * do_rs;
+            float f = keep(h, i, j);
             if (dv) {
                 float *dvj = dv + j * dv_rs;
-                for (int c = 0; c < h->dv; c++) dvj[c] += p * doi[c];
+                for (int c = 0; c < h->dv; c++) dvj[c] += p * f * doi[c];
             }
             if (dk) {
-                float ds = p * (dot(doi, vj, h->dv) - delta[i]) * h->scale;
+                float ds = p * (f * dot(doi, vj, h->dv) - delta[i]) * g * h->scale;
                 const float *q = h->q + i * h->q_rs;
                 float *dkj = dk + j * dk_rs;
                 for (int c = 0; c < h->d; c++) dkj[c] += ds * q[c];
@@ -166,13 +171,32 @@ const attn__kernels attn__kernels_ref = {
     .probs = attn__probs_ref,
 };
 
+/* T5's relative position bucket (HF transformers' _relative_position_bucket), in float as
+ * there: exact buckets for small distances, logarithmic ones up to max_distance. */
+int attn__t5_bucket(int rel, int bidirectional, int num_buckets, int max_distance) {
+    int ret = 0, n;
+    if (bidirectional) {
+        num_buckets /= 2;
+        if (rel > 0) ret += num_buckets;
+        n = rel < 0 ? -rel : rel;
+    } else {
+        n = rel < 0 ? -rel : 0;
+    }
+    int max_exact = num_buckets / 2;
+    if (n < max_exact) return ret + n;
+    float x = logf((float)n / (float)max_exact) / (float)log((double)max_distance / max_exact) * (float)(num_buckets - max_exact);
+    int large = max_exact + (int)x;
+    return ret + (large < num_buckets - 1 ? large : num_buckets - 1);
+}
+
 /* The weights as attn__fwd_ref writes them: each row's softmax, divided by its sum (which
- * exp(s - lse) would round otherwise), so the reference needs no lse. */
+ * exp(s - lse) would round otherwise); the lse matters only where it is not the row's own
+ * (attention sinks: attn__sinks_rescale). */
 void attn__probs_ref(const attn__head *h, const float *lse, int i0, int i1, float *p, int64_t p_rs, float *scratch) {
-    (void)lse, (void)scratch;
+    (void)scratch;
     for (int i = i0; i < i1; i++) {
         float *pr = p + (int64_t)(i - i0) * p_rs;
         score_row(h, i, pr);
-        attn__softmax_row(pr, NULL, h->Nk);
+        attn__sinks_rescale(pr, h->Nk, attn__softmax_row(pr, NULL, h->Nk), lse[i]);
     }
 }

@@ -48,7 +48,7 @@
  *   vload(p) vstore(p, x)    unaligned load/store of VL floats
  *   vloadn(p, n) vstoren(p, x, n)  first n lanes (the rest read as 0 / left alone)
  *   vbcast(p) vset1(x) vzero()
- *   vfma(a, b, c) = a*b + c;  vadd vsub vmul vmax
+ *   vfma(a, b, c) = a*b + c;  vadd vsub vmul vdiv vmax
  *   vexp2(x)                 2^x, 0 for x <= -150 or -inf, NaN propagates
  *   vsafe(m)                 m, or 0 where m == -inf
  *   vkeep(x, base, lo, hi)   x where base + lane is in [lo, hi), -inf elsewhere
@@ -209,43 +209,121 @@ static void kb(int nj, const float *p, int ni, const float *y, int64_t ys, int n
  * past nr are padding and left alone). Key ranges (key_len, causal and window bounds) are
  * applied by the callers' loop limits; here only what cuts through the block. */
 
-/* Does the block need element-wise work? */
-static inline int block_masked(const attn__head *h, int ib, int nr, int jb, int nj) {
-    if (h->bmask || h->bias) return 1;
-    if (h->causal && jb + nj - 1 > ib) return 1;
-    if (h->window > 0 && jb <= ib + nr - 1 - h->window) return 1;
+/* The block mask's class of query tile ib / BR against keys [jb, jb + nj): the key blocks of
+ * BC it overlaps, combined (empty if all are, full if all are, else partial). */
+static inline int tile_class(const attn__head *h, int ib, int jb, int nj) {
+    const uint8_t *row = h->tiles + (size_t)(ib / BR) * h->tiles_nk;
+    int c0 = row[jb / BC], c1 = row[(jb + nj - 1) / BC];
+    return c0 == c1 ? c0 : ATTN__TILE_PARTIAL;
+}
+
+/* Do query rows [ib, ib + nr) and keys [jb, jb + nj) all lie in one document? */
+static inline int one_doc(const attn__head *h, int ib, int nr, int jb, int nj) {
+    int lo, hi;
+    attn__doc_range(h, ib, &lo, &hi);
+    return ib + nr <= hi && jb >= lo && jb + nj <= hi;
+}
+
+/* The structural cuts through the block: causal (keys past the first row, beyond the prefix)
+ * and window. */
+static inline int block_cut(const attn__head *h, int ib, int nr, int jb, int nj) {
+    if (h->causal && jb + nj - 1 > ib + h->coff && jb + nj > h->prefix) return 1;
+    if (h->window > 0 && jb <= ib + nr - 1 + h->coff - h->window) return 1;
     return 0;
 }
 
-static void mask_block(const attn__head *h, float *st, int ib, int nr, int jb, int nj) {
-    if ((h->causal && jb + nj - 1 > ib) || (h->window > 0 && jb <= ib + nr - 1 - h->window)) {
+/* Does the block need element-wise work? */
+static inline int block_masked(const attn__head *h, int ib, int nr, int jb, int nj) {
+    if (h->bmask || h->bias || h->ew) return 1;
+    if (block_cut(h, ib, nr, jb, nj)) return 1;
+    if (h->doc && !one_doc(h, ib, nr, jb, nj)) return 1;
+    if (h->tiles && tile_class(h, ib, jb, nj) != ATTN__TILE_FULL) return 1;
+    return 0;
+}
+
+/* Masks and modifiers of one block; gt (nj, BR), if not NULL, gets each score's derivative
+ * d s / d (scale q . k) for the backward (1 where nothing modifies the score). */
+static void mask_block(const attn__head *h, float *st, float *gt, int ib, int nr, int jb, int nj) {
+    if (gt)
+        for (size_t x = 0; x < (size_t)nj * BR; x++) gt[x] = 1.0f;
+    if (block_cut(h, ib, nr, jb, nj)) {
         for (int jj = 0; jj < nj; jj++) {
             int j = jb + jj;
-            /* visible lanes: i >= j (causal) and i < j + window */
-            int lo = h->causal ? j - ib : 0, hi = h->window > 0 ? j + h->window - ib : BR;
+            /* visible lanes: i >= j - coff (causal, past the prefix) and i < j + window - coff */
+            int lo = h->causal && j >= h->prefix ? j - h->coff - ib : 0;
+            int hi = h->window > 0 ? j + h->window - h->coff - ib : BR;
             float *row = st + jj * BR;
             UNROLL for (int v = 0; v < NV; v++) vstore(row + v * VL, vkeep(vload(row + v * VL), v * VL, lo, hi));
         }
     }
-    if (h->bmask || h->bias) {
-        for (int jj = 0; jj < nj; jj++) {
-            int j = jb + jj;
-            float *row = st + jj * BR;
+    int check_mm = h->mask_mod && (!h->tiles || tile_class(h, ib, jb, nj) != ATTN__TILE_FULL);
+    int docs = h->doc && !one_doc(h, ib, nr, jb, nj);
+    /* The built-in modifiers vectorise (ALiBi, T5 from its table by i - j, soft-capping)
+     * unless a boolean mask, mask_mod or score_mod needs each element in turn; then only
+     * documents and the bias go element by element. */
+    int vec = !h->bmask && !check_mm && !h->score_mod;
+    if (!h->bmask && !h->bias && !h->ew && !check_mm && !docs) return;
+    if (!vec || docs || h->bias) {
+        int lo[BR], hi[BR]; /* each query's document */
+        for (int l = 0; l < nr; l++) {
+            lo[l] = 0, hi[l] = jb + nj;
+            if (docs) attn__doc_range(h, ib + l, &lo[l], &hi[l]);
+        }
+        for (int jj = 0; jj < nj; jj++) { /* along the rows of S^T: contiguous */
             for (int l = 0; l < nr; l++) {
-                int64_t i = ib + l;
-                if (h->bmask && !h->bmask[i * h->bm_rs + j * h->bm_cs]) row[l] = -INFINITY;
-                else if (h->bias) row[l] += h->bias[i * h->bias_rs + j * h->bias_cs];
+                int i = ib + l, j = jb + jj;
+                float *x = st + jj * BR + l;
+                if (*x == -INFINITY) continue;
+                if (j < lo[l] || j >= hi[l]) *x = -INFINITY;
+                else if (!vec) *x = attn__score_elem(h, i, j, *x, check_mm, gt ? gt + jj * BR + l : NULL);
+                else if (h->bias) *x += h->bias[(int64_t)i * h->bias_rs + (int64_t)j * h->bias_cs];
             }
+        }
+    }
+    if (!vec || (!h->alibi && !h->t5 && h->softcap <= 0.0f)) return;
+    static const float iota[BR] = {
+#define IOTA4(k) k, k + 1, k + 2, k + 3
+        IOTA4(0), IOTA4(4), IOTA4(8), IOTA4(12),
+#if BR > 16
+        IOTA4(16), IOTA4(20), IOTA4(24), IOTA4(28), IOTA4(32), IOTA4(36), IOTA4(40), IOTA4(44),
+        IOTA4(48), IOTA4(52), IOTA4(56), IOTA4(60),
+#endif
+#undef IOTA4
+    };
+    const vf cap = vset1(h->softcap), inv = vset1(h->softcap > 0.0f ? 1.0f / h->softcap : 0.0f);
+    const vf one = vset1(1.0f), two = vset1(2.0f), k2 = vset1(2.0f * LOG2E), slope = vset1(h->slope);
+    for (int jj = 0; jj < nj; jj++) {
+        float *row = st + jj * BR;
+        UNROLL for (int v = 0; v < NV; v++) {
+            vf x = vload(row + v * VL);
+            if (h->alibi) /* slope (j - i), i = ib + lane: exact integers in float */
+                x = vadd(x, vmul(slope, vsub(vset1((float)(jb + jj - ib)), vload(iota + v * VL))));
+            if (h->t5) /* the bias of i - j for lanes i = ib + v VL + lane: consecutive entries */
+                x = vadd(x, vload(h->t5_rev + (ib + v * VL - (jb + jj))));
+            if (h->softcap > 0.0f) {
+                /* cap tanh(x / cap), tanh(y) = 1 - 2 / (exp(2y) + 1); -inf (hidden) stays -inf */
+                vf t = vsub(one, vdiv(two, vadd(vexp2(vmul(vmul(x, inv), k2)), one)));
+                if (gt) vstore(gt + jj * BR + v * VL, vsub(one, vmul(t, t)));
+                x = vadd(vmul(cap, t), vsub(x, vsafe(x)));
+            }
+            vstore(row + v * VL, x);
         }
     }
 }
 
+/* Dropout of one block of weights (nj, BR), in place; f (nj, BR) gets the factors if not NULL. */
+static void drop_block(const attn__head *h, float *st, float *f, int ib, int nr, int jb, int nj) {
+    for (int jj = 0; jj < nj; jj++)
+        for (int l = 0; l < nr; l++) {
+            float k = attn__drop_factor(h, ib + l, jb + jj);
+            if (st) st[jj * BR + l] *= k;
+            if (f) f[jj * BR + l] = k;
+        }
+}
+
 /* The key range query rows [ib, ie) can see within [j0, j1): [*js, *je). */
 static inline void key_range(const attn__head *h, int ib, int ie, int j0, int j1, int *js, int *je) {
-    int s = j0, e = imin(j1, h->key_len);
-    if (h->causal) e = imin(e, ie);
-    if (h->window > 0) s = imax(s, ib - h->window + 1);
-    *js = s, *je = e;
+    attn__key_range(h, ib, ie, j0, j1, js, je);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -339,9 +417,11 @@ static void fwd_tile(const attn__head *h, int ib, int ie, int j0, int j1, float 
     vf alpha[NV];
     for (int jb = js; jb < je; jb += BC) {
         int nj = imin(BC, je - jb);
+        if (h->tiles && tile_class(h, ib, jb, nj) == ATTN__TILE_EMPTY) continue;
         ka(nj, h->k + (int64_t)jb * h->k_rs, h->k_rs, qt, d, st);
-        if (block_masked(h, ib, nr, jb, nj)) mask_block(h, st, ib, nr, jb, nj);
+        if (block_masked(h, ib, nr, jb, nj)) mask_block(h, st, NULL, ib, nr, jb, nj);
         softmax_block(st, nj, m, l, alpha);
+        if (h->drop > 0.0f) drop_block(h, st, NULL, ib, nr, jb, nj);
         kc(dv, h->v + (int64_t)jb * h->v_rs, h->v_rs, st, nj, ot, alpha);
     }
     float *inv = st; /* free now */
@@ -366,8 +446,9 @@ static void fwd_tile(const attn__head *h, int ib, int ie, int j0, int j1, float 
     for (int r = nr; r < BR; r++) lse2[r] = INFINITY;
     for (int jb = js; jb < je; jb += BC) {
         int nj = imin(BC, je - jb);
+        if (h->tiles && tile_class(h, ib, jb, nj) == ATTN__TILE_EMPTY) continue;
         ka(nj, h->k + (int64_t)jb * h->k_rs, h->k_rs, qt, d, st);
-        if (block_masked(h, ib, nr, jb, nj)) mask_block(h, st, ib, nr, jb, nj);
+        if (block_masked(h, ib, nr, jb, nj)) mask_block(h, st, NULL, ib, nr, jb, nj);
         prob_block(st, nj, lse2);
         for (int r = 0; r < nr; r++) {
             float *pr = p + (int64_t)(ib + r) * p_rs + jb;
@@ -402,14 +483,10 @@ static inline vf row_scores(const float *q, const float *kr, int64_t krs, int nk
 }
 
 /* Element-wise masks of one row's chunk of keys [jc, jc + nk) (tmp: VL floats). */
-static inline vf row_mask(const attn__head *h, int64_t i, int jc, int nk, vf s, float *tmp) {
-    if (!h->bmask && !h->bias) return s;
+static inline vf row_mask(const attn__head *h, int i, int jc, int nk, vf s, float *tmp) {
+    if (!h->bmask && !h->bias && !h->ew && !h->mask_mod) return s;
     vstore(tmp, s);
-    for (int k = 0; k < nk; k++) {
-        int64_t j = jc + k;
-        if (h->bmask && !h->bmask[i * h->bm_rs + j * h->bm_cs]) tmp[k] = -INFINITY;
-        else if (h->bias) tmp[k] += h->bias[i * h->bias_rs + j * h->bias_cs];
-    }
+    for (int k = 0; k < nk; k++) tmp[k] = attn__score_elem(h, i, jc + k, tmp[k], 1, NULL);
     return vload(tmp);
 }
 
@@ -471,6 +548,8 @@ static void fwd_rows(const attn__head *h, int ib, int ie, int j0, int j1, float 
                 lv = vadd(lv, pv);
                 vstore(pk + c4 * VL, pv);
             }
+            if (h->drop > 0.0f)
+                for (int k = 0; k < nb; k++) pk[k] *= attn__drop_factor(h, i, jb + k);
             const float *vr = h->v + (int64_t)jb * h->v_rs;
             for (int cv = 0; cv < nvv; cv++)
                 vstore(oa + cv * VL, row_pv(vload(oa + cv * VL), pk, vr + cv * VL, h->v_rs, nb, cv == nvv - 1 ? vtail : VL));
@@ -549,7 +628,7 @@ static void FN(rowdot)(int n, int len, const float *a, int64_t a_rs, const float
 typedef struct {
     int nt, nqp, dp, dvp;
     int own_q, own_do; /* Q / dO rows copied (padded) rather than read in place */
-    size_t qt, dot, dqt, lse2, dl, st, dpt, dka, dva, qr, dor, total;
+    size_t qt, dot, dqt, lse2, dl, st, dpt, gt, ft, dka, dva, qr, dor, total;
 } bwd_layout;
 
 static bwd_layout bwd_plan(int Nq, int d, int dv) {
@@ -564,6 +643,8 @@ static bwd_layout bwd_plan(int Nq, int d, int dv) {
     L.dl = at, at += (size_t)L.nqp;
     L.st = at, at += (size_t)BC * BR;
     L.dpt = at, at += (size_t)BC * BR;
+    L.gt = at, at += (size_t)BC * BR; /* the modifiers' derivatives */
+    L.ft = at, at += (size_t)BC * BR; /* dropout's factors, then the dropped weights */
     L.dka = at, at += (size_t)BC * L.dp;
     L.dva = at, at += (size_t)BC * L.dvp;
     L.qr = at, at += L.own_q ? (size_t)Nq * L.dp : 0;
@@ -592,6 +673,7 @@ static void FN(bwd)(const attn__head *h, const float *lse, const float *delta, c
     bwd_layout L = bwd_plan(Nq, d, dvn);
     float *qt = ws + L.qt, *dot = ws + L.dot, *dqt = ws + L.dqt, *lse2 = ws + L.lse2, *dl = ws + L.dl;
     float *st = ws + L.st, *dpt = ws + L.dpt, *dka = ws + L.dka, *dva = ws + L.dva;
+    float *gt = h->ew ? ws + L.gt : NULL, *ft = ws + L.ft;
     const float *qr = h->q, *dor = dO;
     int64_t qrs = h->q_rs, dors = do_rs;
     if (L.own_q && dk) pad_rows(h->q, h->q_rs, Nq, d, L.dp, ws + L.qr), qr = ws + L.qr, qrs = L.dp;
@@ -615,18 +697,42 @@ static void FN(bwd)(const attn__head *h, const float *lse, const float *delta, c
         if (dv) memset(dva, 0, (size_t)nj * L.dvp * sizeof *dva);
         /* Query tiles that can see keys [jb, jb + nj). */
         int t0 = 0, t1 = L.nt;
-        if (h->causal) t0 = jb / BR;
-        if (h->window > 0) t1 = imin(t1, (jb + nj - 1 + h->window - 1) / BR + 1);
+        if (h->causal && jb >= h->prefix) t0 = imax(0, (jb - h->coff) / BR);
+        if (h->window > 0) t1 = imin(t1, imax(0, (jb + nj - 1 + h->window - 1 - h->coff) / BR + 1));
+        if (h->doc) { /* Nq == Nk: the queries of the documents of these keys */
+            int lo, hi, lo2, hi2;
+            attn__doc_range(h, jb, &lo, &hi);
+            attn__doc_range(h, jb + nj - 1, &lo2, &hi2);
+            t0 = imax(t0, lo / BR), t1 = imin(t1, (hi2 - 1) / BR + 1);
+        }
         const float *kb_ = h->k + (int64_t)jb * h->k_rs, *vb_ = h->v + (int64_t)jb * h->v_rs;
         for (int t = t0; t < t1; t++) {
             int ib = t * BR, nr = imin(BR, Nq - ib);
+            if (h->tiles && tile_class(h, ib, jb, nj) == ATTN__TILE_EMPTY) continue;
             ka(nj, kb_, h->k_rs, qt + (size_t)t * d * BR, d, st);
-            if (block_masked(h, ib, nr, jb, nj)) mask_block(h, st, ib, nr, jb, nj);
+            if (block_masked(h, ib, nr, jb, nj)) mask_block(h, st, gt, ib, nr, jb, nj);
             prob_block(st, nj, lse2 + ib);
-            if (dv) kb(nj, st, nr, dor + (int64_t)ib * dors, dors, L.dvp, dva, L.dvp);
-            if (!dk && !dq) continue;
-            /* dP^T = V_blk dO^T, then dS^T = P^T (dP^T - delta) */
+            const float *pd = st; /* the weights after dropout, for dV */
+            if (h->drop > 0.0f) {
+                memset(ft, 0, (size_t)nj * BR * sizeof *ft);
+                drop_block(h, NULL, ft, ib, nr, jb, nj);
+            }
+            if (!dk && !dq) {
+                if (h->drop > 0.0f) {
+                    for (size_t x = 0; x < (size_t)nj * BR; x++) ft[x] *= st[x];
+                    pd = ft;
+                }
+                if (dv) kb(nj, pd, nr, dor + (int64_t)ib * dors, dors, L.dvp, dva, L.dvp);
+                continue;
+            }
+            /* dP^T = V_blk dO^T (times dropout's factors), then dS^T = P^T (dP^T - delta)
+             * (times the modifiers' derivatives) */
             ka(nj, vb_, h->v_rs, dot + (size_t)t * dvn * BR, dvn, dpt);
+            if (h->drop > 0.0f) {
+                for (size_t x = 0; x < (size_t)nj * BR; x++) dpt[x] *= ft[x], ft[x] *= st[x];
+                pd = ft;
+            }
+            if (dv) kb(nj, pd, nr, dor + (int64_t)ib * dors, dors, L.dvp, dva, L.dvp);
             UNROLL for (int v = 0; v < NV; v++) {
                 vf dlv = vload(dl + ib + v * VL);
                 for (int jj = 0; jj < nj; jj++) {
@@ -634,6 +740,8 @@ static void FN(bwd)(const attn__head *h, const float *lse, const float *delta, c
                     vstore(r, vmul(vload(st + jj * BR + v * VL), vsub(vload(r), dlv)));
                 }
             }
+            if (gt)
+                for (size_t x = 0; x < (size_t)nj * BR; x++) dpt[x] *= gt[x];
             if (dk) kb(nj, dpt, nr, qr + (int64_t)ib * qrs, qrs, L.dp, dka, L.dp);
             if (dq) kc(d, kb_, h->k_rs, dpt, nj, dqt + (size_t)t * d * BR, NULL);
         }

@@ -31,6 +31,7 @@ static inline __m256i lane_mask(int n) {
 #define vsub(a, b) _mm256_sub_ps(a, b)
 #define vmul(a, b) _mm256_mul_ps(a, b)
 #define vmax(a, b) _mm256_max_ps(a, b)
+#define vdiv(a, b) _mm256_div_ps(a, b)
 
 /* 2^x: x = n + f with n an integer and |f| <= 1/2, 2^f by the degree-6 polynomial of Cephes'
  * exp2f (relative error below 2e-7), times 2^n built in the exponent field; n <= -127 gives 0

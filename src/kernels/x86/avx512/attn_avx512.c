@@ -36,6 +36,7 @@ typedef __m512 vf;
 #define vsub(a, b) _mm512_sub_ps(a, b)
 #define vmul(a, b) _mm512_mul_ps(a, b)
 #define vmax(a, b) _mm512_max_ps(a, b)
+#define vdiv(a, b) _mm512_div_ps(a, b)
 #define vhmax(x) _mm512_reduce_max_ps(x)
 #define vhsum(x) _mm512_reduce_add_ps(x)
 

@@ -1,0 +1,303 @@
+/* Programmable attention (attn_mods) against PyTorch: every case of
+ * tests/data/attention_mods/cases.txt (tools/gen_attention_mods_refs.py, FlexAttention's
+ * semantics in float64 torch ops, the reference's parameter gradients checked against finite
+ * differences there) is run through attn_forward and attn_backward_mods on every instruction
+ * set this CPU runs, with 1 and 2 threads: the output, lse, weights and every gradient (dQ,
+ * dK, dV, dBias, dSlopes, dT5, dSinks and score_mod's own) must match the reference, and the
+ * two thread counts must agree bitwise; the forward without the weights too (with few
+ * queries it splits the keys into ranges). Plus: dropout keeps about 1 - p of the weights, the
+ * block mask skips work without changing results, and bad descriptions are refused.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "attn/attention.h"
+#include "attn/autograd.h"
+#include "attn/io.h"
+#include "testutil.h"
+
+#define DIR "data/attention_mods"
+
+typedef struct {
+    char name[128];
+    int causal, window, align, prefix, t5_buckets, t5_maxd, t5_bidir, user;
+    float softcap, dropout;
+    unsigned long long seed;
+    double rtol, atol;
+} mcase;
+
+/* The test's callbacks, as in the generator's docstring. ctx: theta (H). */
+static int user_mask(int b, int h, int i, int j, void *ctx) {
+    (void)b, (void)h, (void)ctx;
+    return i / 100 == j / 100 && !(i == 130 && j % 3 == 0);
+}
+static float user_score(float s, int b, int h, int i, int j, void *ctx) {
+    (void)b;
+    const float *theta = ctx;
+    return s + theta[h] * sinf(s + 0.05f * (float)(i - j));
+}
+static float user_score_bwd(float s, float g, int b, int h, int i, int j, void *ctx, float *dparams) {
+    (void)b;
+    const float *theta = ctx;
+    float x = s + 0.05f * (float)(i - j);
+    if (dparams) dparams[h] += g * sinf(x);
+    return g * (1.0f + theta[h] * cosf(x));
+}
+
+static int load(const mcase *c, const char *file, attn_array *a) {
+    char path[512];
+    snprintf(path, sizeof path, DIR "/%s/%s.npy", c->name, file);
+    if (access(path, R_OK) != 0) return 0;
+    int st = attn_npy_load(path, a);
+    CHECK(st == ATTN_OK, "%s: %s", path, attn_last_error());
+    return st == ATTN_OK;
+}
+
+static void compare(const mcase *c, const char *tag, const char *file, const float *got, size_t n) {
+    attn_array want = {0};
+    if (!load(c, file, &want)) return;
+    char what[256];
+    snprintf(what, sizeof what, "%s [%s]: %s", c->name, tag, file);
+    CHECK(want.dtype == ATTN_F64 && (size_t)attn_array_numel(&want) == n, "%s: wrong reference file", what);
+    if (want.dtype == ATTN_F64 && (size_t)attn_array_numel(&want) == n) {
+        double *g = malloc(n * sizeof *g), m = 0.0;
+        const double *w = want.data;
+        for (size_t i = 0; i < n; i++) {
+            g[i] = got[i];
+            if (isfinite(w[i]) && fabs(w[i]) > m) m = fabs(w[i]);
+        }
+        tu_close_d(what, g, w, n, c->rtol, c->atol * (m > 1.0 ? m : 1.0));
+        free(g);
+    }
+    attn_array_free(&want);
+}
+
+enum { O_O, O_LSE, O_P, O_DQ, O_DK, O_DV, O_DBIAS, O_DSLOPES, O_DT5, O_DSINKS, O_DTHETA, O_COUNT };
+
+static void run_case(const mcase *c) {
+    static const char *const in_names[] = {"q", "k", "v", "do", "bias", "slopes", "t5", "sinks", "theta", "doc_offsets"};
+    attn_array in[10] = {{0}};
+    for (int x = 0; x < 10; x++) {
+        int ok = load(c, in_names[x], &in[x]);
+        CHECK(ok || x >= 4, "%s: %s.npy missing", c->name, in_names[x]);
+        if (!ok && x < 4) goto done;
+    }
+    attn_array *q = &in[0], *k = &in[1], *v = &in[2], *dO = &in[3];
+    attn_desc a;
+    memset(&a, 0, sizeof a);
+    a.B = (int)q->shape[0], a.H = (int)q->shape[1], a.Nq = (int)q->shape[2], a.dq = (int)q->shape[3];
+    a.Hkv = (int)k->shape[1], a.Nk = (int)k->shape[2], a.dv = (int)v->shape[3];
+    a.score = ATTN_SCORE_SCALED;
+    a.mask.causal = c->causal, a.mask.window = c->window;
+    const int64_t target[4] = {a.B, a.H, a.Nq, a.Nk};
+    if (in[4].data) {
+        a.mask.bias = in[4].data;
+        CHECK(attn_broadcast_strides(in[4].shape, in[4].ndim, target, a.mask.bias_strides) == ATTN_OK, "bias strides");
+    }
+    attn_mods m;
+    memset(&m, 0, sizeof m);
+    m.causal_align = c->align, m.prefix = c->prefix, m.softcap = c->softcap;
+    m.alibi_slopes = in[5].data, m.t5_table = in[6].data, m.sinks = in[7].data;
+    m.t5_buckets = c->t5_buckets, m.t5_max_distance = c->t5_maxd, m.t5_bidirectional = c->t5_bidir;
+    m.dropout = c->dropout, m.seed = c->seed;
+    if (in[9].data) m.doc_offsets = in[9].data, m.n_docs = (int)in[9].shape[1] - 1;
+    if (c->user) {
+        m.mask_mod = user_mask, m.score_mod = user_score, m.score_mod_bwd = user_score_bwd;
+        m.ctx = in[8].data, m.n_dparams = a.H;
+    }
+    a.mods = &m;
+    size_t sizes[O_COUNT] = {(size_t)a.B * a.H * a.Nq * a.dv, (size_t)a.B * a.H * a.Nq, (size_t)a.B * a.H * a.Nq * a.Nk,
+                             (size_t)attn_array_numel(q), (size_t)attn_array_numel(k), (size_t)attn_array_numel(v),
+                             in[4].data ? (size_t)attn_array_numel(&in[4]) : 0, (size_t)a.H,
+                             (size_t)c->t5_buckets * a.H, (size_t)a.H, (size_t)a.H};
+    static const char *const want[O_COUNT] = {"o_ref", "lse_ref", "p_ref", "dq_ref", "dk_ref", "dv_ref", "dbias_ref",
+                                              "dslopes_ref", "dt5_ref", "dsinks_ref", "dtheta_ref"};
+    static const char *const isas[] = {"ref", "avx2", "avx512"};
+    const char *start = attn_get_isa();
+    for (int s = 0; s < 3; s++) {
+        if (attn_set_isa(isas[s]) != ATTN_OK) continue;
+        float *got[2][O_COUNT];
+        for (int t = 0; t < 2; t++) {
+            attn_set_threads(t + 1);
+            for (int x = 0; x < O_COUNT; x++) got[t][x] = calloc(sizes[x] + 1, sizeof(float));
+            attn_mods_grad g = {c->user ? got[t][O_DTHETA] : NULL, in[5].data ? got[t][O_DSLOPES] : NULL,
+                                in[6].data ? got[t][O_DT5] : NULL, in[7].data ? got[t][O_DSINKS] : NULL,
+                                in[4].data ? got[t][O_DBIAS] : NULL};
+            int st = attn_forward(&a, q->data, k->data, v->data, got[t][O_O], got[t][O_P], got[t][O_LSE]);
+            CHECK(st == ATTN_OK, "%s: forward: %s", c->name, attn_last_error());
+            st = attn_backward_mods(&a, q->data, k->data, v->data, got[t][O_O], got[t][O_LSE], dO->data, got[t][O_DQ],
+                                    got[t][O_DK], got[t][O_DV], NULL, &g);
+            CHECK(st == ATTN_OK, "%s: backward: %s", c->name, attn_last_error());
+            if (t == 0) { /* without the weights (few queries: the forward that splits the keys) */
+                float *o2 = calloc(sizes[O_O], sizeof(float)), *l2 = calloc(sizes[O_LSE], sizeof(float));
+                st = attn_forward(&a, q->data, k->data, v->data, o2, NULL, l2);
+                CHECK(st == ATTN_OK, "%s: forward: %s", c->name, attn_last_error());
+                char tag[48];
+                snprintf(tag, sizeof tag, "%s, no P", isas[s]);
+                compare(c, tag, "o_ref", o2, sizes[O_O]);
+                compare(c, tag, "lse_ref", l2, sizes[O_LSE]);
+                /* the weights recomputed from Q, K and the log-sum-exp (attn_weights) */
+                float *w = calloc(sizes[O_P], sizeof(float));
+                st = attn_weights(&a, q->data, k->data, got[t][O_LSE], NULL, a.B * a.H, 0, a.Nq, w);
+                CHECK(st == ATTN_OK, "%s: attn_weights: %s", c->name, attn_last_error());
+                snprintf(tag, sizeof tag, "%s, attn_weights", isas[s]);
+                compare(c, tag, "p_ref", w, sizes[O_P]);
+                free(o2), free(l2), free(w);
+            }
+        }
+        char tag[32];
+        for (int x = 0; x < O_COUNT; x++) {
+            snprintf(tag, sizeof tag, "%s", isas[s]);
+            compare(c, tag, want[x], got[0][x], sizes[x]);
+            CHECK(memcmp(got[0][x], got[1][x], sizes[x] * sizeof(float)) == 0, "%s [%s]: %s differs between 1 and 2 threads",
+                  c->name, isas[s], want[x]);
+            free(got[0][x]), free(got[1][x]);
+        }
+    }
+    attn_set_isa(start);
+    attn_set_threads(0);
+done:
+    for (int x = 0; x < 10; x++) attn_array_free(&in[x]);
+}
+
+/* The tape's attention entry with ALiBi slopes or sinks as nodes (what the Transformer
+ * learns through): the gradients of q, k, v and the node against the case's reference. */
+static void test_autograd(const char *name, int with_slopes) {
+    mcase c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.name, sizeof c.name, "%s", name);
+    c.rtol = 2e-4, c.atol = 2e-5;
+    attn_array in[5] = {{0}};
+    static const char *const names[5] = {"q", "k", "v", "do", "slopes"};
+    int ok = 1;
+    for (int x = 0; x < 5; x++) ok &= load(&c, x < 4 || with_slopes ? names[x] : "sinks", &in[x]);
+    CHECK(ok, "%s: fixtures missing", name);
+    attn_graph *g = NULL;
+    if (!ok || attn_graph_new(0, &g) != ATTN_OK) goto done;
+    float *grads[5];
+    attn_var *x[5];
+    for (int i = 0; i < 5; i++) {
+        if (i == 3) continue;
+        grads[i] = calloc((size_t)attn_array_numel(&in[i]), sizeof(float));
+        x[i] = attn_graph_leaf(g, in[i].ndim, in[i].shape, in[i].data, grads[i]);
+    }
+    attn_ag_attention_opts o;
+    memset(&o, 0, sizeof o);
+    o.layout = ATTN_AG_BHND, o.score = ATTN_SCORE_SCALED, o.mask.causal = 1;
+    if (with_slopes) o.alibi_slopes = x[4];
+    else o.sinks = x[4];
+    attn_var *y = attn_ag_attention(g, x[0], x[1], x[2], &o, NULL);
+    CHECK(y != NULL, "%s: attn_ag_attention: %s", name, attn_last_error());
+    if (y) CHECK(attn_graph_backward_from(g, y, in[3].data) == ATTN_OK, "%s: backward: %s", name, attn_last_error());
+    compare(&c, "autograd", "o_ref", y ? y->data : grads[0], y ? (size_t)y->numel : 0);
+    static const char *const want[5] = {"dq_ref", "dk_ref", "dv_ref", "", "dslopes_ref"};
+    for (int i = 0; i < 5; i++)
+        if (i != 3) compare(&c, "autograd", i == 4 && !with_slopes ? "dsinks_ref" : want[i], grads[i], (size_t)attn_array_numel(&in[i]));
+    for (int i = 0; i < 5; i++)
+        if (i != 3) free(grads[i]);
+done:
+    attn_graph_free(g);
+    for (int i = 0; i < 5; i++) attn_array_free(&in[i]);
+}
+
+/* The three steps apply the documents (and do not trip over a T5 table they ignore). */
+static void test_steps(void) {
+    float q[10], S[25], P[25], t5[8] = {0};
+    tu_randn(q, 10, 3);
+    attn_desc a;
+    memset(&a, 0, sizeof a);
+    a.B = 1, a.H = 1, a.Nq = 5, a.Nk = 5, a.dq = 2;
+    int32_t offs[3] = {0, 2, 5};
+    attn_mods m;
+    memset(&m, 0, sizeof m);
+    m.doc_offsets = offs, m.n_docs = 2, m.t5_table = t5, m.t5_buckets = 4, m.t5_max_distance = 8;
+    a.mods = &m;
+    CHECK(attn_scores(&a, q, q, S) == ATTN_OK && attn_normalize(&a, S, P) == ATTN_OK, "steps: %s", attn_last_error());
+    for (int i = 0; i < 5; i++) {
+        double sum = 0.0;
+        for (int j = 0; j < 5; j++) {
+            sum += P[i * 5 + j];
+            CHECK((i < 2) == (j < 2) || P[i * 5 + j] == 0.0f, "steps: query %d sees key %d of another document", i, j);
+        }
+        CHECK(fabs(sum - 1.0) < 1e-5, "steps: row %d sums to %g", i, sum);
+    }
+}
+
+/* Dropout keeps about 1 - p of the weights (200,000 draws: 4 standard deviations < 0.5%). */
+static void test_keep_rate(void) {
+    long kept = 0, n = 0;
+    for (int i = 0; i < 400; i++)
+        for (int j = 0; j < 500; j++, n++) kept += attn_dropout_keep(42, i % 3, i % 5, i, j, 0.3f);
+    double rate = (double)kept / n;
+    CHECK(fabs(rate - 0.7) < 0.005, "dropout keeps %.4f of the weights, expected 0.7", rate);
+    kept = 0;
+    for (int j = 0; j < 1000; j++) kept += attn_dropout_keep(42, 0, 0, 0, j, 0.0f);
+    CHECK(kept == 1000, "dropout 0 keeps every weight (%ld of 1000)", kept);
+}
+
+static void test_errors(void) {
+    float x[64] = {0}, o[64];
+    attn_desc a;
+    memset(&a, 0, sizeof a);
+    a.B = 1, a.H = 1, a.Nq = 4, a.Nk = 6, a.dq = 2;
+    attn_mods m;
+    memset(&m, 0, sizeof m);
+    a.mods = &m;
+    int32_t offs[3] = {0, 2, 6};
+    m.doc_offsets = offs, m.n_docs = 2;
+    CHECK(attn_forward(&a, x, x, x, o, NULL, NULL) == ATTN_ESHAPE && tu_err_has("Nq == Nk"), "documents with Nq != Nk");
+    a.Nq = 6, offs[2] = 5;
+    CHECK(attn_forward(&a, x, x, x, o, NULL, NULL) == ATTN_EINVAL && tu_err_has("from 0 to N"), "offsets not ending at N");
+    offs[2] = 6, offs[1] = 7;
+    CHECK(attn_forward(&a, x, x, x, o, NULL, NULL) == ATTN_EINVAL, "decreasing offsets");
+    memset(&m, 0, sizeof m);
+    m.prefix = 2;
+    CHECK(attn_forward(&a, x, x, x, o, NULL, NULL) == ATTN_EINVAL && tu_err_has("causal"), "prefix without causal");
+    memset(&m, 0, sizeof m);
+    m.dropout = 1.0f;
+    CHECK(attn_forward(&a, x, x, x, o, NULL, NULL) == ATTN_EINVAL && tu_err_has("dropout"), "dropout 1");
+    memset(&m, 0, sizeof m);
+    m.softcap = -1.0f;
+    CHECK(attn_forward(&a, x, x, x, o, NULL, NULL) == ATTN_EINVAL && tu_err_has("softcap"), "negative softcap");
+    memset(&m, 0, sizeof m);
+    m.score_mod = user_score;
+    CHECK(attn_forward(&a, x, x, x, o, NULL, NULL) == ATTN_EINVAL && tu_err_has("score_mod_bwd"), "score_mod without backward");
+    memset(&m, 0, sizeof m);
+    m.causal_align = 2;
+    CHECK(attn_forward(&a, x, x, x, o, NULL, NULL) == ATTN_EINVAL && tu_err_has("alignment"), "bad alignment");
+    memset(&m, 0, sizeof m);
+    m.t5_table = x, m.t5_buckets = 1, m.t5_max_distance = 8;
+    CHECK(attn_forward(&a, x, x, x, o, NULL, NULL) == ATTN_EINVAL && tu_err_has("T5"), "one T5 bucket");
+}
+
+int main(void) {
+    FILE *f = fopen(DIR "/cases.txt", "r");
+    CHECK(f != NULL, "cannot open " DIR "/cases.txt (run from tests/)");
+    if (!f) return tu_summary("test_attention_mods");
+    char line[512];
+    int ncases = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '#' || line[0] == '\n') continue;
+        mcase c;
+        memset(&c, 0, sizeof c);
+        int n = sscanf(line, "%127s %d %d %d %d %f %d %d %d %f %llu %d %lf %lf", c.name, &c.causal, &c.window, &c.align,
+                       &c.prefix, &c.softcap, &c.t5_buckets, &c.t5_maxd, &c.t5_bidir, &c.dropout, &c.seed, &c.user, &c.rtol,
+                       &c.atol);
+        CHECK(n == 14, "malformed line in cases.txt: %s", line);
+        if (n != 14) continue;
+        run_case(&c);
+        ncases++;
+    }
+    fclose(f);
+    CHECK(ncases >= 15, "only %d cases in cases.txt", ncases);
+    printf("%d PyTorch cases\n", ncases);
+    test_autograd("alibi", 1);
+    test_autograd("sinks", 0);
+    test_steps();
+    test_keep_rate();
+    test_errors();
+    return tu_summary("test_attention_mods");
+}
