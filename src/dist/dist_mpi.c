@@ -1,0 +1,165 @@
+/* attn/dist.h over MPI: start and end, waits with a deadline, the sum over the ranks in a
+ * fixed order, and the trainer's data-parallel hook. Ring attention is in ring.c. */
+#define _POSIX_C_SOURCE 200809L
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/internal.h"
+#include "dist/dist_internal.h"
+
+static int g_inited;        /* attn_dist_init called MPI_Init (or found it done) */
+static double g_timeout = -1; /* seconds; < 0: not read from the environment yet */
+
+int attn_dist_available(void) { return 1; }
+
+int attn_dist_launched(void) {
+    /* OpenMPI's mpirun, PMIx launchers (srun, prterun), MPICH's hydra */
+    return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_SIZE");
+}
+
+int attn_dist_init(int *argc, char ***argv) {
+    if (g_inited) return ATTN_OK;
+    int done = 0;
+    MPI_Initialized(&done);
+    if (!done) {
+        int provided;
+        if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+            return attn__error(ATTN_EIO, "MPI_Init failed");
+    }
+    /* errors come back as codes (and become messages here) rather than ending the program */
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    g_inited = 1;
+    return ATTN_OK;
+}
+
+int attn_dist_rank(void) {
+    int r = 0;
+    if (g_inited) MPI_Comm_rank(MPI_COMM_WORLD, &r);
+    return r;
+}
+
+int attn_dist_size(void) {
+    int n = 1;
+    if (g_inited) MPI_Comm_size(MPI_COMM_WORLD, &n);
+    return n;
+}
+
+void attn_dist_set_timeout(double seconds) {
+    if (seconds > 0) g_timeout = seconds;
+}
+
+double attn_dist_timeout(void) {
+    if (g_timeout < 0) {
+        const char *e = getenv("ATTN_DIST_TIMEOUT");
+        double t = e ? strtod(e, NULL) : 0.0;
+        g_timeout = t > 0 ? t : 300.0;
+    }
+    return g_timeout;
+}
+
+void attn_dist_finalize(void) {
+    int done = 0;
+    if (!g_inited) return;
+    MPI_Finalized(&done);
+    if (!done) MPI_Finalize();
+    g_inited = 0;
+}
+
+void attn_dist_abort(int code) {
+    if (g_inited) MPI_Abort(MPI_COMM_WORLD, code ? code : 1);
+}
+
+int attn__dist_count(int64_t n, const char *what) {
+    if (n < 0 || n > INT_MAX) return attn__error(ATTN_EINVAL, "%s: %lld values are too many for one MPI message", what, (long long)n), -1;
+    return (int)n;
+}
+
+int attn__dist_wait(int n, MPI_Request *req, const char *what) {
+    double deadline = attn_time_now() + attn_dist_timeout();
+    for (long spins = 0;; spins++) {
+        int done = 0;
+        int rc = MPI_Testall(n, req, &done, MPI_STATUSES_IGNORE);
+        if (rc != MPI_SUCCESS) {
+            char msg[MPI_MAX_ERROR_STRING];
+            int len = 0;
+            MPI_Error_string(rc, msg, &len);
+            return attn__error(ATTN_EIO, "rank %d of %d: %s: MPI failed: %s", attn_dist_rank(), attn_dist_size(), what, msg);
+        }
+        if (done) return ATTN_OK;
+        if ((spins & 1023) == 0 && attn_time_now() > deadline)
+            return attn__error(ATTN_EIO,
+                               "rank %d of %d: %s: no answer from the other ranks for %g s: a rank died or hangs "
+                               "(ATTN_DIST_TIMEOUT sets the limit)",
+                               attn_dist_rank(), attn_dist_size(), what, attn_dist_timeout());
+        /* spin a little (a reply is often microseconds away), then leave the core to others:
+         * ranks may share cores (mpirun --oversubscribe) */
+        if (spins > 2000) {
+            struct timespec ts = {0, 50000};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+/* ---- The sum over the ranks, in rank order --------------------------------------------------- */
+
+enum { BUCKET = 1 << 20, TAG_SUM = 101 };
+
+/* One bucket of n values of `type` (float or double): rank 0 receives the others' arrays, adds
+ * them to its own in rank order (0 + 1 + 2 + ...: the same rounding on every run), and sends
+ * the sum back to all with a broadcast. */
+static int sum_bucket(void *x, int n, MPI_Datatype type, size_t esize, void *tmp) {
+    int rank = attn_dist_rank(), P = attn_dist_size(), st;
+    MPI_Request req[1024];
+    if (P > 1025) return attn__error(ATTN_EINVAL, "attn_dist_sum: at most 1025 ranks");
+    if (rank == 0) {
+        for (int r = 1; r < P; r++) MPI_Irecv((char *)tmp + (size_t)(r - 1) * n * esize, n, type, r, TAG_SUM, MPI_COMM_WORLD, &req[r - 1]);
+        if ((st = attn__dist_wait(P - 1, req, "sum: gathering"))) return st;
+        for (int r = 1; r < P; r++) {
+            if (type == MPI_FLOAT) {
+                float *a = x;
+                const float *b = (const float *)tmp + (size_t)(r - 1) * n;
+                for (int i = 0; i < n; i++) a[i] += b[i];
+            } else {
+                double *a = x;
+                const double *b = (const double *)tmp + (size_t)(r - 1) * n;
+                for (int i = 0; i < n; i++) a[i] += b[i];
+            }
+        }
+    } else {
+        MPI_Isend(x, n, type, 0, TAG_SUM, MPI_COMM_WORLD, &req[0]);
+        if ((st = attn__dist_wait(1, req, "sum: sending to rank 0"))) return st;
+    }
+    MPI_Ibcast(x, n, type, 0, MPI_COMM_WORLD, &req[0]);
+    return attn__dist_wait(1, req, "sum: broadcasting");
+}
+
+static int sum_any(void *x, int64_t n, MPI_Datatype type, size_t esize) {
+    int P = attn_dist_size(), st = ATTN_OK;
+    if (!x && n) return attn__error(ATTN_EINVAL, "attn_dist_sum: NULL array");
+    if (P == 1 || n == 0) return ATTN_OK;
+    int64_t b = n < BUCKET ? n : BUCKET;
+    void *tmp = attn_dist_rank() == 0 ? malloc((size_t)(P - 1) * (size_t)b * esize) : NULL;
+    if (attn_dist_rank() == 0 && !tmp) return attn__error(ATTN_ENOMEM, "attn_dist_sum: out of memory");
+    for (int64_t i = 0; i < n && !st; i += b)
+        st = sum_bucket((char *)x + (size_t)i * esize, (int)(n - i < b ? n - i : b), type, esize, tmp);
+    free(tmp);
+    return st;
+}
+
+int attn_dist_sum(float *x, int64_t n) { return sum_any(x, n, MPI_FLOAT, sizeof(float)); }
+int attn_dist_sum_f64(double *x, int n) { return sum_any(x, n, MPI_DOUBLE, sizeof(double)); }
+
+/* ---- Data-parallel training ------------------------------------------------------------------ */
+
+static attn_train_dist g_dist;
+
+int attn_dist_trainer(attn_trainer_config *c) {
+    if (!c) return attn__error(ATTN_EINVAL, "attn_dist_trainer: NULL configuration");
+    if (attn_dist_size() == 1) return ATTN_OK;
+    g_dist.rank = attn_dist_rank(), g_dist.size = attn_dist_size();
+    g_dist.sum = attn_dist_sum, g_dist.sum_f64 = attn_dist_sum_f64;
+    c->dist = &g_dist;
+    return ATTN_OK;
+}
