@@ -13,6 +13,7 @@
 
 #include "attn/trainer.h"
 #include "core/internal.h"
+#include "params/params_internal.h"
 
 attn_trainer_config attn_trainer_defaults(void) {
     attn_trainer_config c;
@@ -219,7 +220,7 @@ static int reduce_step(run *r, double *lv, int64_t *w, int64_t *tok, int st) {
     if (s2) return s2;
     if (s[3] > 0) return st ? st : attn__error(ATTN_EIO, "rank %d: another process failed (its message says why)", d->rank);
     float *gr = attn_params_grads(r->m->params);
-    int64_t ng = attn_params_numel(r->m->params);
+    int64_t ng = attn__params_span(r->m->params); /* the whole allocation, padding included */
     float share = s[1] > 0 ? (float)((double)*w / s[1]) : 0.0f;
     for (int64_t i = 0; i < ng; i++) gr[i] *= share;
     if ((st = d->sum(gr, ng))) return st;
