@@ -59,6 +59,10 @@ void attn_dist_set_timeout(double seconds);
 double attn_dist_timeout(void);
 /* Ends MPI (after the last call); nothing without MPI or before attn_dist_init. */
 void attn_dist_finalize(void);
+/* 1 once a wait of this rank has failed (a timeout or an MPI error): the ranks are no longer
+ * in step, and the program should end them all with attn_dist_abort rather than
+ * attn_dist_finalize (which would wait for the missing rank). */
+int attn_dist_failed(void);
 /* Ends every rank with this exit code (after an error on one rank); returns only without MPI
  * or before attn_dist_init. */
 void attn_dist_abort(int code);
@@ -67,6 +71,9 @@ void attn_dist_abort(int code);
  * the sum to all. Sent in buckets of at most 1 Mi values. ATTN_EIO on a timeout. */
 int attn_dist_sum(float *x, int64_t n);
 int attn_dist_sum_f64(double *x, int n);
+
+/* Rank 0's `bytes` bytes at buf, copied to buf on every rank. */
+int attn_dist_bcast(void *buf, int64_t bytes);
 
 /* Makes c train data-parallel over the ranks (c->dist): nothing with one rank. */
 int attn_dist_trainer(attn_trainer_config *c);
@@ -89,6 +96,12 @@ int attn_ring_forward(const attn_desc *a, attn_ring_layout layout, const float *
                       float *lse);
 int attn_ring_backward(const attn_desc *a, attn_ring_layout layout, const float *Q, const float *K, const float *V,
                        const float *O, const float *lse, const float *dO, float *dQ, float *dK, float *dV);
+
+/* Between rank 0's whole (B, heads, N, d) array and every rank's (B, heads, N/P, d) rows of it
+ * (the layout's rows): scatter sends each rank its rows (full is read on rank 0 only, NULL
+ * elsewhere), gather brings them back to rank 0 (full written on rank 0 only). */
+int attn_ring_scatter(const float *full, float *local, int B, int heads, int64_t N, int d, attn_ring_layout layout);
+int attn_ring_gather(const float *local, float *full, int B, int heads, int64_t N, int d, attn_ring_layout layout);
 
 ATTN_API_END
 #ifdef __cplusplus

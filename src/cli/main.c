@@ -142,7 +142,7 @@ int main(int argc, char **argv) {
         return CLI_EUSAGE;
     }
     /* under mpirun (and with MPI built in): one of P processes (attn/dist.h). A process that
-     * fails ends them all, so that none waits for it. */
+     * whose communication failed (a rank died or hangs) ends them all, so that none waits. */
     if (attn_dist_launched() && attn_dist_available()) {
         if (attn_dist_init(&argc, &argv)) {
             fprintf(stderr, "attn: %s\n", attn_last_error());
@@ -150,7 +150,7 @@ int main(int argc, char **argv) {
         }
         int rc = run_command(argv[1], argc - 1, argv + 1);
         fflush(stdout), fflush(stderr);
-        if (rc && attn_dist_size() > 1) attn_dist_abort(rc);
+        if (rc && attn_dist_failed()) attn_dist_abort(rc);
         attn_dist_finalize();
         return rc;
     }

@@ -11,6 +11,7 @@
 
 static int g_inited;        /* attn_dist_init called MPI_Init (or found it done) */
 static double g_timeout = -1; /* seconds; < 0: not read from the environment yet */
+static int g_failed;          /* a wait failed */
 
 int attn_dist_available(void) { return 1; }
 
@@ -71,6 +72,8 @@ void attn_dist_abort(int code) {
     if (g_inited) MPI_Abort(MPI_COMM_WORLD, code ? code : 1);
 }
 
+int attn_dist_failed(void) { return g_failed; }
+
 int attn__dist_count(int64_t n, const char *what) {
     if (n < 0 || n > INT_MAX) return attn__error(ATTN_EINVAL, "%s: %lld values are too many for one MPI message", what, (long long)n), -1;
     return (int)n;
@@ -85,11 +88,12 @@ int attn__dist_wait(int n, MPI_Request *req, const char *what) {
             char msg[MPI_MAX_ERROR_STRING];
             int len = 0;
             MPI_Error_string(rc, msg, &len);
+            g_failed = 1;
             return attn__error(ATTN_EIO, "rank %d of %d: %s: MPI failed: %s", attn_dist_rank(), attn_dist_size(), what, msg);
         }
         if (done) return ATTN_OK;
         if ((spins & 1023) == 0 && attn_time_now() > deadline)
-            return attn__error(ATTN_EIO,
+            return g_failed = 1, attn__error(ATTN_EIO,
                                "rank %d of %d: %s: no answer from the other ranks for %g s: a rank died or hangs "
                                "(ATTN_DIST_TIMEOUT sets the limit)",
                                attn_dist_rank(), attn_dist_size(), what, attn_dist_timeout());
@@ -150,6 +154,15 @@ static int sum_any(void *x, int64_t n, MPI_Datatype type, size_t esize) {
 
 int attn_dist_sum(float *x, int64_t n) { return sum_any(x, n, MPI_FLOAT, sizeof(float)); }
 int attn_dist_sum_f64(double *x, int n) { return sum_any(x, n, MPI_DOUBLE, sizeof(double)); }
+
+int attn_dist_bcast(void *buf, int64_t bytes) {
+    if (attn_dist_size() == 1) return ATTN_OK;
+    if (!buf && bytes) return attn__error(ATTN_EINVAL, "attn_dist_bcast: NULL buffer");
+    if (attn__dist_count(bytes, "attn_dist_bcast") < 0) return ATTN_EINVAL;
+    MPI_Request req;
+    MPI_Ibcast(buf, (int)bytes, MPI_BYTE, 0, MPI_COMM_WORLD, &req);
+    return attn__dist_wait(1, &req, "broadcast from rank 0");
+}
 
 /* ---- Data-parallel training ------------------------------------------------------------------ */
 

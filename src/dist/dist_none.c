@@ -18,6 +18,7 @@ int attn_dist_size(void) { return 1; }
 void attn_dist_set_timeout(double seconds) { (void)seconds; }
 double attn_dist_timeout(void) { return 0.0; }
 void attn_dist_finalize(void) {}
+int attn_dist_failed(void) { return 0; }
 void attn_dist_abort(int code) { (void)code; }
 int attn_dist_sum(float *x, int64_t n) {
     (void)x, (void)n;
@@ -44,4 +45,16 @@ int attn_ring_backward(const attn_desc *a, attn_ring_layout layout, const float 
                        const float *O, const float *lse, const float *dO, float *dQ, float *dK, float *dV) {
     (void)a, (void)layout, (void)Q, (void)K, (void)V, (void)O, (void)lse, (void)dO, (void)dQ, (void)dK, (void)dV;
     return no_mpi("attn_ring_backward");
+}
+int attn_dist_bcast(void *buf, int64_t bytes) {
+    (void)buf, (void)bytes;
+    return no_mpi("attn_dist_bcast");
+}
+int attn_ring_scatter(const float *full, float *local, int B, int heads, int64_t N, int d, attn_ring_layout layout) {
+    (void)full, (void)local, (void)B, (void)heads, (void)N, (void)d, (void)layout;
+    return no_mpi("attn_ring_scatter");
+}
+int attn_ring_gather(const float *local, float *full, int B, int heads, int64_t N, int d, attn_ring_layout layout) {
+    (void)full, (void)local, (void)B, (void)heads, (void)N, (void)d, (void)layout;
+    return no_mpi("attn_ring_gather");
 }

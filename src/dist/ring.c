@@ -223,3 +223,55 @@ done:
     free(buf[0]), free(buf[1]), free(g[0]), free(g[1]), free(tq), free(tkv), free(bl), free(accq);
     return st;
 }
+
+/* ---- Rank 0's whole arrays <-> the ranks' rows --------------------------------------------------- */
+
+/* Copies rank r's rows between a whole (B, heads, N, d) array and a packed (B, heads, N/P, d) one:
+ * to_local 1 packs, 0 unpacks. */
+static void rows(float *full, float *local, int B, int heads, int64_t N, int d, attn_ring_layout layout, int P, int r, int to_local) {
+    int64_t nl = N / P;
+    for (int64_t bh = 0; bh < (int64_t)B * heads; bh++)
+        for (int64_t i = 0; i < nl; i++) {
+            float *f = full + (bh * N + attn_ring_row(N, P, r, layout, i)) * d, *l = local + (bh * nl + i) * d;
+            memcpy(to_local ? l : f, to_local ? f : l, (size_t)d * sizeof(float));
+        }
+}
+
+static int move_rows(float *full, float *local, int B, int heads, int64_t N, int d, attn_ring_layout layout, int scatter) {
+    int P = attn_dist_size(), rank = attn_dist_rank(), st = ATTN_OK;
+    const char *what = scatter ? "attn_ring_scatter" : "attn_ring_gather";
+    if (!local || (rank == 0 && !full) || B < 1 || heads < 1 || d < 1 || attn_ring_row(N, P, 0, layout, 0) < 0)
+        return attn__error(ATTN_EINVAL, "%s: NULL array, or %lld rows do not split over %d ranks", what, (long long)N, P);
+    size_t n = (size_t)B * heads * (N / P) * d;
+    if (attn__dist_count((int64_t)n, what) < 0) return ATTN_EINVAL;
+    if (rank != 0) {
+        MPI_Request req;
+        if (scatter) MPI_Irecv(local, (int)n, MPI_FLOAT, 0, 301, MPI_COMM_WORLD, &req);
+        else MPI_Isend(local, (int)n, MPI_FLOAT, 0, 302, MPI_COMM_WORLD, &req);
+        return attn__dist_wait(1, &req, scatter ? "ring attention: receiving rows from rank 0" : "ring attention: sending rows to rank 0");
+    }
+    float *buf = P > 1 ? malloc(n * sizeof(float)) : NULL;
+    if (P > 1 && !buf) return attn__error(ATTN_ENOMEM, "%s: out of memory", what);
+    for (int r = 1; r < P && !st; r++) { /* one rank at a time: one packed block in memory */
+        MPI_Request req;
+        if (scatter) {
+            rows(full, buf, B, heads, N, d, layout, P, r, 1);
+            MPI_Isend(buf, (int)n, MPI_FLOAT, r, 301, MPI_COMM_WORLD, &req);
+        } else {
+            MPI_Irecv(buf, (int)n, MPI_FLOAT, r, 302, MPI_COMM_WORLD, &req);
+        }
+        st = attn__dist_wait(1, &req, scatter ? "ring attention: sending rows" : "ring attention: receiving rows");
+        if (!st && !scatter) rows(full, buf, B, heads, N, d, layout, P, r, 0);
+    }
+    rows(full, local, B, heads, N, d, layout, P, 0, scatter);
+    free(buf);
+    return st;
+}
+
+int attn_ring_scatter(const float *full, float *local, int B, int heads, int64_t N, int d, attn_ring_layout layout) {
+    return move_rows((float *)full, local, B, heads, N, d, layout, 1); /* full is only read */
+}
+
+int attn_ring_gather(const float *local, float *full, int B, int heads, int64_t N, int d, attn_ring_layout layout) {
+    return move_rows(full, (float *)local, B, heads, N, d, layout, 0); /* local is only read */
+}
