@@ -46,6 +46,53 @@ static double now(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* The reference in float64 by plain loops (the kernel's and the ring's float32 rounding
+ * measured against it): for each head and checked row s, the softmax over the visible keys,
+ * O, lse, and the gradients dQ (row s), dK and dV (every key row) from dO. */
+static void ref64(int H, int64_t N, int d, int causal, const float *Qs, const float *K, const float *V, const float *dOs, double *O,
+                  double *L, double *dQ, double *dK, double *dV) {
+    double scale = 1.0 / sqrt((double)d), *p = malloc((size_t)N * sizeof *p);
+    memset(dK, 0, (size_t)H * N * d * sizeof *dK), memset(dV, 0, (size_t)H * N * d * sizeof *dV);
+    for (int h = 0; h < H; h++)
+        for (int s = 0; s < NS; s++) {
+            const float *q = Qs + ((size_t)h * NS + s) * d, *g = dOs + ((size_t)h * NS + s) * d;
+            int64_t n = causal ? srow(s, N) + 1 : N;
+            double m = -INFINITY, sum = 0, delta = 0;
+            for (int64_t j = 0; j < n; j++) {
+                const float *k = K + ((size_t)h * N + j) * d;
+                double x = 0;
+                for (int c = 0; c < d; c++) x += (double)q[c] * k[c];
+                p[j] = x * scale, m = fmax(m, p[j]);
+            }
+            for (int64_t j = 0; j < n; j++) sum += (p[j] = exp(p[j] - m));
+            double *o = O + ((size_t)h * NS + s) * d, *dq = dQ + ((size_t)h * NS + s) * d;
+            memset(o, 0, (size_t)d * sizeof *o), memset(dq, 0, (size_t)d * sizeof *dq);
+            for (int64_t j = 0; j < n; j++) {
+                const float *v = V + ((size_t)h * N + j) * d;
+                p[j] /= sum;
+                for (int c = 0; c < d; c++) o[c] += p[j] * v[c];
+            }
+            L[h * NS + s] = m + log(sum);
+            for (int c = 0; c < d; c++) delta += o[c] * g[c];
+            for (int64_t j = 0; j < n; j++) {
+                const float *k = K + ((size_t)h * N + j) * d, *v = V + ((size_t)h * N + j) * d;
+                double dp = 0;
+                for (int c = 0; c < d; c++) dp += (double)g[c] * v[c];
+                double ds = p[j] * (dp - delta) * scale;
+                double *dk = dK + ((size_t)h * N + j) * d, *dv = dV + ((size_t)h * N + j) * d;
+                for (int c = 0; c < d; c++) dq[c] += ds * k[c], dk[c] += ds * q[c], dv[c] += p[j] * g[c];
+            }
+        }
+    free(p);
+}
+
+/* |got - want|_2 / |want|_2 against the float64 reference. */
+static double rel64(const float *got, const double *want, size_t n) {
+    double e2 = 0, w2 = 0;
+    for (size_t i = 0; i < n; i++) e2 += ((double)got[i] - want[i]) * ((double)got[i] - want[i]), w2 += want[i] * want[i];
+    return sqrt(e2 / w2);
+}
+
 /* The relative error in norm, |got - want|_2 / |want|_2; in *maxrel the largest |got - want|
  * over the largest |want| (a stricter figure). */
 static double rel(const float *got, const float *want, size_t n, double *maxrel) {
@@ -80,7 +127,7 @@ int main(int argc, char **argv) {
             }
         }
     attn_desc a = {0};
-    a.B = 1, a.H = H, a.Nq = a.Nk = (int)nl, a.dq = d, a.mask.causal = causal;
+    a.B = 1, a.H = H, a.Nq = a.Nk = (int)nl, a.dq = d, a.mask.causal = causal, a.score = ATTN_SCORE_SCALED;
     MPI_Barrier(MPI_COMM_WORLD);
     double t0 = now();
     int st = attn_ring_forward(&a, layout, q, k, v, o, l);
@@ -121,7 +168,7 @@ int main(int argc, char **argv) {
         for (int s = 0; s < NS; s++)
             for (int64_t j = 0; j < N; j++) mask[(size_t)s * N + j] = j <= srow(s, N);
         attn_desc ra = {0};
-        ra.B = 1, ra.H = H, ra.Nq = NS, ra.Nk = (int)N, ra.dq = d;
+        ra.B = 1, ra.H = H, ra.Nq = NS, ra.Nk = (int)N, ra.dq = d, ra.score = ATTN_SCORE_SCALED;
         if (causal) {
             int64_t shape[2] = {NS, N}, target[4] = {1, H, NS, N};
             ra.mask.bool_mask = mask;
@@ -154,6 +201,16 @@ int main(int argc, char **argv) {
         for (int t = 0; t < 5; t++) worst = fmax(worst, e[t]);
         printf("largest relative error in norm %.2e: %s (tolerance 1e-6); largest |difference| / largest |value| %.2e\n", worst,
                worst <= 1e-6 ? "MATCH" : "MISMATCH", mr);
+        /* both against float64: is the difference the ring's, or float32's? */
+        double *O64 = malloc(ns * 8), *L64 = malloc((size_t)H * NS * 8), *dQ64 = malloc(ns * 8), *dK64 = malloc(nk * 8), *dV64 = malloc(nk * 8);
+        if (!O64 || !L64 || !dQ64 || !dK64 || !dV64) return fprintf(stderr, "out of memory\n"), 1;
+        double t5 = now();
+        ref64(H, N, d, causal, Qs, K, V, dOs, O64, L64, dQ64, dK64, dV64);
+        printf("float64 reference: %.1f s\n", now() - t5);
+        printf("|x - float64|_2 / |float64|_2   ring:   O %.2e, lse %.2e, dQ %.2e, dK %.2e, dV %.2e\n", rel64(ro, O64, ns),
+               rel64(rl, L64, (size_t)H * NS), rel64(rq, dQ64, ns), rel64(rk, dK64, nk), rel64(rv, dV64, nk));
+        printf("                                 kernel: O %.2e, lse %.2e, dQ %.2e, dK %.2e, dV %.2e\n", rel64(Os, O64, ns),
+               rel64(Ls, L64, (size_t)H * NS), rel64(dQs, dQ64, ns), rel64(dK, dK64, nk), rel64(dV, dV64, nk));
     }
     attn_dist_finalize();
     return 0;

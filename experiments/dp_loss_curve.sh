@@ -55,14 +55,16 @@ with open(f"{res}/dp_loss_curve.csv", "w") as f:
 base = weights(f"{out}/dp1/model.safetensors")
 md = [f"Transformer ({sys.argv[5]}, dropout 0), {steps} steps of global batch {sys.argv[4]} on the cmn-eng split: one process vs "
       "data-parallel (experiments/dp_loss_curve.sh). Weights compared after the last step.", "",
-      "| run | steps | max abs loss difference (4 decimals printed) | max abs weight difference | max weight |", "|---|---|---|---|---|"]
+      "| run | steps | the same loss (4 decimals) up to step | max abs loss difference | max abs weight difference | max weight |",
+      "|---|---|---|---|---|---|"]
 for name, d in runs[1:]:
     common = [s for s in L[name] if s in L["one process"]]
     dl = max(abs(L[name][s] - L["one process"][s]) for s in common)
+    same = next((s - 1 for s in common if L[name][s] != L["one process"][s]), common[-1])
     w = weights(f"{out}/{d}/model.safetensors")
     dw = max(max(abs(x - y) for x, y in zip(w[k], base[k])) for k in base)
     big = max(max(abs(y) for y in base[k]) for k in base)
-    md.append(f"| {name} | {len(common)} | {dl:.4f} | {dw:.3g} | {big:.3g} |")
+    md.append(f"| {name} | {len(common)} | {same} | {dl:.4f} | {dw:.3g} | {big:.3g} |")
 open(f"{res}/dp_loss_curve.md", "w").write("\n".join(md) + "\n")
 print("\n".join(md))
 PY
