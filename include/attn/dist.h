@@ -67,8 +67,10 @@ int attn_dist_failed(void);
  * or before attn_dist_init. */
 void attn_dist_abort(int code);
 /* The sum over the ranks of x (n values), in rank order and therefore the same on every run
- * and every rank: rank 0 gathers the ranks' arrays and adds them in rank order, then sends
- * the sum to all. Sent in buckets of at most 1 Mi values. ATTN_EIO on a timeout. */
+ * and every rank (x_0 + x_1 + x_2 + ..., whatever the timing; MPI_Allreduce does not promise
+ * an order). In buckets of at most 1 Mi values, each a reduce-scatter (rank k adds slice k
+ * of every rank's bucket) and an all-gather: 2 (P-1)/P of the bucket sent and received per
+ * rank, as a ring all-reduce. ATTN_EIO on a timeout. */
 int attn_dist_sum(float *x, int64_t n);
 int attn_dist_sum_f64(double *x, int n);
 

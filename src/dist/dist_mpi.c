@@ -108,35 +108,43 @@ int attn__dist_wait(int n, MPI_Request *req, const char *what) {
 
 /* ---- The sum over the ranks, in rank order --------------------------------------------------- */
 
-enum { BUCKET = 1 << 20, TAG_SUM = 101 };
+enum { BUCKET = 1 << 20, TAG_SCATTER = 101, TAG_GATHER = 102 };
 
-/* One bucket of n values of `type` (float or double): rank 0 receives the others' arrays, adds
- * them to its own in rank order (0 + 1 + 2 + ...: the same rounding on every run), and sends
- * the sum back to all with a broadcast. */
-static int sum_bucket(void *x, int n, MPI_Datatype type, size_t esize, void *tmp) {
-    int rank = attn_dist_rank(), P = attn_dist_size(), st;
-    MPI_Request req[1024];
-    if (P > 1025) return attn__error(ATTN_EINVAL, "attn_dist_sum: at most 1025 ranks");
-    if (rank == 0) {
-        for (int r = 1; r < P; r++) MPI_Irecv((char *)tmp + (size_t)(r - 1) * n * esize, n, type, r, TAG_SUM, MPI_COMM_WORLD, &req[r - 1]);
-        if ((st = attn__dist_wait(P - 1, req, "sum: gathering"))) return st;
-        for (int r = 1; r < P; r++) {
-            if (type == MPI_FLOAT) {
-                float *a = x;
-                const float *b = (const float *)tmp + (size_t)(r - 1) * n;
-                for (int i = 0; i < n; i++) a[i] += b[i];
-            } else {
-                double *a = x;
-                const double *b = (const double *)tmp + (size_t)(r - 1) * n;
-                for (int i = 0; i < n; i++) a[i] += b[i];
-            }
-        }
-    } else {
-        MPI_Isend(x, n, type, 0, TAG_SUM, MPI_COMM_WORLD, &req[0]);
-        if ((st = attn__dist_wait(1, req, "sum: sending to rank 0"))) return st;
+/* One bucket of n values of `type` (float or double), as a reduce-scatter then an all-gather,
+ * both in one fixed order: the bucket is cut into P slices; rank k receives slice k of every
+ * other rank and adds the P of them in rank order (slice of rank 0 + rank 1 + rank 2 + ...:
+ * the same rounding on every run, whatever the arrival order), then sends its summed slice to
+ * all. Each rank sends and receives 2 (P-1)/P of the bucket, as a ring all-reduce does. */
+static int sum_bucket(void *x, int n, MPI_Datatype type, size_t esize, void *tmp, MPI_Request *req) {
+    int k = attn_dist_rank(), P = attn_dist_size(), nr = 0, st;
+    int lo = (int)((int64_t)n * k / P), len = (int)((int64_t)n * (k + 1) / P) - lo, cap = n / P + 1;
+    char *xb = x, *tb = tmp;
+    for (int r = 0; r < P; r++) {
+        if (r == k) continue;
+        int rlo = (int)((int64_t)n * r / P), rlen = (int)((int64_t)n * (r + 1) / P) - rlo;
+        MPI_Irecv(tb + (size_t)r * cap * esize, len, type, r, TAG_SCATTER, MPI_COMM_WORLD, &req[nr++]);
+        MPI_Isend(xb + (size_t)rlo * esize, rlen, type, r, TAG_SCATTER, MPI_COMM_WORLD, &req[nr++]);
     }
-    MPI_Ibcast(x, n, type, 0, MPI_COMM_WORLD, &req[0]);
-    return attn__dist_wait(1, req, "sum: broadcasting");
+    if ((st = attn__dist_wait(nr, req, "sum: exchanging slices"))) return st;
+    memcpy(tb + (size_t)k * cap * esize, xb + (size_t)lo * esize, (size_t)len * esize); /* this rank's own, in its place */
+    for (int r = 1; r < P; r++) {
+        if (type == MPI_FLOAT) {
+            float *a = (float *)tmp, *b = (float *)tmp + (size_t)r * cap;
+            for (int i = 0; i < len; i++) a[i] += b[i];
+        } else {
+            double *a = (double *)tmp, *b = (double *)tmp + (size_t)r * cap;
+            for (int i = 0; i < len; i++) a[i] += b[i];
+        }
+    }
+    memcpy(xb + (size_t)lo * esize, tb, (size_t)len * esize);
+    nr = 0;
+    for (int r = 0; r < P; r++) {
+        if (r == k) continue;
+        int rlo = (int)((int64_t)n * r / P), rlen = (int)((int64_t)n * (r + 1) / P) - rlo;
+        MPI_Irecv(xb + (size_t)rlo * esize, rlen, type, r, TAG_GATHER, MPI_COMM_WORLD, &req[nr++]);
+        MPI_Isend(xb + (size_t)lo * esize, len, type, r, TAG_GATHER, MPI_COMM_WORLD, &req[nr++]);
+    }
+    return attn__dist_wait(nr, req, "sum: gathering the summed slices");
 }
 
 static int sum_any(void *x, int64_t n, MPI_Datatype type, size_t esize) {
@@ -144,11 +152,12 @@ static int sum_any(void *x, int64_t n, MPI_Datatype type, size_t esize) {
     if (!x && n) return attn__error(ATTN_EINVAL, "attn_dist_sum: NULL array");
     if (P == 1 || n == 0) return ATTN_OK;
     int64_t b = n < BUCKET ? n : BUCKET;
-    void *tmp = attn_dist_rank() == 0 ? malloc((size_t)(P - 1) * (size_t)b * esize) : NULL;
-    if (attn_dist_rank() == 0 && !tmp) return attn__error(ATTN_ENOMEM, "attn_dist_sum: out of memory");
+    void *tmp = malloc((size_t)P * (size_t)(b / P + 1) * esize);
+    MPI_Request *req = malloc(2 * (size_t)P * sizeof *req);
+    if (!tmp || !req) st = attn__error(ATTN_ENOMEM, "attn_dist_sum: out of memory");
     for (int64_t i = 0; i < n && !st; i += b)
-        st = sum_bucket((char *)x + (size_t)i * esize, (int)(n - i < b ? n - i : b), type, esize, tmp);
-    free(tmp);
+        st = sum_bucket((char *)x + (size_t)i * esize, (int)(n - i < b ? n - i : b), type, esize, tmp, req);
+    free(tmp), free(req);
     return st;
 }
 
