@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <time.h>
 
 #include "core/internal.h"
@@ -97,12 +98,10 @@ int attn__dist_wait(int n, MPI_Request *req, const char *what) {
                                "rank %d of %d: %s: no answer from the other ranks for %g s: a rank died or hangs "
                                "(ATTN_DIST_TIMEOUT sets the limit)",
                                attn_dist_rank(), attn_dist_size(), what, attn_dist_timeout());
-        /* spin a little (a reply is often microseconds away), then leave the core to others:
-         * ranks may share cores (mpirun --oversubscribe) */
-        if (spins > 2000) {
-            struct timespec ts = {0, 50000};
-            nanosleep(&ts, NULL);
-        }
+        /* poll as MPI_Wait does (a large message moves in fragments, each needing both ranks
+         * to call MPI), but give the core to others between polls: ranks may share cores
+         * (mpirun --oversubscribe); a sleep here would stall every fragment */
+        sched_yield();
     }
 }
 
