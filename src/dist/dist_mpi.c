@@ -81,7 +81,8 @@ int attn__dist_count(int64_t n, const char *what) {
 }
 
 int attn__dist_wait(int n, MPI_Request *req, const char *what) {
-    double deadline = attn_time_now() + attn_dist_timeout();
+    double start = attn_time_now(), deadline = start + attn_dist_timeout();
+    int yielding = 0;
     for (long spins = 0;; spins++) {
         int done = 0;
         int rc = MPI_Testall(n, req, &done, MPI_STATUSES_IGNORE);
@@ -99,9 +100,11 @@ int attn__dist_wait(int n, MPI_Request *req, const char *what) {
                                "(ATTN_DIST_TIMEOUT sets the limit)",
                                attn_dist_rank(), attn_dist_size(), what, attn_dist_timeout());
         /* poll as MPI_Wait does (a large message moves in fragments, each needing both ranks
-         * to call MPI), but give the core to others between polls: ranks may share cores
-         * (mpirun --oversubscribe); a sleep here would stall every fragment */
-        sched_yield();
+         * to call MPI): spin for the first 10 ms, then give the core to others between polls,
+         * as ranks may share cores (mpirun --oversubscribe) and a long wait is for a rank that
+         * is still computing. No sleep: it would stall every fragment. */
+        if (spins > 4096 && (spins & 63) == 0 && attn_time_now() > start + 0.01) yielding = 1;
+        if (yielding) sched_yield();
     }
 }
 
