@@ -7,16 +7,12 @@
 # hanging, and the checkpoint on disk stays valid (a one-process run resumes from it).
 # Skips (77) when mpirun is missing.
 #
-#   bash tests/mpi_train.sh /path/to/attn
+#   bash tests/mpi_cli_train.sh /path/to/attn
 set -u
 [ $# -ge 1 ] || { echo "usage: bash mpi_cli_train.sh /path/to/attn" >&2; exit 2; }
 ATTN=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 cd "$(dirname "$0")" || exit 2
-command -v mpirun >/dev/null 2>&1 || { echo "SKIP: mpirun not found (install openmpi-bin)"; exit 77; }
-# OpenMPI keeps allocations of its plugins past MPI_Finalize: no leak check under mpirun
-# (AddressSanitizer builds still check every access).
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
+. ./mpienv.sh
 D=data/transformer
 T=$(mktemp -d) || exit 2
 victim=""

@@ -17,24 +17,24 @@
 #include "attn/attn.h"
 #include "testutil.h"
 
-enum { F = 4, C = 3, NTRAIN = 90, NVALID = 21 };
+/* 3 classes of 4 features; the data is shared by the two models of a comparison */
+enum { F = 4, C = 3, NTRAIN = 90, NVALID = 21, NALL = NTRAIN + NVALID };
+static float g_x[NALL][F];
+static int32_t g_y[NALL];
 
 typedef struct {
     attn_params *ps;
     attn_param *W, *b;
-    float x[NTRAIN + NVALID][F];
-    int32_t y[NTRAIN + NVALID];
 } logreg;
 
 static void logreg_init(logreg *m) {
-    memset(m, 0, sizeof *m);
-    CHECK(attn_params_new(&m->ps) == ATTN_OK, "params");
+    tu_randn(&g_x[0][0], (size_t)NALL * F, 99);
+    for (int i = 0; i < NALL; i++) g_y[i] = (g_x[i][0] - 0.5f * g_x[i][2] > 0) + (g_x[i][1] > 1.0f);
     int64_t ws[2] = {C, F}, bs[1] = {C};
+    CHECK(attn_params_new(&m->ps) == ATTN_OK, "params");
     m->W = attn_params_add(m->ps, "linear.weight", 2, ws, attn_init_fan(F));
     m->b = attn_params_add(m->ps, "linear.bias", 1, bs, attn_init_fan(F));
     CHECK(m->W && m->b && attn_params_init(m->ps, 7) == ATTN_OK, "parameters: %s", attn_last_error());
-    tu_randn(&m->x[0][0], (size_t)(NTRAIN + NVALID) * F, 99);
-    for (int i = 0; i < NTRAIN + NVALID; i++) m->y[i] = (m->x[i][0] - 0.5f * m->x[i][2] > 0) + (m->x[i][1] > 1.0f);
 }
 
 static attn_var *logreg_loss(void *self, attn_graph *g, int valid, const int *idx, int n, float ls, int64_t *weight,
@@ -44,8 +44,8 @@ static attn_var *logreg_loss(void *self, attn_graph *g, int valid, const int *id
     int32_t y[64];
     for (int i = 0; i < n; i++) {
         int e = idx[i] + (valid ? NTRAIN : 0);
-        memcpy(x + i * F, m->x[e], sizeof m->x[e]);
-        y[i] = m->y[e];
+        memcpy(x + i * F, g_x[e], sizeof g_x[e]);
+        y[i] = g_y[e];
     }
     int64_t shape[2] = {n, F};
     attn_var *logits = attn_ag_linear(g, attn_graph_input(g, 2, shape, x), attn_param_var(g, m->W), attn_param_var(g, m->b));
@@ -69,7 +69,6 @@ static double last_valid_loss(const char *path) {
     return sscanf(last, "%lf,%lf,%lf,%lf,%lf,%lf", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) == 6 ? v[5] : NAN;
 }
 
-static void dbg(void *ud, const char *l) { (void)ud; fprintf(stderr, "[%d] %s\n", attn_dist_rank(), l); }
 static void train_both(int batch, attn_optim_kind optim) {
     int rank = attn_dist_rank();
     logreg dist, one;
@@ -85,7 +84,6 @@ static void train_both(int batch, attn_optim_kind optim) {
         c.epochs = 3, c.batch = batch, c.seed = 5, c.out = k ? outp : out1, c.log_csv = k ? logp : log1;
         c.optim = attn_optim_defaults(optim), c.optim.lr = 0.1f;
         c.sched.kind = ATTN_SCHED_CONSTANT, c.sched.lr = c.sched.min_lr = 0.1f;
-        if (getenv("DBG")) c.report = dbg, c.log_every = 1;
         if (k) CHECK(attn_dist_trainer(&c) == ATTN_OK && c.dist && c.dist->size == attn_dist_size(), "attn_dist_trainer");
         attn_train_result r;
         CHECK(attn_trainer_run(&tm[k], &c, &r) == ATTN_OK, "batch %d: %s run: %s", batch, k ? "data-parallel" : "one-process",

@@ -84,7 +84,7 @@ static void count_free(void *q, void *u) {
     free(p);
 }
 
-static double now_s(void) {
+double cli_bench_now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
@@ -104,7 +104,7 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static double median(double *v, int n) {
+double cli_bench_median(double *v, int n) {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
@@ -202,11 +202,11 @@ static int time_shape(const shape *s, int heads, int repeat, double *sec, double
         *peak = atomic_load(&g_peak) - base;
     }
     for (int r = 0; !st && r < repeat; r++) {
-        double t0 = now_s(), c0 = cpu_s();
+        double t0 = cli_bench_now(), c0 = cpu_s();
         st = run_once(s, &b, heads);
-        t[r] = now_s() - t0, c[r] = cpu_s() - c0;
+        t[r] = cli_bench_now() - t0, c[r] = cpu_s() - c0;
     }
-    if (!st) *sec = median(t, repeat), *cpu = median(c, repeat);
+    if (!st) *sec = cli_bench_median(t, repeat), *cpu = cli_bench_median(c, repeat);
     free(t);
     buffers_free(&b);
     return st;

@@ -8,20 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
 #include "cli.h"
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* The largest of every rank's x (a sum of one slot per rank). */
 static int max_over_ranks(double *x) {
@@ -58,16 +46,15 @@ static int one_shape(int B, int H, int Hkv, int N, int d, int causal, int backwa
     for (int rep = -1; rep < repeat && !st; rep++) { /* run -1: the warm-up */
         double start = 0.0;
         if ((st = attn_dist_sum_f64(&start, 1))) break; /* everyone starts together */
-        double t0 = now_s();
+        double t0 = cli_bench_now();
         st = attn_ring_forward(&a, lay, q, k, v, o, l);
         if (!st && backward) st = attn_ring_backward(&a, lay, q, k, v, o, l, g, gq, gk, gv);
-        double dt = now_s() - t0;
+        double dt = cli_bench_now() - t0;
         if (!st) st = max_over_ranks(&dt);
         if (rep >= 0) t[rep] = dt;
     }
     if (!st) {
-        qsort(t, (size_t)repeat, sizeof *t, cmp_double);
-        *ms = 1e3 * (repeat % 2 ? t[repeat / 2] : 0.5 * (t[repeat / 2 - 1] + t[repeat / 2]));
+        *ms = 1e3 * cli_bench_median(t, repeat);
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
         *rss = ru.ru_maxrss / 1024.0;
