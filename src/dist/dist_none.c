@@ -32,10 +32,6 @@ int attn_dist_trainer(attn_trainer_config *c) {
     (void)c;
     return no_mpi("attn_dist_trainer");
 }
-int64_t attn_ring_row(int64_t N, int P, int rank, attn_ring_layout layout, int64_t i) {
-    (void)N, (void)P, (void)rank, (void)layout, (void)i;
-    return -1;
-}
 int attn_ring_forward(const attn_desc *a, attn_ring_layout layout, const float *Q, const float *K, const float *V, float *O,
                       float *lse) {
     (void)a, (void)layout, (void)Q, (void)K, (void)V, (void)O, (void)lse;

@@ -21,15 +21,6 @@
 
 enum { TAG_KV = 201, TAG_DKV = 202 };
 
-int64_t attn_ring_row(int64_t N, int P, int rank, attn_ring_layout layout, int64_t i) {
-    int c = layout == ATTN_RING_ZIGZAG ? 2 : 1;
-    if (P < 1 || N < 1 || rank < 0 || rank >= P || N % ((int64_t)P * c) || (layout != ATTN_RING_CONTIGUOUS && c == 1)) return -1;
-    int64_t nloc = N / P, len = nloc / c;
-    if (i < 0 || i >= nloc) return -1;
-    int64_t k = i / len, chunk = k == 0 ? rank : 2 * (int64_t)P - 1 - rank;
-    return chunk * len + i % len;
-}
-
 /* The global chunk of rank s's local chunk k (chunks of N/(c P) rows). */
 static int64_t gchunk(int P, int c, int s, int k) { return c == 1 ? s : k == 0 ? s : 2 * P - 1 - s; }
 
