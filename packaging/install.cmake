@@ -107,6 +107,9 @@ endif()
 if(ATTN_ZLIBDEPS_FOUND)
   string(APPEND CPACK_DEBIAN_DEV_PACKAGE_DEPENDS ", zlib1g-dev")
 endif()
+if(ATTN_MPIDEPS_FOUND)
+  string(APPEND CPACK_DEBIAN_DEV_PACKAGE_DEPENDS ", libopenmpi-dev")
+endif()
 set(CPACK_COMPONENT_DEV_DESCRIPTION "the attention mechanism in C: headers and static library
 The headers (attn/attn.h), libattn.a, attn.pc for pkg-config and the CMake package
 (find_package(attn), target attn::attn) for building programs with libattn.")

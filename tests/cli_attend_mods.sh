@@ -79,6 +79,8 @@ bad "int32 or int64" --doc-lens "$D/alibi/slopes.npy"
 bad "one per query head" --sinks "$T/in/sinks3.npy"
 bad "not both" --alibi --alibi-slopes "$D/alibi/slopes.npy"
 bad "need a dot-product score" --score additive --params data/cli/additive_params.safetensors --softcap 2
+bad "--ring does not support the masks and modifiers" --ring --softcap 2
+bad "--ring does not support the masks and modifiers" --ring --doc-lens "$D/docs_causal/doc_lens.npy"
 for f in --softcap --doc-lens --prefix --causal-align --sinks --dropout --seed --alibi-slopes; do
     if "$ATTN" attend --help | grep -q -- "$f"; then pass; else : >"$T/log"; fail "$f is not in --help"; fi
 done

@@ -2,7 +2,7 @@
 # tests/layers.sh: the architecture of README.md ("Architecture"), checked: every file under
 # src/ includes only headers of its own layer or of the layers below it, public (attn/X.h) or
 # internal (src/LAYER/...). The order, bottom to top:
-#   core < io < kernels < nn < params < autograd < models < train < viz < cli
+#   core < io < kernels < nn < params < autograd < models < train < dist < viz < cli
 # and the command-line tool (src/cli) includes only public headers. The public headers
 # (include/attn/) follow the same order among themselves. Prints each inversion and
 # "N passed, N failed" last; exits non-zero on any inversion.
@@ -11,7 +11,7 @@
 set -u
 ROOT=${1:-$(dirname "$0")/..}
 SRC=$ROOT/src
-order=(core io kernels nn params autograd models train viz cli)
+order=(core io kernels nn params autograd models train dist viz cli)
 declare -A rank
 for i in "${!order[@]}"; do rank[${order[$i]}]=$i; done
 # the layer of each public header
@@ -19,7 +19,7 @@ declare -A pub=([core]=core [io]=io [text]=io [clsdata]=io [attention]=nn [kvcac
                 [autograd]=autograd [seq2seq]=models [transformer]=models [translator]=models [knnmt]=models [train]=train
                 [trainer]=train [tfidf]=models [tfidf_train]=train [classifier]=models [classifier_train]=train
                 [recall]=models [recall_train]=train [vision_data]=io [vision]=models [vision_train]=train [viz_image]=viz
-                [viz]=viz [viz_html]=viz [attn]=cli)
+                [viz]=viz [viz_html]=viz [dist]=dist [attn]=cli)
 npass=0
 nfail=0
 for f in $(cd "$SRC" && find . -name '*.[ch]' | sed 's|^\./||' | sort); do

@@ -7,12 +7,14 @@
 # binutils (readelf); Python 3 with its development files, numpy, venv and matplotlib (the
 # Python module, python/; its attn.torch tests also use python3-torch when installed);
 # strace (tests/cli_crash.sh kills training at every checkpoint write with it), clang (the
-# libFuzzer targets of tests/fuzz/). All are optional for the library itself.
+# libFuzzer targets of tests/fuzz/), OpenMPI (libopenmpi-dev, openmpi-bin: data-parallel
+# training and ring attention, attn/dist.h, and their tests under mpirun). All are optional for
+# the library itself.
 # Skips packages that are already installed; uses sudo when not root.
 set -euo pipefail
 pkgs=(gcc make cmake pkg-config zlib1g-dev libpng-dev libfreetype-dev libfontconfig-dev fonts-wqy-microhei chromium
       help2man man-db dpkg-dev file binutils python3-dev python3-numpy python3-venv python3-matplotlib
-      strace clang)
+      strace clang libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -26,5 +26,6 @@
 #include "attn/vision_data.h"
 #include "attn/vision.h"
 #include "attn/vision_train.h"
+#include "attn/dist.h"
 
 #endif

@@ -63,6 +63,18 @@ typedef struct {
     int (*epoch_start)(void *self, int64_t epoch, const attn_batches *batches);
 } attn_train_model;
 
+/* Data-parallel training (attn/dist.h's attn_dist_trainer fills it in): `size` processes run
+ * the same loop; each computes the loss and gradient of its contiguous shard of every global
+ * batch (the same batches, in the same order, as one process), weighted by its share of the
+ * batch's loss units, and `sum` adds the gradients over the processes in a fixed order, so
+ * that every process makes the same update as one process with the whole batch would (up to
+ * the rounding of the sum). Rank 0 alone reports, logs and writes checkpoints. */
+typedef struct {
+    int rank, size;
+    int (*sum)(float *x, int64_t n);   /* x := the sum over the processes; same on all */
+    int (*sum_f64)(double *x, int n);
+} attn_train_dist;
+
 typedef struct {
     int epochs;               /* passes over the training set */
     int batch;                /* examples per batch */
@@ -97,6 +109,7 @@ typedef struct {
                                  is not made); 1 skips its update and goes on */
     void (*report)(void *ud, const char *line); /* progress lines (no newline); NULL: silent */
     void *report_ud;
+    const attn_train_dist *dist; /* data-parallel over several processes; NULL: one process */
 } attn_trainer_config;
 
 /* epochs 10, batch 64, bucket 50, Adam (PyTorch's defaults), constant schedule, clip 1, seed 1. */

@@ -320,5 +320,6 @@ attn_trainer_config cli_trainer_config(const cli_trainer_opts *t, uint64_t seed,
     tc.out = t->out, tc.log_csv = t->log, tc.handle_signals = 1;
     tc.resume = t->resume ? resume : NULL;
     if (!t->quiet) tc.report = report;
+    if (attn_dist_size() > 1) attn_dist_trainer(&tc); /* under mpirun: data-parallel (rank 0 reports) */
     return tc;
 }

@@ -30,6 +30,17 @@ enum { CLI_OK = 0, CLI_EDATA = 1, CLI_EUSAGE = 2 };
 /* ---- Subcommands ------------------------------------------------------------------------- */
 
 int cli_attend(int argc, char **argv);   /* cli_attend.c */
+/* attn attend --ring (cli_attend_ring.c): rank 0 runs the checked description on its whole
+ * arrays (outputs NULL when not wanted, dO NULL for no backward); the others run the worker;
+ * rank 0 cancels when it fails before. */
+int cli_attend_ring(const char *cmd, const attn_desc *d, int layout, const float *Q, const float *K, const float *V,
+                    const float *dO, float *O, float *dQ, float *dK, float *dV);
+int cli_attend_ring_worker(const char *cmd);
+void cli_attend_ring_cancel(int rc);
+/* attn bench attention --ring (cli_bench_ring.c), on every rank; rank 0 prints. */
+double cli_bench_now(void);                /* monotonic seconds (cli_bench.c) */
+double cli_bench_median(double *v, int n); /* sorts v */
+int cli_bench_ring(int B, int H, int Hkv, int d, int causal, int backward, int repeat, int json, const int *ns, int nn);
 int cli_mha(int argc, char **argv);      /* cli_mha.c */
 int cli_explain(int argc, char **argv);  /* cli_explain.c */
 int cli_explain_memory(int argc, char **argv); /* cli_explain_memory.c: attn explain --memory */

@@ -76,6 +76,16 @@ static const char HELP[] =
     "  --dk DK.npy         (shapes of Q, K, V; any subset)\n"
     "  --dv DV.npy\n"
     "\n"
+    "several processes (mpirun -np P attn attend ... --ring):\n"
+    "  --ring              ring attention (sequence-parallel): the sequence split over the P\n"
+    "                      ranks, keys and values passed around the ring; rank 0 reads and\n"
+    "                      writes the files, the results are those of one process (within\n"
+    "                      float rounding). Self-attention only: Nq = Nk, a multiple of P (2P\n"
+    "                      for zig-zag); dot, scaled or cosine scores; --causal or no mask\n"
+    "  --ring-layout L     contiguous (rank r holds rows r N/P ..) or zigzag (2 chunks per rank,\n"
+    "                      r and 2P-1-r: equal work under --causal); default zigzag with\n"
+    "                      --causal, else contiguous\n"
+    "\n"
     "other:\n"
     "  --threads N         threads to use (default: all cores; results do not depend on it)\n"
     "  -h, --help          this help\n"
@@ -90,6 +100,7 @@ typedef struct {
     const char *doc_lens, *align, *sinks, *alibi_slopes;
     float scale, softcap, dropout;
     int has_scale, causal, window, threads, prefix, alibi, seed, has_softcap, has_dropout;
+    int ring, ring_layout; /* ring_layout -1: the default */
 } attend_opts;
 
 /* The (B, H, N, d) view of a 2-, 3- or 4-D array. */
@@ -262,6 +273,8 @@ static int parse_args(int argc, char **argv, attend_opts *o) {
     cli_args_init(&p, "attend", argc, argv);
     memset(o, 0, sizeof *o);
     o->score = "scaled";
+    o->ring_layout = -1;
+    const char *layout = NULL;
     while (cli_next(&p)) {
         if (cli_flag(&p, "-h") || cli_flag(&p, "--help")) {
             if (!p.status) cli_help(HELP);
@@ -294,6 +307,9 @@ static int parse_args(int argc, char **argv, attend_opts *o) {
         } else if (cli_str(&p, "--dk", &o->dk)) {
         } else if (cli_str(&p, "--dv", &o->dv)) {
         } else if (cli_int(&p, "--threads", 1, 4096, &o->threads)) {
+        } else if (cli_flag(&p, "--ring")) {
+            o->ring = 1;
+        } else if (cli_str(&p, "--ring-layout", &layout)) {
         } else {
             cli_unknown(&p);
         }
@@ -331,6 +347,18 @@ static int parse_args(int argc, char **argv, attend_opts *o) {
         return cli_usage(cmd, "--dout needs at least one gradient to write: --dq, --dk or --dv");
     if (!o->out && !o->weights_out && !o->dout)
         return cli_usage(cmd, "nothing to write: give -o OUT.npy");
+    if (layout && !o->ring) return cli_usage(cmd, "--ring-layout is for --ring");
+    if (layout && strcmp(layout, "contiguous") && strcmp(layout, "zigzag"))
+        return cli_usage(cmd, "unknown --ring-layout '%s' (contiguous or zigzag)", layout);
+    if (o->ring) {
+        const char *no = o->weights_out ? "--weights-out" : o->mask ? "--mask" : o->key_lengths ? "--key-lengths"
+                         : o->window ? "--window" : learned ? "--score general/additive"
+                         : o->doc_lens || o->align || o->prefix || o->sinks || o->alibi || o->alibi_slopes ||
+                                   o->has_softcap || o->has_dropout ? "the masks and modifiers of --doc-lens ... --dropout"
+                                                                    : NULL;
+        if (no) return cli_usage(cmd, "--ring does not support %s (no (Nq, Nk) matrix, only the causal mask)", no);
+        o->ring_layout = layout ? !strcmp(layout, "zigzag") : o->causal;
+    }
     return CLI_OK;
 }
 
@@ -339,12 +367,18 @@ int cli_attend(int argc, char **argv) {
     attend_opts o;
     int rc = parse_args(argc, argv, &o);
     if (rc) return rc < 0 ? CLI_OK : rc;
+    if (o.threads) attn_set_threads(o.threads);
+    /* --ring: the ranks but 0 only compute (cli_attend_ring.c) */
+    if (o.ring && attn_dist_rank() != 0) return cli_attend_ring_worker(cmd);
+    int ring_sent = 0; /* rank 0 has sent the job (or the refusal) */
     {
         cli_output outs[5] = {{.path = o.out}, {.path = o.weights_out}, {.path = o.dq}, {.path = o.dk}, {.path = o.dv}};
         const char *ins[] = {o.q, o.k, o.v, o.dout, o.params, o.mask, o.key_lengths, o.doc_lens, o.sinks, o.alibi_slopes};
-        if ((rc = cli_check_io(cmd, outs, 5, ins, 10))) return rc;
+        if ((rc = cli_check_io(cmd, outs, 5, ins, 10))) {
+            if (o.ring) cli_attend_ring_cancel(rc);
+            return rc;
+        }
     }
-    if (o.threads) attn_set_threads(o.threads);
 
     attn_array Q = {0}, K = {0}, V = {0}, dO = {0}, M = {0}, L = {0}, Wg = {0}, add[6] = {{0}}, mods_arr[3] = {{0}};
     attn_mods mods = {0};
@@ -430,8 +464,13 @@ int cli_attend(int argc, char **argv) {
         cli_fail(cmd, "out of memory");
         goto done;
     }
-    int st_rc = attn_forward(&d, Q.data, K.data, V.data, O, P, lse);
-    if (!st_rc && o.dout) st_rc = attn_backward(&d, Q.data, K.data, V.data, O, lse, dO.data, dQ, dK, dV, NULL);
+    if (o.ring) {
+        ring_sent = 1;
+        if ((rc = cli_attend_ring(cmd, &d, o.ring_layout, Q.data, K.data, V.data, o.dout ? dO.data : NULL, O, dQ, dK, dV))) goto done;
+        rc = CLI_EDATA;
+    }
+    int st_rc = o.ring ? ATTN_OK : attn_forward(&d, Q.data, K.data, V.data, O, P, lse);
+    if (!st_rc && o.dout && !o.ring) st_rc = attn_backward(&d, Q.data, K.data, V.data, O, lse, dO.data, dQ, dK, dV, NULL);
     if (st_rc) {
         cli_fail_lib(cmd, st_rc, NULL);
         goto done;
@@ -453,6 +492,7 @@ int cli_attend(int argc, char **argv) {
     rc = cli_save_all(cmd, outs, 5);
 
 done:
+    if (o.ring && !ring_sent) cli_attend_ring_cancel(rc);
     attn_array_free(&Q), attn_array_free(&K), attn_array_free(&V), attn_array_free(&dO);
     attn_array_free(&M), attn_array_free(&L), attn_array_free(&Wg);
     for (int i = 0; i < 3; i++) attn_array_free(&mods_arr[i]);

@@ -57,6 +57,9 @@ static const char HELP[] =
     "                      bool mask (no reference path)\n"
     "  --json              one JSON object per line instead of the table (adds the CPU time\n"
     "                      per thread: on a shared machine, the speed when the cores are ours)\n"
+    "  --ring              attention only, under mpirun: ring attention over the ranks (each\n"
+    "                      holds n/P rows; zig-zag layout with --causal); the time of the\n"
+    "                      slowest rank, GFLOP/s in all and per rank, the largest peak RSS\n"
     "\n"
     "FLOPs: forward 4*B*H*Nq*Nk*d, halved when causal; forward+backward 3.5x that; mha adds\n"
     "2*B*N*E^2 per projection (E = H*d), twice that backward.\n"
@@ -64,7 +67,8 @@ static const char HELP[] =
     "example:\n"
     "  attn bench attention --n 1024,4096 --threads 2 --repeat 10\n"
     "  attn bench attention --n 4096 --nq 1 --json          # decoding one token\n"
-    "  attn bench attention --n 4096 --mods softcap,alibi --doc-lens 512\n";
+    "  attn bench attention --n 4096 --mods softcap,alibi --doc-lens 512\n"
+    "  mpirun -np 4 attn bench attention --ring --n 65536 --backward --threads 1\n";
 
 /* ---- A counting allocator: the library's peak bytes held ------------------------------- */
 
@@ -244,7 +248,7 @@ int cli_bench(int argc, char **argv) {
     cli_args p;
     cli_args_init(&p, cmd, argc, argv);
     const char *nlist = "256,1024,4096";
-    int nq = 0, d = 64, H = 8, Hkv = 0, B = 1, causal = 0, backward = 0, threads = 0, repeat = 5, ref_heads = -1, json = 0;
+    int nq = 0, d = 64, H = 8, Hkv = 0, B = 1, causal = 0, backward = 0, threads = 0, repeat = 5, ref_heads = -1, json = 0, ring = 0;
     const char *mods = NULL, *doc_lens = NULL;
     while (cli_next(&p)) {
         if (cli_flag(&p, "-h") || cli_flag(&p, "--help")) return cli_help(HELP);
@@ -262,6 +266,7 @@ int cli_bench(int argc, char **argv) {
         else if (cli_flag(&p, "--json")) json = 1;
         else if (cli_str(&p, "--mods", &mods)) {}
         else if (cli_str(&p, "--doc-lens", &doc_lens)) {}
+        else if (cli_flag(&p, "--ring")) ring = 1;
         else cli_unknown(&p);
     }
     if (p.status) return p.status;
@@ -275,7 +280,9 @@ int cli_bench(int argc, char **argv) {
     if (H % Hkv) return cli_usage(cmd, "--heads (%d) must be a multiple of --kv-heads (%d)", H, Hkv);
     if (!strcmp(what, "mha") && (Hkv != H || nq))
         return cli_usage(cmd, "mha has no --kv-heads or --nq (self-attention, E = heads * d)");
+    if (ring && (strcmp(what, "attention") || nq)) return cli_usage(cmd, "--ring is for attention, self-attention (no --nq)");
     if (threads) attn_set_threads(threads);
+    if (ring) return cli_bench_ring(B, H, Hkv, d, causal, backward, repeat, json, ns, nn);
     threads = attn_get_threads();
     if (mods || doc_lens) {
         if (strcmp(what, "attention") || nq || Hkv != H || json)

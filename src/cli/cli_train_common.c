@@ -150,7 +150,7 @@ static int read_pairs(const char *cmd, const char *path, attn_pairs *p, int quie
         char rep[512];
         fprintf(stderr, "attn %s: %s: %s\n", cmd, path, attn_pairs_report(p, rep, sizeof rep));
     }
-    if (!quiet) fprintf(stderr, "%s: %d pairs\n", path, p->n);
+    if (!quiet && attn_dist_rank() == 0) fprintf(stderr, "%s: %d pairs\n", path, p->n);
     return CLI_OK;
 }
 
@@ -181,7 +181,7 @@ static int load_data(const cli_train_opts *o, const char *cmd, attn_pairs *all, 
     if (o->split_dir) snprintf(sd, sizeof sd, "%s", o->split_dir);
     else snprintf(sd, sizeof sd, "%s%s", o->out, o->split_only ? "" : "/split");
     if ((rc = write_split(cmd, sd, tr, va, te))) return rc;
-    if (!o->quiet)
+    if (!o->quiet && attn_dist_rank() == 0)
         fprintf(stderr, "split (seed %d): %d train, %d valid, %d test pairs, written to %s/{train,valid,test}.tsv\n", o->split_seed,
                 tr->n, va->n, te->n, sd);
     return CLI_OK;
@@ -292,7 +292,7 @@ static int get_model(const cli_train_family *f, cli_train_opts *o, const attn_pa
         if (strcmp(attn_translator_kind(*t), f->kind))
             return cli_fail(cmd, "%s: a %s checkpoint; resume it with 'attn train %s'", o->out, attn_translator_kind(*t),
                             attn_translator_kind(*t));
-        if (!o->quiet)
+        if (!o->quiet && attn_dist_rank() == 0)
             fprintf(stderr, "resuming %s at epoch %lld, batch %lld (step %lld)\n", o->out, (long long)ck->state.epoch + 1,
                     (long long)ck->state.batch, (long long)ck->state.step);
         return CLI_OK;
@@ -336,14 +336,16 @@ static int run_trainer(const cli_train_family *f, cli_train_opts *o, attn_transl
     c.patience = o->patience, c.log_every = o->quiet ? 0 : o->log_every, c.timing_skip = o->timing_skip;
     c.out = o->out, c.log_csv = o->log, c.resume = o->resume ? ck : NULL, c.handle_signals = 1;
     c.skip_divergent = o->skip_divergent;
-    if (!o->quiet) c.report = report_line;
+    if (!o->quiet) c.report = report_line; /* rank 0's alone are printed */
+    int st = attn_dist_size() > 1 ? attn_dist_trainer(&c) : ATTN_OK; /* under mpirun: data-parallel */
     attn_train_result r;
-    int st = attn_trainer_run(&m, &c, &r);
+    if (!st) st = attn_trainer_run(&m, &c, &r);
     if (st) {
         if (!k.printed) cli_fail_lib(cmd, st, NULL);
         goto done;
     }
-    printf("%s: %lld updates in %.1f s (training %.1f s), %.0f tokens/s, checkpoint %s%s\n",
+    if (attn_dist_rank() == 0)
+        printf("%s: %lld updates in %.1f s (training %.1f s), %.0f tokens/s, checkpoint %s%s\n",
            r.stopped == 1 ? "stopped" : r.stopped == 2 ? "early-stopped" : "trained", (long long)r.steps_run, r.wall_s, r.train_s,
            r.tokens_per_s, o->out, r.stopped == 1 ? " (resume with --resume)" : "");
     rc = CLI_OK;
@@ -399,7 +401,7 @@ static int train(const cli_train_family *f, cli_train_opts *o, int argc, char **
         cli_fail(cmd, "no training pair is left (--max-len %d)", max_len);
         goto done;
     }
-    if (!o->quiet) {
+    if (!o->quiet && attn_dist_rank() == 0) {
         char desc[512];
         f->describe(t, desc, sizeof desc);
         fprintf(stderr, "model: %s, vocabularies %d (source) and %d (target), %lld parameters\n", desc,

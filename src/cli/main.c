@@ -141,5 +141,18 @@ int main(int argc, char **argv) {
         fprintf(stderr, "attn: unknown option '%s' (see 'attn --help')\n", a);
         return CLI_EUSAGE;
     }
+    /* under mpirun (and with MPI built in): one of P processes (attn/dist.h). A process that
+     * whose communication failed (a rank died or hangs) ends them all, so that none waits. */
+    if (attn_dist_launched() && attn_dist_available()) {
+        if (attn_dist_init(&argc, &argv)) {
+            fprintf(stderr, "attn: %s\n", attn_last_error());
+            return CLI_EDATA;
+        }
+        int rc = run_command(argv[1], argc - 1, argv + 1);
+        fflush(stdout), fflush(stderr);
+        if (rc && attn_dist_failed()) attn_dist_abort(rc);
+        attn_dist_finalize();
+        return rc;
+    }
     return run_command(a, argc - 1, argv + 1);
 }

@@ -13,6 +13,7 @@
 
 #include "attn/trainer.h"
 #include "core/internal.h"
+#include "params/params_internal.h"
 
 attn_trainer_config attn_trainer_defaults(void) {
     attn_trainer_config c;
@@ -45,8 +46,32 @@ typedef struct {
     int *idx;             /* (batch) scratch for validation batches */
 } run;
 
+/* ---- Data-parallel training (c->dist): see attn_train_dist in attn/trainer.h ------------------- */
+
+static int is_dist(const run *r) { return r->c->dist && r->c->dist->size > 1; }
+static int is_root(const run *r) { return !is_dist(r) || r->c->dist->rank == 0; }
+
+/* This process's contiguous shard [*lo, *hi) of a batch of n examples. */
+static void shard(const run *r, int n, int *lo, int *hi) {
+    *lo = 0, *hi = n;
+    if (!is_dist(r)) return;
+    int64_t P = r->c->dist->size, k = r->c->dist->rank;
+    *lo = (int)(n * k / P), *hi = (int)(n * (k + 1) / P);
+}
+
+/* The status of a step that every process takes together: a failure on any process fails
+ * them all (else the others would wait for it until their timeout). */
+static int agree(const run *r, int st) {
+    if (!is_dist(r)) return st;
+    double f = st != 0;
+    int s2 = r->c->dist->sum_f64(&f, 1);
+    if (s2) return s2;
+    if (f > 0 && !st) st = attn__error(ATTN_EIO, "rank %d: another process failed (its message says why)", r->c->dist->rank);
+    return st;
+}
+
 static void say(const run *r, const char *fmt, ...) {
-    if (!r->c->report) return;
+    if (!r->c->report || !is_root(r)) return;
     char line[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -55,28 +80,39 @@ static void say(const run *r, const char *fmt, ...) {
     r->c->report(r->c->report_ud, line);
 }
 
+/* The checkpoint, written by rank 0 alone. */
 static int save(run *r) {
     r->state.rng = *attn_graph_rng(r->g);
-    return r->m->save(r->m->self, r->c->out, r->c->weights_only ? NULL : r->opt, &r->state);
+    int st = is_root(r) ? r->m->save(r->m->self, r->c->out, r->c->weights_only ? NULL : r->opt, &r->state) : ATTN_OK;
+    return agree(r, st);
 }
 
 /* The validation loss: the mean over every validation example, weighted as the family says. */
 static int valid_loss(run *r, double *out) {
     double sum = 0.0;
     int64_t units = 0;
+    int st = ATTN_OK;
     const attn_train_model *m = r->m;
-    for (int i0 = 0; i0 < m->n_valid; i0 += r->c->batch) {
-        int n = m->n_valid - i0 < r->c->batch ? m->n_valid - i0 : r->c->batch;
-        for (int i = 0; i < n; i++) r->idx[i] = i0 + i;
+    for (int i0 = 0; i0 < m->n_valid && !st; i0 += r->c->batch) {
+        int n = m->n_valid - i0 < r->c->batch ? m->n_valid - i0 : r->c->batch, lo, hi;
+        shard(r, n, &lo, &hi); /* data-parallel: each process a shard, summed below */
+        if (hi == lo) continue;
+        for (int i = lo; i < hi; i++) r->idx[i - lo] = i0 + i;
         attn_graph_reset(r->ge);
         int64_t w = 0, tok = 0;
-        attn_var *l = m->loss(m->self, r->ge, 1, r->idx, n, 0.0f, &w, &tok);
-        if (!l) return attn_graph_status(r->ge) ? attn_graph_status(r->ge) : ATTN_EINVAL;
-        sum += (double)l->data[0] * (double)w;
-        units += w;
+        attn_var *l = m->loss(m->self, r->ge, 1, r->idx, hi - lo, 0.0f, &w, &tok);
+        if (!l) st = attn_graph_status(r->ge) ? attn_graph_status(r->ge) : ATTN_EINVAL;
+        else sum += (double)l->data[0] * (double)w, units += w;
+    }
+    if (is_dist(r)) {
+        double s[3] = {sum, (double)units, st != 0};
+        int s2 = r->c->dist->sum_f64(s, 3);
+        if (s2) return s2;
+        if (s[2] > 0 && !st) st = attn__error(ATTN_EIO, "rank %d: another process failed (its message says why)", r->c->dist->rank);
+        sum = s[0], units = (int64_t)s[1];
     }
     *out = units ? sum / (double)units : NAN;
-    return ATTN_OK;
+    return st;
 }
 
 /* Runs the forward and backward of the epoch's largest batch twice and throws the result
@@ -96,13 +132,14 @@ static void warm_up(run *r, const attn_batches *b) {
         }
         if (n * longest > most) most = n * longest, big = bi;
     }
-    if (big < 0) return;
+    int lo, hi;
+    if (big >= 0) shard(r, b->offsets[big + 1] - b->offsets[big], &lo, &hi);
+    if (big < 0 || hi == lo) return;
     attn_rng keep = *attn_graph_rng(r->g);
     for (int k = 0; k < 2; k++) {
         int64_t w, tok;
         attn_graph_reset(r->g);
-        attn_var *l = m->loss(m->self, r->g, 0, b->index + b->offsets[big], b->offsets[big + 1] - b->offsets[big],
-                              r->c->label_smoothing, &w, &tok);
+        attn_var *l = m->loss(m->self, r->g, 0, b->index + b->offsets[big] + lo, hi - lo, r->c->label_smoothing, &w, &tok);
         if (l) attn_graph_backward(r->g, l);
         attn_graph_reset(r->g);
     }
@@ -118,6 +155,8 @@ static int check_config(const attn_train_model *m, const attn_trainer_config *c)
         c->patience < 0 || c->log_every < 0 || c->timing_skip < 0 || !(c->clip >= 0) || !(c->time_budget >= 0) ||
         !(c->label_smoothing >= 0 && c->label_smoothing < 1))
         return attn__error(ATTN_EINVAL, "attn_trainer_run: a negative or out-of-range setting");
+    if (c->dist && (c->dist->size < 1 || c->dist->rank < 0 || c->dist->rank >= c->dist->size || !c->dist->sum || !c->dist->sum_f64))
+        return attn__error(ATTN_EINVAL, "attn_trainer_run: a bad data-parallel description (c->dist)");
     if (c->resume && !c->resume->has_optim)
         return attn__error(ATTN_EINVAL, "%s: the checkpoint has no optimiser state (written with --weights-only): it cannot be resumed",
                            c->resume->dir ? c->resume->dir : "checkpoint");
@@ -129,7 +168,7 @@ static int save_best(run *r, int64_t ep) {
     char dir[4096];
     if (snprintf(dir, sizeof dir, "%s/best", r->c->out) >= (int)sizeof dir) return attn__error(ATTN_EINVAL, "%s: path too long", r->c->out);
     r->state.rng = *attn_graph_rng(r->g);
-    int st = r->m->save(r->m->self, dir, NULL, &r->state);
+    int st = agree(r, is_root(r) ? r->m->save(r->m->self, dir, NULL, &r->state) : ATTN_OK);
     if (!st) say(r, "epoch %lld: best so far, saved to %s", (long long)ep + 1, dir);
     return st;
 }
@@ -143,7 +182,7 @@ static int end_of_epoch(run *r, int64_t ep, double t_start, double t_train, doub
     const attn_trainer_config *c = r->c;
     double vl = NAN, vm = NAN;
     char mtext[256] = "";
-    if (m->n_valid > 0 && (c->report || r->log || c->patience)) {
+    if (m->n_valid > 0 && (c->report || c->log_csv || c->patience)) { /* the same on every process */
         int st = valid_loss(r, &vl);
         if (st) return st;
         if (m->metric && (st = m->metric(m->self, &vm, mtext, sizeof mtext))) return st;
@@ -169,6 +208,26 @@ static int end_of_epoch(run *r, int64_t ep, double t_start, double t_train, doub
     return ATTN_OK;
 }
 
+/* Data-parallel: after each process's backward of its shard (the mean loss lv over w units),
+ * the step's loss, units and tokens summed over the processes, and the gradient: each
+ * process's scaled by its share w / W of the batch's W units, then summed in a fixed order, so
+ * that it is the gradient of the whole batch's mean loss, as one process computes it. A failure
+ * (st) on any process fails all. */
+static int reduce_step(run *r, double *lv, int64_t *w, int64_t *tok, int st) {
+    const attn_train_dist *d = r->c->dist;
+    double s[4] = {*lv * (double)*w, (double)*w, (double)*tok, st != 0};
+    int s2 = d->sum_f64(s, 4);
+    if (s2) return s2;
+    if (s[3] > 0) return st ? st : attn__error(ATTN_EIO, "rank %d: another process failed (its message says why)", d->rank);
+    float *gr = attn_params_grads(r->m->params);
+    int64_t ng = attn__params_span(r->m->params); /* the whole allocation, padding included */
+    float share = s[1] > 0 ? (float)((double)*w / s[1]) : 0.0f;
+    for (int64_t i = 0; i < ng; i++) gr[i] *= share;
+    if ((st = d->sum(gr, ng))) return st;
+    *lv = s[1] > 0 ? s[0] / s[1] : 0.0, *w = (int64_t)s[1], *tok = (int64_t)s[2];
+    return ATTN_OK;
+}
+
 static int train_epochs(run *r, attn_train_result *res, const int *lens) {
     const attn_train_model *m = r->m;
     const attn_trainer_config *c = r->c;
@@ -188,18 +247,22 @@ static int train_epochs(run *r, attn_train_result *res, const int *lens) {
         for (int64_t bi = (ep == r->state.epoch ? r->state.batch : 0); bi < bat.n_batches; bi++) {
             double t0 = attn_time_now();
             const int *idx = bat.index + bat.offsets[bi];
-            int n = bat.offsets[bi + 1] - bat.offsets[bi];
+            int n = bat.offsets[bi + 1] - bat.offsets[bi], lo, hi;
             int64_t w = 0, tok = 0;
+            double lv = 0.0;
+            shard(r, n, &lo, &hi); /* one process: the whole batch */
             attn_params_zero_grad(m->params);
             attn_graph_reset(r->g);
-            attn_var *loss = m->loss(m->self, r->g, 0, idx, n, c->label_smoothing, &w, &tok);
-            if (!loss || (st = attn_graph_backward(r->g, loss))) {
-                st = st ? st : attn_graph_status(r->g) ? attn_graph_status(r->g) : ATTN_EINVAL;
-                break;
+            if (hi > lo) {
+                attn_var *loss = m->loss(m->self, r->g, 0, idx + lo, hi - lo, c->label_smoothing, &w, &tok);
+                if (!loss || (st = attn_graph_backward(r->g, loss)))
+                    st = st ? st : attn_graph_status(r->g) ? attn_graph_status(r->g) : ATTN_EINVAL;
+                else lv = loss->data[0];
             }
+            if (is_dist(r) && (st = reduce_step(r, &lv, &w, &tok, st))) break;
+            if (st) break;
             float norm = 0.0f;
             if (c->clip > 0) attn_clip_grad_norm(m->params, c->clip, &norm);
-            double lv = loss->data[0];
             if (steps_run == 0 && isfinite(lv)) first_loss = fabs(lv) > 1.0 ? fabs(lv) : 1.0;
             if (isfinite(lv) && isfinite(norm) && lv <= 1e3 * first_loss) {
                 attn_optim_step(r->opt, attn_sched_lr(&r->sched, attn_optim_steps(r->opt)));
@@ -219,8 +282,8 @@ static int train_epochs(run *r, attn_train_result *res, const int *lens) {
             t_train += dt, t_window += dt;
             if (steps_run > c->timing_skip) t_timed += dt, tok_timed += tok, ex_timed += n;
             tok_total += tok, tok_window += tok;
-            loss_sum += loss->data[0], loss_n++;
-            ep_loss += loss->data[0], ep_n++;
+            loss_sum += lv, loss_n++;
+            ep_loss += lv, ep_n++;
             if (c->log_every && r->state.step % c->log_every == 0) {
                 attn_progress pr = {ep, c->epochs, r->state.step, total, loss_sum / (double)loss_n,
                                     attn_sched_lr(&r->sched, attn_optim_steps(r->opt)), (double)tok_window / t_window,
@@ -231,8 +294,13 @@ static int train_epochs(run *r, attn_train_result *res, const int *lens) {
                 loss_sum = 0.0, loss_n = 0, tok_window = 0, t_window = 0.0;
             }
             int save_now = c->save_every && r->state.step % c->save_every == 0;
-            if ((c->max_steps && r->state.step >= c->max_steps) || (c->time_budget > 0 && t_train >= c->time_budget) || g_stop)
-                stopped = 1, save_now = 1;
+            int stop = (c->time_budget > 0 && t_train >= c->time_budget) || g_stop;
+            if (is_dist(r)) { /* rank 0's clock and any process's signal, so that all stop together */
+                double f = g_stop || (is_root(r) && c->time_budget > 0 && t_train >= c->time_budget);
+                if ((st = c->dist->sum_f64(&f, 1))) break;
+                stop = f > 0;
+            }
+            if ((c->max_steps && r->state.step >= c->max_steps) || stop) stopped = 1, save_now = 1;
             if (save_now && (st = save(r))) break;
             if (stopped) break;
         }
@@ -297,13 +365,18 @@ int attn_trainer_run(const attn_train_model *m, const attn_trainer_config *c, at
     attn_graph_set_grad(r.ge, 0);
     if (c->resume) *attn_graph_rng(r.g) = r.state.rng;
     else attn_graph_seed(r.g, attn_seed_mix(c->seed, 0xd0));
+    /* data-parallel: rank 0 goes on with the one-process stream, the others draw their own
+     * (dropout masks are per process, not per example: with dropout the run is not the
+     * one-process run, only one like it) */
+    if (is_dist(&r) && !is_root(&r))
+        attn_graph_seed(r.g, attn_seed_mix(attn_seed_mix(c->seed, 0xd157), (uint64_t)r.state.step * 4096u + (uint64_t)c->dist->rank));
     if ((st = attn_batches_make(lens, m->n_train, c->batch, c->max_tokens, c->bucket,
                                 attn_seed_mix(r.state.data_seed, (uint64_t)r.state.epoch), &bat)))
         goto done;
     warm_up(&r, &bat);
     attn_batches_free(&bat);
 
-    if (c->log_csv) {
+    if (c->log_csv && is_root(&r)) {
         if (!(r.log = fopen(c->log_csv, c->resume ? "a" : "w"))) {
             st = attn__error(ATTN_EIO, "%s: cannot write: %s", c->log_csv, strerror(errno));
             goto done;
