@@ -169,6 +169,13 @@ static const float *sub_in(const attn_transformer *m, dec_state *d, const tr_lay
     return d->h;
 }
 
+/* The bias (H, t + 1) of the query at position t over keys 0..t with this layer's learned
+ * ALiBi slopes: slope_h (j - t), the bottom-right-aligned form of training's slope_h (j - i). */
+static void learned_bias(float *bias, const float *slopes, int H, int t) {
+    for (int h = 0; h < H; h++)
+        for (int j = 0; j <= t; j++) bias[(size_t)h * (t + 1) + j] = slopes[h] * (float)(j - t);
+}
+
 /* One decoder step at position t for every row: tok (R) the newest input tokens; leaves the
  * log-probabilities of the next token in d->logits (R, V). */
 static int dec_step(dec_state *d, const int32_t *tok, int t) {
@@ -186,7 +193,8 @@ static int dec_step(dec_state *d, const int32_t *tok, int t) {
         float *x = d->x + (size_t)r * E;
         for (int i = 0; i < E; i++) x[i] = e[i] * scale + (pe ? pe[i] : 0.0f);
     }
-    if (c->pos == ATTN_POS_ALIBI && (st = attn_alibi_bias(H, 1, t + 1, t, 0, d->bias)) != ATTN_OK) return st;
+    if (c->pos == ATTN_POS_ALIBI && !c->alibi_learn && (st = attn_alibi_bias(H, 1, t + 1, t, 0, d->bias)) != ATTN_OK)
+        return st;
     attn_desc sa;
     self_desc(d, t, &sa);
     if ((st = attn_plan_reshape(d->sa, &sa)) != ATTN_OK) return st;
@@ -206,6 +214,7 @@ static int dec_step(dec_state *d, const int32_t *tok, int t) {
             memcpy(d->kc[l] + ((size_t)r * d->Tc + t) * KV, row + E, (size_t)KV * sizeof(float));
             memcpy(d->vc[l] + ((size_t)r * d->Tc + t) * KV, row + E + KV, (size_t)KV * sizeof(float));
         }
+        if (L->slopes) learned_bias(d->bias, L->slopes->data, H, t);
         if ((st = attn_plan_forward(d->sa, d->qkv, d->kc[l], d->vc[l], d->o, NULL, d->lse)) != ATTN_OK) return st;
         attn__linear_forward(d->f, d->o, 0, L->sa.out_w->data, L->sa.out_b->data, R, E, E);
         add_norm(m, d->x, d->f, L, 0, R);
