@@ -9,7 +9,8 @@
 #   d_alibi_learn  --pos alibi --alibi-learn: the decoder's slopes are parameters (one vector
 #                  per layer), trained through the kernels' dSlopes
 # then test BLEU of each, greedy and beam 5 (attn eval), and the learned slopes beside their
-# initial values. Two trainings run at a time (nice -n 5, one thread each: the machine is shared).
+# initial values. To tell an effect from the spread of training, a and c are trained again with
+# --seed 2 (other initial weights, dropout masks and batch order). Two trainings run at a time (nice -n 5, one thread each: the machine is shared).
 # Writes RESULTS/transformer_attn_mods.md and .csv. Resumable: a run whose log says it finished
 # is kept, and so is an evaluation already made (delete OUT, or its files, to redo them).
 #
@@ -40,9 +41,10 @@ if [ ! -s "$SPLIT/test.tsv" ]; then
     "$ATTN" train seq2seq --data "$DATA" --split-dir "$SPLIT" --split-only --out "$SPLIT" >&2
 fi
 
-NAMES=(a_sinusoidal b_attn_drop c_alibi d_alibi_learn)
+NAMES=(a_sinusoidal b_attn_drop c_alibi d_alibi_learn a_sinusoidal_seed2 c_alibi_seed2)
 declare -A ARGS=([a_sinusoidal]="--pos sinusoidal" [b_attn_drop]="--pos sinusoidal --attn-dropout 0.1"
-                 [c_alibi]="--pos alibi" [d_alibi_learn]="--pos alibi --alibi-learn")
+                 [c_alibi]="--pos alibi" [d_alibi_learn]="--pos alibi --alibi-learn"
+                 [a_sinusoidal_seed2]="--pos sinusoidal --seed 2" [c_alibi_seed2]="--pos alibi --seed 2")
 COMMON="--d-model 128 --heads 4 --ff 512 --layers 2 --epochs $EPOCHS --threads 1 --weights-only --valid-bleu 200"
 
 # train NAME: one model into OUT/NAME, its output in OUT/NAME.log (wall seconds last).
@@ -55,8 +57,8 @@ train() {
         --out "$OUT/$name" $COMMON ${ARGS[$name]} --log "$OUT/$name.train.csv" >"$OUT/$name.log" 2>&1 ||
         { tail -n 5 "$OUT/$name.log" >&2; return 1; }
 }
-# two at a time: the fixed encodings, then the new options
-for pair in "a_sinusoidal c_alibi" "b_attn_drop d_alibi_learn"; do
+# two at a time: the fixed encodings, the new options, the fixed encodings' second seed
+for pair in "a_sinusoidal c_alibi" "b_attn_drop d_alibi_learn" "a_sinusoidal_seed2 c_alibi_seed2"; do
     pids=()
     for name in $pair; do train "$name" & pids+=($!); done
     for p in "${pids[@]}"; do wait "$p"; done
@@ -112,7 +114,7 @@ EOF
     echo "other sessions: the times are noisy). Data: the cmn-eng split of experiments/knn_mt.sh"
     echo "($(wc -l <"$SPLIT/train.tsv") train, $(wc -l <"$SPLIT/valid.tsv") valid, $(wc -l <"$SPLIT/test.tsv") test pairs, zh -> en)."
     echo "Every run: \`attn train transformer --train split/train.tsv --valid split/valid.tsv --out DIR $COMMON ARGS\`"
-    echo "(seed 1: the same initial weights, the same batches), $EPOCHS epochs; test BLEU by"
+    echo "(seed 1 unless ARGS say --seed 2: the same initial weights, the same batches), $EPOCHS epochs; test BLEU by"
     echo "\`attn eval --model DIR --data split/test.tsv --beam K\` (corpus BLEU-4, sacreBLEU's)."
     echo
     echo "| run | ARGS | train s | wall s | final valid loss | valid BLEU (200) | test BLEU greedy | test BLEU beam 5 |"
