@@ -69,6 +69,26 @@ for pos in none learned rope alibi; do
         --max-steps 5 --valid-bleu 0 --quiet --pos $pos --norm pre --heads 4 --kv-heads 2 --activation gelu --share all
 done
 
+# attention dropout (in the fused kernels) and learned ALiBi slopes: each trains (the loss
+# falls), is recorded in config.json, and its checkpoint decodes greedily and by beam search
+for opt in "--attn-dropout 0.1" "--pos alibi --alibi-learn"; do
+    tag=${opt// /_}
+    run "train $opt" train transformer --train $D/reverse.tsv --valid $D/reverse.tsv --direction plain --out "$T/ck$tag" \
+        "${SMALL[@]}" --max-steps 60 --valid-bleu 0 --log "$T/train$tag.csv" --quiet $opt
+    a=$(sed -n 2p "$T/train$tag.csv" | cut -d, -f5) b=$(tail -n 1 "$T/train$tag.csv" | cut -d, -f5)
+    check "$opt: loss decreases ($a -> $b)" awk -v a="$a" -v b="$b" 'BEGIN { exit !(b < a) }'
+    run "eval $opt, beam 3" eval --model "$T/ck$tag" --data $D/reverse.tsv --limit 20 --beam 3
+    check "$opt: eval line" grep -q "BLEU .*exact match" "$T/log"
+done
+check "config: attn_dropout" grep -q '"attn_dropout": 0.100000001' "$T/ck--attn-dropout_0.1/config.json"
+check "config: alibi_learn" grep -q '"alibi_learn": true' "$T/ck--pos_alibi_--alibi-learn/config.json"
+check "config: defaults" grep -q '"attn_dropout": 0, "alibi_learn": false' "$T/ck/config.json"
+expect_code "--attn-dropout 1.5" 2 train transformer --train $D/reverse.tsv --out "$T/x" --attn-dropout 1.5
+check "--attn-dropout 1.5: message" grep -q "attn-dropout must be in \[0, 1)" "$T/log"
+expect_code "--attn-dropout x" 2 train transformer --train $D/reverse.tsv --out "$T/x" --attn-dropout x
+expect_code "--alibi-learn without alibi" 2 train transformer --train $D/reverse.tsv --out "$T/x" --alibi-learn --pos rope
+check "--alibi-learn: message" grep -q "alibi-learn needs --pos alibi" "$T/log"
+
 run "train --schedule noam" train transformer --train $D/reverse.tsv --direction plain --out "$T/ck_noam" "${SMALL[@]}" \
     --max-steps 5 --valid-bleu 0 --quiet --schedule noam --noam-factor 2
 expect_code "bad --noam-factor" 2 train transformer --train $D/reverse.tsv --out "$T/x" --schedule noam --noam-factor 0

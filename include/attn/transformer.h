@@ -28,6 +28,7 @@
  *   src_embed.weight (Vs, E)   tgt_embed.weight (Vt, E)   (one table "embed.weight" when all
  *   three are shared)  generator.weight (Vt, E) (absent when tied)  generator.bias (Vt)
  *   src_pos.weight, tgt_pos.weight (max_len, E) for learned positions.
+ *   decoder.layers.{i}.self_attn.alibi_slopes (H) with learned ALiBi slopes (alibi_learn).
  * With grouped key/value heads (kv_heads < heads, Ainslie et al. 2023) the key and value
  * blocks of in_proj have kv_heads * dh rows each; with kv_heads == heads that is PyTorch's.
  *
@@ -38,13 +39,19 @@
  *   rope        queries and keys of every self-attention rotated by their position (no
  *               embedding added; cross-attention is left unrotated)
  *   alibi       a bias -slope_h * distance on the self-attention scores (symmetric |i - j|
- *               in the encoder, causal in the decoder; none on cross-attention)
+ *               in the encoder, causal in the decoder; none on cross-attention); the paper's
+ *               geometric slopes, or with alibi_learn the decoder's slopes are parameters
+ *               (initialised to those) trained through the kernels' dSlopes (attn_mods). The
+ *               encoder's stay fixed: attn_mods' ALiBi is slope_h (j - i), which the causal
+ *               decoder needs, and the encoder's symmetric -slope_h |j - i| has no gradient
+ *               there (it is a bias mask).
  *
  * Attention runs through attn_forward / attn_backward (the fused kernels), reading the heads
  * of the packed q/k/v projections through strides. Dropout acts on the embeddings, the
- * residual branches and the feed-forward hidden layer. Not here: dropout on the attention
- * weights (the fused kernels never hold them; PyTorch drops them), relative position
- * embeddings, encoder-only and decoder-only stacks.
+ * residual branches and the feed-forward hidden layer, and (attn_dropout) on the attention
+ * weights inside the fused kernels: each attention of each step draws its own mask seed from
+ * the graph's generator, so masks differ between layers, kinds and steps. Not here: relative
+ * position embeddings, encoder-only and decoder-only stacks.
  *
  * Letters: B batch, S source length, T target length, E d_model, H heads, Hkv key/value
  * heads, dh = E / H, F d_ff, Vs and Vt vocabulary sizes, K beam width. Token ids follow
@@ -103,6 +110,10 @@ typedef struct {
     float dropout;             /* 0.1 */
     float ln_eps;              /* 1e-5 */
     attn_tok_kind src_tok, tgt_tok; /* tokenisers of the text (ZH -> EN), as attn/seq2seq.h */
+    float attn_dropout;        /* 0: dropout on the attention weights of every attention (in
+                                  the fused kernels, attn_mods.dropout), training only */
+    int alibi_learn;           /* 0; 1 (pos alibi only): the decoder's self-attention slopes
+                                  are parameters, one vector (H) per layer */
 } attn_transformer_config;
 
 attn_transformer_config attn_transformer_config_default(void);

@@ -31,10 +31,14 @@ static const char HELP_MODEL[] =
     "  --ff N              feed-forward size (default 1024)\n"
     "  --layers N          encoder and decoder layers (default 3); --enc-layers N, --dec-layers N\n"
     "  --pos KIND          none, sinusoidal (default), learned, rope, alibi\n"
+    "  --alibi-learn       with --pos alibi: the decoder's slopes are parameters (one vector\n"
+    "                      per layer, from the paper's), trained through the kernels' dSlopes\n"
     "  --norm post|pre     layer norm after the residual (the paper, default) or before\n"
     "  --share none|tgt|all   tie the generator to the target embedding (tgt, default), or all\n"
     "                      three tables (one vocabulary for both sides)\n"
     "  --activation relu|gelu (default relu)   --dropout F (default 0.1)\n"
+    "  --attn-dropout F    dropout on the attention weights of every attention, inside the\n"
+    "                      fused kernels (default 0); off at evaluation and decoding\n"
     "  --max-pos N         longest sequence the model takes (default 256)\n"
     "\n"
     "training (defaults for the Transformer: --epochs 20, --warmup 400, --schedule inv_sqrt: the\n"
@@ -76,12 +80,14 @@ static int tr_option(cli_args *p, void *cfg) {
         if (k >= 0) m->activation = (attn_act_kind)k;
     } else if (enum_option(p, "--norm", norm_parse, "post, pre", &k)) {
         if (k >= 0) m->norm_first = k;
+    } else if (cli_flag(p, "--alibi-learn")) {
+        m->alibi_learn = 1;
     } else {
         return cli_int(p, "--d-model", 1, 65536, &m->d_model) || cli_int(p, "--heads", 1, 4096, &m->heads) ||
                cli_int(p, "--kv-heads", 0, 4096, &m->kv_heads) || cli_int(p, "--ff", 1, 1 << 20, &m->d_ff) ||
                cli_int(p, "--layers", 1, 1000, &t->layers) || cli_int(p, "--enc-layers", 1, 1000, &t->enc) ||
                cli_int(p, "--dec-layers", 1, 1000, &t->dec) || cli_int(p, "--max-pos", 2, 1 << 20, &m->max_len) ||
-               cli_float(p, "--dropout", &m->dropout);
+               cli_float(p, "--dropout", &m->dropout) || cli_float(p, "--attn-dropout", &m->attn_dropout);
     }
     return 1;
 }
@@ -94,6 +100,10 @@ static int tr_check(const char *cmd, const cli_train_opts *o, void *cfg) {
     if (t->enc) m->enc_layers = t->enc;
     if (t->dec) m->dec_layers = t->dec;
     if (!(m->dropout >= 0 && m->dropout < 1)) return cli_usage(cmd, "--dropout must be in [0, 1)");
+    if (!(m->attn_dropout >= 0 && m->attn_dropout < 1))
+        return cli_usage(cmd, "--attn-dropout must be in [0, 1) (got %g)", (double)m->attn_dropout);
+    if (m->alibi_learn && m->pos != ATTN_POS_ALIBI)
+        return cli_usage(cmd, "--alibi-learn needs --pos alibi (got --pos %s)", attn_pos_name(m->pos));
     if (m->d_model % m->heads) return cli_usage(cmd, "--d-model %d is not a multiple of --heads %d", m->d_model, m->heads);
     if (m->kv_heads && m->heads % m->kv_heads)
         return cli_usage(cmd, "--heads %d is not a multiple of --kv-heads %d", m->heads, m->kv_heads);
@@ -113,9 +123,11 @@ static int tr_max_positions(attn_translator *t) { return config_of(t)->max_len -
 
 static void tr_describe(attn_translator *t, char *buf, size_t cap) {
     const attn_transformer_config *c = config_of(t);
-    snprintf(buf, cap, "transformer, %d+%d layers, d_model %d, %d heads (%d key/value), d_ff %d, %s positions, %s-LN, %s, share %s",
-             c->enc_layers, c->dec_layers, c->d_model, c->heads, c->kv_heads, c->d_ff, attn_pos_name(c->pos),
-             c->norm_first ? "pre" : "post", c->activation == ATTN_ACT_GELU ? "gelu" : "relu", attn_share_name(c->share));
+    int n = snprintf(buf, cap, "transformer, %d+%d layers, d_model %d, %d heads (%d key/value), d_ff %d, %s positions%s, %s-LN, %s, share %s",
+                     c->enc_layers, c->dec_layers, c->d_model, c->heads, c->kv_heads, c->d_ff, attn_pos_name(c->pos),
+                     c->alibi_learn ? " (learned decoder slopes)" : "", c->norm_first ? "pre" : "post",
+                     c->activation == ATTN_ACT_GELU ? "gelu" : "relu", attn_share_name(c->share));
+    if (c->attn_dropout > 0 && n > 0 && (size_t)n < cap) snprintf(buf + n, cap - (size_t)n, ", attention dropout %g", (double)c->attn_dropout);
 }
 
 int cli_train_transformer(int argc, char **argv) {

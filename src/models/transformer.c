@@ -87,6 +87,11 @@ int attn_transformer_config_check(attn_transformer_config *c) {
         return attn__error(ATTN_EINVAL, "transformer config: share 'all' needs one vocabulary (src_vocab %d != tgt_vocab %d)",
                            c->src_vocab, c->tgt_vocab);
     if (!(c->dropout >= 0.0f && c->dropout < 1.0f)) return attn__error(ATTN_EINVAL, "transformer config: dropout must be in [0, 1)");
+    if (!(c->attn_dropout >= 0.0f && c->attn_dropout < 1.0f))
+        return attn__error(ATTN_EINVAL, "transformer config: attn_dropout must be in [0, 1)");
+    if (c->alibi_learn && c->pos != ATTN_POS_ALIBI)
+        return attn__error(ATTN_EINVAL, "transformer config: alibi_learn needs pos alibi (pos is %s)", attn_pos_name(c->pos));
+    c->alibi_learn = c->alibi_learn != 0;
     if ((unsigned)c->src_tok > ATTN_TOK_ZH || (unsigned)c->tgt_tok > ATTN_TOK_ZH)
         return attn__error(ATTN_EINVAL, "transformer config: unknown tokeniser");
     if (c->ln_eps == 0.0f) c->ln_eps = 1e-5f;
@@ -96,18 +101,20 @@ int attn_transformer_config_check(attn_transformer_config *c) {
 
 int attn_transformer_config_to_json(const attn_transformer_config *cfg, char **json) {
     if (!cfg || !json) return attn__error(ATTN_EINVAL, "transformer config json: NULL argument");
-    char buf[1024];
+    char buf[1152];
     int n = snprintf(buf, sizeof buf,
                      "{\"kind\": \"transformer\", \"src_vocab\": %d, \"tgt_vocab\": %d, \"d_model\": %d, \"heads\": %d, "
                      "\"kv_heads\": %d, \"d_ff\": %d, \"enc_layers\": %d, \"dec_layers\": %d, \"max_len\": %d, "
                      "\"pos\": \"%s\", \"rope_base\": %.9g, \"norm\": \"%s\", \"activation\": \"%s\", \"share\": \"%s\", "
-                     "\"scale_embed\": %s, \"dropout\": %.9g, \"ln_eps\": %.9g, \"src_tok\": \"%s\", \"tgt_tok\": \"%s\"}",
+                     "\"scale_embed\": %s, \"dropout\": %.9g, \"ln_eps\": %.9g, \"src_tok\": \"%s\", \"tgt_tok\": \"%s\", "
+                     "\"attn_dropout\": %.9g, \"alibi_learn\": %s}",
                      cfg->src_vocab, cfg->tgt_vocab, cfg->d_model, cfg->heads, cfg->kv_heads, cfg->d_ff, cfg->enc_layers,
                      cfg->dec_layers, cfg->max_len, attn_pos_name(cfg->pos), (double)cfg->rope_base,
                      cfg->norm_first ? "pre" : "post", (unsigned)cfg->activation <= 1 ? ACT_NAMES[cfg->activation] : "?",
                      attn_share_name(cfg->share), cfg->scale_embed ? "true" : "false", (double)cfg->dropout,
                      (double)cfg->ln_eps, (unsigned)cfg->src_tok <= ATTN_TOK_ZH ? TOK_NAMES[cfg->src_tok] : "?",
-                     (unsigned)cfg->tgt_tok <= ATTN_TOK_ZH ? TOK_NAMES[cfg->tgt_tok] : "?");
+                     (unsigned)cfg->tgt_tok <= ATTN_TOK_ZH ? TOK_NAMES[cfg->tgt_tok] : "?", (double)cfg->attn_dropout,
+                     cfg->alibi_learn ? "true" : "false");
     if (n < 0 || (size_t)n >= sizeof buf) return attn__error(ATTN_EINVAL, "transformer config json: too long");
     char *s = attn_malloc((size_t)n + 1);
     if (!s) return ATTN_ENOMEM;
@@ -147,6 +154,16 @@ static void jfloat(jreader *r, const char *key, float *out) {
         return;
     }
     *out = (float)strtod(r->text + v->offset, NULL);
+}
+
+static void jbool(jreader *r, const char *key, int *out) {
+    const attn__json *v = jmember(r->root, key);
+    if (!v || r->st) return;
+    if (v->type != ATTN__JSON_TRUE && v->type != ATTN__JSON_FALSE) {
+        r->st = attn__error(ATTN_EFORMAT, "transformer config: \"%s\" must be true or false", key);
+        return;
+    }
+    *out = v->type == ATTN__JSON_TRUE;
 }
 
 static void jenum(jreader *r, const char *key, const char *const *names, int n, int *out) {
@@ -196,12 +213,9 @@ int attn_transformer_config_from_json(const char *json, attn_transformer_config 
     jfloat(&r, "rope_base", &c.rope_base);
     jfloat(&r, "dropout", &c.dropout);
     jfloat(&r, "ln_eps", &c.ln_eps);
-    const attn__json *se = jmember(root, "scale_embed");
-    if (se && !r.st) {
-        if (se->type != ATTN__JSON_TRUE && se->type != ATTN__JSON_FALSE)
-            r.st = attn__error(ATTN_EFORMAT, "transformer config: \"scale_embed\" must be true or false");
-        else c.scale_embed = se->type == ATTN__JSON_TRUE;
-    }
+    jbool(&r, "scale_embed", &c.scale_embed);
+    jfloat(&r, "attn_dropout", &c.attn_dropout); /* absent in older models: 0 */
+    jbool(&r, "alibi_learn", &c.alibi_learn);
     attn__json_free(root);
     if (r.st) return r.st;
     if ((st = attn_transformer_config_check(&c)) != ATTN_OK) return st;
@@ -312,7 +326,14 @@ int attn_transformer_new(const attn_transformer_config *cfg_in, uint64_t seed, a
     m->gen_w = cfg.share == ATTN_SHARE_NONE ? add2(m->ps, &st, "", "generator.weight", cfg.tgt_vocab, E, attn_init_xavier_uniform(1.0f))
                                             : m->tgt_emb;
     m->gen_b = add1(m->ps, &st, "", "generator.bias", cfg.tgt_vocab, attn_init_zeros(), 1);
+    /* Learned ALiBi slopes last, so that every other parameter starts as with fixed slopes. */
+    for (int i = 0; cfg.alibi_learn && i < cfg.dec_layers; i++) {
+        char pre[96];
+        snprintf(pre, sizeof pre, "decoder.layers.%d.self_attn.", i);
+        m->dec[i].slopes = add1(m->ps, &st, pre, "alibi_slopes", cfg.heads, attn_init_zeros(), 1);
+    }
     if (!st) st = attn_params_init(m->ps, seed);
+    for (int i = 0; !st && cfg.alibi_learn && i < cfg.dec_layers; i++) st = attn_alibi_slopes(cfg.heads, m->dec[i].slopes->data);
     if (!st && cfg.pos == ATTN_POS_SINUSOIDAL) {
         m->sin_table = attn_malloc((size_t)cfg.max_len * (size_t)E * sizeof(float));
         st = m->sin_table ? attn_sinusoidal_table(cfg.max_len, (int)E, 0, m->sin_table) : ATTN_ENOMEM;
@@ -374,7 +395,7 @@ static void set_bias(attn_mask *mk, const float *bias, int Nq, int Nk) {
 /* Self-attention of x (B, N, E): one packed projection (B, N, E + 2 KV), the fused attention,
  * the output projection. */
 static attn_var *self_attn(attn_transformer *m, attn_graph *g, attn_var *x, const tr_mha *p, int causal,
-                           const int32_t *key_len, const float *bias, attn_var **w) {
+                           const int32_t *key_len, const float *bias, attn_param *slopes, attn_var **w) {
     const attn_transformer_config *c = &m->cfg;
     if (!x) return NULL;
     int N = (int)x->shape[1];
@@ -388,6 +409,8 @@ static attn_var *self_attn(attn_transformer *m, attn_graph *g, attn_var *x, cons
     o.mask.causal = causal;
     o.mask.key_lengths = key_len;
     if (bias) set_bias(&o.mask, bias, N, N);
+    if (slopes) o.alibi = PV(slopes); /* slope_h (j - i), top-left: the causal bias above */
+    o.dropout = c->attn_dropout;
     attn_var *a = tr_attention(g, qkv, qkv, &o, w);
     return attn_ag_linear(g, a, PV(p->out_w), PV(p->out_b));
 }
@@ -405,6 +428,7 @@ static attn_var *cross_attn(attn_transformer *m, attn_graph *g, attn_var *x, att
     o.H = c->heads, o.Hkv = c->kv_heads, o.dh = m->dh;
     o.q_off = 0, o.k_off = 0, o.v_off = m->KV;
     o.mask.key_lengths = mem_len;
+    o.dropout = c->attn_dropout;
     attn_var *a = tr_attention(g, q, kv, &o, w);
     return attn_ag_linear(g, a, PV(p->out_w), PV(p->out_b));
 }
@@ -441,7 +465,7 @@ attn_var *tr_encode(attn_transformer *m, attn_graph *g, const int32_t *src, cons
     for (int l = 0; l < c->enc_layers; l++) {
         const tr_layer *L = &m->enc[l];
         attn_var *w = NULL;
-        attn_var *f = self_attn(m, g, norm_in(m, g, x, L, 0), &L->sa, 0, src_len, enc_bias, maps_enc ? &w : NULL);
+        attn_var *f = self_attn(m, g, norm_in(m, g, x, L, 0), &L->sa, 0, src_len, enc_bias, NULL, maps_enc ? &w : NULL);
         if (maps_enc) keep_map(maps_enc + (size_t)l * B * H * S * S, w);
         x = residual(m, g, x, f, L, 0);
         x = residual(m, g, x, feed_forward(m, g, norm_in(m, g, x, L, 1), L), L, 1);
@@ -487,7 +511,7 @@ attn_var *tr_forward(attn_transformer *m, attn_graph *g, const attn_transformer_
         }
     }
     const float *dec_bias = NULL;
-    if (c->pos == ATTN_POS_ALIBI && !(dec_bias = alibi(g, H, T, T, 0))) return NULL;
+    if (c->pos == ATTN_POS_ALIBI && !c->alibi_learn && !(dec_bias = alibi(g, H, T, T, 0))) return NULL;
     attn_var *mem = tr_encode(m, g, b->src, b->src_len, B, S, maps ? maps->enc_self : NULL);
     /* The weights are recomputed from each kept attention's lse (attn_weights, in ag_attention),
      * only where wanted: every map, or the last layer's cross-attention alone. */
@@ -498,7 +522,7 @@ attn_var *tr_forward(attn_transformer *m, attn_graph *g, const attn_transformer_
         const tr_layer *L = &m->dec[l];
         attn_var *w = NULL;
         int cross = maps && (!cross_last || l == c->dec_layers - 1);
-        attn_var *f = self_attn(m, g, norm_in(m, g, y, L, 0), &L->sa, 1, NULL, dec_bias, dec_maps ? &w : NULL);
+        attn_var *f = self_attn(m, g, norm_in(m, g, y, L, 0), &L->sa, 1, NULL, dec_bias, L->slopes, dec_maps ? &w : NULL);
         if (dec_maps) keep_map(dec_maps + (size_t)l * B * H * T * T, w);
         y = residual(m, g, y, f, L, 0);
         f = cross_attn(m, g, norm_in(m, g, y, L, 1), mem, &L->ca, b->src_len, cross ? &w : NULL);

@@ -202,6 +202,13 @@ static const float *sub_in(const attn_transformer *m, dec_state *d, const tr_lay
     return d->h;
 }
 
+/* The bias (H, t + 1) of the query at position t over keys 0..t with this layer's learned
+ * ALiBi slopes: slope_h (j - t), the bottom-right-aligned form of training's slope_h (j - i). */
+static void learned_bias(float *bias, const float *slopes, int H, int t) {
+    for (int h = 0; h < H; h++)
+        for (int j = 0; j <= t; j++) bias[(size_t)h * (t + 1) + j] = slopes[h] * (float)(j - t);
+}
+
 /* Self-attention of layer l at step t: the rows' new keys and values (in qkv) into the cache,
  * then their queries over it; the paged cache gives the dense one's bits (the same kernel). */
 static int self_attend(dec_state *d, int l, int t, const attn_desc *sa) {
@@ -240,7 +247,8 @@ static int dec_step(dec_state *d, const int32_t *tok, int t) {
         float *x = d->x + (size_t)r * E;
         for (int i = 0; i < E; i++) x[i] = e[i] * scale + (pe ? pe[i] : 0.0f);
     }
-    if (c->pos == ATTN_POS_ALIBI && (st = attn_alibi_bias(H, 1, t + 1, t, 0, d->bias)) != ATTN_OK) return st;
+    if (c->pos == ATTN_POS_ALIBI && !c->alibi_learn && (st = attn_alibi_bias(H, 1, t + 1, t, 0, d->bias)) != ATTN_OK)
+        return st;
     tr_decode_steps++;
     attn_desc sa;
     self_desc(d, t, &sa);
@@ -256,6 +264,7 @@ static int dec_step(dec_state *d, const int32_t *tok, int t) {
             rk.H = Hkv;
             if ((st = attn_rope_forward(&rq, d->qkv)) || (st = attn_rope_forward(&rk, d->qkv + E))) return st;
         }
+        if (L->slopes) learned_bias(d->bias, L->slopes->data, H, t);
         if ((st = self_attend(d, l, t, &sa)) != ATTN_OK) return st;
         attn__linear_forward(d->f, d->o, 0, L->sa.out_w->data, L->sa.out_b->data, R, E, E);
         add_norm(m, d->x, d->f, L, 0, R);

@@ -23,6 +23,7 @@ typedef struct {
     tr_mha sa, ca;
     attn_param *l1w, *l1b, *l2w, *l2b; /* linear1 (F, E), (F); linear2 (E, F), (E) */
     attn_param *nw[3], *nb[3];         /* norm1..3 (E) (norm3 in the decoder only) */
+    attn_param *slopes;                /* self-attention's learned ALiBi slopes (H), or NULL */
 } tr_layer;
 
 struct attn_transformer {
@@ -46,13 +47,16 @@ struct attn_transformer {
  * projection). Output (B, Nq, H dh). With rope, the query and key columns are rotated IN
  * PLACE (positions 0..N-1) before the attention, which is safe because the nodes come
  * straight from linear layers, whose backward does not read their output; the backward
- * rotates the gradients back. */
+ * rotates the gradients back. With dropout > 0 on a training graph, each call draws its own
+ * mask seed from the graph's generator (so masks differ between layers, kinds and steps). */
 typedef struct {
     int H, Hkv, dh;
     int q_off, k_off, v_off;
     int rope;
     float rope_base;
     attn_mask mask; /* key_lengths copied; bias must stay valid until the backward */
+    attn_var *alibi; /* (H) ALiBi slopes as a node (learned), or NULL */
+    float dropout;   /* on the attention weights, when the graph is training */
 } tr_attn_opts;
 
 attn_var *tr_attention(attn_graph *g, attn_var *q, attn_var *kv, const tr_attn_opts *o, attn_var **weights);

@@ -10,6 +10,12 @@
 #include "models/transformer_internal.h"
 #include "nn/nn_internal.h"
 
+/* A 64-bit seed from the graph's generator: one per dropout op (or attention) and step. */
+static uint64_t draw_seed(attn_graph *g) {
+    attn_rng *r = attn_graph_rng(g);
+    return (uint64_t)attn_rng_u32(r) << 32 | attn_rng_u32(r); /* as recorded in the golden runs */
+}
+
 attn_var *tr_attention(attn_graph *g, attn_var *q, attn_var *kv, const tr_attn_opts *o, attn_var **weights) {
     if (weights) *weights = NULL;
     if (!ag_ok2(g, "transformer attention", q, kv)) return NULL;
@@ -41,6 +47,11 @@ attn_var *tr_attention(attn_graph *g, attn_var *q, attn_var *kv, const tr_attn_o
     c.off[0] = o->q_off, c.off[1] = o->k_off, c.off[2] = o->v_off;
     c.packed = 1, c.rope = o->rope, c.rope_base = o->rope_base;
     c.ond = 3, c.oshape[0] = B, c.oshape[1] = Nq, c.oshape[2] = qcols;
+    if (o->alibi) c.has_mods = 1, c.alibi = o->alibi;
+    if (o->dropout > 0.0f && attn_graph_training(g)) {
+        c.has_mods = 1, c.mods.dropout = o->dropout;
+        c.mods.seed = draw_seed(g);
+    }
     return ag_attention(g, q, kv, kv, &c, weights);
 }
 
@@ -103,11 +114,7 @@ static void add_drop_backward(attn_graph *g, ag_entry *base) {
 }
 
 /* One op's mask: a 64-bit seed drawn from the graph's generator. */
-static attn__dropmask draw_mask(attn_graph *g, float p) {
-    attn_rng *r = attn_graph_rng(g);
-    uint64_t seed = (uint64_t)attn_rng_u32(r) << 32 | attn_rng_u32(r); /* as recorded in the golden runs */
-    return attn__dropmask_make(seed, p);
-}
+static attn__dropmask draw_mask(attn_graph *g, float p) { return attn__dropmask_make(draw_seed(g), p); }
 
 attn_var *tr_add_dropout(attn_graph *g, attn_var *x, attn_var *f, float p) {
     if (!attn_graph_training(g) || p <= 0.0f) return attn_ag_add(g, x, f);
