@@ -28,7 +28,8 @@
 typedef struct {
     const float *slopes, *table;
     const int *bucket; /* T5: the bucket of j - i at bucket[j - i], as a user would precompute it */
-    int H;
+    const float *rel;  /* T5 for the tile callback: head h's bias of j - i at rel[h * rs + j - i] */
+    int H, rs;
 } cb_ctx;
 
 static float cb_softcap(float s, int b, int h, int i, int j, void *ctx) {
@@ -74,8 +75,9 @@ static void tl_alibi(float *s, int64_t ld, int nq, int nk, int b, int h, int i0,
 static void tl_t5(float *s, int64_t ld, int nq, int nk, int b, int h, int i0, int j0, void *ctx) {
     (void)b;
     const cb_ctx *c = ctx;
+    const float *rel = c->rel + (size_t)h * c->rs + (j0 - i0); /* the bias of jj - l: consecutive along l */
     for (int jj = 0; jj < nk; jj++)
-        for (int l = 0; l < nq; l++) s[jj * ld + l] += c->table[c->bucket[j0 + jj - i0 - l] * c->H + h];
+        for (int l = 0; l < nq; l++) s[jj * ld + l] += rel[jj - l];
 }
 /* d/ds of ALiBi and T5: 1. */
 static void tl_one_bwd(const float *s, float *g, int64_t ld, int nq, int nk, int b, int h, int i0, int j0, void *ctx) {
@@ -209,15 +211,18 @@ int cli_bench_mods(const char *cmd, const bench_mods_opts *o) {
                   malloc(nq * 4), malloc(nq * 4), malloc(nq * 4)};
         float *slopes = malloc((size_t)H * 4), *table = randn((size_t)T5_BUCKETS * H, 5), *sinks = randn((size_t)H, 6);
         int *bucket = malloc((size_t)2 * n * sizeof *bucket);
+        float *rel = malloc((size_t)H * (2 * n - 1) * sizeof *rel);
         uint8_t *dense = NULL;
         int32_t *offs = NULL;
-        if (!b.Q || !b.K || !b.V || !b.O || !b.lse || !b.dO || !b.dQ || !b.dK || !b.dV || !slopes || !table || !sinks || !bucket) {
+        if (!b.Q || !b.K || !b.V || !b.O || !b.lse || !b.dO || !b.dQ || !b.dK || !b.dV || !slopes || !table || !sinks || !bucket || !rel) {
             rc = cli_fail(cmd, "out of memory");
             goto next;
         }
         attn_alibi_slopes(H, slopes);
         for (int r = -(n - 1); r < n; r++) bucket[r + n - 1] = attn_t5_bucket(r, 1, T5_BUCKETS, T5_MAXD);
-        cb_ctx ctx = {slopes, table, bucket + (n - 1), H};
+        for (int h = 0; h < H; h++)
+            for (int r = -(n - 1); r < n; r++) rel[(size_t)h * (2 * n - 1) + r + n - 1] = table[bucket[r + n - 1] * H + h];
+        cb_ctx ctx = {slopes, table, bucket + (n - 1), rel + (n - 1), H, 2 * n - 1};
         attn_desc a = {0};
         a.B = B, a.H = H, a.Nq = n, a.Nk = n, a.dq = d, a.score = ATTN_SCORE_SCALED;
         a.mask.causal = o->causal;
@@ -306,7 +311,7 @@ int cli_bench_mods(const char *cmd, const bench_mods_opts *o) {
         if (st) rc = cli_fail_lib(cmd, st, NULL);
     next:
         free(b.Q), free(b.K), free(b.V), free(b.O), free(b.lse), free(b.dO), free(b.dQ), free(b.dK), free(b.dV);
-        free(slopes), free(table), free(sinks), free(bucket), free(dense), free(offs);
+        free(slopes), free(table), free(sinks), free(bucket), free(rel), free(dense), free(offs);
     }
     return rc;
 }
