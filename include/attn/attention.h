@@ -89,7 +89,7 @@ typedef struct {
  *
  * The score of query i and key j of (batch b, query head h) goes through, in this order:
  *   s0 = scale q.k + bias_ij + slope_h (j - i) [alibi] + table[bucket(j - i), h] [T5]
- *   s1 = score_mod(s0, b, h, i, j, ctx)          (s0 if no score_mod)
+ *   s1 = score_mod(s0, b, h, i, j, ctx)          (or score_mod_tile; s0 if neither)
  *   s  = softcap tanh(s1 / softcap)              (s1 if softcap is 0)
  * and is hidden (-inf) unless every mask allows it: those of attn_mask, then
  *   documents  doc_offsets (B, n_docs + 1), cu_seqlens style: per batch row, offsets from 0
