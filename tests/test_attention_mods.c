@@ -366,14 +366,17 @@ static void test_errors(void) {
     memset(&m, 0, sizeof m);
     float theta = 0.5f, lse[8], dq[64], dtheta = 0.0f;
     m.score_mod_tile = user_score_tile, m.ctx = &theta, m.n_dparams = 1;
-    CHECK(attn_forward(&a, x, x, x, o, NULL, lse) == ATTN_OK, "score_mod_tile without backward, forward: %s", attn_last_error());
+    CHECK(attn_forward(&a, x, x, x, o, NULL, lse) == ATTN_OK, "score_mod_tile without backward, forward: %s",
+          attn_last_error());
     CHECK(attn_backward(&a, x, x, x, o, lse, x, dq, dq, dq, NULL) == ATTN_EINVAL && tu_err_has("score_mod_tile_bwd"),
           "score_mod_tile without backward, backward");
     m.score_mod_tile_bwd = user_score_tile_bwd;
     attn_mods_grad g = {&dtheta, NULL, NULL, NULL, NULL};
-    CHECK(attn_backward_mods(&a, x, x, x, o, lse, x, dq, dq, dq, NULL, &g) == ATTN_EINVAL && tu_err_has("scalar score_mod_bwd"),
+    CHECK(attn_backward_mods(&a, x, x, x, o, lse, x, dq, dq, dq, NULL, &g) == ATTN_EINVAL &&
+              tu_err_has("scalar score_mod_bwd"),
           "score_mod_tile's parameter gradients without the scalar backward");
-    CHECK(attn_backward(&a, x, x, x, o, lse, x, dq, dq, dq, NULL) == ATTN_OK, "score_mod_tile backward: %s", attn_last_error());
+    CHECK(attn_backward(&a, x, x, x, o, lse, x, dq, dq, dq, NULL) == ATTN_OK, "score_mod_tile backward: %s",
+          attn_last_error());
     memset(&m, 0, sizeof m);
     m.causal_align = 2;
     CHECK(attn_forward(&a, x, x, x, o, NULL, NULL) == ATTN_EINVAL && tu_err_has("alignment"), "bad alignment");

@@ -155,7 +155,8 @@ static int time_mods(const bufs *b, attn_desc *a, const attn_mods *const *mods, 
             a->mods = mods[v];
             double t0 = cli_bench_now();
             st = attn_forward(a, b->Q, b->K, b->V, b->O, NULL, b->lse);
-            if (!st && b->o->backward) st = attn_backward(a, b->Q, b->K, b->V, b->O, b->lse, b->dO, b->dQ, b->dK, b->dV, NULL);
+            if (!st && b->o->backward)
+                st = attn_backward(a, b->Q, b->K, b->V, b->O, b->lse, b->dO, b->dQ, b->dK, b->dV, NULL);
             if (r >= 0) t[v][r] = cli_bench_now() - t0;
         }
     a->mods = NULL;
@@ -214,7 +215,8 @@ int cli_bench_mods(const char *cmd, const bench_mods_opts *o) {
         float *rel = malloc((size_t)H * (2 * n - 1) * sizeof *rel);
         uint8_t *dense = NULL;
         int32_t *offs = NULL;
-        if (!b.Q || !b.K || !b.V || !b.O || !b.lse || !b.dO || !b.dQ || !b.dK || !b.dV || !slopes || !table || !sinks || !bucket || !rel) {
+        if (!b.Q || !b.K || !b.V || !b.O || !b.lse || !b.dO || !b.dQ || !b.dK || !b.dV || !slopes || !table || !sinks ||
+            !bucket || !rel) {
             rc = cli_fail(cmd, "out of memory");
             goto next;
         }

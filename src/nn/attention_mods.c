@@ -284,7 +284,8 @@ static void grad_head(const grad_job *j, int b, int h, float *part) {
             if (hd.softcap > 0.0f) ds *= 1.0f - t * t;
             if (hd.score_mod) ds = hd.score_mod_bwd(s0, ds, b, h, i, k, hd.ctx, j->g->dparams ? part : NULL);
             if (hd.score_mod_tile) { /* d s / d s0 from the tile form, the parameters' from the scalar one */
-                if (j->g->dparams && hd.score_mod_bwd) (void)hd.score_mod_bwd(s0, ds, b, h, i, k, hd.ctx, part);
+                if (j->g->dparams && m->n_dparams > 0 && hd.score_mod_bwd)
+                    (void)hd.score_mod_bwd(s0, ds, b, h, i, k, hd.ctx, part);
                 ds *= gm;
             }
             if (dbias) dbias[i * bs[2] + k * bs[3]] += ds;
