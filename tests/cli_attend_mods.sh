@@ -87,7 +87,8 @@ done
 
 # attn bench attention --mods / --doc-lens: runs (timings are not checked) and refuses bad lists.
 if "$ATTN" bench attention --n 64 --heads 2 --d 8 --repeat 1 --mods softcap,alibi,t5,sinks,dropout --doc-lens 16 \
-    >"$T/log" 2>&1 && grep -q "4 documents" "$T/log" && grep -q "score_mod / built-in" "$T/log"; then pass; else fail "bench --mods --doc-lens"; fi
+    >"$T/log" 2>&1 && grep -q "4 documents" "$T/log" && grep -q "score_mod .*x built-in" "$T/log" &&
+    grep -q "score_mod_tile rational" "$T/log"; then pass; else fail "bench --mods --doc-lens"; fi
 for args in "--mods foo:unknown modifier" "--doc-lens 0:positive lengths" "--doc-lens 30,30:summing to n"; do
     if "$ATTN" bench attention --n 64 --heads 1 --d 8 --repeat 1 ${args%%:*} >"$T/log" 2>&1; then
         fail "bench ${args%%:*} succeeded"

@@ -47,6 +47,18 @@ static float user_score_bwd(float s, float g, int b, int h, int i, int j, void *
     return g * (1.0f + theta[h] * cosf(x));
 }
 
+/* The same modifier as a tile callback (attn_score_mod_tile_fn): score (i0 + l, j0 + jj) at
+ * s[jj * ld + l]. The scalar backward stays for theta's gradient. */
+static void user_score_tile(float *s, int64_t ld, int nq, int nk, int b, int h, int i0, int j0, void *ctx) {
+    for (int jj = 0; jj < nk; jj++)
+        for (int l = 0; l < nq; l++) s[jj * ld + l] = user_score(s[jj * ld + l], b, h, i0 + l, j0 + jj, ctx);
+}
+static void user_score_tile_bwd(const float *s, float *g, int64_t ld, int nq, int nk, int b, int h, int i0, int j0,
+                                void *ctx) {
+    for (int jj = 0; jj < nk; jj++)
+        for (int l = 0; l < nq; l++) g[jj * ld + l] = user_score_bwd(s[jj * ld + l], 1.0f, b, h, i0 + l, j0 + jj, ctx, NULL);
+}
+
 static int load(const mcase *c, const char *file, attn_array *a) {
     char path[512];
     snprintf(path, sizeof path, DIR "/%s/%s.npy", c->name, file);
@@ -117,8 +129,13 @@ static void run_case(const mcase *c) {
                                               "dslopes_ref", "dt5_ref", "dsinks_ref", "dtheta_ref"};
     static const char *const isas[] = {"ref", "avx2", "avx512"};
     const char *start = attn_get_isa();
-    for (int s = 0; s < 3; s++) {
+    /* A case with the user's score_mod runs twice: the scalar callback, then the tile one. */
+    for (int run = 0; run < 3 * (1 + c->user); run++) {
+        int s = run % 3, tile = run / 3;
         if (attn_set_isa(isas[s]) != ATTN_OK) continue;
+        if (tile) m.score_mod = NULL, m.score_mod_tile = user_score_tile, m.score_mod_tile_bwd = user_score_tile_bwd;
+        char isa[32];
+        snprintf(isa, sizeof isa, "%s%s", isas[s], tile ? ", score_mod_tile" : "");
         float *got[2][O_COUNT];
         for (int t = 0; t < 2; t++) {
             attn_set_threads(t + 1);
@@ -136,24 +153,22 @@ static void run_case(const mcase *c) {
                 st = attn_forward(&a, q->data, k->data, v->data, o2, NULL, l2);
                 CHECK(st == ATTN_OK, "%s: forward: %s", c->name, attn_last_error());
                 char tag[48];
-                snprintf(tag, sizeof tag, "%s, no P", isas[s]);
+                snprintf(tag, sizeof tag, "%s, no P", isa);
                 compare(c, tag, "o_ref", o2, sizes[O_O]);
                 compare(c, tag, "lse_ref", l2, sizes[O_LSE]);
                 /* the weights recomputed from Q, K and the log-sum-exp (attn_weights) */
                 float *w = calloc(sizes[O_P], sizeof(float));
                 st = attn_weights(&a, q->data, k->data, got[t][O_LSE], NULL, a.B * a.H, 0, a.Nq, w);
                 CHECK(st == ATTN_OK, "%s: attn_weights: %s", c->name, attn_last_error());
-                snprintf(tag, sizeof tag, "%s, attn_weights", isas[s]);
+                snprintf(tag, sizeof tag, "%s, attn_weights", isa);
                 compare(c, tag, "p_ref", w, sizes[O_P]);
                 free(o2), free(l2), free(w);
             }
         }
-        char tag[32];
         for (int x = 0; x < O_COUNT; x++) {
-            snprintf(tag, sizeof tag, "%s", isas[s]);
-            compare(c, tag, want[x], got[0][x], sizes[x]);
+            compare(c, isa, want[x], got[0][x], sizes[x]);
             CHECK(memcmp(got[0][x], got[1][x], sizes[x] * sizeof(float)) == 0, "%s [%s]: %s differs between 1 and 2 threads",
-                  c->name, isas[s], want[x]);
+                  c->name, isa, want[x]);
             free(got[0][x]), free(got[1][x]);
         }
     }
@@ -201,6 +216,86 @@ static void test_autograd(const char *name, int with_slopes) {
 done:
     attn_graph_free(g);
     for (int i = 0; i < 5; i++) attn_array_free(&in[i]);
+}
+
+/* ALiBi and soft-capping written as tile callbacks, as a user would: plain loops. ctx: the
+ * slopes (H) for ALiBi, the cap for soft-capping. */
+static void alibi_tile(float *s, int64_t ld, int nq, int nk, int b, int h, int i0, int j0, void *ctx) {
+    (void)b;
+    const float slope = ((const float *)ctx)[h];
+    for (int jj = 0; jj < nk; jj++)
+        for (int l = 0; l < nq; l++) s[jj * ld + l] += slope * (float)(j0 + jj - (i0 + l));
+}
+static void alibi_tile_bwd(const float *s, float *g, int64_t ld, int nq, int nk, int b, int h, int i0, int j0, void *ctx) {
+    (void)s, (void)b, (void)h, (void)i0, (void)j0, (void)ctx;
+    for (int jj = 0; jj < nk; jj++)
+        for (int l = 0; l < nq; l++) g[jj * ld + l] = 1.0f;
+}
+/* cap tanh(s / cap) of -inf is -cap: the kernels must keep hidden scores hidden themselves. */
+static void softcap_tile(float *s, int64_t ld, int nq, int nk, int b, int h, int i0, int j0, void *ctx) {
+    (void)b, (void)h, (void)i0, (void)j0;
+    const float cap = *(const float *)ctx;
+    for (int jj = 0; jj < nk; jj++)
+        for (int l = 0; l < nq; l++) s[jj * ld + l] = cap * tanhf(s[jj * ld + l] / cap);
+}
+static void softcap_tile_bwd(const float *s, float *g, int64_t ld, int nq, int nk, int b, int h, int i0, int j0,
+                             void *ctx) {
+    (void)b, (void)h, (void)i0, (void)j0;
+    const float cap = *(const float *)ctx;
+    for (int jj = 0; jj < nk; jj++)
+        for (int l = 0; l < nq; l++) {
+            float t = tanhf(s[jj * ld + l] / cap);
+            g[jj * ld + l] = 1.0f - t * t;
+        }
+}
+
+/* The tile callbacks against the built-ins they copy (causal: hidden scores inside the
+ * diagonal blocks; a few queries: the row path and the split keys): O, lse, the weights and
+ * dQ, dK, dV within float rounding (the built-in soft-capping's tanh is exp-based), on every
+ * instruction set, 1 and 2 threads bitwise. */
+static void test_tile_vs_builtin(int softcap, int Nq, int Nk) {
+    const int B = 2, H = 3, d = 24, dv = 20;
+    size_t nq = (size_t)B * H * Nq, nk = (size_t)B * H * Nk;
+    float slopes[3] = {0.5f, 0.25f, 0.125f}, cap = 2.5f;
+    float *q = malloc(nq * d * sizeof *q), *k = malloc(nk * d * sizeof *k), *v = malloc(nk * dv * sizeof *v);
+    float *dO = malloc(nq * dv * sizeof *dO);
+    tu_randn(q, nq * d, 11), tu_randn(k, nk * d, 12), tu_randn(v, nk * dv, 13), tu_randn(dO, nq * dv, 14);
+    for (size_t x = 0; x < nq * d; x++) q[x] *= 3.0f; /* large scores: the cap matters */
+    attn_desc a;
+    memset(&a, 0, sizeof a);
+    a.B = B, a.H = H, a.Hkv = H, a.Nq = Nq, a.Nk = Nk, a.dq = d, a.dv = dv, a.score = ATTN_SCORE_SCALED;
+    a.mask.causal = 1;
+    attn_mods bi, ti;
+    memset(&bi, 0, sizeof bi), memset(&ti, 0, sizeof ti);
+    bi.causal_align = ti.causal_align = ATTN_ALIGN_BOTTOM_RIGHT;
+    if (softcap) bi.softcap = cap, ti.score_mod_tile = softcap_tile, ti.score_mod_tile_bwd = softcap_tile_bwd, ti.ctx = &cap;
+    else bi.alibi_slopes = slopes, ti.score_mod_tile = alibi_tile, ti.score_mod_tile_bwd = alibi_tile_bwd, ti.ctx = slopes;
+    size_t sz[6] = {nq * dv, nq, nq * Nk, nq * d, nk * d, nk * dv};
+    static const char *const names[6] = {"O", "lse", "P", "dQ", "dK", "dV"};
+    static const char *const isas[] = {"ref", "avx2", "avx512"};
+    const char *start = attn_get_isa();
+    for (int s = 0; s < 3; s++) {
+        if (attn_set_isa(isas[s]) != ATTN_OK) continue;
+        float *out[3][6]; /* built-in; tile with 1 thread; tile with 2 */
+        for (int r = 0; r < 3; r++) {
+            attn_set_threads(r == 2 ? 2 : 1);
+            a.mods = r == 0 ? &bi : &ti;
+            for (int x = 0; x < 6; x++) out[r][x] = calloc(sz[x], sizeof(float));
+            int st = attn_forward(&a, q, k, v, out[r][0], out[r][2], out[r][1]);
+            if (!st) st = attn_backward(&a, q, k, v, out[r][0], out[r][1], dO, out[r][3], out[r][4], out[r][5], NULL);
+            CHECK(st == ATTN_OK, "tile %s [%s]: %s", softcap ? "softcap" : "alibi", isas[s], attn_last_error());
+        }
+        for (int x = 0; x < 6; x++) {
+            char what[96];
+            snprintf(what, sizeof what, "tile %s %dx%d [%s]: %s", softcap ? "softcap" : "alibi", Nq, Nk, isas[s], names[x]);
+            tu_close(what, out[1][x], out[0][x], sz[x], softcap ? 1e-5 : 1e-6, softcap ? 1e-5 : 1e-6);
+            CHECK(memcmp(out[1][x], out[2][x], sz[x] * sizeof(float)) == 0, "%s differs between 1 and 2 threads", what);
+            for (int r = 0; r < 3; r++) free(out[r][x]);
+        }
+    }
+    attn_set_isa(start);
+    attn_set_threads(0);
+    free(q), free(k), free(v), free(dO);
 }
 
 /* The three steps apply the documents (and do not trip over a T5 table they ignore). */
@@ -266,6 +361,23 @@ static void test_errors(void) {
     m.score_mod = user_score;
     CHECK(attn_forward(&a, x, x, x, o, NULL, NULL) == ATTN_EINVAL && tu_err_has("score_mod_bwd"), "score_mod without backward");
     memset(&m, 0, sizeof m);
+    m.score_mod = user_score, m.score_mod_bwd = user_score_bwd, m.score_mod_tile = user_score_tile;
+    CHECK(attn_forward(&a, x, x, x, o, NULL, NULL) == ATTN_EINVAL && tu_err_has("both"), "score_mod and score_mod_tile");
+    memset(&m, 0, sizeof m);
+    float theta = 0.5f, lse[8], dq[64], dtheta = 0.0f;
+    m.score_mod_tile = user_score_tile, m.ctx = &theta, m.n_dparams = 1;
+    CHECK(attn_forward(&a, x, x, x, o, NULL, lse) == ATTN_OK, "score_mod_tile without backward, forward: %s",
+          attn_last_error());
+    CHECK(attn_backward(&a, x, x, x, o, lse, x, dq, dq, dq, NULL) == ATTN_EINVAL && tu_err_has("score_mod_tile_bwd"),
+          "score_mod_tile without backward, backward");
+    m.score_mod_tile_bwd = user_score_tile_bwd;
+    attn_mods_grad g = {&dtheta, NULL, NULL, NULL, NULL};
+    CHECK(attn_backward_mods(&a, x, x, x, o, lse, x, dq, dq, dq, NULL, &g) == ATTN_EINVAL &&
+              tu_err_has("scalar score_mod_bwd"),
+          "score_mod_tile's parameter gradients without the scalar backward");
+    CHECK(attn_backward(&a, x, x, x, o, lse, x, dq, dq, dq, NULL) == ATTN_OK, "score_mod_tile backward: %s",
+          attn_last_error());
+    memset(&m, 0, sizeof m);
     m.causal_align = 2;
     CHECK(attn_forward(&a, x, x, x, o, NULL, NULL) == ATTN_EINVAL && tu_err_has("alignment"), "bad alignment");
     memset(&m, 0, sizeof m);
@@ -296,6 +408,10 @@ int main(void) {
     printf("%d PyTorch cases\n", ncases);
     test_autograd("alibi", 1);
     test_autograd("sinks", 0);
+    test_tile_vs_builtin(0, 77, 77);
+    test_tile_vs_builtin(1, 77, 77);
+    test_tile_vs_builtin(0, 3, 150);
+    test_tile_vs_builtin(1, 3, 150);
     test_steps();
     test_keep_rate();
     test_errors();

@@ -89,7 +89,7 @@ typedef struct {
  *
  * The score of query i and key j of (batch b, query head h) goes through, in this order:
  *   s0 = scale q.k + bias_ij + slope_h (j - i) [alibi] + table[bucket(j - i), h] [T5]
- *   s1 = score_mod(s0, b, h, i, j, ctx)          (s0 if no score_mod)
+ *   s1 = score_mod(s0, b, h, i, j, ctx)          (or score_mod_tile; s0 if neither)
  *   s  = softcap tanh(s1 / softcap)              (s1 if softcap is 0)
  * and is hidden (-inf) unless every mask allows it: those of attn_mask, then
  *   documents  doc_offsets (B, n_docs + 1), cu_seqlens style: per batch row, offsets from 0
@@ -126,6 +126,27 @@ typedef float (*attn_score_mod_fn)(float s, int b, int h, int i, int j, void *ct
  * g * d score_mod / d theta into dparams[...] for each parameter theta it reads through ctx
  * (dparams holds n_dparams floats; it is NULL when only the return value is wanted). */
 typedef float (*attn_score_mod_bwd_fn)(float s, float g, int b, int h, int i, int j, void *ctx, float *dparams);
+/* score_mod for a tile of scores at once, in the fused kernels' own layout (nothing is copied,
+ * one call per tile instead of one per score, and its loop over the queries vectorises):
+ * the scores of queries i0 .. i0 + nq - 1 and keys j0 .. j0 + nk - 1 of (batch b, head h),
+ * score (i0 + l, j0 + jj) at s[jj * ld + l] for l < nq, jj < nk, replaced in place by
+ * score_mod of it. Contract, beside the one above:
+ *   - every element is modified as if alone: the result of an element depends only on its
+ *     value, (b, h, i, j) and ctx, never on the tile's shape or its neighbours (the kernels
+ *     call it on tiles of any shape, single elements included, and the results of the
+ *     reference and every instruction set must agree);
+ *   - touch only the nq x nk elements: lanes l >= nq up to ld are the kernels' padding and
+ *     must be left alone;
+ *   - hidden scores (-inf) may be in the tile; what the callback writes there is ignored (the
+ *     kernels keep them -inf), so it needs no test for them.
+ * Its backward writes g[jj * ld + l] = d score_mod / d s at the tile's (unmodified) scores s,
+ * same contract (the value at hidden scores is ignored). It is required by the backward of
+ * dQ, dK, dV. The gradients of score_mod's own parameters (attn_mods_grad.dparams) come from
+ * the scalar score_mod_bwd, which the tile form may also set for that alone (its return
+ * value is then not used). */
+typedef void (*attn_score_mod_tile_fn)(float *s, int64_t ld, int nq, int nk, int b, int h, int i0, int j0, void *ctx);
+typedef void (*attn_score_mod_tile_bwd_fn)(const float *s, float *g, int64_t ld, int nq, int nk, int b, int h, int i0,
+                                           int j0, void *ctx);
 
 typedef enum { ATTN_ALIGN_TOP_LEFT = 0, ATTN_ALIGN_BOTTOM_RIGHT = 1 } attn_causal_align;
 
@@ -137,6 +158,8 @@ typedef struct {
     attn_mask_mod_fn mask_mod;   /* or NULL */
     attn_score_mod_fn score_mod; /* or NULL; score_mod_bwd is required with it */
     attn_score_mod_bwd_fn score_mod_bwd;
+    attn_score_mod_tile_fn score_mod_tile; /* or NULL; not with score_mod (refused) */
+    attn_score_mod_tile_bwd_fn score_mod_tile_bwd; /* required by the backward with score_mod_tile */
     void *ctx;                   /* passed to the callbacks */
     int n_dparams;               /* floats the score_mod's parameters have (attn_mods_grad.dparams) */
     float softcap;               /* > 0: soft-capping; 0 = none */
@@ -152,7 +175,7 @@ typedef struct {
  * not computed. bias has the bias mask's shape and strides (attn_mask.bias_strides), so the
  * gradient is reduced over its broadcast dimensions. */
 typedef struct {
-    float *dparams;      /* (n_dparams) of score_mod */
+    float *dparams;      /* (n_dparams) of score_mod (through the scalar score_mod_bwd) */
     float *alibi_slopes; /* (H) */
     float *t5_table;     /* (t5_buckets, H) */
     float *sinks;        /* (H) */

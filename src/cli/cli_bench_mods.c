@@ -3,11 +3,14 @@
  *   --mods softcap,alibi,t5,sinks,dropout: the forward (and with --backward the backward too)
  *     with each built-in modifier, beside the same problem with the modifier written as a
  *     score_mod callback (softcap, alibi, t5: the callback computes what the built-in does),
- *     and beside no modifier at all. The issue's target: a callback within 1.3x of the built-in.
+ *     beside the same as a score_mod_tile callback (one call per tile of scores; soft-capping
+ *     twice: with tanhf, and with a rational tanh that vectorises) and beside no modifier at
+ *     all. The issue's target: a callback within 1.3x of the built-in.
  *   --doc-lens LENS: documents packed in each row (comma-separated lengths, or one length
  *     repeated to fill N), as attn_mods.doc_offsets, beside the same mask given as a dense bool
  *     mask (N, N). The target: 8 documents in N = 4096 at least 5x faster than the dense mask.
- * Medians of --repeat runs after one warm-up, wall clock.
+ * Medians of --repeat runs after one warm-up, wall clock; the variants of a modifier (none,
+ * built-in, callbacks) take turns run by run, so that a shared machine's load hits them alike.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -25,7 +28,8 @@
 typedef struct {
     const float *slopes, *table;
     const int *bucket; /* T5: the bucket of j - i at bucket[j - i], as a user would precompute it */
-    int H;
+    const float *rel;  /* T5 for the tile callback: head h's bias of j - i at rel[h * rs + j - i] */
+    int H, rs;
 } cb_ctx;
 
 static float cb_softcap(float s, int b, int h, int i, int j, void *ctx) {
@@ -59,25 +63,111 @@ static float cb_t5_bwd(float s, float g, int b, int h, int i, int j, void *ctx, 
     return g;
 }
 
+/* The same modifiers as tile callbacks (attn_score_mod_tile_fn), written as a user would:
+ * plain C loops over the kernel's tile, score (i0 + l, j0 + jj) at s[jj * ld + l], that the
+ * compiler vectorises (this file is built for the baseline x86-64: SSE2). */
+static void tl_alibi(float *s, int64_t ld, int nq, int nk, int b, int h, int i0, int j0, void *ctx) {
+    (void)b;
+    const float slope = ((const cb_ctx *)ctx)->slopes[h];
+    for (int jj = 0; jj < nk; jj++)
+        for (int l = 0; l < nq; l++) s[jj * ld + l] += slope * (float)(j0 + jj - i0 - l);
+}
+static void tl_t5(float *s, int64_t ld, int nq, int nk, int b, int h, int i0, int j0, void *ctx) {
+    (void)b;
+    const cb_ctx *c = ctx;
+    const float *rel = c->rel + (size_t)h * c->rs + (j0 - i0); /* the bias of jj - l: consecutive along l */
+    for (int jj = 0; jj < nk; jj++)
+        for (int l = 0; l < nq; l++) s[jj * ld + l] += rel[jj - l];
+}
+/* d/ds of ALiBi and T5: 1. */
+static void tl_one_bwd(const float *s, float *g, int64_t ld, int nq, int nk, int b, int h, int i0, int j0, void *ctx) {
+    (void)s, (void)b, (void)h, (void)i0, (void)j0, (void)ctx;
+    for (int jj = 0; jj < nk; jj++)
+        for (int l = 0; l < nq; l++) g[jj * ld + l] = 1.0f;
+}
+static void tl_softcap(float *s, int64_t ld, int nq, int nk, int b, int h, int i0, int j0, void *ctx) {
+    (void)b, (void)h, (void)i0, (void)j0, (void)ctx;
+    for (int jj = 0; jj < nk; jj++)
+        for (int l = 0; l < nq; l++) s[jj * ld + l] = SOFTCAP * tanhf(s[jj * ld + l] / SOFTCAP);
+}
+static void tl_softcap_bwd(const float *s, float *g, int64_t ld, int nq, int nk, int b, int h, int i0, int j0, void *ctx) {
+    (void)b, (void)h, (void)i0, (void)j0, (void)ctx;
+    for (int jj = 0; jj < nk; jj++)
+        for (int l = 0; l < nq; l++) {
+            float t = tanhf(s[jj * ld + l] / SOFTCAP);
+            g[jj * ld + l] = 1.0f - t * t;
+        }
+}
+/* tanh as a rational function, Eigen's float tanh (odd degree 13 over even degree 6, x
+ * clamped to +-7.9 where it rounds to +-1): a few ulp, and a loop of it vectorises. GCC turns
+ * the clamp's compares into vector selects only where they may not trap (-fno-trapping-math,
+ * as a user would build such code); clang does it anyway. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NO_TRAP __attribute__((optimize("no-trapping-math")))
+#else
+#define NO_TRAP
+#endif
+NO_TRAP static inline float tanh_rational(float x) {
+    const float c = 7.90531110763549805f;
+    x = x < c ? x : c;
+    x = x > -c ? x : -c;
+    float x2 = x * x, p = -2.76076847742355e-16f, q = 1.19825839466702e-06f;
+    p = p * x2 + 2.00018790482477e-13f;
+    p = p * x2 - 8.60467152213735e-11f;
+    p = p * x2 + 5.12229709037114e-08f;
+    p = p * x2 + 1.48572235717979e-05f;
+    p = p * x2 + 6.37261928875436e-04f;
+    p = p * x2 + 4.89352455891786e-03f;
+    q = q * x2 + 1.18534705686654e-04f;
+    q = q * x2 + 2.26843463243900e-03f;
+    q = q * x2 + 4.89352518554385e-03f;
+    return x * p / q;
+}
+NO_TRAP static void tl_softcap_r(float *s, int64_t ld, int nq, int nk, int b, int h, int i0, int j0, void *ctx) {
+    (void)b, (void)h, (void)i0, (void)j0, (void)ctx;
+    for (int jj = 0; jj < nk; jj++)
+        for (int l = 0; l < nq; l++) s[jj * ld + l] = SOFTCAP * tanh_rational(s[jj * ld + l] * (1.0f / SOFTCAP));
+}
+NO_TRAP static void tl_softcap_r_bwd(const float *s, float *g, int64_t ld, int nq, int nk, int b, int h, int i0, int j0,
+                             void *ctx) {
+    (void)b, (void)h, (void)i0, (void)j0, (void)ctx;
+    for (int jj = 0; jj < nk; jj++)
+        for (int l = 0; l < nq; l++) {
+            float t = tanh_rational(s[jj * ld + l] * (1.0f / SOFTCAP));
+            g[jj * ld + l] = 1.0f - t * t;
+        }
+}
+
 typedef struct {
     const bench_mods_opts *o;
     float *Q, *K, *V, *O, *lse, *dO, *dQ, *dK, *dV;
 } bufs;
 
-/* Median seconds of the forward (+ backward) of desc a. */
-static int time_desc(const bufs *b, const attn_desc *a, double *sec) {
-    int R = b->o->repeat;
-    double t[101];
+/* Median seconds of the forward (+ backward) of desc a with each of the nv modifiers mods[v]
+ * (NULL: none) into sec[v], the variants taking turns run by run so that all of them see the
+ * same load of a shared machine. */
+static int time_mods(const bufs *b, attn_desc *a, const attn_mods *const *mods, int nv, double *sec) {
+    int R = b->o->repeat, st = ATTN_OK;
+    double t[8][101];
     if (R > 100) R = 100;
-    for (int r = -1; r < R; r++) {
-        double t0 = cli_bench_now();
-        int st = attn_forward(a, b->Q, b->K, b->V, b->O, NULL, b->lse);
-        if (!st && b->o->backward) st = attn_backward(a, b->Q, b->K, b->V, b->O, b->lse, b->dO, b->dQ, b->dK, b->dV, NULL);
-        if (st) return st;
-        if (r >= 0) t[r] = cli_bench_now() - t0;
-    }
-    *sec = cli_bench_median(t, R);
-    return ATTN_OK;
+    for (int r = -1; r < R && !st; r++)
+        for (int v = 0; v < nv && !st; v++) {
+            a->mods = mods[v];
+            double t0 = cli_bench_now();
+            st = attn_forward(a, b->Q, b->K, b->V, b->O, NULL, b->lse);
+            if (!st && b->o->backward)
+                st = attn_backward(a, b->Q, b->K, b->V, b->O, b->lse, b->dO, b->dQ, b->dK, b->dV, NULL);
+            if (r >= 0) t[v][r] = cli_bench_now() - t0;
+        }
+    a->mods = NULL;
+    for (int v = 0; v < nv && !st; v++) sec[v] = cli_bench_median(t[v], R);
+    return st;
+}
+static int time_desc(const bufs *b, attn_desc *a, double *sec) {
+    const attn_mods *m = a->mods;
+    int st = time_mods(b, a, &m, 1, sec);
+    a->mods = m;
+    return st;
 }
 
 static float *randn(size_t n, uint64_t seed) {
@@ -122,15 +212,19 @@ int cli_bench_mods(const char *cmd, const bench_mods_opts *o) {
                   malloc(nq * 4), malloc(nq * 4), malloc(nq * 4)};
         float *slopes = malloc((size_t)H * 4), *table = randn((size_t)T5_BUCKETS * H, 5), *sinks = randn((size_t)H, 6);
         int *bucket = malloc((size_t)2 * n * sizeof *bucket);
+        float *rel = malloc((size_t)H * (2 * n - 1) * sizeof *rel);
         uint8_t *dense = NULL;
         int32_t *offs = NULL;
-        if (!b.Q || !b.K || !b.V || !b.O || !b.lse || !b.dO || !b.dQ || !b.dK || !b.dV || !slopes || !table || !sinks || !bucket) {
+        if (!b.Q || !b.K || !b.V || !b.O || !b.lse || !b.dO || !b.dQ || !b.dK || !b.dV || !slopes || !table || !sinks ||
+            !bucket || !rel) {
             rc = cli_fail(cmd, "out of memory");
             goto next;
         }
         attn_alibi_slopes(H, slopes);
         for (int r = -(n - 1); r < n; r++) bucket[r + n - 1] = attn_t5_bucket(r, 1, T5_BUCKETS, T5_MAXD);
-        cb_ctx ctx = {slopes, table, bucket + (n - 1), H};
+        for (int h = 0; h < H; h++)
+            for (int r = -(n - 1); r < n; r++) rel[(size_t)h * (2 * n - 1) + r + n - 1] = table[bucket[r + n - 1] * H + h];
+        cb_ctx ctx = {slopes, table, bucket + (n - 1), rel + (n - 1), H, 2 * n - 1};
         attn_desc a = {0};
         a.B = B, a.H = H, a.Nq = n, a.Nk = n, a.dq = d, a.score = ATTN_SCORE_SCALED;
         a.mask.causal = o->causal;
@@ -139,36 +233,47 @@ int cli_bench_mods(const char *cmd, const bench_mods_opts *o) {
         const char *what = o->backward ? "forward+backward" : "forward";
         if (!st) printf("n=%d B=%d H=%d d=%d%s, %s, %d threads, path %s, median of %d: no modifier %.3f ms\n", n, B, H, d,
                         o->causal ? " causal" : "", what, attn_get_threads(), attn_get_isa(), o->repeat, base * 1e3);
-        /* Each modifier: built in, then as a score_mod callback. */
+        /* Each modifier: built in, then as a score_mod callback, then as score_mod_tile
+         * callbacks (soft-capping twice: tanhf, and a rational tanh that vectorises). */
         char list[256];
         snprintf(list, sizeof list, "%s", o->mods ? o->mods : "");
         for (char *save = NULL, *m = strtok_r(list, ",", &save); !st && m; m = strtok_r(NULL, ",", &save)) {
-            attn_mods bi = {0}, cb = {0};
-            cb.ctx = &ctx;
-            int has_cb = 1;
-            if (!strcmp(m, "softcap")) bi.softcap = SOFTCAP, cb.score_mod = cb_softcap, cb.score_mod_bwd = cb_softcap_bwd;
-            else if (!strcmp(m, "alibi")) bi.alibi_slopes = slopes, cb.score_mod = cb_alibi, cb.score_mod_bwd = cb_alibi_bwd;
-            else if (!strcmp(m, "t5")) {
+            attn_mods bi = {0}, cb = {0}, tl[2] = {{0}, {0}};
+            cb.ctx = tl[0].ctx = tl[1].ctx = &ctx;
+            tl[0].score_mod_tile_bwd = tl_one_bwd;
+            int has_cb = 1, ntl = 1;
+            if (!strcmp(m, "softcap")) {
+                bi.softcap = SOFTCAP, cb.score_mod = cb_softcap, cb.score_mod_bwd = cb_softcap_bwd;
+                tl[0].score_mod_tile = tl_softcap, tl[0].score_mod_tile_bwd = tl_softcap_bwd;
+                tl[1].score_mod_tile = tl_softcap_r, tl[1].score_mod_tile_bwd = tl_softcap_r_bwd, ntl = 2;
+            } else if (!strcmp(m, "alibi")) {
+                bi.alibi_slopes = slopes, cb.score_mod = cb_alibi, cb.score_mod_bwd = cb_alibi_bwd;
+                tl[0].score_mod_tile = tl_alibi;
+            } else if (!strcmp(m, "t5")) {
                 bi.t5_table = table, bi.t5_buckets = T5_BUCKETS, bi.t5_max_distance = T5_MAXD, bi.t5_bidirectional = 1;
                 cb.score_mod = cb_t5, cb.score_mod_bwd = cb_t5_bwd;
+                tl[0].score_mod_tile = tl_t5;
             } else if (!strcmp(m, "sinks")) bi.sinks = sinks, has_cb = 0;
             else if (!strcmp(m, "dropout")) bi.dropout = 0.1f, bi.seed = 1, has_cb = 0;
             else {
                 rc = cli_usage(cmd, "unknown modifier '%s' in --mods (softcap, alibi, t5, sinks or dropout)", m);
                 goto next;
             }
-            double tb = 0, tc = 0;
-            a.mods = &bi;
-            st = time_desc(&b, &a, &tb);
-            a.mods = &cb;
-            if (!st && has_cb) st = time_desc(&b, &a, &tc);
-            a.mods = NULL;
+            /* none, built-in, scalar callback, tile callbacks: taking turns */
+            const attn_mods *vars[5] = {NULL, &bi, &cb, &tl[0], &tl[1]};
+            double tv[5] = {0}, none = 0, tb = 0, tc = 0, *tt = tv + 3;
+            st = time_mods(&b, &a, vars, has_cb ? 3 + ntl : 2, tv);
             if (st) break;
-            if (has_cb)
-                printf("  %-8s built-in %10.3f ms (%.2fx none)   score_mod %10.3f ms   score_mod / built-in %.2fx\n", m,
-                       tb * 1e3, tb / base, tc * 1e3, tc / tb);
-            else
-                printf("  %-8s built-in %10.3f ms (%.2fx none)\n", m, tb * 1e3, tb / base);
+            none = tv[0], tb = tv[1], tc = tv[2];
+            if (has_cb) {
+                printf("  %-8s built-in %10.3f ms (%.2fx none)   score_mod %10.3f ms (%.2fx built-in)", m, tb * 1e3,
+                       tb / none, tc * 1e3, tc / tb);
+                for (int x = 0; x < ntl; x++)
+                    printf("   score_mod_tile%s %10.3f ms (%.2fx built-in%s)", ntl > 1 ? (x ? " rational" : " tanhf") : "",
+                           tt[x] * 1e3, tt[x] / tb, tt[x] / tb <= 1.3 ? ", within 1.3x" : ", NOT within 1.3x");
+                printf("\n");
+            } else
+                printf("  %-8s built-in %10.3f ms (%.2fx none)\n", m, tb * 1e3, tb / none);
             fflush(stdout);
         }
         if (!st && o->doc_lens) {
@@ -208,7 +313,7 @@ int cli_bench_mods(const char *cmd, const bench_mods_opts *o) {
         if (st) rc = cli_fail_lib(cmd, st, NULL);
     next:
         free(b.Q), free(b.K), free(b.V), free(b.O), free(b.lse), free(b.dO), free(b.dQ), free(b.dK), free(b.dV);
-        free(slopes), free(table), free(sinks), free(bucket), free(dense), free(offs);
+        free(slopes), free(table), free(sinks), free(bucket), free(rel), free(dense), free(offs);
     }
     return rc;
 }

@@ -50,6 +50,9 @@ typedef struct {
     int (*mask_mod)(int b, int h, int i, int j, void *ctx);
     float (*score_mod)(float s, int b, int h, int i, int j, void *ctx);
     float (*score_mod_bwd)(float s, float g, int b, int h, int i, int j, void *ctx, float *dparams);
+    void (*score_mod_tile)(float *s, int64_t ld, int nq, int nk, int b, int h, int i0, int j0, void *ctx);
+    void (*score_mod_tile_bwd)(const float *s, float *g, int64_t ld, int nq, int nk, int b, int h, int i0, int j0,
+                               void *ctx);
     void *ctx;
     int ew;                       /* any element-wise score modifier below (or score_mod) */
     int alibi; float slope;       /* ALiBi: s += slope (j - i) */
@@ -118,8 +121,8 @@ static inline float attn__drop_factor(const attn__head *h, int i, int j) {
 
 int attn__t5_bucket(int rel, int bidirectional, int num_buckets, int max_distance);
 
-/* The element-wise modifiers of a visible score s (scale q.k + bias): ALiBi, T5, score_mod,
- * softcap. *g (if not NULL) gets d result / d s. */
+/* The element-wise modifiers of a visible score s (scale q.k + bias): ALiBi, T5, score_mod
+ * (or score_mod_tile on this one score), softcap. *g (if not NULL) gets d result / d s. */
 static inline float attn__mods_apply(const attn__head *h, int i, int j, float s, float *g) {
     if (h->alibi) s += h->slope * (float)(j - i);
     if (h->t5_bk) s += h->t5[h->t5_bk[j - i] * h->t5_rs];
@@ -128,6 +131,9 @@ static inline float attn__mods_apply(const attn__head *h, int i, int j, float s,
         float s0 = s;
         s = h->score_mod(s0, h->b, h->hh, i, j, h->ctx);
         if (g) gr = h->score_mod_bwd(s0, 1.0f, h->b, h->hh, i, j, h->ctx, NULL);
+    } else if (h->score_mod_tile) { /* a tile of one */
+        if (g) h->score_mod_tile_bwd(&s, &gr, 1, 1, 1, h->b, h->hh, i, j, h->ctx);
+        h->score_mod_tile(&s, 1, 1, 1, h->b, h->hh, i, j, h->ctx);
     }
     if (h->softcap > 0.0f) {
         float t = tanhf(s / h->softcap);

@@ -831,6 +831,7 @@ int attn_plan_backward_mods(attn_plan *pl, const float *Q, const float *K, const
     bwd_job j = {0};
     float *delta = NULL, *dq_tmp = NULL, *dk_tmp = NULL;
     int st = prep_init(&p, pl, Q, K, V);
+    if (!st) st = attn__mods_check_backward(&p.a, dmods);
     if (st) return st;
     const attn_desc *a = &p.a;
     size_t nq = (size_t)a->B * a->H * a->Nq, nk = (size_t)a->B * a->Hkv * a->Nk;

@@ -55,6 +55,8 @@ int attn__mods_check(const attn_desc *a) {
                 if (o[k + 1] < o[k]) return attn__error(ATTN_EINVAL, "document offsets of batch %d decrease at %d", b, k + 1);
         }
     }
+    if (m->score_mod && m->score_mod_tile)
+        return attn__error(ATTN_EINVAL, "score_mod and score_mod_tile are both set: give one form of the modifier");
     if (m->score_mod && !m->score_mod_bwd) return attn__error(ATTN_EINVAL, "score_mod needs its backward score_mod_bwd");
     if (m->n_dparams < 0) return attn__error(ATTN_EINVAL, "n_dparams must be >= 0");
     if (!(m->softcap >= 0.0f) || isinf(m->softcap)) return attn__error(ATTN_EINVAL, "softcap must be finite and >= 0");
@@ -66,6 +68,15 @@ int attn__mods_check(const attn_desc *a) {
                                m->t5_max_distance);
     }
     if (!(m->dropout >= 0.0f && m->dropout < 1.0f)) return attn__error(ATTN_EINVAL, "dropout must be in [0, 1)");
+    return ATTN_OK;
+}
+
+int attn__mods_check_backward(const attn_desc *a, const attn_mods_grad *g) {
+    const attn_mods *m = a->mods;
+    if (!m || !m->score_mod_tile) return ATTN_OK;
+    if (!m->score_mod_tile_bwd) return attn__error(ATTN_EINVAL, "score_mod_tile needs its backward score_mod_tile_bwd");
+    if (g && g->dparams && m->n_dparams > 0 && !m->score_mod_bwd)
+        return attn__error(ATTN_EINVAL, "the gradients of score_mod_tile's parameters need the scalar score_mod_bwd");
     return ATTN_OK;
 }
 
@@ -180,6 +191,7 @@ void attn__mods_head(attn__head *hd, const attn_desc *a, int b, int h, const att
     hd->prefix = m->prefix;
     if (m->doc_offsets) hd->doc = m->doc_offsets + (size_t)b * (m->n_docs + 1), hd->ndoc = m->n_docs;
     hd->mask_mod = m->mask_mod, hd->score_mod = m->score_mod, hd->score_mod_bwd = m->score_mod_bwd, hd->ctx = m->ctx;
+    hd->score_mod_tile = m->score_mod_tile, hd->score_mod_tile_bwd = m->score_mod_tile_bwd;
     if (m->alibi_slopes) hd->alibi = 1, hd->slope = m->alibi_slopes[h];
     if (m->t5_table) {
         hd->t5 = m->t5_table + h, hd->t5_rs = a->H, hd->t5_bk = s ? s->t5bk + (a->Nq - 1) : NULL;
@@ -187,7 +199,7 @@ void attn__mods_head(attn__head *hd, const attn_desc *a, int b, int h, const att
         hd->t5_nb = m->t5_buckets, hd->t5_maxd = m->t5_max_distance, hd->t5_bidir = m->t5_bidirectional;
     }
     hd->softcap = m->softcap;
-    hd->ew = m->score_mod || m->alibi_slopes || m->t5_table || m->softcap > 0.0f;
+    hd->ew = m->score_mod || m->score_mod_tile || m->alibi_slopes || m->t5_table || m->softcap > 0.0f;
     if (tiles) hd->tiles = tiles + ((size_t)b * a->H + h) * s->ntq * s->ntk, hd->tiles_nk = s->ntk;
     if (m->dropout > 0.0f)
         hd->drop = m->dropout, hd->drop_scale = 1.0f / (1.0f - m->dropout), hd->drop_key = attn__drop_key(m->seed, b, h);
@@ -260,12 +272,22 @@ static void grad_head(const grad_job *j, int b, int h, float *part) {
             int bucket = 0;
             if (hd.alibi) s0 += hd.slope * (float)(k - i);
             if (hd.t5) bucket = attn__t5_bucket(k - i, hd.t5_bidir, hd.t5_nb, hd.t5_maxd), s0 += hd.t5[bucket * hd.t5_rs];
-            float s = hd.score_mod ? hd.score_mod(s0, b, h, i, k, hd.ctx) : s0, t = 0.0f;
+            float s = s0, t = 0.0f, gm = 1.0f; /* gm: d score_mod / d s0 of the tile form */
+            if (hd.score_mod) s = hd.score_mod(s0, b, h, i, k, hd.ctx);
+            else if (hd.score_mod_tile) {
+                hd.score_mod_tile_bwd(&s0, &gm, 1, 1, 1, b, h, i, k, hd.ctx);
+                hd.score_mod_tile(&s, 1, 1, 1, b, h, i, k, hd.ctx);
+            }
             if (hd.softcap > 0.0f) t = tanhf(s / hd.softcap), s = hd.softcap * t;
             float f = hd.drop > 0.0f ? attn__drop_factor(&hd, i, k) : 1.0f;
             float p = expf(s - lse), ds = p * (f * dot(doi, hd.v + k * hd.v_rs, a->dv) - delta);
             if (hd.softcap > 0.0f) ds *= 1.0f - t * t;
             if (hd.score_mod) ds = hd.score_mod_bwd(s0, ds, b, h, i, k, hd.ctx, j->g->dparams ? part : NULL);
+            if (hd.score_mod_tile) { /* d s / d s0 from the tile form, the parameters' from the scalar one */
+                if (j->g->dparams && m->n_dparams > 0 && hd.score_mod_bwd)
+                    (void)hd.score_mod_bwd(s0, ds, b, h, i, k, hd.ctx, part);
+                ds *= gm;
+            }
             if (dbias) dbias[i * bs[2] + k * bs[3]] += ds;
             if (j->off_alibi >= 0) part[j->off_alibi + h] += ds * (float)(k - i);
             if (j->off_t5 >= 0) part[j->off_t5 + bucket * a->H + h] += ds;
@@ -300,7 +322,7 @@ int attn__mods_backward(attn__mods_state **sp, const attn_desc *a, attn__head_fn
     grad_job j = {a, head, hctx, lse, delta, dO, g, a->B, a->H, -1, -1, 0, NULL};
     int want_bias = g->bias && a->mask.bias;
     int want_alibi = m && m->alibi_slopes && g->alibi_slopes, want_t5 = m && m->t5_table && g->t5_table;
-    int want_user = m && m->score_mod && g->dparams && m->n_dparams > 0;
+    int want_user = m && (m->score_mod || m->score_mod_tile) && m->score_mod_bwd && g->dparams && m->n_dparams > 0;
     if (!want_bias && !want_alibi && !want_t5 && !want_user) return ATTN_OK;
     if (want_bias && a->mask.bias_strides[0] == 0) j.nb = 1;
     if (want_bias && a->mask.bias_strides[1] == 0) j.nh = 1;

@@ -10,6 +10,9 @@ typedef struct attn__mods_state attn__mods_state;
 
 /* The checks of a->mods (ATTN_OK when NULL). */
 int attn__mods_check(const attn_desc *a);
+/* What the backward needs beyond attn__mods_check: score_mod_tile's backward, and the scalar
+ * score_mod_bwd for the gradients of its parameters (g may be NULL). */
+int attn__mods_check_backward(const attn_desc *a, const attn_mods_grad *g);
 /* The block mask of mask_mod for the kernels in use (*tiles NULL when none is needed), made
  * once and kept in *s (allocated on first use) until attn__mods_reset. */
 int attn__mods_tiles(attn__mods_state **s, const attn_desc *a, const uint8_t **tiles);

@@ -241,6 +241,21 @@ static inline int block_masked(const attn__head *h, int ib, int nr, int jb, int 
     return 0;
 }
 
+/* The user's score_mod_tile on the block st (nj, BR) of rows [ib, ib + nr) and keys
+ * [jb, jb + nj), and its derivative into gt if not NULL. If the block may hold hidden scores
+ * (guard), they are kept -inf (and their derivative 1) whatever the callback wrote there. */
+static void user_tile(const attn__head *h, float *st, float *gt, int ib, int nr, int jb, int nj, int guard) {
+    float keep[BC * BR];
+    size_t n = (size_t)nj * BR;
+    if (guard) memcpy(keep, st, n * sizeof *keep);
+    if (gt) h->score_mod_tile_bwd(st, gt, BR, nr, nj, h->b, h->hh, ib, jb, h->ctx);
+    h->score_mod_tile(st, BR, nr, nj, h->b, h->hh, ib, jb, h->ctx);
+    if (!guard) return;
+    for (size_t x = 0; x < n; x++) st[x] = keep[x] == -INFINITY ? -INFINITY : st[x];
+    if (gt)
+        for (size_t x = 0; x < n; x++) gt[x] = keep[x] == -INFINITY ? 1.0f : gt[x];
+}
+
 /* Masks and modifiers of one block; gt (nj, BR), if not NULL, gets each score's derivative
  * d s / d (scale q . k) for the backward (1 where nothing modifies the score). */
 static void mask_block(const attn__head *h, float *st, float *gt, int ib, int nr, int jb, int nj) {
@@ -260,7 +275,8 @@ static void mask_block(const attn__head *h, float *st, float *gt, int ib, int nr
     int docs = h->doc && !one_doc(h, ib, nr, jb, nj);
     /* The built-in modifiers vectorise (ALiBi, T5 from its table by i - j, soft-capping)
      * unless a boolean mask, mask_mod or score_mod needs each element in turn; then only
-     * documents and the bias go element by element. */
+     * documents and the bias go element by element. score_mod_tile takes the whole block
+     * between the built-ins' vector passes (element by element with the rest otherwise). */
     int vec = !h->bmask && !check_mm && !h->score_mod;
     if (!h->bmask && !h->bias && !h->ew && !check_mm && !docs) return;
     if (!vec || docs || h->bias) {
@@ -280,7 +296,8 @@ static void mask_block(const attn__head *h, float *st, float *gt, int ib, int nr
             }
         }
     }
-    if (!vec || (!h->alibi && !h->t5 && h->softcap <= 0.0f)) return;
+    const int user = h->score_mod_tile != NULL; /* with vec: applied to the whole block */
+    if (!vec || (!h->alibi && !h->t5 && h->softcap <= 0.0f && !user)) return;
     static const float iota[BR] = {
 #define IOTA4(k) k, k + 1, k + 2, k + 3
         IOTA4(0), IOTA4(4), IOTA4(8), IOTA4(12),
@@ -292,21 +309,29 @@ static void mask_block(const attn__head *h, float *st, float *gt, int ib, int nr
     };
     const vf cap = vset1(h->softcap), inv = vset1(h->softcap > 0.0f ? 1.0f / h->softcap : 0.0f);
     const vf one = vset1(1.0f), two = vset1(2.0f), k2 = vset1(2.0f * LOG2E), slope = vset1(h->slope);
-    for (int jj = 0; jj < nj; jj++) {
-        float *row = st + jj * BR;
-        UNROLL for (int v = 0; v < NV; v++) {
-            vf x = vload(row + v * VL);
-            if (h->alibi) /* slope (j - i), i = ib + lane: exact integers in float */
-                x = vadd(x, vmul(slope, vsub(vset1((float)(jb + jj - ib)), vload(iota + v * VL))));
-            if (h->t5) /* the bias of i - j for lanes i = ib + v VL + lane: consecutive entries */
-                x = vadd(x, vload(h->t5_rev + (ib + v * VL - (jb + jj))));
-            if (h->softcap > 0.0f) {
-                /* cap tanh(x / cap), tanh(y) = 1 - 2 / (exp(2y) + 1); -inf (hidden) stays -inf */
-                vf t = vsub(one, vdiv(two, vadd(vexp2(vmul(vmul(x, inv), k2)), one)));
-                if (gt) vstore(gt + jj * BR + v * VL, vsub(one, vmul(t, t)));
-                x = vadd(vmul(cap, t), vsub(x, vsafe(x)));
+    /* Two passes with the user's tile between them (ALiBi and T5 come before score_mod,
+     * soft-capping after it), one pass without. */
+    for (int pass = 0; pass < 1 + user; pass++) {
+        int add = pass == 0 && (h->alibi || h->t5), capped = (pass == user) && h->softcap > 0.0f;
+        if (pass == 1) user_tile(h, st, gt, ib, nr, jb, nj, block_cut(h, ib, nr, jb, nj) || docs || h->bias);
+        if (!add && !capped) continue;
+        for (int jj = 0; jj < nj; jj++) {
+            float *row = st + jj * BR;
+            UNROLL for (int v = 0; v < NV; v++) {
+                vf x = vload(row + v * VL);
+                if (add && h->alibi) /* slope (j - i), i = ib + lane: exact integers in float */
+                    x = vadd(x, vmul(slope, vsub(vset1((float)(jb + jj - ib)), vload(iota + v * VL))));
+                if (add && h->t5) /* the bias of i - j for lanes i = ib + v VL + lane: consecutive entries */
+                    x = vadd(x, vload(h->t5_rev + (ib + v * VL - (jb + jj))));
+                if (capped) {
+                    /* cap tanh(x / cap), tanh(y) = 1 - 2 / (exp(2y) + 1); -inf (hidden) stays -inf;
+                     * the derivative multiplies score_mod's (1 without one) */
+                    vf t = vsub(one, vdiv(two, vadd(vexp2(vmul(vmul(x, inv), k2)), one)));
+                    if (gt) vstore(gt + jj * BR + v * VL, vmul(vload(gt + jj * BR + v * VL), vsub(one, vmul(t, t))));
+                    x = vadd(vmul(cap, t), vsub(x, vsafe(x)));
+                }
+                vstore(row + v * VL, x);
             }
-            vstore(row + v * VL, x);
         }
     }
 }
