@@ -429,6 +429,25 @@ static void prob_block(float *st, int nj, const float *lse) {
     }
 }
 
+/* The weights of query rows [ib, ib + nr) over the visible key blocks [js, je): each block's
+ * scores again (qt: the packed queries; st: (BC, BR) scratch), masked and modified as the
+ * forward's, then p = exp(s - lse2) (+inf: a row of zeros); row r at prow + r * p_rs (+ j).
+ * The forward's second pass and attn_weights' probs (attn_probs.h) both run this. */
+static void probs_blocks(const attn__head *h, const float *qt, float *st, const float *lse2, int ib, int nr, int js,
+                         int je, float *prow, int64_t p_rs) {
+    for (int jb = js; jb < je; jb += BC) {
+        int nj = imin(BC, je - jb);
+        if (h->tiles && tile_class(h, ib, jb, nj) == ATTN__TILE_EMPTY) continue;
+        ka(nj, h->k + (int64_t)jb * h->k_rs, h->k_rs, qt, h->d, st);
+        if (block_masked(h, ib, nr, jb, nj)) mask_block(h, st, NULL, ib, nr, jb, nj);
+        prob_block(st, nj, lse2);
+        for (int r = 0; r < nr; r++) {
+            float *pr = prow + (int64_t)r * p_rs + jb;
+            for (int jj = 0; jj < nj; jj++) pr[jj] = st[jj * BR + r];
+        }
+    }
+}
+
 static void fwd_tile(const attn__head *h, int ib, int ie, int j0, int j1, float *o, int64_t o_rs, float *lse,
                      float *p, int64_t p_rs, float *ws) {
     const int d = h->d, dv = h->dv, nr = ie - ib;
@@ -469,17 +488,7 @@ static void fwd_tile(const attn__head *h, int ib, int ie, int j0, int j1, float 
      * block, normalised with the final log-sum-exp; hidden entries are 0. */
     for (int r = 0; r < nr; r++) memset(p + (int64_t)(ib + r) * p_rs + j0, 0, (size_t)(j1 - j0) * sizeof *p);
     for (int r = nr; r < BR; r++) lse2[r] = INFINITY;
-    for (int jb = js; jb < je; jb += BC) {
-        int nj = imin(BC, je - jb);
-        if (h->tiles && tile_class(h, ib, jb, nj) == ATTN__TILE_EMPTY) continue;
-        ka(nj, h->k + (int64_t)jb * h->k_rs, h->k_rs, qt, d, st);
-        if (block_masked(h, ib, nr, jb, nj)) mask_block(h, st, NULL, ib, nr, jb, nj);
-        prob_block(st, nj, lse2);
-        for (int r = 0; r < nr; r++) {
-            float *pr = p + (int64_t)(ib + r) * p_rs + jb;
-            for (int jj = 0; jj < nj; jj++) pr[jj] = st[jj * BR + r];
-        }
-    }
+    probs_blocks(h, qt, st, lse2, ib, nr, js, je, p + (int64_t)ib * p_rs, p_rs);
 }
 
 /* ------------------------------------------------------------------------------------------

@@ -17,17 +17,7 @@ static void probs_tile(const attn__head *h, const float *lse, int ib, int ie, in
     for (int r = 0; r < nr; r++) memset(p + (int64_t)(ib - i0 + r) * p_rs, 0, (size_t)h->Nk * sizeof *p);
     int js, je;
     key_range(h, ib, ie, 0, h->Nk, &js, &je);
-    for (int jb = js; jb < je; jb += BC) {
-        int nj = imin(BC, je - jb);
-        if (h->tiles && tile_class(h, ib, jb, nj) == ATTN__TILE_EMPTY) continue;
-        ka(nj, h->k + (int64_t)jb * h->k_rs, h->k_rs, qt, d, st);
-        if (block_masked(h, ib, nr, jb, nj)) mask_block(h, st, NULL, ib, nr, jb, nj);
-        prob_block(st, nj, lse2);
-        for (int r = 0; r < nr; r++) {
-            float *pr = p + (int64_t)(ib - i0 + r) * p_rs + jb;
-            for (int jj = 0; jj < nj; jj++) pr[jj] = st[jj * BR + r];
-        }
-    }
+    probs_blocks(h, qt, st, lse2, ib, nr, js, je, p + (int64_t)(ib - i0) * p_rs, p_rs);
 }
 
 /* One row as fwd_rows' second pass. */
