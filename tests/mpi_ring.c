@@ -83,6 +83,11 @@ static void bad_inputs(void) {
     CHECK(attn_ring_forward(&a, ATTN_RING_CONTIGUOUS, x, x, x, x, NULL) == ATTN_EINVAL && tu_err_has("only the causal mask"),
           "a window is refused: %s", attn_last_error());
     a.mask.window = 0;
+    attn_mods m = {.softcap = 5.0f};
+    a.mods = &m;
+    CHECK(attn_ring_forward(&a, ATTN_RING_CONTIGUOUS, x, x, x, x, NULL) == ATTN_EINVAL && tu_err_has("attn_mods"),
+          "attn_mods are refused: %s", attn_last_error());
+    a.mods = NULL;
     CHECK(attn_ring_forward(&a, ATTN_RING_ZIGZAG, x, x, x, x, NULL) == ATTN_ESHAPE && tu_err_has("even number"),
           "zig-zag with 3 rows per rank is refused: %s", attn_last_error());
     a.Nk = 2;

@@ -43,6 +43,8 @@ static int ring_setup(ring *r, const attn_desc *a, attn_ring_layout layout) {
         return attn__error(ATTN_EINVAL, "ring attention: the %s score is not supported (dot, scaled or cosine)", attn_score_name(d->score));
     if (m->window || m->key_lengths || m->bool_mask || m->bias)
         return attn__error(ATTN_EINVAL, "ring attention: only the causal mask is supported");
+    if (d->mods) /* the blocks' offsets would have to reach every modifier: not done */
+        return attn__error(ATTN_EINVAL, "ring attention: attn_mods (documents, modifiers, sinks, dropout) are not supported");
     for (int i = 0; i < 3; i++)
         if (a->q_strides[i] || a->k_strides[i] || a->v_strides[i] || a->o_strides[i])
             return attn__error(ATTN_EINVAL, "ring attention: the local arrays must be contiguous (no strides)");
