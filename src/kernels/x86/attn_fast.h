@@ -99,8 +99,9 @@ _Static_assert(MJ >= 1 && MJ <= 8 && MC >= 1 && MC <= 8 && MB >= 1 && MB <= 8 &&
 
 /* ------------------------------------------------------------------------------------------
  * Kernel "ka": C (nj, BR) = X (nj, d) . Y (d, BR). X rows at x + r*xs; Y and C packed with
- * row stride BR. */
-ALWAYS_INLINE void ka_tile(int mj, const float *x, int64_t xs, const float *y, int d, float *c) {
+ * row stride BR. mx (NV vectors), if not NULL, gets the maximum of each column of C folded in
+ * (the forward's block maximum, from the registers instead of a pass over C). */
+ALWAYS_INLINE void ka_tile(int mj, const float *x, int64_t xs, const float *y, int d, float *c, vf *mx) {
     vf acc[MJ][NV];
     UNROLL for (int r = 0; r < mj; r++) UNROLL for (int v = 0; v < NV; v++) acc[r][v] = vzero();
     for (int k = 0; k < d; k++) {
@@ -112,18 +113,24 @@ ALWAYS_INLINE void ka_tile(int mj, const float *x, int64_t xs, const float *y, i
         }
     }
     UNROLL for (int r = 0; r < mj; r++) UNROLL for (int v = 0; v < NV; v++) vstore(c + r * BR + v * VL, acc[r][v]);
+    if (mx)
+        UNROLL for (int v = 0; v < NV; v++) {
+            vf t = acc[0][v];
+            UNROLL for (int r = 1; r < mj; r++) t = vmax(t, acc[r][v]);
+            mx[v] = vmax(mx[v], t);
+        }
 }
 
-static void ka(int nj, const float *x, int64_t xs, const float *y, int d, float *c) {
+static void ka(int nj, const float *x, int64_t xs, const float *y, int d, float *c, vf *mx) {
     int r = 0;
-    for (; r + MJ <= nj; r += MJ) ka_tile(MJ, x + r * xs, xs, y, d, c + r * BR);
+    for (; r + MJ <= nj; r += MJ) ka_tile(MJ, x + r * xs, xs, y, d, c + r * BR, mx);
     x += r * xs, c += r * BR;
     switch (nj - r) {
     case 0: break;
-#define KA_CASE(n) case n: ka_tile(n, x, xs, y, d, c); break;
+#define KA_CASE(n) case n: ka_tile(n, x, xs, y, d, c, mx); break;
         TAIL_CASES(MJ, KA_CASE)
 #undef KA_CASE
-    default: for (int i = 0; i < nj - r; i++) ka_tile(1, x + i * xs, xs, y, d, c + i * BR); break;
+    default: for (int i = 0; i < nj - r; i++) ka_tile(1, x + i * xs, xs, y, d, c + i * BR, mx); break;
     }
 }
 
@@ -391,29 +398,39 @@ static void store_t(const float *ot, int dv, int nr, const float *inv, float *o,
 }
 
 /* Online softmax of one block: st (nj, BR) scores -> probabilities relative to the new
- * running maximum; m, l (BR) updated; alpha = exp(m_old - m_new) for the output. */
-static void softmax_block(float *st, int nj, float *m, float *l, vf *alpha) {
+ * running maximum; m, l (BR) updated; alpha = exp(m_old - m_new) for the output. bmax, if
+ * not NULL, is the block's maximum per lane already (from "ka"). Rows outer and the NV
+ * vectors inner, so that the maximum and the sums run NV independent chains. */
+static void softmax_block(float *st, int nj, float *m, float *l, vf *alpha, const vf *bmax) {
+    const vf l2e = vset1(LOG2E);
+    vf mn[NV], ms[NV], s0[NV], s1[NV];
+    UNROLL for (int v = 0; v < NV; v++) mn[v] = bmax ? bmax[v] : vset1(-INFINITY);
+    if (!bmax)
+        for (int jj = 0; jj < nj; jj++) UNROLL for (int v = 0; v < NV; v++) mn[v] = vmax(mn[v], vload(st + jj * BR + v * VL));
     UNROLL for (int v = 0; v < NV; v++) {
-        vf mo = vload(m + v * VL), mb = vset1(-INFINITY), l2e = vset1(LOG2E);
-        for (int jj = 0; jj < nj; jj++) mb = vmax(mb, vload(st + jj * BR + v * VL));
-        vf mn = vmax(mo, mb), ms = vsafe(mn);
-        alpha[v] = vexp2(vmul(vsub(mo, ms), l2e));
-        vf s0 = vzero(), s1 = vzero();
-        int jj = 0;
-        for (; jj + 2 <= nj; jj += 2) {
+        vf mo = vload(m + v * VL);
+        mn[v] = vmax(mo, mn[v]), ms[v] = vsafe(mn[v]);
+        alpha[v] = vexp2(vmul(vsub(mo, ms[v]), l2e));
+        s0[v] = vzero(), s1[v] = vzero();
+    }
+    int jj = 0;
+    for (; jj + 2 <= nj; jj += 2)
+        UNROLL for (int v = 0; v < NV; v++) {
             float *r0 = st + jj * BR + v * VL, *r1 = r0 + BR;
-            vf p0 = vexp2(vmul(vsub(vload(r0), ms), l2e)), p1 = vexp2(vmul(vsub(vload(r1), ms), l2e));
+            vf p0 = vexp2(vmul(vsub(vload(r0), ms[v]), l2e)), p1 = vexp2(vmul(vsub(vload(r1), ms[v]), l2e));
             vstore(r0, p0), vstore(r1, p1);
-            s0 = vadd(s0, p0), s1 = vadd(s1, p1);
+            s0[v] = vadd(s0[v], p0), s1[v] = vadd(s1[v], p1);
         }
-        if (jj < nj) {
+    if (jj < nj)
+        UNROLL for (int v = 0; v < NV; v++) {
             float *r0 = st + jj * BR + v * VL;
-            vf p0 = vexp2(vmul(vsub(vload(r0), ms), l2e));
+            vf p0 = vexp2(vmul(vsub(vload(r0), ms[v]), l2e));
             vstore(r0, p0);
-            s0 = vadd(s0, p0);
+            s0[v] = vadd(s0[v], p0);
         }
-        vstore(l + v * VL, vfma(vload(l + v * VL), alpha[v], vadd(s0, s1)));
-        vstore(m + v * VL, mn);
+    UNROLL for (int v = 0; v < NV; v++) {
+        vstore(l + v * VL, vfma(vload(l + v * VL), alpha[v], vadd(s0[v], s1[v])));
+        vstore(m + v * VL, mn[v]);
     }
 }
 
@@ -438,7 +455,7 @@ static void probs_blocks(const attn__head *h, const float *qt, float *st, const 
     for (int jb = js; jb < je; jb += BC) {
         int nj = imin(BC, je - jb);
         if (h->tiles && tile_class(h, ib, jb, nj) == ATTN__TILE_EMPTY) continue;
-        ka(nj, h->k + (int64_t)jb * h->k_rs, h->k_rs, qt, h->d, st);
+        ka(nj, h->k + (int64_t)jb * h->k_rs, h->k_rs, qt, h->d, st, NULL);
         if (block_masked(h, ib, nr, jb, nj)) mask_block(h, st, NULL, ib, nr, jb, nj);
         prob_block(st, nj, lse2);
         for (int r = 0; r < nr; r++) {
@@ -462,9 +479,13 @@ static void fwd_tile(const attn__head *h, int ib, int ie, int j0, int j1, float 
     for (int jb = js; jb < je; jb += BC) {
         int nj = imin(BC, je - jb);
         if (h->tiles && tile_class(h, ib, jb, nj) == ATTN__TILE_EMPTY) continue;
-        ka(nj, h->k + (int64_t)jb * h->k_rs, h->k_rs, qt, d, st);
-        if (block_masked(h, ib, nr, jb, nj)) mask_block(h, st, NULL, ib, nr, jb, nj);
-        softmax_block(st, nj, m, l, alpha);
+        /* the block maximum from the registers of "ka" unless masks change the scores after it */
+        int masked = block_masked(h, ib, nr, jb, nj);
+        vf bmax[NV];
+        UNROLL for (int v = 0; v < NV; v++) bmax[v] = vset1(-INFINITY);
+        ka(nj, h->k + (int64_t)jb * h->k_rs, h->k_rs, qt, d, st, masked ? NULL : bmax);
+        if (masked) mask_block(h, st, NULL, ib, nr, jb, nj);
+        softmax_block(st, nj, m, l, alpha, masked ? NULL : bmax);
         if (h->drop > 0.0f) drop_block(h, st, NULL, ib, nr, jb, nj);
         kc(dv, h->v + (int64_t)jb * h->v_rs, h->v_rs, st, nj, ot, alpha);
     }
@@ -743,7 +764,7 @@ static void FN(bwd)(const attn__head *h, const float *lse, const float *delta, c
         for (int t = t0; t < t1; t++) {
             int ib = t * BR, nr = imin(BR, Nq - ib);
             if (h->tiles && tile_class(h, ib, jb, nj) == ATTN__TILE_EMPTY) continue;
-            ka(nj, kb_, h->k_rs, qt + (size_t)t * d * BR, d, st);
+            ka(nj, kb_, h->k_rs, qt + (size_t)t * d * BR, d, st, NULL);
             if (block_masked(h, ib, nr, jb, nj)) mask_block(h, st, gt, ib, nr, jb, nj);
             prob_block(st, nj, lse2 + ib);
             const float *pd = st; /* the weights after dropout, for dV */
@@ -761,7 +782,7 @@ static void FN(bwd)(const attn__head *h, const float *lse, const float *delta, c
             }
             /* dP^T = V_blk dO^T (times dropout's factors), then dS^T = P^T (dP^T - delta)
              * (times the modifiers' derivatives) */
-            ka(nj, vb_, h->v_rs, dot + (size_t)t * dvn * BR, dvn, dpt);
+            ka(nj, vb_, h->v_rs, dot + (size_t)t * dvn * BR, dvn, dpt, NULL);
             if (h->drop > 0.0f) {
                 for (size_t x = 0; x < (size_t)nj * BR; x++) dpt[x] *= ft[x], ft[x] *= st[x];
                 pd = ft;
