@@ -68,7 +68,9 @@ static void test_masks(const char *isa) {
 
 /* One query row against 700 keys in 2 heads: the forward without P splits the keys and merges
  * the ranges, so its lse may differ from the P forward's in the last bit; the weights agree
- * to float rounding and still sum to 1. */
+ * to that and float rounding and still sum to 1. One ulp of an lse near 9 (these rows' value)
+ * is 9.5e-7 and changes every weight exp(s - lse) by as much, relatively; 2e-6 allows it and
+ * the weights' own rounding, and still catches a second bit. */
 static void test_split_lse(const char *isa) {
     enum { N = 700, d = 8 };
     float Q[2 * d], *K = malloc((size_t)2 * N * d * sizeof(float)), *V = malloc((size_t)2 * N * d * sizeof(float));
@@ -81,7 +83,7 @@ static void test_split_lse(const char *isa) {
     double sum = 0.0;
     for (int j = 0; j < N; j++) sum += W[j];
     CHECK(fabs(sum - 1.0) < 1e-5, "%s: weights sum to %.9f", isa, sum);
-    tu_close(isa, W, P, 2 * N, 1e-6, 1e-9);
+    tu_close(isa, W, P, 2 * N, 2e-6, 1e-9);
     free(K), free(V);
 }
 
