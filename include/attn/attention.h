@@ -89,6 +89,7 @@ typedef struct {
  *
  * The score of query i and key j of (batch b, query head h) goes through, in this order:
  *   s0 = scale q.k + bias_ij + slope_h (j - i) [alibi] + table[bucket(j - i), h] [T5]
+ *        (with alibi_bidirectional: - slope_h |j - i|, the same for j <= i, symmetric after)
  *   s1 = score_mod(s0, b, h, i, j, ctx)          (or score_mod_tile; s0 if neither)
  *   s  = softcap tanh(s1 / softcap)              (s1 if softcap is 0)
  * and is hidden (-inf) unless every mask allows it: those of attn_mask, then
@@ -164,6 +165,8 @@ typedef struct {
     int n_dparams;               /* floats the score_mod's parameters have (attn_mods_grad.dparams) */
     float softcap;               /* > 0: soft-capping; 0 = none */
     const float *alibi_slopes;   /* (H) or NULL (attn_alibi_slopes of attn/posenc.h gives the paper's) */
+    int alibi_bidirectional;     /* 1: ALiBi's bias is -slope_h |j - i| (encoders: keys after the
+                                    query too, as attn_alibi_bias's symmetric form); 0: slope_h (j - i) */
     const float *t5_table;       /* (t5_buckets, H) or NULL */
     int t5_buckets, t5_max_distance, t5_bidirectional; /* as T5's relative_position_bucket */
     const float *sinks;          /* (H) or NULL */
