@@ -155,28 +155,33 @@ typedef struct {
 } bufs;
 
 /* Median seconds of the forward (+ backward) of desc a with each of the nv modifiers mods[v]
- * (NULL: none) into sec[v], the variants taking turns run by run so that all of them see the
- * same load of a shared machine. */
-static int time_mods(const bufs *b, attn_desc *a, const attn_mods *const *mods, int nv, double *sec) {
+ * (NULL: none) into sec[v], and of the process's CPU time (all threads) into cpu[v] if not
+ * NULL, the variants taking turns run by run so that all of them see the same load of a
+ * shared machine. The library's threads sleep while they wait, so the CPU time is the work
+ * done, without the time other processes held the cores. */
+static int time_mods(const bufs *b, attn_desc *a, const attn_mods *const *mods, int nv, double *sec, double *cpu) {
     int R = b->o->repeat, st = ATTN_OK;
-    double t[8][101];
+    double t[8][101], c[8][101];
     if (R > 100) R = 100;
     for (int r = -1; r < R && !st; r++)
         for (int v = 0; v < nv && !st; v++) {
             a->mods = mods[v];
-            double t0 = cli_bench_now();
+            double t0 = cli_bench_now(), c0 = cli_bench_cpu_now();
             st = attn_forward(a, b->Q, b->K, b->V, b->O, NULL, b->lse);
             if (!st && b->o->backward)
                 st = attn_backward(a, b->Q, b->K, b->V, b->O, b->lse, b->dO, b->dQ, b->dK, b->dV, NULL);
-            if (r >= 0) t[v][r] = cli_bench_now() - t0;
+            if (r >= 0) t[v][r] = cli_bench_now() - t0, c[v][r] = cli_bench_cpu_now() - c0;
         }
     a->mods = NULL;
-    for (int v = 0; v < nv && !st; v++) sec[v] = cli_bench_median(t[v], R);
+    for (int v = 0; v < nv && !st; v++) {
+        sec[v] = cli_bench_median(t[v], R);
+        if (cpu) cpu[v] = cli_bench_median(c[v], R);
+    }
     return st;
 }
 static int time_desc(const bufs *b, attn_desc *a, double *sec) {
     const attn_mods *m = a->mods;
-    int st = time_mods(b, a, &m, 1, sec);
+    int st = time_mods(b, a, &m, 1, sec, NULL);
     a->mods = m;
     return st;
 }
@@ -288,8 +293,8 @@ int cli_bench_mods(const char *cmd, const bench_mods_opts *o) {
             }
             /* none, built-in, scalar callback, tile callbacks: taking turns */
             const attn_mods *vars[5] = {NULL, &bi, &cb, &tl[0], &tl[1]};
-            double tv[5] = {0}, none = 0, tb = 0, tc = 0, *tt = tv + 3;
-            st = time_mods(&b, &a, vars, has_cb ? 3 + ntl : 2, tv);
+            double tv[5] = {0}, cv[5] = {0}, none = 0, tb = 0, tc = 0, *tt = tv + 3;
+            st = time_mods(&b, &a, vars, has_cb ? 3 + ntl : 2, tv, cv);
             if (st) break;
             none = tv[0], tb = tv[1], tc = tv[2];
             if (has_cb) {
@@ -300,8 +305,9 @@ int cli_bench_mods(const char *cmd, const bench_mods_opts *o) {
                     double diff = 0;
                     if ((st = max_diff(&b, &a, &bi, &tl[x], nq, &diff))) break;
                     worst = fmax(worst, diff);
-                    printf("   score_mod_tile%s %10.3f ms (%.2fx built-in%s)", ntl > 1 ? (x ? " rational" : " tanhf") : "",
-                           tt[x] * 1e3, tt[x] / tb, tt[x] / tb <= 1.3 ? ", within 1.3x" : ", NOT within 1.3x");
+                    printf("   score_mod_tile%s %10.3f ms (%.2fx built-in%s; CPU time %.2fx)",
+                           ntl > 1 ? (x ? " rational" : " tanhf") : "", tt[x] * 1e3, tt[x] / tb,
+                           tt[x] / tb <= 1.3 ? ", within 1.3x" : ", NOT within 1.3x", cv[3 + x] / cv[1]);
                 }
                 printf("   max |O - built-in| of the tile callbacks %.1e\n", worst);
                 if (!st && !(worst <= 1e-4)) {
