@@ -6,8 +6,9 @@
 #   b_attn_drop    sinusoidal + --attn-dropout 0.1 (dropout on the attention weights, inside
 #                  the fused kernels, in every attention)
 #   c_alibi        --pos alibi: the paper's fixed geometric slopes
-#   d_alibi_learn  --pos alibi --alibi-learn: the decoder's slopes are parameters (one vector
-#                  per layer), trained through the kernels' dSlopes
+#   d_alibi_learn  --pos alibi --alibi-learn: every self-attention's slopes are parameters (one
+#                  vector per layer, encoder and decoder; before 2026-12-06 the decoder's only),
+#                  trained through the kernels' dSlopes
 # then test BLEU of each, greedy and beam 5 (attn eval), and the learned slopes beside their
 # initial values. To tell an effect from the spread of training, a and c are trained again with
 # --seed 2 (other initial weights, dropout masks and batch order). Two trainings run at a time (nice -n 5, one thread each: the machine is shared).
@@ -121,8 +122,8 @@ EOF
     echo "|---|---|---:|---:|---:|---:|---:|---:|"
     tail -n +2 "$CSV" | awk -F, '{ printf "| %s | `%s` | %s | %s | %s | %s | %s | %s |\n", $1, $2, $4, $5, $6, $7, $8, $9 }'
     echo
-    echo "Learned ALiBi slopes of d_alibi_learn (one vector per decoder layer, heads 0..3), from"
-    echo "the paper's geometric slopes; the encoder's stay at those (symmetric, fixed):"
+    echo "Learned ALiBi slopes of d_alibi_learn (one vector per layer, heads 0..3), from the paper's"
+    echo "geometric slopes (the encoder's in their symmetric form -slope |j - i|):"
     echo
     echo "| parameter | initial | learned |"
     echo "|---|---|---|"

@@ -23,7 +23,7 @@
 
 typedef struct {
     char name[128];
-    int causal, window, align, prefix, t5_buckets, t5_maxd, t5_bidir, user;
+    int causal, window, align, prefix, t5_buckets, t5_maxd, t5_bidir, user, alibi_bidir;
     float softcap, dropout;
     unsigned long long seed;
     double rtol, atol;
@@ -112,7 +112,7 @@ static void run_case(const mcase *c) {
     attn_mods m;
     memset(&m, 0, sizeof m);
     m.causal_align = c->align, m.prefix = c->prefix, m.softcap = c->softcap;
-    m.alibi_slopes = in[5].data, m.t5_table = in[6].data, m.sinks = in[7].data;
+    m.alibi_slopes = in[5].data, m.alibi_bidirectional = c->alibi_bidir, m.t5_table = in[6].data, m.sinks = in[7].data;
     m.t5_buckets = c->t5_buckets, m.t5_max_distance = c->t5_maxd, m.t5_bidirectional = c->t5_bidir;
     m.dropout = c->dropout, m.seed = c->seed;
     if (in[9].data) m.doc_offsets = in[9].data, m.n_docs = (int)in[9].shape[1] - 1;
@@ -383,6 +383,10 @@ static void test_errors(void) {
     memset(&m, 0, sizeof m);
     m.t5_table = x, m.t5_buckets = 1, m.t5_max_distance = 8;
     CHECK(attn_forward(&a, x, x, x, o, NULL, NULL) == ATTN_EINVAL && tu_err_has("T5"), "one T5 bucket");
+    memset(&m, 0, sizeof m);
+    m.alibi_slopes = x, m.alibi_bidirectional = 2;
+    CHECK(attn_forward(&a, x, x, x, o, NULL, NULL) == ATTN_EINVAL && tu_err_has("alibi_bidirectional"),
+          "alibi_bidirectional 2");
 }
 
 int main(void) {
@@ -395,11 +399,11 @@ int main(void) {
         if (line[0] == '#' || line[0] == '\n') continue;
         mcase c;
         memset(&c, 0, sizeof c);
-        int n = sscanf(line, "%127s %d %d %d %d %f %d %d %d %f %llu %d %lf %lf", c.name, &c.causal, &c.window, &c.align,
+        int n = sscanf(line, "%127s %d %d %d %d %f %d %d %d %f %llu %d %lf %lf %d", c.name, &c.causal, &c.window, &c.align,
                        &c.prefix, &c.softcap, &c.t5_buckets, &c.t5_maxd, &c.t5_bidir, &c.dropout, &c.seed, &c.user, &c.rtol,
-                       &c.atol);
-        CHECK(n == 14, "malformed line in cases.txt: %s", line);
-        if (n != 14) continue;
+                       &c.atol, &c.alibi_bidir);
+        CHECK(n == 15, "malformed line in cases.txt: %s", line);
+        if (n != 15) continue;
         run_case(&c);
         ncases++;
     }

@@ -683,16 +683,16 @@ static void test_slopes_start_fixed(void) {
     attn_transformer *mf = make(cf, 7), *ml = make(cl, 7);
     if (!mf || !ml) goto done;
     attn_params *pl = attn_transformer_params(ml);
-    for (int l = 0; l < 2; l++) {
+    for (int l = 0; l < 4; l++) { /* every self-attention's: the decoder's and the encoder's */
         char name[64];
-        snprintf(name, sizeof name, "decoder.layers.%d.self_attn.alibi_slopes", l);
+        snprintf(name, sizeof name, "%s.layers.%d.self_attn.alibi_slopes", l < 2 ? "decoder" : "encoder", l % 2);
         attn_param *p = attn_params_find(pl, name);
         CHECK(p && p->numel == 4, "%s (4)", name);
         for (int h = 0; p && h < 4; h++)
             CHECK(p->data[h] == (float)exp2(-8.0 * (h + 1) / 4), "%s[%d] = %g, the paper's 2^-%d", name, h, (double)p->data[h], 2 * (h + 1));
     }
-    CHECK(!attn_params_find(pl, "encoder.layers.0.self_attn.alibi_slopes"), "the encoder's slopes stay fixed");
-    CHECK(attn_params_numel(pl) == attn_params_numel(attn_transformer_params(mf)) + 8, "8 more parameters");
+    CHECK(!attn_params_find(pl, "decoder.layers.0.multihead_attn.alibi_slopes"), "no ALiBi in cross-attention");
+    CHECK(attn_params_numel(pl) == attn_params_numel(attn_transformer_params(mf)) + 16, "16 more parameters");
     float a[6 * 10], b[6 * 10];
     both_logp(mf, ml, a, b);
     tu_close("learned slopes at their start = fixed ALiBi", b, a, 6 * 10, 1e-5, 1e-5);
@@ -737,8 +737,67 @@ static void test_slope_gradients(void) {
         if (!m) continue;
         finite_differences(m, "decoder.layers.0.self_attn.alibi_slopes", 3, nf ? "pre-LN" : "post-LN");
         finite_differences(m, "decoder.layers.1.self_attn.alibi_slopes", 3, nf ? "pre-LN" : "post-LN");
+        /* the encoder's (bidirectional: keys on both sides, padded rows of the batch) */
+        finite_differences(m, "encoder.layers.0.self_attn.alibi_slopes", 3, nf ? "pre-LN" : "post-LN");
+        finite_differences(m, "encoder.layers.1.self_attn.alibi_slopes", 3, nf ? "pre-LN" : "post-LN");
         attn_transformer_free(m);
     }
+}
+
+/* ---- The slopes in a file ------------------------------------------------------------------ */
+
+/* Writes every parameter of ps to path but those whose name contains both `a` and `b`. */
+static int save_without(attn_params *ps, const char *a, const char *b, const char *path) {
+    attn_st_writer *w;
+    int st = attn_st_writer_new(&w);
+    for (int i = 0; !st && i < attn_params_count(ps); i++) {
+        const attn_param *p = attn_params_at(ps, i);
+        if (!strstr(p->name, a) || !strstr(p->name, b)) st = attn_st_writer_add_f32(w, p->name, p->ndim, p->shape, p->data);
+    }
+    if (!st) st = attn_st_writer_save(w, path);
+    attn_st_writer_free(w);
+    return st;
+}
+
+static void test_slopes_checkpoint(void) {
+    attn_transformer_config c = tiny_mods(ATTN_POS_ALIBI, 1, 2);
+    c.alibi_learn = 1;
+    attn_transformer *m = make(c, 5), *m2 = make(c, 6), *m3 = make(c, 7);
+    char path[] = "/tmp/attn_slopes_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp");
+    if (!m || !m2 || !m3 || fd < 0) goto done;
+    close(fd);
+    attn_params *ps = attn_transformer_params(m), *p2 = attn_transformer_params(m2), *p3 = attn_transformer_params(m3);
+    for (int i = 0; i < attn_params_count(ps); i++) { /* slopes unlike the paper's */
+        attn_param *p = attn_params_at(ps, i);
+        for (int h = 0; strstr(p->name, "alibi_slopes") && h < 4; h++) p->data[h] = 0.1f * (float)(i + h + 1);
+    }
+    /* Every slope saved and loaded. */
+    CHECK(save_without(ps, "none", "none", path) == ATTN_OK && attn_params_load(p2, path, 0) == ATTN_OK, "round trip: %s",
+          attn_last_error());
+    for (int i = 0; i < attn_params_count(ps); i++) {
+        const attn_param *a = attn_params_at(ps, i), *b = attn_params_at(p2, i);
+        CHECK(!strcmp(a->name, b->name) && !memcmp(a->data, b->data, (size_t)a->numel * sizeof(float)), "%s after load",
+              a->name);
+    }
+    /* A file without any slopes: the decoder's are not optional. */
+    CHECK(save_without(ps, "self_attn", "alibi_slopes", path) == ATTN_OK, "write: %s", attn_last_error());
+    CHECK(attn_params_load(p3, path, 0) == ATTN_ENOTFOUND, "a file without the decoder's slopes is refused");
+    /* A file of a model that learned the decoder's slopes only: the encoder's stay as they are
+     * (the paper's in a new model: the fixed ALiBi that model was trained with). */
+    CHECK(save_without(ps, "encoder.layers", "alibi_slopes", path) == ATTN_OK, "write: %s", attn_last_error());
+    CHECK(attn_params_load(p3, path, 0) == ATTN_OK, "decoder-only slopes file: %s", attn_last_error());
+    attn_param *e = attn_params_find(p3, "encoder.layers.1.self_attn.alibi_slopes"),
+               *d = attn_params_find(p3, "decoder.layers.1.self_attn.alibi_slopes"),
+               *dw = attn_params_find(ps, "decoder.layers.1.self_attn.alibi_slopes");
+    CHECK(e && e->data[0] == (float)exp2(-2.0) && e->data[3] == (float)exp2(-8.0), "the encoder's slopes stay the paper's");
+    CHECK(d && dw && !memcmp(d->data, dw->data, 4 * sizeof(float)), "the decoder's slopes from the file");
+done:
+    if (fd >= 0) unlink(path);
+    attn_transformer_free(m);
+    attn_transformer_free(m2);
+    attn_transformer_free(m3);
 }
 
 /* ---- Training, then decoding the trained model ------------------------------------------- */
@@ -810,20 +869,25 @@ static void test_mods_training(void) {
         const char *what = k ? "learned slopes" : "attention dropout";
         attn_transformer *m = make(c, 2);
         if (!m) continue;
-        float s0[2][4] = {{0}};
+        float s0[4][4] = {{0}};
         attn_params *ps = attn_transformer_params(m);
-        attn_param *sl[2] = {attn_params_find(ps, "decoder.layers.0.self_attn.alibi_slopes"),
-                             attn_params_find(ps, "decoder.layers.1.self_attn.alibi_slopes")};
-        for (int l = 0; k && l < 2; l++)
+        attn_param *sl[4] = {attn_params_find(ps, "decoder.layers.0.self_attn.alibi_slopes"),
+                             attn_params_find(ps, "decoder.layers.1.self_attn.alibi_slopes"),
+                             attn_params_find(ps, "encoder.layers.0.self_attn.alibi_slopes"),
+                             attn_params_find(ps, "encoder.layers.1.self_attn.alibi_slopes")};
+        for (int l = 0; k && l < 4; l++)
             if (sl[l]) memcpy(s0[l], sl[l]->data, sizeof s0[l]);
         double first, last;
         train_reversal(m, 150, &first, &last);
         CHECK(last < 0.5 * first, "%s: the loss falls (%.4g -> %.4g over 150 steps)", what, first, last);
         if (k) {
-            double moved = 0;
-            for (int l = 0; l < 2; l++)
-                for (int h = 0; sl[l] && h < 4; h++) moved = fmax(moved, fabs(sl[l]->data[h] - s0[l][h]));
-            CHECK(sl[0] && sl[1] && moved > 1e-3, "learned slopes move from the paper's (by at most %g)", moved);
+            for (int s = 0; s < 2; s++) { /* each stack's slopes move */
+                double moved = 0;
+                for (int l = 2 * s; l < 2 * s + 2; l++)
+                    for (int h = 0; sl[l] && h < 4; h++) moved = fmax(moved, fabs(sl[l]->data[h] - s0[l][h]));
+                CHECK(sl[2 * s] && sl[2 * s + 1] && moved > 1e-3, "learned %s slopes move from the paper's (by at most %g)",
+                      s ? "encoder" : "decoder", moved);
+            }
             check_cache(m, "trained learned slopes, pre-LN, grouped heads");
         }
         attn_transformer_free(m);
@@ -859,6 +923,7 @@ int main(void) {
     test_slopes_start_fixed();
     test_attn_dropout();
     test_slope_gradients();
+    test_slopes_checkpoint();
     test_mods_training();
     return tu_summary("test_transformer");
 }

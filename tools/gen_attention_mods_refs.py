@@ -11,7 +11,10 @@ the library's keep mask (its hash reimplemented below), the weighted sum, and
 torch.autograd for every gradient with a random dO. One line per case in cases.txt:
 
     name causal window align prefix softcap t5_buckets t5_max_distance t5_bidirectional
-         dropout seed user rtol atol
+         dropout seed user rtol atol alibi_bidirectional
+
+alibi_bidirectional = 1: ALiBi's bias is -slope_h |j - i| (attn_mods.alibi_bidirectional),
+else slope_h (j - i).
 
 user = 1: the test's mask_mod and score_mod (defined identically in the C test):
     mask_mod(b, h, i, j)     = (i // 100 == j // 100) and not (i == 130 and j % 3 == 0)
@@ -110,7 +113,8 @@ def forward(c, t):
     if "bias" in t:
         s = s + t["bias"]
     if "slopes" in t:
-        s = s + t["slopes"].view(1, H, 1, 1) * (j - i).double()
+        dist = -(j - i).abs() if c["alibi_bidir"] else j - i
+        s = s + t["slopes"].view(1, H, 1, 1) * dist.double()
     if "t5" in t:
         bk = t5_bucket(j - i, c["t5_bidir"], c["t5_buckets"], c["t5_maxd"])  # (Nq, Nk)
         s = s + t["t5"][bk].permute(2, 0, 1).unsqueeze(0)  # table (nb, H) -> (1, H, Nq, Nk)
@@ -134,9 +138,9 @@ def forward(c, t):
 
 def gen_case(out, name, rng, B=1, H=2, Hkv=None, Nq=37, Nk=53, d=19, causal=0, window=0, align=0, prefix=0,
              softcap=0.0, t5=None, dropout=0.0, seed=0, user=0, docs=None, bias=None, slopes=False, sinks=False,
-             qscale=1.0, rtol=2e-4, atol=2e-5):
+             qscale=1.0, rtol=2e-4, atol=2e-5, alibi_bidir=0):
     Hkv = Hkv or H
-    c = dict(causal=causal, window=window, align=align, prefix=prefix, softcap=softcap, user=user,
+    c = dict(causal=causal, window=window, align=align, prefix=prefix, softcap=softcap, user=user, alibi_bidir=alibi_bidir,
              t5_buckets=t5[0] if t5 else 0, t5_maxd=t5[1] if t5 else 0, t5_bidir=t5[2] if t5 else 0)
     arrays = {
         "q": (rng.standard_normal((B, H, Nq, d)) * qscale).astype(np.float32),
@@ -186,7 +190,7 @@ def gen_case(out, name, rng, B=1, H=2, Hkv=None, Nq=37, Nk=53, d=19, causal=0, w
         np.save(os.path.join(dirp, "d" + n + "_ref.npy"), t[n].grad.numpy())
     t5c = t5 or (0, 0, 0)
     return (f"{name} {causal} {window} {align} {prefix} {softcap} {t5c[0]} {t5c[1]} {int(t5c[2])} "
-            f"{dropout} {seed} {user} {rtol} {atol}\n")
+            f"{dropout} {seed} {user} {rtol} {atol} {alibi_bidir}\n")
 
 
 def main():
@@ -196,7 +200,7 @@ def main():
     os.makedirs(out)
     rng = np.random.default_rng(13)
     lines = ["# name causal window align prefix softcap t5_buckets t5_max_distance t5_bidirectional dropout seed "
-             "user rtol atol (tools/gen_attention_mods_refs.py)\n"]
+             "user rtol atol alibi_bidirectional (tools/gen_attention_mods_refs.py)\n"]
     N = 41
     lines.append(gen_case(out, "docs_causal", rng, B=2, Nq=N, Nk=N, causal=1,
                           docs=[[0, 10, 10, 25, N], [0, 3, 30, 40, N]]))
@@ -218,6 +222,11 @@ def main():
     # Few queries against many keys: the forward splits the keys into ranges (decoding).
     lines.append(gen_case(out, "decode_split", rng, Nq=3, Nk=600, d=8, causal=1, align=1, slopes=True,
                           softcap=4.0, sinks=True, dropout=0.1, seed=3))
+    # ALiBi for encoders: -slope |j - i|, keys on both sides (with a bias and grouped heads too).
+    lines.append(gen_case(out, "alibi_bidir", rng, slopes=True, alibi_bidir=1))
+    lines.append(gen_case(out, "alibi_bidir_gqa", rng, B=2, H=4, Hkv=2, Nq=N, Nk=N, slopes=True, alibi_bidir=1,
+                          bias=(2, 1, 1, N), docs=[[0, 20, N], [0, 9, N]]))
+    lines.append(gen_case(out, "decode_split_bidir", rng, Nq=3, Nk=600, d=8, slopes=True, alibi_bidir=1))
     with open(os.path.join(out, "cases.txt"), "w") as f:
         f.writelines(lines)
 

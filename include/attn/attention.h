@@ -89,6 +89,7 @@ typedef struct {
  *
  * The score of query i and key j of (batch b, query head h) goes through, in this order:
  *   s0 = scale q.k + bias_ij + slope_h (j - i) [alibi] + table[bucket(j - i), h] [T5]
+ *        (with alibi_bidirectional: - slope_h |j - i|, the same for j <= i, symmetric after)
  *   s1 = score_mod(s0, b, h, i, j, ctx)          (or score_mod_tile; s0 if neither)
  *   s  = softcap tanh(s1 / softcap)              (s1 if softcap is 0)
  * and is hidden (-inf) unless every mask allows it: those of attn_mask, then
@@ -127,7 +128,10 @@ typedef float (*attn_score_mod_fn)(float s, int b, int h, int i, int j, void *ct
  * (dparams holds n_dparams floats; it is NULL when only the return value is wanted). */
 typedef float (*attn_score_mod_bwd_fn)(float s, float g, int b, int h, int i, int j, void *ctx, float *dparams);
 /* score_mod for a tile of scores at once, in the fused kernels' own layout (nothing is copied,
- * one call per tile instead of one per score, and its loop over the queries vectorises):
+ * one call per tile instead of one per score, and its loop over the queries vectorises; build
+ * it for the CPU's vector width, e.g. with GCC's or clang's target_clones as the example
+ * callbacks of src/cli/cli_bench_mods.c are, since the kernels run AVX-512 where they can and
+ * a loop built for the baseline x86-64 has 4 lanes):
  * the scores of queries i0 .. i0 + nq - 1 and keys j0 .. j0 + nk - 1 of (batch b, head h),
  * score (i0 + l, j0 + jj) at s[jj * ld + l] for l < nq, jj < nk, replaced in place by
  * score_mod of it. Contract, beside the one above:
@@ -164,6 +168,8 @@ typedef struct {
     int n_dparams;               /* floats the score_mod's parameters have (attn_mods_grad.dparams) */
     float softcap;               /* > 0: soft-capping; 0 = none */
     const float *alibi_slopes;   /* (H) or NULL (attn_alibi_slopes of attn/posenc.h gives the paper's) */
+    int alibi_bidirectional;     /* 1: ALiBi's bias is -slope_h |j - i| (encoders: keys after the
+                                    query too, as attn_alibi_bias's symmetric form); 0: slope_h (j - i) */
     const float *t5_table;       /* (t5_buckets, H) or NULL */
     int t5_buckets, t5_max_distance, t5_bidirectional; /* as T5's relative_position_bucket */
     const float *sinks;          /* (H) or NULL */

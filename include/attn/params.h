@@ -59,6 +59,8 @@ typedef struct {
     attn_init init;
     int frozen;                      /* 1: no gradient, optimisers leave it alone */
     int no_decay;                    /* 1: weight decay skips it (e.g. biases, norms) */
+    int optional;                    /* 1: attn_params_load keeps its values when the file lacks
+                                        it (a parameter added after such files were saved) */
 } attn_param;
 
 typedef struct attn_params attn_params;
@@ -93,7 +95,7 @@ void attn_params_zero_grad(attn_params *ps);
  * of n_meta key/value pairs. Atomic. */
 int attn_params_save(const attn_params *ps, const char *path, int n_meta, const char *const *meta_kv);
 /* Loads every parameter by name with its shape checked (ATTN_ENOTFOUND for a missing one,
- * ATTN_ESHAPE for a mis-shaped one). A tensor in the file that matches no parameter is an
+ * unless it is optional: it then keeps its values; ATTN_ESHAPE for a mis-shaped one). A tensor in the file that matches no parameter is an
  * error (ATTN_EINVAL) unless allow_extra. */
 int attn_params_load(attn_params *ps, const char *path, int allow_extra);
 

@@ -40,6 +40,7 @@ void cli_attend_ring_cancel(int rc);
 /* attn bench attention --ring (cli_bench_ring.c), on every rank; rank 0 prints. */
 double cli_bench_now(void);                /* monotonic seconds (cli_bench.c) */
 double cli_bench_median(double *v, int n); /* sorts v */
+double cli_bench_cpu_now(void);            /* the process's CPU seconds, all threads (cli_bench.c) */
 int cli_bench_ring(int B, int H, int Hkv, int d, int causal, int backward, int repeat, int json, const int *ns, int nn);
 int cli_mha(int argc, char **argv);      /* cli_mha.c */
 int cli_explain(int argc, char **argv);  /* cli_explain.c */

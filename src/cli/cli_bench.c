@@ -10,7 +10,7 @@
  * (--ref-heads, default: all of them up to N = 1024, one group of heads above) and scaled by
  * the number of heads, which is exact up to noise since heads are independent tasks; the
  * output marks it. (mha always times the reference on every head.)
- * With --json, the process CPU time per thread is reported beside the wall clock (see cpu_s).
+ * With --json, the process CPU time per thread is reported beside the wall clock (see cli_bench_cpu_now).
  * Peak memory: every allocation of the library goes through a counting hook, so the bench
  * reports the most the library held at once during a call (scratch, on top of the caller's
  * inputs and outputs), and the process's peak resident size.
@@ -101,7 +101,7 @@ double cli_bench_now(void) {
 /* CPU time of the whole process (all threads). The library's threads sleep while they wait,
  * so on a machine shared with other work (CPU time) / threads shows what the code does when it
  * has its cores, where the wall clock also counts the time others held them. */
-static double cpu_s(void) {
+double cli_bench_cpu_now(void) {
     struct timespec t;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
@@ -210,9 +210,9 @@ static int time_shape(const shape *s, int heads, int repeat, double *sec, double
         *peak = atomic_load(&g_peak) - base;
     }
     for (int r = 0; !st && r < repeat; r++) {
-        double t0 = cli_bench_now(), c0 = cpu_s();
+        double t0 = cli_bench_now(), c0 = cli_bench_cpu_now();
         st = run_once(s, &b, heads);
-        t[r] = cli_bench_now() - t0, c[r] = cpu_s() - c0;
+        t[r] = cli_bench_now() - t0, c[r] = cli_bench_cpu_now() - c0;
     }
     if (!st) *sec = cli_bench_median(t, repeat), *cpu = cli_bench_median(c, repeat);
     free(t);

@@ -65,14 +65,31 @@ static float cb_t5_bwd(float s, float g, int b, int h, int i, int j, void *ctx, 
 
 /* The same modifiers as tile callbacks (attn_score_mod_tile_fn), written as a user would:
  * plain C loops over the kernel's tile, score (i0 + l, j0 + jj) at s[jj * ld + l], that the
- * compiler vectorises (this file is built for the baseline x86-64: SSE2). */
-static void tl_alibi(float *s, int64_t ld, int nq, int nk, int b, int h, int i0, int j0, void *ctx) {
+ * compiler vectorises. This file is built for the baseline x86-64 (SSE2, 4 floats a vector)
+ * while the kernels run AVX-512 (16), so each callback is built three times by function
+ * multiversioning (TILE_CLONES: GCC >= 11 or clang >= 14 on x86-64 with glibc's ifunc) for
+ * x86-64-v4 (AVX-512), v3 (AVX2, FMA) and the baseline, and the loader picks the one this CPU
+ * runs; elsewhere it is the plain function. No intrinsics and no -march flag: the same C.
+ * GCC turns the compares of a clamp into vector selects only where they may not trap, hence
+ * -fno-trapping-math on the functions that clamp (NO_TRAP; clang does it anyway). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NO_TRAP __attribute__((optimize("no-trapping-math")))
+#else
+#define NO_TRAP
+#endif
+#if defined(__x86_64__) && defined(__GLIBC__) && \
+    ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && __GNUC__ >= 11))
+#define TILE_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define TILE_CLONES
+#endif
+TILE_CLONES static void tl_alibi(float *s, int64_t ld, int nq, int nk, int b, int h, int i0, int j0, void *ctx) {
     (void)b;
     const float slope = ((const cb_ctx *)ctx)->slopes[h];
     for (int jj = 0; jj < nk; jj++)
         for (int l = 0; l < nq; l++) s[jj * ld + l] += slope * (float)(j0 + jj - i0 - l);
 }
-static void tl_t5(float *s, int64_t ld, int nq, int nk, int b, int h, int i0, int j0, void *ctx) {
+TILE_CLONES static void tl_t5(float *s, int64_t ld, int nq, int nk, int b, int h, int i0, int j0, void *ctx) {
     (void)b;
     const cb_ctx *c = ctx;
     const float *rel = c->rel + (size_t)h * c->rs + (j0 - i0); /* the bias of jj - l: consecutive along l */
@@ -80,7 +97,7 @@ static void tl_t5(float *s, int64_t ld, int nq, int nk, int b, int h, int i0, in
         for (int l = 0; l < nq; l++) s[jj * ld + l] += rel[jj - l];
 }
 /* d/ds of ALiBi and T5: 1. */
-static void tl_one_bwd(const float *s, float *g, int64_t ld, int nq, int nk, int b, int h, int i0, int j0, void *ctx) {
+TILE_CLONES static void tl_one_bwd(const float *s, float *g, int64_t ld, int nq, int nk, int b, int h, int i0, int j0, void *ctx) {
     (void)s, (void)b, (void)h, (void)i0, (void)j0, (void)ctx;
     for (int jj = 0; jj < nk; jj++)
         for (int l = 0; l < nq; l++) g[jj * ld + l] = 1.0f;
@@ -99,15 +116,9 @@ static void tl_softcap_bwd(const float *s, float *g, int64_t ld, int nq, int nk,
         }
 }
 /* tanh as a rational function, Eigen's float tanh (odd degree 13 over even degree 6, x
- * clamped to +-7.9 where it rounds to +-1): a few ulp, and a loop of it vectorises. GCC turns
- * the clamp's compares into vector selects only where they may not trap (-fno-trapping-math,
- * as a user would build such code); clang does it anyway. */
-#if defined(__GNUC__) && !defined(__clang__)
-#define NO_TRAP __attribute__((optimize("no-trapping-math")))
-#else
-#define NO_TRAP
-#endif
-NO_TRAP static inline float tanh_rational(float x) {
+ * clamped to +-7.9 where it rounds to +-1): a few ulp, and a loop of it vectorises (inlined
+ * into each clone, hence always_inline). */
+__attribute__((always_inline)) NO_TRAP static inline float tanh_rational(float x) {
     const float c = 7.90531110763549805f;
     x = x < c ? x : c;
     x = x > -c ? x : -c;
@@ -123,12 +134,12 @@ NO_TRAP static inline float tanh_rational(float x) {
     q = q * x2 + 4.89352518554385e-03f;
     return x * p / q;
 }
-NO_TRAP static void tl_softcap_r(float *s, int64_t ld, int nq, int nk, int b, int h, int i0, int j0, void *ctx) {
+TILE_CLONES NO_TRAP static void tl_softcap_r(float *s, int64_t ld, int nq, int nk, int b, int h, int i0, int j0, void *ctx) {
     (void)b, (void)h, (void)i0, (void)j0, (void)ctx;
     for (int jj = 0; jj < nk; jj++)
         for (int l = 0; l < nq; l++) s[jj * ld + l] = SOFTCAP * tanh_rational(s[jj * ld + l] * (1.0f / SOFTCAP));
 }
-NO_TRAP static void tl_softcap_r_bwd(const float *s, float *g, int64_t ld, int nq, int nk, int b, int h, int i0, int j0,
+TILE_CLONES NO_TRAP static void tl_softcap_r_bwd(const float *s, float *g, int64_t ld, int nq, int nk, int b, int h, int i0, int j0,
                              void *ctx) {
     (void)b, (void)h, (void)i0, (void)j0, (void)ctx;
     for (int jj = 0; jj < nk; jj++)
@@ -144,29 +155,50 @@ typedef struct {
 } bufs;
 
 /* Median seconds of the forward (+ backward) of desc a with each of the nv modifiers mods[v]
- * (NULL: none) into sec[v], the variants taking turns run by run so that all of them see the
- * same load of a shared machine. */
-static int time_mods(const bufs *b, attn_desc *a, const attn_mods *const *mods, int nv, double *sec) {
+ * (NULL: none) into sec[v], and of the process's CPU time (all threads) into cpu[v] if not
+ * NULL, the variants taking turns run by run so that all of them see the same load of a
+ * shared machine. The library's threads sleep while they wait, so the CPU time is the work
+ * done, without the time other processes held the cores. */
+static int time_mods(const bufs *b, attn_desc *a, const attn_mods *const *mods, int nv, double *sec, double *cpu) {
     int R = b->o->repeat, st = ATTN_OK;
-    double t[8][101];
+    double t[8][101], c[8][101];
     if (R > 100) R = 100;
     for (int r = -1; r < R && !st; r++)
         for (int v = 0; v < nv && !st; v++) {
             a->mods = mods[v];
-            double t0 = cli_bench_now();
+            double t0 = cli_bench_now(), c0 = cli_bench_cpu_now();
             st = attn_forward(a, b->Q, b->K, b->V, b->O, NULL, b->lse);
             if (!st && b->o->backward)
                 st = attn_backward(a, b->Q, b->K, b->V, b->O, b->lse, b->dO, b->dQ, b->dK, b->dV, NULL);
-            if (r >= 0) t[v][r] = cli_bench_now() - t0;
+            if (r >= 0) t[v][r] = cli_bench_now() - t0, c[v][r] = cli_bench_cpu_now() - c0;
         }
     a->mods = NULL;
-    for (int v = 0; v < nv && !st; v++) sec[v] = cli_bench_median(t[v], R);
+    for (int v = 0; v < nv && !st; v++) {
+        sec[v] = cli_bench_median(t[v], R);
+        if (cpu) cpu[v] = cli_bench_median(c[v], R);
+    }
     return st;
 }
 static int time_desc(const bufs *b, attn_desc *a, double *sec) {
     const attn_mods *m = a->mods;
-    int st = time_mods(b, a, &m, 1, sec);
+    int st = time_mods(b, a, &m, 1, sec, NULL);
     a->mods = m;
+    return st;
+}
+
+/* The largest |O - O_built-in| of the forward with callback modifiers cb (into *diff), so that
+ * a timing never stands for a wrong result. */
+static int max_diff(const bufs *b, attn_desc *a, const attn_mods *bi, const attn_mods *cb, size_t n, double *diff) {
+    float *ref = malloc(n * sizeof *ref);
+    if (!ref) return ATTN_ENOMEM;
+    a->mods = bi;
+    int st = attn_forward(a, b->Q, b->K, b->V, ref, NULL, b->lse);
+    a->mods = cb;
+    if (!st) st = attn_forward(a, b->Q, b->K, b->V, b->O, NULL, b->lse);
+    a->mods = NULL;
+    *diff = 0;
+    for (size_t x = 0; !st && x < n; x++) *diff = fmax(*diff, fabs((double)b->O[x] - ref[x]));
+    free(ref);
     return st;
 }
 
@@ -261,17 +293,27 @@ int cli_bench_mods(const char *cmd, const bench_mods_opts *o) {
             }
             /* none, built-in, scalar callback, tile callbacks: taking turns */
             const attn_mods *vars[5] = {NULL, &bi, &cb, &tl[0], &tl[1]};
-            double tv[5] = {0}, none = 0, tb = 0, tc = 0, *tt = tv + 3;
-            st = time_mods(&b, &a, vars, has_cb ? 3 + ntl : 2, tv);
+            double tv[5] = {0}, cv[5] = {0}, none = 0, tb = 0, tc = 0, *tt = tv + 3;
+            st = time_mods(&b, &a, vars, has_cb ? 3 + ntl : 2, tv, cv);
             if (st) break;
             none = tv[0], tb = tv[1], tc = tv[2];
             if (has_cb) {
                 printf("  %-8s built-in %10.3f ms (%.2fx none)   score_mod %10.3f ms (%.2fx built-in)", m, tb * 1e3,
                        tb / none, tc * 1e3, tc / tb);
-                for (int x = 0; x < ntl; x++)
-                    printf("   score_mod_tile%s %10.3f ms (%.2fx built-in%s)", ntl > 1 ? (x ? " rational" : " tanhf") : "",
-                           tt[x] * 1e3, tt[x] / tb, tt[x] / tb <= 1.3 ? ", within 1.3x" : ", NOT within 1.3x");
-                printf("\n");
+                double worst = 0;
+                for (int x = 0; x < ntl; x++) {
+                    double diff = 0;
+                    if ((st = max_diff(&b, &a, &bi, &tl[x], nq, &diff))) break;
+                    worst = fmax(worst, diff);
+                    printf("   score_mod_tile%s %10.3f ms (%.2fx built-in%s; CPU time %.2fx)",
+                           ntl > 1 ? (x ? " rational" : " tanhf") : "", tt[x] * 1e3, tt[x] / tb,
+                           tt[x] / tb <= 1.3 ? ", within 1.3x" : ", NOT within 1.3x", cv[3 + x] / cv[1]);
+                }
+                printf("   max |O - built-in| of the tile callbacks %.1e\n", worst);
+                if (!st && !(worst <= 1e-4)) {
+                    rc = cli_fail(cmd, "the %s tile callback's output differs from the built-in's by %.1e", m, worst);
+                    goto next;
+                }
             } else
                 printf("  %-8s built-in %10.3f ms (%.2fx none)\n", m, tb * 1e3, tb / none);
             fflush(stdout);

@@ -10,8 +10,5 @@ typedef struct {
 } bench_mods_opts;
 
 int cli_bench_mods(const char *cmd, const bench_mods_opts *o);
-/* From cli_bench.c: the monotonic clock in seconds, and the median of v (n), sorting it. */
-double cli_bench_now(void);
-double cli_bench_median(double *v, int n);
 
 #endif

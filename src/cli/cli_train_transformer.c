@@ -31,8 +31,9 @@ static const char HELP_MODEL[] =
     "  --ff N              feed-forward size (default 1024)\n"
     "  --layers N          encoder and decoder layers (default 3); --enc-layers N, --dec-layers N\n"
     "  --pos KIND          none, sinusoidal (default), learned, rope, alibi\n"
-    "  --alibi-learn       with --pos alibi: the decoder's slopes are parameters (one vector\n"
-    "                      per layer, from the paper's), trained through the kernels' dSlopes\n"
+    "  --alibi-learn       with --pos alibi: every self-attention's slopes are parameters (one\n"
+    "                      vector per layer, encoder and decoder, from the paper's), trained\n"
+    "                      through the kernels' dSlopes (the encoder's ALiBi is -slope |j - i|)\n"
     "  --norm post|pre     layer norm after the residual (the paper, default) or before\n"
     "  --share none|tgt|all   tie the generator to the target embedding (tgt, default), or all\n"
     "                      three tables (one vocabulary for both sides)\n"
@@ -125,7 +126,7 @@ static void tr_describe(attn_translator *t, char *buf, size_t cap) {
     const attn_transformer_config *c = config_of(t);
     int n = snprintf(buf, cap, "transformer, %d+%d layers, d_model %d, %d heads (%d key/value), d_ff %d, %s positions%s, %s-LN, %s, share %s",
                      c->enc_layers, c->dec_layers, c->d_model, c->heads, c->kv_heads, c->d_ff, attn_pos_name(c->pos),
-                     c->alibi_learn ? " (learned decoder slopes)" : "", c->norm_first ? "pre" : "post",
+                     c->alibi_learn ? " (learned slopes)" : "", c->norm_first ? "pre" : "post",
                      c->activation == ATTN_ACT_GELU ? "gelu" : "relu", attn_share_name(c->share));
     if (c->attn_dropout > 0 && n > 0 && (size_t)n < cap) snprintf(buf + n, cap - (size_t)n, ", attention dropout %g", (double)c->attn_dropout);
 }

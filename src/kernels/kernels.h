@@ -55,7 +55,7 @@ typedef struct {
                                void *ctx);
     void *ctx;
     int ew;                       /* any element-wise score modifier below (or score_mod) */
-    int alibi; float slope;       /* ALiBi: s += slope (j - i) */
+    int alibi; float slope;       /* ALiBi: s += slope attn__alibi_dist (alibi 2: bidirectional) */
     const float *t5; int t5_rs, t5_nb, t5_maxd, t5_bidir; /* T5: s += t5[bucket * t5_rs] */
     const int *t5_bk;             /* T5: the bucket of j - i at t5_bk[j - i] (-Nq < j - i < Nk) */
     const float *t5_rev;          /* T5: this head's bias of j - i at t5_rev[i - j], for i - j from
@@ -121,10 +121,16 @@ static inline float attn__drop_factor(const attn__head *h, int i, int j) {
 
 int attn__t5_bucket(int rel, int bidirectional, int num_buckets, int max_distance);
 
+/* ALiBi's distance of key j from query i: j - i, or -|j - i| when bidirectional (alibi 2). */
+static inline float attn__alibi_dist(const attn__head *h, int i, int j) {
+    int r = j - i;
+    return (float)(h->alibi == 2 && r > 0 ? -r : r);
+}
+
 /* The element-wise modifiers of a visible score s (scale q.k + bias): ALiBi, T5, score_mod
  * (or score_mod_tile on this one score), softcap. *g (if not NULL) gets d result / d s. */
 static inline float attn__mods_apply(const attn__head *h, int i, int j, float s, float *g) {
-    if (h->alibi) s += h->slope * (float)(j - i);
+    if (h->alibi) s += h->slope * attn__alibi_dist(h, i, j);
     if (h->t5_bk) s += h->t5[h->t5_bk[j - i] * h->t5_rs];
     float gr = 1.0f;
     if (h->score_mod) {

@@ -326,14 +326,23 @@ int attn_transformer_new(const attn_transformer_config *cfg_in, uint64_t seed, a
     m->gen_w = cfg.share == ATTN_SHARE_NONE ? add2(m->ps, &st, "", "generator.weight", cfg.tgt_vocab, E, attn_init_xavier_uniform(1.0f))
                                             : m->tgt_emb;
     m->gen_b = add1(m->ps, &st, "", "generator.bias", cfg.tgt_vocab, attn_init_zeros(), 1);
-    /* Learned ALiBi slopes last, so that every other parameter starts as with fixed slopes. */
-    for (int i = 0; cfg.alibi_learn && i < cfg.dec_layers; i++) {
+    /* Learned ALiBi slopes last, so that every other parameter starts as with fixed slopes:
+     * every self-attention's (the decoder's, then the encoder's, bidirectional there), each
+     * starting at the paper's. Cross-attention has no ALiBi (its queries and keys are
+     * positions of two different sentences). The encoder's are optional in a file: a model
+     * saved when only the decoder's slopes were learned loads with the encoder's fixed, as
+     * it was trained. */
+    for (int i = 0; cfg.alibi_learn && i < cfg.dec_layers + cfg.enc_layers; i++) {
+        int enc = i >= cfg.dec_layers, l = enc ? i - cfg.dec_layers : i;
+        tr_layer *L = enc ? &m->enc[l] : &m->dec[l];
         char pre[96];
-        snprintf(pre, sizeof pre, "decoder.layers.%d.self_attn.", i);
-        m->dec[i].slopes = add1(m->ps, &st, pre, "alibi_slopes", cfg.heads, attn_init_zeros(), 1);
+        snprintf(pre, sizeof pre, "%s.layers.%d.self_attn.", enc ? "encoder" : "decoder", l);
+        L->slopes = add1(m->ps, &st, pre, "alibi_slopes", cfg.heads, attn_init_zeros(), 1);
+        if (L->slopes) L->slopes->optional = enc;
     }
     if (!st) st = attn_params_init(m->ps, seed);
-    for (int i = 0; !st && cfg.alibi_learn && i < cfg.dec_layers; i++) st = attn_alibi_slopes(cfg.heads, m->dec[i].slopes->data);
+    for (int i = 0; !st && cfg.alibi_learn && i < cfg.dec_layers + cfg.enc_layers; i++)
+        st = attn_alibi_slopes(cfg.heads, (i < cfg.dec_layers ? m->dec[i] : m->enc[i - cfg.dec_layers]).slopes->data);
     if (!st && cfg.pos == ATTN_POS_SINUSOIDAL) {
         m->sin_table = attn_malloc((size_t)cfg.max_len * (size_t)E * sizeof(float));
         st = m->sin_table ? attn_sinusoidal_table(cfg.max_len, (int)E, 0, m->sin_table) : ATTN_ENOMEM;
@@ -409,7 +418,9 @@ static attn_var *self_attn(attn_transformer *m, attn_graph *g, attn_var *x, cons
     o.mask.causal = causal;
     o.mask.key_lengths = key_len;
     if (bias) set_bias(&o.mask, bias, N, N);
-    if (slopes) o.alibi = PV(slopes); /* slope_h (j - i), top-left: the causal bias above */
+    /* Learned slopes: slope_h (j - i), top-left, causal (the decoder's bias above); without
+     * causal (the encoder) -slope_h |j - i|, attn_alibi_bias's symmetric form. */
+    if (slopes) o.alibi = PV(slopes), o.alibi_bidirectional = !causal;
     o.dropout = c->attn_dropout;
     attn_var *a = tr_attention(g, qkv, qkv, &o, w);
     return attn_ag_linear(g, a, PV(p->out_w), PV(p->out_b));
@@ -459,13 +470,16 @@ attn_var *tr_encode(attn_transformer *m, attn_graph *g, const int32_t *src, cons
                     float *maps_enc) {
     const attn_transformer_config *c = &m->cfg;
     int H = c->heads;
-    const float *enc_bias = NULL;
-    if (c->pos == ATTN_POS_ALIBI && !(enc_bias = alibi(g, H, S, S, 1))) return NULL;
+    const float *enc_bias = NULL; /* the fixed ALiBi bias, for the layers without learned slopes */
+    int fixed = 0;
+    for (int l = 0; l < c->enc_layers; l++) fixed |= !m->enc[l].slopes;
+    if (c->pos == ATTN_POS_ALIBI && fixed && !(enc_bias = alibi(g, H, S, S, 1))) return NULL;
     attn_var *x = embed(m, g, m->src_emb, m->src_pos, src, B, S);
     for (int l = 0; l < c->enc_layers; l++) {
         const tr_layer *L = &m->enc[l];
         attn_var *w = NULL;
-        attn_var *f = self_attn(m, g, norm_in(m, g, x, L, 0), &L->sa, 0, src_len, enc_bias, NULL, maps_enc ? &w : NULL);
+        attn_var *f = self_attn(m, g, norm_in(m, g, x, L, 0), &L->sa, 0, src_len, L->slopes ? NULL : enc_bias, L->slopes,
+                                maps_enc ? &w : NULL);
         if (maps_enc) keep_map(maps_enc + (size_t)l * B * H * S * S, w);
         x = residual(m, g, x, f, L, 0);
         x = residual(m, g, x, feed_forward(m, g, norm_in(m, g, x, L, 1), L), L, 1);

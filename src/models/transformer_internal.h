@@ -23,7 +23,8 @@ typedef struct {
     tr_mha sa, ca;
     attn_param *l1w, *l1b, *l2w, *l2b; /* linear1 (F, E), (F); linear2 (E, F), (E) */
     attn_param *nw[3], *nb[3];         /* norm1..3 (E) (norm3 in the decoder only) */
-    attn_param *slopes;                /* self-attention's learned ALiBi slopes (H), or NULL */
+    attn_param *slopes;                /* self-attention's learned ALiBi slopes (H), or NULL
+                                        * (bidirectional in the encoder) */
 } tr_layer;
 
 struct attn_transformer {
@@ -56,6 +57,7 @@ typedef struct {
     float rope_base;
     attn_mask mask; /* key_lengths copied; bias must stay valid until the backward */
     attn_var *alibi; /* (H) ALiBi slopes as a node (learned), or NULL */
+    int alibi_bidirectional; /* attn_mods.alibi_bidirectional: -slope_h |j - i| (encoders) */
     float dropout;   /* on the attention weights, when the graph is training */
 } tr_attn_opts;
 

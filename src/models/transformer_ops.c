@@ -47,7 +47,7 @@ attn_var *tr_attention(attn_graph *g, attn_var *q, attn_var *kv, const tr_attn_o
     c.off[0] = o->q_off, c.off[1] = o->k_off, c.off[2] = o->v_off;
     c.packed = 1, c.rope = o->rope, c.rope_base = o->rope_base;
     c.ond = 3, c.oshape[0] = B, c.oshape[1] = Nq, c.oshape[2] = qcols;
-    if (o->alibi) c.has_mods = 1, c.alibi = o->alibi;
+    if (o->alibi) c.has_mods = 1, c.alibi = o->alibi, c.mods.alibi_bidirectional = o->alibi_bidirectional;
     if (o->dropout > 0.0f && attn_graph_training(g)) {
         c.has_mods = 1, c.mods.dropout = o->dropout;
         c.mods.seed = draw_seed(g);

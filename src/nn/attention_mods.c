@@ -68,6 +68,8 @@ int attn__mods_check(const attn_desc *a) {
                                m->t5_max_distance);
     }
     if (!(m->dropout >= 0.0f && m->dropout < 1.0f)) return attn__error(ATTN_EINVAL, "dropout must be in [0, 1)");
+    if (m->alibi_bidirectional != 0 && m->alibi_bidirectional != 1)
+        return attn__error(ATTN_EINVAL, "alibi_bidirectional must be 0 or 1 (got %d)", m->alibi_bidirectional);
     return ATTN_OK;
 }
 
@@ -192,7 +194,7 @@ void attn__mods_head(attn__head *hd, const attn_desc *a, int b, int h, const att
     if (m->doc_offsets) hd->doc = m->doc_offsets + (size_t)b * (m->n_docs + 1), hd->ndoc = m->n_docs;
     hd->mask_mod = m->mask_mod, hd->score_mod = m->score_mod, hd->score_mod_bwd = m->score_mod_bwd, hd->ctx = m->ctx;
     hd->score_mod_tile = m->score_mod_tile, hd->score_mod_tile_bwd = m->score_mod_tile_bwd;
-    if (m->alibi_slopes) hd->alibi = 1, hd->slope = m->alibi_slopes[h];
+    if (m->alibi_slopes) hd->alibi = m->alibi_bidirectional ? 2 : 1, hd->slope = m->alibi_slopes[h];
     if (m->t5_table) {
         hd->t5 = m->t5_table + h, hd->t5_rs = a->H, hd->t5_bk = s ? s->t5bk + (a->Nq - 1) : NULL;
         hd->t5_rev = s ? s->t5rev + (size_t)h * t5rev_len(a) + T5_PAD + (a->Nk - 1) : NULL;
@@ -270,7 +272,7 @@ static void grad_head(const grad_job *j, int b, int h, float *part) {
             if (hd.bias) s0 += hd.bias[i * hd.bias_rs + k * hd.bias_cs];
             if (s0 == -INFINITY) continue;
             int bucket = 0;
-            if (hd.alibi) s0 += hd.slope * (float)(k - i);
+            if (hd.alibi) s0 += hd.slope * attn__alibi_dist(&hd, i, k);
             if (hd.t5) bucket = attn__t5_bucket(k - i, hd.t5_bidir, hd.t5_nb, hd.t5_maxd), s0 += hd.t5[bucket * hd.t5_rs];
             float s = s0, t = 0.0f, gm = 1.0f; /* gm: d score_mod / d s0 of the tile form */
             if (hd.score_mod) s = hd.score_mod(s0, b, h, i, k, hd.ctx);
@@ -289,7 +291,7 @@ static void grad_head(const grad_job *j, int b, int h, float *part) {
                 ds *= gm;
             }
             if (dbias) dbias[i * bs[2] + k * bs[3]] += ds;
-            if (j->off_alibi >= 0) part[j->off_alibi + h] += ds * (float)(k - i);
+            if (j->off_alibi >= 0) part[j->off_alibi + h] += ds * attn__alibi_dist(&hd, i, k);
             if (j->off_t5 >= 0) part[j->off_t5 + bucket * a->H + h] += ds;
         }
     }

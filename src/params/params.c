@@ -253,7 +253,8 @@ int attn_params_load(attn_params *ps, const char *path, int allow_extra) {
     }
     for (int i = 0; i < ps->n && !st; i++) {
         const attn_param *p = ps->p[i];
-        st = attn_st_read_f32(f, p->name, p->ndim, p->shape, tmp + p->offset);
+        if (p->optional && attn_st_find(f, p->name) < 0) memcpy(tmp + p->offset, p->data, (size_t)p->numel * sizeof(float));
+        else st = attn_st_read_f32(f, p->name, p->ndim, p->shape, tmp + p->offset);
     }
     if (!st)
         for (int i = 0; i < ps->n; i++) memcpy(ps->p[i]->data, tmp + ps->p[i]->offset, (size_t)ps->p[i]->numel * sizeof(float));

@@ -326,8 +326,11 @@ static void mask_block(const attn__head *h, float *st, float *gt, int ib, int nr
             float *row = st + jj * BR;
             UNROLL for (int v = 0; v < NV; v++) {
                 vf x = vload(row + v * VL);
-                if (add && h->alibi) /* slope (j - i), i = ib + lane: exact integers in float */
-                    x = vadd(x, vmul(slope, vsub(vset1((float)(jb + jj - ib)), vload(iota + v * VL))));
+                if (add && h->alibi) { /* slope (j - i), i = ib + lane: exact integers in float */
+                    vf r = vsub(vset1((float)(jb + jj - ib)), vload(iota + v * VL));
+                    if (h->alibi == 2) r = vsub(vzero(), vmax(r, vsub(vzero(), r))); /* -|j - i| */
+                    x = vadd(x, vmul(slope, r));
+                }
                 if (add && h->t5) /* the bias of i - j for lanes i = ib + v VL + lane: consecutive entries */
                     x = vadd(x, vload(h->t5_rev + (ib + v * VL - (jb + jj))));
                 if (capped) {
