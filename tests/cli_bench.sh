@@ -82,7 +82,7 @@ expect 0 decode decode --keys 64,100 --beam 1,3 --d 16 --heads 4 --kv-heads 2 --
 [ "$(grep -cE '^ +16 +(64|100) +[13] ' "$T/out")" -eq 4 ] && pass || fail "decode: one row per (keys, beam) expected"
 grep -q "not yet" "$T/out" && pass || fail "decode: no bf16 KV column"
 expect 0 decode-json decode --keys 64 --beam 2 --d 8 --heads 2 --kv-heads 1 --cold-mib 1 --bw-mib 2 --repeat 1 --json
-for key in '"keys": 64' '"beam": 2' '"cold_ms": ' '"cold_pct_bw": ' '"hot_ms": ' '"paged_cold_ms": ' '"bw_gbps": ' \
+for key in '"keys": 64' '"beam": 2' '"cold_ms": ' '"cold_pct_bw": ' '"hot_ms": ' '"folded_cold_ms": ' '"paged_cold_ms": ' '"bw_gbps": ' \
     '"bf16_kv": "not yet"'; do
     grep -qF "$key" "$T/out" && pass || fail "decode json: missing $key"
 done

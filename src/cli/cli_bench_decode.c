@@ -10,7 +10,10 @@
  *   hot:  the same cache every step: the cache's speed where it fits (the row says whether it
  *         fits the last-level cache, from sysconf).
  * And two caches: "dense" is attn_forward on K, V (Hkv, L, d) held contiguously (beam b: b query
- * rows per head against the same keys, the hypotheses sharing their prefix); "paged" is the
+ * rows per head against the same keys, the hypotheses sharing their prefix), also with the G
+ * query heads of each group folded into G b rows of one head ("folded": what attn_forward
+ * could do by itself for unmasked grouped heads, so that each group's K and V are read once
+ * instead of G times); "paged" is the
  * paged cache the Transformer decodes with (attn/kvcache.h: b sequences forked from one, one
  * query row each), cold. Percentages count the unique K and V bytes of the step, whatever the
  * path reads in fact. bf16 KV (half the bytes) is not there yet: its column says so. */
@@ -38,6 +41,8 @@ static const char HELP[] =
     "         from there (the % may then pass 100: it is relative to the memory's bandwidth)\n"
     "  dense  attn_forward on contiguous K, V; a beam of b is b query rows per head against the\n"
     "         same keys (hypotheses that share their prefix)\n"
+    "  folded the same call with each group's G query heads folded into G*b query rows of one\n"
+    "         head (Q (1, H, b, d) read as (1, Hkv, G*b, d)): K and V read once per group; cold\n"
     "  paged  the paged cache of attn/kvcache.h, as the Transformer decodes: b sequences forked\n"
     "         from one (sharing every block), one query row each; cold\n"
     "  bf16   bf16 keys and values (half the bytes): not yet, the column says so\n"
@@ -108,20 +113,23 @@ static int time_steps(step_fn fn, void *ctx, int n, int steps, double *sec) {
 typedef struct {
     const dshape *s;
     float **K, **V, *Q, *O;
+    int fold; /* the G heads of a group as G * beam rows of one head */
 } dense;
 
 static int dense_step(void *ctx, int c) {
     dense *x = ctx;
     attn_desc a = {0};
-    a.B = 1, a.H = x->s->H, a.Hkv = x->s->Hkv, a.Nq = x->s->beam, a.Nk = x->s->L, a.dq = x->s->d;
+    int G = x->fold ? x->s->H / x->s->Hkv : 1;
+    a.B = 1, a.H = x->s->H / G, a.Hkv = x->s->Hkv, a.Nq = x->s->beam * G, a.Nk = x->s->L, a.dq = x->s->d;
     a.score = ATTN_SCORE_SCALED;
     return attn_forward(&a, x->Q, x->K[c], x->V[c], x->O, NULL, NULL);
 }
 
-/* Cold (over s->ncold caches) and hot (cache 0) seconds per step. */
-static int time_dense(const dshape *s, double *cold, double *hot) {
+/* Cold (over s->ncold caches) and hot (cache 0) seconds per step; and cold with the heads of
+ * each group folded into the rows of one head (Q (1, H, b, d) is Q (1, Hkv, G b, d), O alike). */
+static int time_dense(const dshape *s, double *cold, double *hot, double *folded) {
     size_t kv = (size_t)s->Hkv * s->L * s->d;
-    dense x = {s, calloc((size_t)s->ncold, sizeof(float *)), calloc((size_t)s->ncold, sizeof(float *)), NULL, NULL};
+    dense x = {s, calloc((size_t)s->ncold, sizeof(float *)), calloc((size_t)s->ncold, sizeof(float *)), NULL, NULL, 0};
     int st = x.K && x.V ? ATTN_OK : ATTN_ENOMEM;
     for (int c = 0; c < s->ncold && !st; c++)
         if (!(x.K[c] = randn(kv, 10 + 2 * (uint64_t)c)) || !(x.V[c] = randn(kv, 11 + 2 * (uint64_t)c))) st = ATTN_ENOMEM;
@@ -129,6 +137,8 @@ static int time_dense(const dshape *s, double *cold, double *hot) {
     if (!st && (!x.Q || !x.O)) st = ATTN_ENOMEM;
     if (!st) st = time_steps(dense_step, &x, s->ncold, s->repeat > 2 * s->ncold ? s->repeat : 2 * s->ncold, cold);
     if (!st) st = time_steps(dense_step, &x, 1, s->repeat, hot);
+    x.fold = 1;
+    if (!st) st = time_steps(dense_step, &x, s->ncold, s->repeat > 2 * s->ncold ? s->repeat : 2 * s->ncold, folded);
     for (int c = 0; c < s->ncold && x.K; c++) free(x.K[c]), free(x.V[c]);
     free(x.K), free(x.V), free(x.Q), free(x.O);
     return st;
@@ -213,9 +223,9 @@ int cli_bench_decode(int argc, char **argv) {
                "median time per token (one attention call); last-level cache %s%.0f MiB\n",
                H, Hkv, threads, attn_get_isa(), bw.gbps, bw_mib, llc > 0 ? "" : "unknown, taken as ",
                llc > 0 ? llc / 1048576.0 : 0.0);
-        printf("%4s %6s %4s %8s %6s | %9s %8s %7s %6s | %9s %7s %6s %-8s | %9s %6s | %s\n", "d", "keys", "beam",
-               "KV MiB", "caches", "cold ms", "tok/s", "GB/s", "% bw", "hot ms", "GB/s", "% bw", "hot in", "paged ms",
-               "% bw", "bf16 KV");
+        printf("%4s %6s %4s %8s %6s | %9s %8s %7s %6s | %9s %7s %6s %-8s | %9s %6s | %9s %6s | %s\n", "d", "keys",
+               "beam", "KV MiB", "caches", "cold ms", "tok/s", "GB/s", "% bw", "hot ms", "GB/s", "% bw", "hot in",
+               "folded ms", "% bw", "paged ms", "% bw", "bf16 KV");
     }
     for (int id = 0; id < nd; id++)
         for (int il = 0; il < nL; il++)
@@ -224,28 +234,31 @@ int cli_bench_decode(int argc, char **argv) {
                 double bytes = 2.0 * s.L * Hkv * s.d * sizeof(float);
                 s.ncold = (int)ceil((double)cold_mib * 1048576.0 / bytes);
                 if (s.ncold < 2) s.ncold = 2;
-                double cold = 0, hot = 0, pcold = 0;
-                st = time_dense(&s, &cold, &hot);
+                double cold = 0, hot = 0, fold = 0, pcold = 0;
+                st = time_dense(&s, &cold, &hot, &fold);
                 if (!st && !no_paged) st = time_paged(&s, &pcold);
                 if (st) return cli_fail_lib(cmd, st, NULL);
-                double gc = bytes / cold * 1e-9, gh = bytes / hot * 1e-9, gp = no_paged ? 0 : bytes / pcold * 1e-9;
+                double gc = bytes / cold * 1e-9, gh = bytes / hot * 1e-9, gf = bytes / fold * 1e-9;
+                double gp = no_paged ? 0 : bytes / pcold * 1e-9;
                 const char *where = llc > 0 && bytes <= (double)llc ? "fits LLC" : "> LLC";
                 if (json) {
                     printf("{\"bench\": \"decode\", \"d\": %d, \"keys\": %d, \"beam\": %d, \"heads\": %d, \"kv_heads\": %d, "
                            "\"threads\": %d, \"isa\": \"%s\", \"kv_bytes\": %.0f, \"cold_caches\": %d, \"bw_gbps\": %.3f, "
                            "\"cold_ms\": %.4f, \"tokens_per_s\": %.1f, \"cold_gbps\": %.3f, \"cold_pct_bw\": %.1f, "
-                           "\"hot_ms\": %.4f, \"hot_gbps\": %.3f, \"hot_pct_bw\": %.1f, \"hot_regime\": \"%s\"",
+                           "\"hot_ms\": %.4f, \"hot_gbps\": %.3f, \"hot_pct_bw\": %.1f, \"hot_regime\": \"%s\", "
+                           "\"folded_cold_ms\": %.4f, \"folded_cold_pct_bw\": %.1f",
                            s.d, s.L, s.beam, H, Hkv, threads, attn_get_isa(), bytes, s.ncold, bw.gbps, cold * 1e3,
-                           1.0 / cold, gc, 100 * gc / bw.gbps, hot * 1e3, gh, 100 * gh / bw.gbps, where);
+                           1.0 / cold, gc, 100 * gc / bw.gbps, hot * 1e3, gh, 100 * gh / bw.gbps, where, fold * 1e3,
+                           100 * gf / bw.gbps);
                     if (!no_paged)
                         printf(", \"paged_cold_ms\": %.4f, \"paged_cold_pct_bw\": %.1f", pcold * 1e3, 100 * gp / bw.gbps);
                     printf(", \"bf16_kv\": \"not yet\"}\n");
                 } else {
                     char pm[32] = "-", pp[32] = "-";
                     if (!no_paged) snprintf(pm, sizeof pm, "%.3f", pcold * 1e3), snprintf(pp, sizeof pp, "%.1f", 100 * gp / bw.gbps);
-                    printf("%4d %6d %4d %8.1f %6d | %9.3f %8.0f %7.2f %6.1f | %9.3f %7.2f %6.1f %-8s | %9s %6s | %s\n",
+                    printf("%4d %6d %4d %8.1f %6d | %9.3f %8.0f %7.2f %6.1f | %9.3f %7.2f %6.1f %-8s | %9.3f %6.1f | %9s %6s | %s\n",
                            s.d, s.L, s.beam, bytes / 1048576.0, s.ncold, cold * 1e3, 1.0 / cold, gc, 100 * gc / bw.gbps,
-                           hot * 1e3, gh, 100 * gh / bw.gbps, where, pm, pp, "not yet");
+                           hot * 1e3, gh, 100 * gh / bw.gbps, where, fold * 1e3, 100 * gf / bw.gbps, pm, pp, "not yet");
                 }
                 fflush(stdout);
             }
