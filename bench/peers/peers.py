@@ -62,7 +62,7 @@ def cmd_table(a):
     rows = [json.loads(l) for l in open(a.rows) if l.strip()]
     meta = next((r for r in rows if r.get("bench") == "meta"), {})
     peaks = [r["gflops"] for r in rows if r.get("bench") == "peak" and "gflops" in r]
-    peak = statistics.median(peaks) if peaks else 0.0
+    peak = statistics.mean(peaks) if peaks else 0.0
     notes = [r["note"] for r in rows if r.get("bench") == "note"]
     checks = [r for r in rows if r.get("check")]
     key = lambda r: (r["d"], r["n"], r["causal"], r["backward"])
@@ -81,11 +81,12 @@ def cmd_table(a):
     out.append(f"Run of {meta.get('date', '?')} on {meta.get('cpu', '?')}, {meta.get('threads', '?')} threads"
                f"{' (' + meta['label'] + ')' if meta.get('label') else ''}. B = 1, H = 8, fp32, medians of "
                f"{meta.get('repeat', '?')}; FLOPs 4 B H N^2 d (halved when causal), fwd+bwd 3.5x. "
-               f"fp32 FMA peak (`attn bench peak`, same run): {peak:.0f} GFLOP/s"
-               f"{' (' + ', '.join(f'{p:.0f}' for p in peaks) + ')' if len(peaks) > 1 else ''}; % = share of it.")
+               f"fp32 FMA peak (`attn bench peak --seconds 1`, at the start and the end of the run): "
+               f"{', '.join(f'{p:.0f}' for p in peaks) or '?'} GFLOP/s; the \"peak\" column is the one each attn run "
+               f"measured just before its timings (0.2 s, the same threads), and every % is a share of it.")
     out.append("")
-    out.append("| d | shape | load avg | attn (1st / 2nd run) | ONNX Runtime | attn speedup | PyTorch | attn speedup |")
-    out.append("|---|---|---|---|---|---|---|---|")
+    out.append("| d | shape | load avg | peak GF/s | attn (1st / 2nd run) | ONNX Runtime | attn speedup | PyTorch | attn speedup |")
+    out.append("|---|---|---|---|---|---|---|---|---|")
     for k in shapes:
         d, n, causal, backward = k
         e = by[k]
@@ -93,16 +94,20 @@ def cmd_table(a):
         name = ("causal fwd" if causal else "fwd") + ("+bwd" if backward else "") + f" N={n}"
         a_ms = statistics.mean(r["ms"] for r in att) if att else None
         a_fig = "-"
+        # The peak beside each figure: the one each attn run measured just before its timings
+        # (the host's other work changes it from minute to minute), else the run's.
+        row_peaks = [r["peak_gflops"] for r in att if r.get("peak_gflops")]
+        row_peak = statistics.mean(row_peaks) if row_peaks else peak
         if att:
             a_gf = statistics.mean(r["gflops"] for r in att)
-            a_fig = fmt_fig({"ms": a_ms, "gflops": a_gf}, peak) + " (" + " / ".join(f"{r['ms']:.1f}" for r in att) + ")"
-        cells = [str(d), name, e["load"] or "-", a_fig]
+            a_fig = fmt_fig({"ms": a_ms, "gflops": a_gf}, row_peak) + " (" + " / ".join(f"{r['ms']:.1f}" for r in att) + ")"
+        cells = [str(d), name, e["load"] or "-", f"{row_peak:.0f}", a_fig]
         for peer in ("ort", "torch"):
             r = e[peer]
             if r is None:
                 cells += ["-", "-"]
                 continue
-            cells += [fmt_fig(r, peak), f"{r['ms'] / a_ms:.2f}x" if a_ms else "-"]
+            cells += [fmt_fig(r, row_peak), f"{r['ms'] / a_ms:.2f}x" if a_ms else "-"]
         out.append("| " + " | ".join(cells) + " |")
     out.append("")
     if checks:

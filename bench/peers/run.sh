@@ -20,18 +20,19 @@
 # status is non-zero only when attn itself fails.
 #
 # usage: bench/peers/run.sh [--attn PATH] [--threads N] [--repeat R] [--label TEXT] [--readme]
-#                           [--quick]
+#                           [--rows FILE] [--quick]
 #   --attn PATH   the attn binary (default build/attn, built with cmake if missing)
 #   --threads N   threads for all three (default 2)
 #   --repeat R    timed runs per figure (default 5)
 #   --label TEXT  a note in the table's heading (e.g. "idle machine", "loaded machine")
 #   --readme      also write the table into bench/README.md's section (atomically)
+#   --rows FILE   keep the run's JSON lines (every figure, its load average) in FILE
 #   --quick       d = 64, N = 1024 only, forward and fwd+bwd (a smoke run)
 # e.g. bench/peers/run.sh --threads 2 --label "idle machine" --readme
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-attn="$root/build/attn" threads=2 repeat=5 label="" readme=0 quick=0
+attn="$root/build/attn" threads=2 repeat=5 label="" readme=0 quick=0 keep=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --attn) attn=$2; shift 2 ;;
@@ -39,6 +40,7 @@ while [[ $# -gt 0 ]]; do
         --repeat) repeat=$2; shift 2 ;;
         --label) label=$2; shift 2 ;;
         --readme) readme=1; shift ;;
+        --rows) keep=$2; shift 2 ;;
         --quick) quick=1; shift ;;
         -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
@@ -167,4 +169,5 @@ peak
 
 readme_arg=()
 [[ $readme == 1 ]] && readme_arg=(--readme "$root/bench/README.md")
-$PY "$here/peers.py" table "$rows" "${readme_arg[@]}"
+$PY "$here/peers.py" table "$rows" "${readme_arg[@]}" || exit 1
+if [[ -n "$keep" ]]; then cp "$rows" "$keep.tmp" && mv "$keep.tmp" "$keep"; fi

@@ -15,7 +15,12 @@
  * reports the most the library held at once during a call (scratch, on top of the caller's
  * inputs and outputs), and the process's peak resident size.
  *
- * Not here: comparisons with PyTorch (bench/torch_attention.py, bench/run_attention.sh).
+ * Every GFLOP/s is also a share of the fp32 FMA peak of the same threads, measured at the start
+ * of the run (attn/machine.h, about 0.2 s). attn bench peak, bandwidth (cli_bench_machine.c)
+ * and decode (cli_bench_decode.c) are reached from here.
+ *
+ * Not here: comparisons with PyTorch and ONNX Runtime (bench/torch_attention.py,
+ * bench/run_attention.sh, bench/peers/run.sh).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>

@@ -6,6 +6,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "attn/machine.h"
 
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,10 +51,11 @@ static void together_task(void *ctx, int task, int thread) {
     (void)thread;
     together *g = ctx;
     atomic_fetch_add(&g->arrived, 1);
-    /* Wait (50 ms at most: a thread may be busy elsewhere) until every task has started. */
+    /* Wait until every task has started (1 s at most: a thread may be held elsewhere), yielding
+     * the core: a woken thread is often queued on the core of the one that woke it, and would
+     * otherwise start only when this one's work is done (the run then measures one core). */
     double wait0 = now_s();
-    while (atomic_load(&g->arrived) < g->ntasks && now_s() - wait0 < 0.05) {
-    }
+    while (atomic_load(&g->arrived) < g->ntasks && now_s() - wait0 < 1.0) sched_yield();
     g->t0[task] = now_s();
     g->work(g->ctx, task, g->ntasks);
     g->t1[task] = now_s();
