@@ -40,6 +40,7 @@ void cli_attend_ring_cancel(int rc);
 /* attn bench attention --ring (cli_bench_ring.c), on every rank; rank 0 prints. */
 double cli_bench_now(void);                /* monotonic seconds (cli_bench.c) */
 double cli_bench_median(double *v, int n); /* sorts v */
+float *cli_bench_randn(size_t n, uint64_t seed); /* malloc'd standard normals (NULL if out of memory) */
 int cli_bench_ring(int B, int H, int Hkv, int d, int causal, int backward, int repeat, int json, const int *ns, int nn);
 /* attn bench peak, bandwidth (cli_bench_machine.c) and decode (cli_bench_decode.c), reached
  * through cli_bench; and the fp32 peak of the library's threads in GFLOP/s, measured for about

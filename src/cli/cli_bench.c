@@ -128,7 +128,7 @@ double cli_bench_median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-static float *randn_alloc(size_t n, uint64_t seed) {
+float *cli_bench_randn(size_t n, uint64_t seed) {
     float *x = malloc((n ? n : 1) * sizeof *x);
     if (!x) return NULL;
     attn_rng r;
@@ -165,7 +165,7 @@ static int buffers_init(buffers *b, const shape *s, int heads) {
     int hkv = heads * s->Hkv / s->H;
     size_t nq = (size_t)s->B * heads * s->nq * s->d, nk = (size_t)s->B * hkv * s->n * s->d;
     if (!strcmp(s->what, "attention")) {
-        b->Q = randn_alloc(nq, 1), b->K = randn_alloc(nk, 2), b->V = randn_alloc(nk, 3), b->dO = randn_alloc(nq, 4);
+        b->Q = cli_bench_randn(nq, 1), b->K = cli_bench_randn(nk, 2), b->V = cli_bench_randn(nk, 3), b->dO = cli_bench_randn(nq, 4);
         b->O = malloc(nq * sizeof(float)), b->lse = malloc((size_t)s->B * heads * s->nq * sizeof(float));
         if (s->backward) b->dQ = malloc(nq * sizeof(float)), b->dK = malloc(nk * sizeof(float)), b->dV = malloc(nk * sizeof(float));
         if (!b->Q || !b->K || !b->V || !b->dO || !b->O || !b->lse || (s->backward && (!b->dQ || !b->dK || !b->dV)))
@@ -182,7 +182,7 @@ static int buffers_init(buffers *b, const shape *s, int heads) {
     if (!st) st = attn_mha_cache_init(&b->cache, &b->cfg, s->B, s->n, s->n);
     if (st) return st;
     size_t nx = (size_t)s->B * s->n * b->cfg.embed_dim;
-    b->x = randn_alloc(nx, 6), b->dout = randn_alloc(nx, 7), b->out = malloc(nx * sizeof(float));
+    b->x = cli_bench_randn(nx, 6), b->dout = cli_bench_randn(nx, 7), b->out = malloc(nx * sizeof(float));
     b->dx = malloc(3 * nx * sizeof(float));
     return b->x && b->dout && b->out && b->dx ? ATTN_OK : ATTN_ENOMEM;
 }

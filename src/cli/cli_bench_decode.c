@@ -82,15 +82,6 @@ static int parse_ints(const char *s, int *out, int max, int lo, int hi) {
     return *s ? -1 : n;
 }
 
-static float *randn(size_t n, uint64_t seed) {
-    float *x = malloc((n ? n : 1) * sizeof *x);
-    if (!x) return NULL;
-    attn_rng r;
-    attn_rng_seed(&r, seed);
-    for (size_t i = 0; i < n; i++) x[i] = attn_rng_normal(&r);
-    return x;
-}
-
 /* Median seconds per step of `steps` steps, step s on cache s % n (after one untimed pass). */
 typedef int (*step_fn)(void *ctx, int cache);
 static int time_steps(step_fn fn, void *ctx, int n, int steps, double *sec) {
@@ -132,8 +123,8 @@ static int time_dense(const dshape *s, double *cold, double *hot, double *folded
     dense x = {s, calloc((size_t)s->ncold, sizeof(float *)), calloc((size_t)s->ncold, sizeof(float *)), NULL, NULL, 0};
     int st = x.K && x.V ? ATTN_OK : ATTN_ENOMEM;
     for (int c = 0; c < s->ncold && !st; c++)
-        if (!(x.K[c] = randn(kv, 10 + 2 * (uint64_t)c)) || !(x.V[c] = randn(kv, 11 + 2 * (uint64_t)c))) st = ATTN_ENOMEM;
-    x.Q = randn((size_t)s->H * s->beam * s->d, 1), x.O = malloc((size_t)s->H * s->beam * s->d * sizeof(float));
+        if (!(x.K[c] = cli_bench_randn(kv, 10 + 2 * (uint64_t)c)) || !(x.V[c] = cli_bench_randn(kv, 11 + 2 * (uint64_t)c))) st = ATTN_ENOMEM;
+    x.Q = cli_bench_randn((size_t)s->H * s->beam * s->d, 1), x.O = malloc((size_t)s->H * s->beam * s->d * sizeof(float));
     if (!st && (!x.Q || !x.O)) st = ATTN_ENOMEM;
     if (!st) st = time_steps(dense_step, &x, s->ncold, s->repeat > 2 * s->ncold ? s->repeat : 2 * s->ncold, cold);
     if (!st) st = time_steps(dense_step, &x, 1, s->repeat, hot);
@@ -165,7 +156,7 @@ static int time_paged(const dshape *s, double *cold) {
     cfg.Hkv = s->Hkv, cfg.dk = s->d, cfg.block_size = 16, cfg.num_blocks = (s->L + 15) / 16 + 1, cfg.max_seqs = s->beam;
     paged x = {s, calloc((size_t)s->ncold, sizeof(attn_kvcache *)), malloc((size_t)s->beam * sizeof(int)), NULL, NULL};
     const int chunk = 1024;
-    float *k = randn((size_t)chunk * s->Hkv * s->d, 3), *v = randn((size_t)chunk * s->Hkv * s->d, 4);
+    float *k = cli_bench_randn((size_t)chunk * s->Hkv * s->d, 3), *v = cli_bench_randn((size_t)chunk * s->Hkv * s->d, 4);
     int st = x.c && x.seqs && k && v ? ATTN_OK : ATTN_ENOMEM;
     for (int c = 0; c < s->ncold && !st; c++) {
         st = attn_kvcache_new(&cfg, &x.c[c]);
@@ -174,7 +165,7 @@ static int time_paged(const dshape *s, double *cold) {
         for (int b = 1; b < s->beam && !st; b++) st = attn_kvcache_fork(x.c[c], 0, b);
     }
     for (int b = 0; b < s->beam && x.seqs; b++) x.seqs[b] = b;
-    x.Q = randn((size_t)s->beam * s->H * s->d, 1), x.O = malloc((size_t)s->beam * s->H * s->d * sizeof(float));
+    x.Q = cli_bench_randn((size_t)s->beam * s->H * s->d, 1), x.O = malloc((size_t)s->beam * s->H * s->d * sizeof(float));
     if (!st && (!x.Q || !x.O)) st = ATTN_ENOMEM;
     if (!st) st = time_steps(paged_step, &x, s->ncold, s->repeat > 2 * s->ncold ? s->repeat : 2 * s->ncold, cold);
     for (int c = 0; c < s->ncold && x.c; c++) attn_kvcache_free(x.c[c]);
