@@ -15,7 +15,7 @@ order=(core io kernels nn params autograd models train dist viz cli)
 declare -A rank
 for i in "${!order[@]}"; do rank[${order[$i]}]=$i; done
 # the layer of each public header
-declare -A pub=([core]=core [io]=io [text]=io [clsdata]=io [attention]=nn [kvcache]=nn [mha]=nn [posenc]=nn [layers]=nn [params]=params
+declare -A pub=([core]=core [io]=io [text]=io [clsdata]=io [machine]=kernels [attention]=nn [kvcache]=nn [mha]=nn [posenc]=nn [layers]=nn [params]=params
                 [autograd]=autograd [seq2seq]=models [transformer]=models [translator]=models [knnmt]=models [train]=train
                 [trainer]=train [tfidf]=models [tfidf_train]=train [classifier]=models [classifier_train]=train
                 [recall]=models [recall_train]=train [vision_data]=io [vision]=models [vision_train]=train [viz_image]=viz

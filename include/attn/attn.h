@@ -5,6 +5,7 @@
 #include "attn/core.h"
 #include "attn/attention.h"
 #include "attn/kvcache.h"
+#include "attn/machine.h"
 #include "attn/mha.h"
 #include "attn/posenc.h"
 #include "attn/viz.h"

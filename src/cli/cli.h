@@ -41,7 +41,15 @@ void cli_attend_ring_cancel(int rc);
 double cli_bench_now(void);                /* monotonic seconds (cli_bench.c) */
 double cli_bench_median(double *v, int n); /* sorts v */
 double cli_bench_cpu_now(void);            /* the process's CPU seconds, all threads (cli_bench.c) */
+float *cli_bench_randn(size_t n, uint64_t seed); /* malloc'd standard normals (NULL if out of memory) */
 int cli_bench_ring(int B, int H, int Hkv, int d, int causal, int backward, int repeat, int json, const int *ns, int nn);
+/* attn bench peak, bandwidth (cli_bench_machine.c) and decode (cli_bench_decode.c), reached
+ * through cli_bench; and the fp32 peak of the library's threads in GFLOP/s, measured for about
+ * `seconds`, for the "% peak" of the other benchmarks (a status; *gflops 0 on failure). */
+int cli_bench_peak(int argc, char **argv);
+int cli_bench_bandwidth(int argc, char **argv);
+int cli_bench_decode(int argc, char **argv);
+int cli_bench_peak_f32(double seconds, double *gflops);
 int cli_mha(int argc, char **argv);      /* cli_mha.c */
 int cli_explain(int argc, char **argv);  /* cli_explain.c */
 int cli_explain_memory(int argc, char **argv); /* cli_explain_memory.c: attn explain --memory */

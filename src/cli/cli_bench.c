@@ -15,7 +15,12 @@
  * reports the most the library held at once during a call (scratch, on top of the caller's
  * inputs and outputs), and the process's peak resident size.
  *
- * Not here: comparisons with PyTorch (bench/torch_attention.py, bench/run_attention.sh).
+ * Every GFLOP/s is also a share of the fp32 FMA peak of the same threads, measured at the start
+ * of the run (attn/machine.h, about 0.2 s). attn bench peak, bandwidth (cli_bench_machine.c)
+ * and decode (cli_bench_decode.c) are reached from here.
+ *
+ * Not here: comparisons with PyTorch and ONNX Runtime (bench/torch_attention.py,
+ * bench/run_attention.sh, bench/peers/run.sh).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -32,10 +37,16 @@
 static const char HELP[] =
     "usage: attn bench attention [options]\n"
     "       attn bench mha [options]\n"
+    "       attn bench peak|bandwidth|decode [options]   (see each one's --help)\n"
     "\n"
     "Times the fused attention (attention) or the multi-head attention layer with its\n"
     "projections (mha) on the fastest instruction-set path of this CPU (or ATTN_ISA's), and the\n"
     "portable reference path in the same run; prints the median time, GFLOP/s and the speedup.\n"
+    "Every GFLOP/s figure is also given as a percentage of the machine's fp32 peak, measured at\n"
+    "the start of the run with the same threads (attn bench peak, about 0.2 s; not with --mods,\n"
+    "--doc-lens or --ring).\n"
+    "The other benchmarks: peak (the FMA and bf16 peaks), bandwidth (STREAM-like memory\n"
+    "bandwidth), decode (one query or a beam against a long KV cache, as % of the bandwidth).\n"
     "\n"
     "options:\n"
     "  --n LIST            key (and query) lengths, comma-separated      (default 256,1024,4096)\n"
@@ -62,7 +73,7 @@ static const char HELP[] =
     "                      slowest rank, GFLOP/s in all and per rank, the largest peak RSS\n"
     "\n"
     "FLOPs: forward 4*B*H*Nq*Nk*d, halved when causal; forward+backward 3.5x that; mha adds\n"
-    "2*B*N*E^2 per projection (E = H*d), twice that backward.\n"
+    "2*B*N*E^2 per projection (E = H*d), twice that backward. % peak: GFLOP/s / the fp32 peak.\n"
     "\n"
     "example:\n"
     "  attn bench attention --n 1024,4096 --threads 2 --repeat 10\n"
@@ -117,7 +128,7 @@ double cli_bench_median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-static float *randn_alloc(size_t n, uint64_t seed) {
+float *cli_bench_randn(size_t n, uint64_t seed) {
     float *x = malloc((n ? n : 1) * sizeof *x);
     if (!x) return NULL;
     attn_rng r;
@@ -154,7 +165,7 @@ static int buffers_init(buffers *b, const shape *s, int heads) {
     int hkv = heads * s->Hkv / s->H;
     size_t nq = (size_t)s->B * heads * s->nq * s->d, nk = (size_t)s->B * hkv * s->n * s->d;
     if (!strcmp(s->what, "attention")) {
-        b->Q = randn_alloc(nq, 1), b->K = randn_alloc(nk, 2), b->V = randn_alloc(nk, 3), b->dO = randn_alloc(nq, 4);
+        b->Q = cli_bench_randn(nq, 1), b->K = cli_bench_randn(nk, 2), b->V = cli_bench_randn(nk, 3), b->dO = cli_bench_randn(nq, 4);
         b->O = malloc(nq * sizeof(float)), b->lse = malloc((size_t)s->B * heads * s->nq * sizeof(float));
         if (s->backward) b->dQ = malloc(nq * sizeof(float)), b->dK = malloc(nk * sizeof(float)), b->dV = malloc(nk * sizeof(float));
         if (!b->Q || !b->K || !b->V || !b->dO || !b->O || !b->lse || (s->backward && (!b->dQ || !b->dK || !b->dV)))
@@ -171,7 +182,7 @@ static int buffers_init(buffers *b, const shape *s, int heads) {
     if (!st) st = attn_mha_cache_init(&b->cache, &b->cfg, s->B, s->n, s->n);
     if (st) return st;
     size_t nx = (size_t)s->B * s->n * b->cfg.embed_dim;
-    b->x = randn_alloc(nx, 6), b->dout = randn_alloc(nx, 7), b->out = malloc(nx * sizeof(float));
+    b->x = cli_bench_randn(nx, 6), b->dout = cli_bench_randn(nx, 7), b->out = malloc(nx * sizeof(float));
     b->dx = malloc(3 * nx * sizeof(float));
     return b->x && b->dout && b->out && b->dx ? ATTN_OK : ATTN_ENOMEM;
 }
@@ -245,6 +256,9 @@ static int parse_list(const char *arg, int *out, int max) {
 
 int cli_bench(int argc, char **argv) {
     const char *cmd = "bench";
+    if (argc >= 2 && !strcmp(argv[1], "peak")) return cli_bench_peak(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "bandwidth")) return cli_bench_bandwidth(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "decode")) return cli_bench_decode(argc - 1, argv + 1);
     cli_args p;
     cli_args_init(&p, cmd, argc, argv);
     const char *nlist = "256,1024,4096";
@@ -273,7 +287,7 @@ int cli_bench(int argc, char **argv) {
     if (cli_positionals(&p, 1, 1, "attn bench attention|mha [options]")) return CLI_EUSAGE;
     const char *what = p.pos[0];
     if (strcmp(what, "attention") && strcmp(what, "mha"))
-        return cli_usage(cmd, "unknown benchmark '%s' (attention or mha)", what);
+        return cli_usage(cmd, "unknown benchmark '%s' (attention, mha, peak, bandwidth or decode)", what);
     int ns[64], nn = parse_list(nlist, ns, 64);
     if (nn <= 0) return cli_usage(cmd, "--n expects comma-separated positive lengths, not '%s'", nlist);
     if (!Hkv) Hkv = H;
@@ -290,15 +304,19 @@ int cli_bench(int argc, char **argv) {
         bench_mods_opts mo = {ns, nn, B, H, d, causal, backward, repeat, mods, doc_lens};
         return cli_bench_mods(cmd, &mo);
     }
-    attn_set_allocator(count_malloc, count_free, NULL);
     char isa[32];
     snprintf(isa, sizeof isa, "%s", attn_get_isa());
+    double peak_gf = 0;
+    int pst = cli_bench_peak_f32(0.2, &peak_gf);
+    if (pst == ATTN_ENOMEM) return cli_fail_lib(cmd, pst, NULL);
+    attn_set_allocator(count_malloc, count_free, NULL);
 
     if (!json) {
-        printf("%s %s: B=%d H=%d Hkv=%d d=%d%s, %d threads, path %s, median of %d runs\n", what,
-               backward ? "forward+backward" : "forward", B, H, Hkv, d, causal ? " causal" : "", threads, isa, repeat);
-        printf("%7s %7s %10s %9s %10s %9s %8s %11s\n", "n", "nq", "ms", "GFLOP/s", "ref ms", "GFLOP/s", "speedup",
-               "scratch MB");
+        printf("%s %s: B=%d H=%d Hkv=%d d=%d%s, %d threads, path %s, median of %d runs; fp32 peak %.1f GFLOP/s\n",
+               what, backward ? "forward+backward" : "forward", B, H, Hkv, d, causal ? " causal" : "", threads, isa,
+               repeat, peak_gf);
+        printf("%7s %7s %10s %9s %7s %10s %9s %8s %11s\n", "n", "nq", "ms", "GFLOP/s", "% peak", "ref ms", "GFLOP/s",
+               "speedup", "scratch MB");
     }
     int rc = CLI_OK, scaled = 0;
     for (int k = 0; k < nn; k++) {
@@ -337,6 +355,7 @@ int cli_bench(int argc, char **argv) {
                    "\"gflops\": %.2f",
                    what, s.n, s.nq, d, H, Hkv, B, causal ? "true" : "false", backward ? "true" : "false", threads, isa,
                    repeat, sec * 1e3, gf);
+            printf(", \"peak_gflops\": %.2f, \"pct_peak\": %.1f", peak_gf, peak_gf > 0 ? 100 * gf / peak_gf : 0.0);
             printf(", \"cpu_ms_per_thread\": %.4f, \"cpu_gflops\": %.2f", cpu / threads * 1e3, f / (cpu / threads) * 1e-9);
             if (rh)
                 printf(", \"ref_ms\": %.4f, \"ref_gflops\": %.3f, \"ref_heads_timed\": %d, \"speedup\": %.2f", rsec * 1e3,
@@ -349,7 +368,8 @@ int cli_bench(int argc, char **argv) {
                 snprintf(rg, sizeof rg, "%.2f", rgf);
                 snprintf(sp, sizeof sp, "%.1fx", rsec / sec);
             }
-            printf("%7d %7d %10.3f %9.1f %10s %9s %8s %11.2f\n", s.n, s.nq, sec * 1e3, gf, rms, rg, sp, peak / 1048576.0);
+            printf("%7d %7d %10.3f %9.1f %6.1f%% %10s %9s %8s %11.2f\n", s.n, s.nq, sec * 1e3, gf,
+                   peak_gf > 0 ? 100 * gf / peak_gf : 0.0, rms, rg, sp, peak / 1048576.0);
         }
         fflush(stdout);
     }

@@ -516,11 +516,46 @@ static void fwd_tile(const attn__head *h, int ib, int ie, int j0, int j1, float 
 }
 
 /* ------------------------------------------------------------------------------------------
- * Forward, row path (few query rows, e.g. decoding): one row at a time, VL keys at a time. */
+ * Forward, row path (few query rows: decoding one token, or a beam of them): the rows [ib, ie)
+ * (at most ROWS_MAX) go through the keys together, RK keys at a time, so that K and V are read
+ * from memory once for all of them, not once per row. Each VL x VL block of a chunk of keys is
+ * transposed once in registers and serves every row (chunk_scores: per row and VL keys one FMA
+ * chain over the features, bitwise "ka"'s and row_scores'); then every row takes its
+ * online-softmax update and its weighted values over the keys it sees. */
 
 #define RK (4 * VL) /* keys per step of the row path */
 
-ALWAYS_INLINE size_t fwd_rows_floats(int d, int dv) { return (size_t)rup(d, VL) + (size_t)rup(dv, VL) + RK + VL; }
+/* Per row: the scaled query (dp), the output accumulator (dvp) and the chunk's scores (RK);
+ * the probabilities of a chunk (RK) and a spare vector. */
+ALWAYS_INLINE size_t fwd_rows_floats(int d, int dv) {
+    return ((size_t)rup(d, VL) + (size_t)rup(dv, VL) + RK) * ROWS_MAX + RK + VL;
+}
+
+/* sc[r * RK + k] = the score of row r (queries q2 + r * dp, scaled, nr rows) against key k of
+ * kr[0 .. nb) (rows at stride krs, nb <= RK), for d features; 0 past nb. */
+static void chunk_scores(const float *kr, int64_t krs, int nb, int d, const float *q2, int dp, int nr, float *sc) {
+    for (int c4 = 0; c4 < RK / VL; c4++) {
+        int nk = imin(VL, nb - c4 * VL);
+        for (int r = 0; r < nr; r++) vstore(sc + r * RK + c4 * VL, vzero());
+        if (nk <= 0) continue;
+        for (int cb = 0; cb < d; cb += VL) {
+            int nc = imin(VL, d - cb);
+            vf t[VL];
+            UNROLL for (int k = 0; k < VL; k++) t[k] = k < nk ? vloadn(kr + (int64_t)(c4 * VL + k) * krs + cb, nc) : vzero();
+            vtranspose(t);
+            for (int r = 0; r < nr; r++) {
+                const float *q = q2 + (size_t)r * dp + cb;
+                vf acc = vload(sc + r * RK + c4 * VL);
+                if (nc == VL) {
+                    UNROLL for (int c = 0; c < VL; c++) acc = vfma(t[c], vbcast(q + c), acc);
+                } else {
+                    for (int c = 0; c < nc; c++) acc = vfma(t[c], vbcast(q + c), acc);
+                }
+                vstore(sc + r * RK + c4 * VL, acc);
+            }
+        }
+    }
+}
 
 /* Scores of one query row q (scaled) against keys kr[0 .. nk) (rows at stride krs): lane k =
  * the FMA chain over c of q[c] k_k[c], bitwise what "ka" computes; lanes past nk are -inf. */
@@ -540,12 +575,17 @@ static inline vf row_scores(const float *q, const float *kr, int64_t krs, int nk
     return vkeep(acc, 0, 0, nk);
 }
 
-/* Element-wise masks of one row's chunk of keys [jc, jc + nk) (tmp: VL floats). */
-static inline vf row_mask(const attn__head *h, int i, int jc, int nk, vf s, float *tmp) {
+/* Element-wise masks of one row's chunk of keys [jc + k0, jc + nk) (tmp: VL floats); the lanes
+ * below k0 are left as they are (the row path hides them: keys the row does not see). */
+static inline vf row_mask_from(const attn__head *h, int i, int jc, int k0, int nk, vf s, float *tmp) {
     if (!h->bmask && !h->bias && !h->ew && !h->mask_mod) return s;
     vstore(tmp, s);
-    for (int k = 0; k < nk; k++) tmp[k] = attn__score_elem(h, i, jc + k, tmp[k], 1, NULL);
+    for (int k = k0; k < nk; k++) tmp[k] = attn__score_elem(h, i, jc + k, tmp[k], 1, NULL);
     return vload(tmp);
+}
+
+static inline vf row_mask(const attn__head *h, int i, int jc, int nk, vf s, float *tmp) {
+    return row_mask_from(h, i, jc, 0, nk, s, tmp);
 }
 
 /* o (VL-vector cv of the output) += sum_k p[k] v_k over nk keys: four independent chains. */
@@ -566,26 +606,35 @@ ALWAYS_INLINE vf row_pv(vf o, const float *p, const float *v, int64_t vrs, int n
 
 static void fwd_rows(const attn__head *h, int ib, int ie, int j0, int j1, float *o, int64_t o_rs, float *lse,
                      float *p, int64_t p_rs, float *ws) {
-    const int d = h->d, dv = h->dv, dp = rup(d, VL), dvp = rup(dv, VL), nvv = dvp / VL;
+    const int d = h->d, dv = h->dv, dp = rup(d, VL), dvp = rup(dv, VL), nvv = dvp / VL, nr = ie - ib;
     const int vtail = dv - (nvv - 1) * VL;
-    float *q2 = ws, *oa = q2 + dp, *pk = oa + dvp, *tmp = pk + RK;
+    float *q2 = ws, *oa = q2 + (size_t)dp * ROWS_MAX, *sc = oa + (size_t)dvp * ROWS_MAX, *pk = sc + (size_t)RK * ROWS_MAX;
+    float *tmp = pk + RK;
     const vf l2e = vset1(LOG2E);
-    for (int i = ib; i < ie; i++) {
-        const float *qi = h->q + (int64_t)i * h->q_rs;
-        for (int c = 0; c < dp; c++) q2[c] = c < d ? qi[c] * h->scale : 0.0f;
-        memset(oa, 0, (size_t)dvp * sizeof *oa);
-        float m = -INFINITY;
-        vf lv = vzero();
-        int js, je;
-        key_range(h, i, i + 1, j0, j1, &js, &je); /* exact for one row: causal and window */
-        /* RK keys at a time: scores, one maximum, one rescale, then the weighted values. */
-        for (int jb = js; jb < je; jb += RK) {
-            int nb = imin(RK, je - jb);
+    float m[ROWS_MAX];
+    vf lv[ROWS_MAX];
+    int js[ROWS_MAX], je[ROWS_MAX], ju0 = j1, ju1 = j0; /* each row's keys, and their union */
+    for (int r = 0; r < nr; r++) {
+        const float *qi = h->q + (int64_t)(ib + r) * h->q_rs;
+        for (int c = 0; c < dp; c++) q2[r * dp + c] = c < d ? qi[c] * h->scale : 0.0f;
+        memset(oa + (size_t)r * dvp, 0, (size_t)dvp * sizeof *oa);
+        m[r] = -INFINITY, lv[r] = vzero();
+        key_range(h, ib + r, ib + r + 1, j0, j1, &js[r], &je[r]); /* exact for one row: causal and window */
+        if (js[r] < je[r]) ju0 = imin(ju0, js[r]), ju1 = imax(ju1, je[r]);
+    }
+    /* RK keys at a time: every row's scores; then per row one maximum, one rescale, and the
+     * weighted values of the keys it sees. */
+    for (int jb = ju0; jb < ju1; jb += RK) {
+        int nb = imin(RK, ju1 - jb);
+        chunk_scores(h->k + (int64_t)jb * h->k_rs, h->k_rs, nb, d, q2, dp, nr, sc);
+        for (int r = 0; r < nr; r++) {
+            int i = ib + r, a = imax(js[r], jb) - jb, b = imin(je[r], jb + nb) - jb; /* its keys [a, b) */
+            if (a >= b) continue;
             vf s[RK / VL], mx = vset1(-INFINITY);
             UNROLL for (int c4 = 0; c4 < RK / VL; c4++) {
-                int nk = imin(VL, nb - c4 * VL), jc = jb + c4 * VL;
-                s[c4] = nk > 0 ? row_mask(h, i, jc, nk, row_scores(q2, h->k + (int64_t)jc * h->k_rs, h->k_rs, nk, d), tmp)
-                               : vset1(-INFINITY);
+                int jc = jb + c4 * VL, k0 = imax(0, a - c4 * VL), nk = imin(VL, b - c4 * VL);
+                s[c4] = nk > k0 ? vkeep(row_mask_from(h, i, jc, k0, nk, vload(sc + r * RK + c4 * VL), tmp), jc, jb + a, jb + b)
+                                : vset1(-INFINITY);
                 mx = vmax(mx, s[c4]);
             }
             float cm = vhmax(mx);
@@ -594,30 +643,34 @@ static void fwd_rows(const attn__head *h, int ib, int ie, int j0, int j1, float 
                 UNROLL for (int c4 = 1; c4 < RK / VL; c4++) t = vadd(t, s[c4]);
                 if (!isnan(vhsum(t))) continue;
             }
-            if (cm > m) {
-                vf av = vset1(m == -INFINITY ? 0.0f : exp2f((m - cm) * LOG2E));
-                lv = vmul(lv, av);
-                for (int cv = 0; cv < nvv; cv++) vstore(oa + cv * VL, vmul(vload(oa + cv * VL), av));
-                m = cm;
+            float *oar = oa + (size_t)r * dvp;
+            if (cm > m[r]) {
+                vf av = vset1(m[r] == -INFINITY ? 0.0f : exp2f((m[r] - cm) * LOG2E));
+                lv[r] = vmul(lv[r], av);
+                for (int cv = 0; cv < nvv; cv++) vstore(oar + cv * VL, vmul(vload(oar + cv * VL), av));
+                m[r] = cm;
             }
-            vf mv = vset1(m);
+            vf mv = vset1(m[r]);
             UNROLL for (int c4 = 0; c4 < RK / VL; c4++) {
                 vf pv = vexp2(vmul(vsub(s[c4], mv), l2e));
-                lv = vadd(lv, pv);
+                lv[r] = vadd(lv[r], pv);
                 vstore(pk + c4 * VL, pv);
             }
             if (h->drop > 0.0f)
-                for (int k = 0; k < nb; k++) pk[k] *= attn__drop_factor(h, i, jb + k);
-            const float *vr = h->v + (int64_t)jb * h->v_rs;
+                for (int k = a; k < b; k++) pk[k] *= attn__drop_factor(h, i, jb + k);
+            const float *vr = h->v + (int64_t)(jb + a) * h->v_rs;
             for (int cv = 0; cv < nvv; cv++)
-                vstore(oa + cv * VL, row_pv(vload(oa + cv * VL), pk, vr + cv * VL, h->v_rs, nb, cv == nvv - 1 ? vtail : VL));
+                vstore(oar + cv * VL, row_pv(vload(oar + cv * VL), pk + a, vr + cv * VL, h->v_rs, b - a, cv == nvv - 1 ? vtail : VL));
         }
-        float l = vhsum(lv), *oi = o + (int64_t)i * o_rs;
+    }
+    for (int r = 0; r < nr; r++) {
+        int i = ib + r;
+        float l = vhsum(lv[r]), *oi = o + (int64_t)i * o_rs, *oar = oa + (size_t)r * dvp;
         int some = l > 0.0f || isnan(l); /* a NaN or +inf score makes l NaN: NaN out */
-        float li = some ? m + logf(l) : INFINITY;
+        float li = some ? m[r] + logf(l) : INFINITY;
         if (some) {
             float inv = 1.0f / l;
-            for (int c = 0; c < dv; c++) oi[c] = oa[c] * inv;
+            for (int c = 0; c < dv; c++) oi[c] = oar[c] * inv;
             lse[i] = li;
         } else {
             memset(oi, 0, (size_t)dv * sizeof *oi);
@@ -625,11 +678,12 @@ static void fwd_rows(const attn__head *h, int ib, int ie, int j0, int j1, float 
         }
         if (p) {
             /* The weights: the same scores again, normalised with the final lse. */
+            const float *qr = q2 + (size_t)r * dp;
             float *pr = p + (int64_t)i * p_rs;
             memset(pr + j0, 0, (size_t)(j1 - j0) * sizeof *pr);
-            for (int jc = js; some && jc < je; jc += VL) {
-                int nk = imin(VL, je - jc);
-                vf sc = row_mask(h, i, jc, nk, row_scores(q2, h->k + (int64_t)jc * h->k_rs, h->k_rs, nk, d), tmp);
+            for (int jc = js[r]; some && jc < je[r]; jc += VL) {
+                int nk = imin(VL, je[r] - jc);
+                vf sc = row_mask(h, i, jc, nk, row_scores(qr, h->k + (int64_t)jc * h->k_rs, h->k_rs, nk, d), tmp);
                 vstoren(pr + jc, vexp2(vmul(vsub(sc, vset1(li)), l2e)), nk);
             }
         }
