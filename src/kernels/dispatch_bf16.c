@@ -1,0 +1,54 @@
+#define _GNU_SOURCE /* syscall */
+/* The choice of bf16 attention kernels (kernels/attn_bf16.h): AMX tiles where the CPU has
+ * them and the kernel grants the tile data permission, else AVX512-BF16 where the CPU has it,
+ * else the portable reference. ATTN_BF16_ISA (ref, avx512bf16, amx) forces one where it runs;
+ * attn_set_isa("ref") / ATTN_ISA=ref selects the reference for bf16 too. */
+#include "core/internal.h"
+#include "kernels/attn_bf16.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(ATTN_HAVE_AMX) && defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#define ARCH_REQ_XCOMP_PERM 0x1023
+#define XFEATURE_XTILEDATA 18
+/* Linux hands AMX's 8 KB of tile state to a process only on request (kernel 5.16+). */
+static int amx_permitted(void) { return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0; }
+#endif
+
+static const attn__bf16_kernels *g_tabs[3];
+static int g_ntabs;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+static void init(void) {
+    const attn__cpu *c = attn__cpu_features();
+    g_tabs[g_ntabs++] = &attn__bf16_kernels_ref;
+#if defined(ATTN_HAVE_BF16)
+    int avx512 = c->avx512f && c->avx512bw && c->avx512dq && c->avx512vl;
+    if (avx512 && c->avx512bf16) g_tabs[g_ntabs++] = &attn__bf16_kernels_avx512;
+#if defined(ATTN_HAVE_AMX) && defined(__linux__)
+    if (avx512 && c->avx512bf16 && c->amx && amx_permitted()) g_tabs[g_ntabs++] = &attn__bf16_kernels_amx;
+#endif
+#else
+    (void)c;
+#endif
+}
+
+const attn__bf16_kernels *attn__bf16_kern_named(const char *name) {
+    pthread_once(&g_once, init);
+    for (int i = 0; name && i < g_ntabs; i++)
+        if (strcmp(g_tabs[i]->name, name) == 0) return g_tabs[i];
+    return NULL;
+}
+
+const attn__bf16_kernels *attn__bf16_kern(void) {
+    pthread_once(&g_once, init);
+    const char *env = getenv("ATTN_BF16_ISA");
+    const attn__bf16_kernels *k = env && *env ? attn__bf16_kern_named(env) : NULL;
+    if (k) return k;
+    if (strcmp(attn_get_isa(), "ref") == 0) return &attn__bf16_kernels_ref;
+    return g_tabs[g_ntabs - 1];
+}

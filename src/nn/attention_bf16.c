@@ -1,0 +1,361 @@
+/* Attention in bf16 (attn_desc.dtype = ATTN_BF16, or fp32 arrays with attn_desc.compute =
+ * ATTN_BF16): the operands are converted (round to nearest even) and packed once per call
+ * into the layouts of kernels/attn_bf16.h, the kernels multiply in bf16 and accumulate, take
+ * the softmax and the log-sum-exp in fp32, and the outputs are fp32 (rounded to bf16 at the
+ * end for bf16 storage). Tasks as the fp32 path's: (b, h, query block) for the forward and
+ * dQ, (b, kv head, key block) for dK and dV, the G query heads of a group added in order,
+ * so results do not depend on the thread count.
+ * Not here: cosine, general and additive scores, attn_mods, the weights P, the three steps one
+ * at a time and attn_weights (all refused with ATTN_EINVAL); a packed copy of the operands
+ * lives in the plan's workspace (about the size of Q, K, V and dO in fp32).
+ * Letters as in attn/attention.h; d2, dv2 feature pairs; Nqp, Nkp padded row counts. */
+#include <math.h>
+#include <string.h>
+
+#include "attn/attention.h"
+#include "attn/io.h"
+#include "core/internal.h"
+#include "kernels/attn_bf16.h"
+#include "nn/attention_bf16.h"
+
+void attn_f32_to_bf16(const float *x, uint16_t *y, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = attn__bf16(x[i]);
+}
+
+void attn_bf16_to_f32(const uint16_t *x, float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = attn__bf16_f32(x[i]);
+}
+
+int attn__bf16_on(const attn_desc *a) { return a->dtype == ATTN_BF16 || a->compute == ATTN_BF16; }
+
+int attn__bf16_check(const attn_desc *a) {
+    if (a->score != ATTN_SCORE_DOT && a->score != ATTN_SCORE_SCALED)
+        return attn__error(ATTN_EINVAL, "bf16 attention supports the dot and scaled scores only, not %s",
+                           attn_score_name(a->score));
+    if (a->mods)
+        return attn__error(ATTN_EINVAL, "bf16 attention does not take attn_mods (programmable masks and scores): "
+                                        "use fp32, or the masks of attn_mask");
+    return ATTN_OK;
+}
+
+typedef struct {
+    const attn_desc *a;
+    const attn__bf16_kernels *kern;
+    int bf16_io;              /* arrays are uint16_t bf16 (else fp32) */
+    int d2, dv2, Nqp, Nkp;
+    uint32_t *q, *k, *v, *vp, *kp, *kt, *dout, *qp, *dop; /* packed, see kernels/attn_bf16.h */
+    const void *src;          /* packing: the array, its strides, its row size */
+    const int64_t *ss;
+    float *scratch;
+    size_t per_thread;
+    float *o; int64_t os[3];  /* fp32 forward output */
+    float *lse;
+    const float *delta;
+    float *dq, *dk, *dv;      /* fp32 gradients, strides below */
+    int64_t dqs[3], dks[3], dvs[3];
+    int nqb, nkb;
+} job;
+
+/* ---- packing -------------------------------------------------------------------------------- */
+
+static uint16_t src_at(const job *j, const void *base, int64_t off) {
+    return j->bf16_io ? ((const uint16_t *)base)[off] : attn__bf16(((const float *)base)[off]);
+}
+
+/* Rows [0, N) of (b, h) of src (strides ss, n features) into dst (Np, ceil(n / 2)) words, pads 0. */
+static void pack_rows(const job *j, const void *src, const int64_t *ss, int b, int h, int N, int Np, int n,
+                      uint32_t *dst) {
+    int n2 = (n + 1) / 2;
+    for (int r = 0; r < Np; r++)
+        for (int c = 0; c < n2; c++) {
+            uint32_t w = 0;
+            if (r < N) {
+                int64_t off = b * ss[0] + h * ss[1] + r * ss[2] + 2 * c;
+                w = src_at(j, src, off);
+                if (2 * c + 1 < n) w |= (uint32_t)src_at(j, src, off + 1) << 16;
+            }
+            dst[(int64_t)r * n2 + c] = w;
+        }
+}
+
+/* Rows packed as (Np, n2) words -> pairs of rows per feature, (Np / 2, n) words. */
+static void pair_rows(const uint32_t *rows, int Np, int n, uint32_t *dst) {
+    int n2 = (n + 1) / 2;
+    for (int r = 0; r < Np / 2; r++)
+        for (int c = 0; c < n; c++) {
+            uint32_t e = rows[(int64_t)2 * r * n2 + c / 2], o = rows[(int64_t)(2 * r + 1) * n2 + c / 2];
+            int sh = c & 1 ? 16 : 0;
+            dst[(int64_t)r * n + c] = ((e >> sh) & 0xffffu) | (((o >> sh) & 0xffffu) << 16);
+        }
+}
+
+typedef struct {
+    job *j;
+    const void *K, *V, *Q, *dO;
+    int bwd;
+} pack_job;
+
+static void pack_kv_task(void *ctx, int t, int thread) {
+    (void)thread;
+    pack_job *pj = ctx;
+    job *j = pj->j;
+    const attn_desc *a = j->a;
+    int b = t / a->Hkv, h = t % a->Hkv, Np = j->Nkp;
+    uint32_t *k = j->k + (int64_t)t * Np * j->d2, *v = j->v + (int64_t)t * Np * j->dv2;
+    pack_rows(j, pj->K, a->k_strides, b, h, a->Nk, Np, a->dk, k);
+    pack_rows(j, pj->V, a->v_strides, b, h, a->Nk, Np, a->dv, v);
+    if (!pj->bwd) pair_rows(v, Np, a->dv, j->vp + (int64_t)t * (Np / 2) * a->dv);
+    if (pj->bwd) pair_rows(k, Np, a->dk, j->kp + (int64_t)t * (Np / 2) * a->dk);
+    if (j->kt)
+        for (int c = 0; c < j->d2; c++)
+            for (int r = 0; r < Np; r++) j->kt[((int64_t)t * j->d2 + c) * Np + r] = k[(int64_t)r * j->d2 + c];
+}
+
+static void pack_q_task(void *ctx, int t, int thread) {
+    (void)thread;
+    pack_job *pj = ctx;
+    job *j = pj->j;
+    const attn_desc *a = j->a;
+    int b = t / a->H, h = t % a->H, Np = j->Nqp;
+    uint32_t *q = j->q + (int64_t)t * Np * j->d2;
+    pack_rows(j, pj->Q, a->q_strides, b, h, a->Nq, Np, a->dq, q);
+    if (!pj->bwd) return;
+    uint32_t *dout = j->dout + (int64_t)t * Np * j->dv2;
+    pack_rows(j, pj->dO, a->o_strides, b, h, a->Nq, Np, a->dv, dout);
+    pair_rows(q, Np, a->dq, j->qp + (int64_t)t * (Np / 2) * a->dq);
+    pair_rows(dout, Np, a->dv, j->dop + (int64_t)t * (Np / 2) * a->dv);
+}
+
+/* Sizes, workspace and packed operands of a call (the backward's too when bwd). */
+static int job_init(job *j, attn_plan *pl, const attn_desc *a, const void *Q, const void *K, const void *V,
+                    const void *dO, int bwd) {
+    memset(j, 0, sizeof *j);
+    j->a = a;
+    j->kern = attn__bf16_kern();
+    if (j->kern->fits && !j->kern->fits(a->dk, a->dv)) j->kern = attn__bf16_kern_named("avx512bf16");
+    if (!j->kern) j->kern = &attn__bf16_kernels_ref;
+    j->bf16_io = a->dtype == ATTN_BF16;
+    j->d2 = (a->dk + 1) / 2, j->dv2 = (a->dv + 1) / 2;
+    j->Nqp = (a->Nq + ATTN__BF16_QPAD - 1) / ATTN__BF16_QPAD * ATTN__BF16_QPAD;
+    j->Nkp = (a->Nk + ATTN__BF16_KPAD - 1) / ATTN__BF16_KPAD * ATTN__BF16_KPAD;
+    size_t nq = (size_t)a->B * a->H * j->Nqp, nk = (size_t)a->B * a->Hkv * j->Nkp;
+    int kt = !bwd && j->kern->needs_kt;
+    size_t wq = nq * j->d2, wk = nk * j->d2, wv = nk * j->dv2, wvp = bwd ? 0 : nk / 2 * a->dv;
+    size_t wkp = bwd ? nk / 2 * a->dk : 0, wkt = kt ? wk : 0;
+    size_t wdo = bwd ? nq * j->dv2 : 0, wqp = bwd ? nq / 2 * a->dq : 0, wdop = bwd ? nq / 2 * a->dv : 0;
+    uint32_t *w = (uint32_t *)attn__plan_bf16_buf(pl, 0, wq + wk + wv + wvp + wkp + wkt + wdo + wqp + wdop);
+    j->per_thread = (attn__bf16_scratch_floats(a->Nk, a->dk, a->dv) + 15) & ~(size_t)15;
+    j->scratch = attn__plan_bf16_buf(pl, 1, j->per_thread * (size_t)attn__max_threads());
+    if (!w || !j->scratch) return ATTN_ENOMEM;
+    j->q = w, w += wq;
+    j->k = w, w += wk;
+    j->v = w, w += wv;
+    if (wvp) j->vp = w, w += wvp;
+    if (wkp) j->kp = w, w += wkp;
+    if (wkt) j->kt = w, w += wkt;
+    if (wdo) j->dout = w, w += wdo;
+    if (wqp) j->qp = w, w += wqp;
+    if (wdop) j->dop = w;
+    pack_job pj = {.j = j, .K = K, .V = V, .Q = Q, .dO = dO, .bwd = bwd};
+    attn__parallel(a->B * a->Hkv, pack_kv_task, &pj);
+    attn__parallel(a->B * a->H, pack_q_task, &pj);
+    j->nqb = (a->Nq + j->kern->q_block - 1) / j->kern->q_block;
+    j->nkb = (a->Nk + j->kern->k_block - 1) / j->kern->k_block;
+    return ATTN_OK;
+}
+
+/* The kernels' view of (b, query head h); m receives the masks. */
+static attn__bf16_head head_of(const job *j, int b, int h, attn__head *m) {
+    const attn_desc *a = j->a;
+    int hk = h / (a->H / a->Hkv);
+    int64_t bh = (int64_t)b * a->H + h, bk = (int64_t)b * a->Hkv + hk;
+    *m = attn__desc_head(a, b, h);
+    attn__bf16_head hb = {.Nq = a->Nq, .Nk = a->Nk, .d = a->dk, .dv = a->dv, .d2 = j->d2, .dv2 = j->dv2,
+                          .Nqp = j->Nqp, .Nkp = j->Nkp, .scale = a->scale, .m = m};
+    hb.q = j->q + bh * j->Nqp * j->d2;
+    hb.k = j->k + bk * j->Nkp * j->d2;
+    hb.v = j->v + bk * j->Nkp * j->dv2;
+    if (j->vp) hb.vp = j->vp + bk * (j->Nkp / 2) * a->dv;
+    if (j->kp) hb.kp = j->kp + bk * (j->Nkp / 2) * a->dk;
+    if (j->kt) hb.kt = j->kt + bk * j->d2 * j->Nkp;
+    if (j->dout) hb.dout = j->dout + bh * j->Nqp * j->dv2;
+    if (j->qp) hb.qp = j->qp + bh * (j->Nqp / 2) * a->dq;
+    if (j->dop) hb.dop = j->dop + bh * (j->Nqp / 2) * a->dv;
+    return hb;
+}
+
+static float *scratch_at(const job *j, int thread) { return j->scratch + j->per_thread * (size_t)thread; }
+
+/* ---- forward -------------------------------------------------------------------------------- */
+
+static void fwd_task(void *ctx, int t, int thread) {
+    job *j = ctx;
+    const attn_desc *a = j->a;
+    int qb = t % j->nqb, bh = t / j->nqb, h = bh % a->H, b = bh / a->H;
+    if (a->mask.causal || a->mask.window) qb = j->nqb - 1 - qb; /* the longest rows first */
+    int i0 = qb * j->kern->q_block, i1 = i0 + j->kern->q_block < a->Nq ? i0 + j->kern->q_block : a->Nq;
+    attn__head m;
+    attn__bf16_head hb = head_of(j, b, h, &m);
+    j->kern->fwd(&hb, i0, i1, j->o + b * j->os[0] + h * j->os[1], j->os[2], j->lse + (size_t)bh * a->Nq,
+                 scratch_at(j, thread));
+}
+
+/* fp32 rows (B, Hx, N, n) at x with strides xs -> bf16 at y with strides ys. */
+typedef struct {
+    const float *x; const int64_t *xs;
+    uint16_t *y; const int64_t *ys;
+    int Hx, N, n;
+} round_job;
+
+static void round_task(void *ctx, int t, int thread) {
+    (void)thread;
+    const round_job *r = ctx;
+    int b = t / r->Hx, h = t % r->Hx;
+    for (int i = 0; i < r->N; i++)
+        attn_f32_to_bf16(r->x + b * r->xs[0] + h * r->xs[1] + i * r->xs[2], r->y + b * r->ys[0] + h * r->ys[1] + i * r->ys[2],
+                         (size_t)r->n);
+}
+
+static void round_out(const float *x, const int64_t xs[3], void *y, const int64_t ys[3], int B, int Hx, int N, int n) {
+    round_job r = {x, xs, y, ys, Hx, N, n};
+    attn__parallel(B * Hx, round_task, &r);
+}
+
+static void contiguous3(int64_t s[3], int H, int N, int d) {
+    s[2] = d, s[1] = (int64_t)N * d, s[0] = (int64_t)H * N * d;
+}
+
+int attn__bf16_forward(attn_plan *pl, const attn_desc *a, const void *Q, const void *K, const void *V, void *O,
+                       float *P, float *lse) {
+    if (!Q || !K || !V || !O) return attn__error(ATTN_EINVAL, "Q, K, V and O must not be NULL");
+    if (P) return attn__error(ATTN_EINVAL, "bf16 attention does not return the weights P (pass NULL; use fp32 for them)");
+    job j;
+    int st = job_init(&j, pl, a, Q, K, V, NULL, 0);
+    if (st) return st;
+    size_t nq = (size_t)a->B * a->H * a->Nq;
+    if (!lse && !(lse = attn__plan_bf16_buf(pl, 2, nq))) return ATTN_ENOMEM;
+    j.lse = lse;
+    if (j.bf16_io) {
+        if (!(j.o = attn__plan_bf16_buf(pl, 3, nq * a->dv))) return ATTN_ENOMEM;
+        contiguous3(j.os, a->H, a->Nq, a->dv);
+    } else {
+        j.o = O;
+        memcpy(j.os, a->o_strides, sizeof j.os);
+    }
+    attn__parallel(a->B * a->H * j.nqb, fwd_task, &j);
+    if (j.bf16_io) round_out(j.o, j.os, O, a->o_strides, a->B, a->H, a->Nq, a->dv);
+    return ATTN_OK;
+}
+
+/* ---- backward ------------------------------------------------------------------------------- */
+
+static void dq_task(void *ctx, int t, int thread) {
+    job *j = ctx;
+    const attn_desc *a = j->a;
+    int qb = t % j->nqb, bh = t / j->nqb, h = bh % a->H, b = bh / a->H;
+    int i0 = qb * j->kern->q_block, i1 = i0 + j->kern->q_block < a->Nq ? i0 + j->kern->q_block : a->Nq;
+    attn__head m;
+    attn__bf16_head hb = head_of(j, b, h, &m);
+    j->kern->bwd_dq(&hb, j->lse + (size_t)bh * a->Nq, j->delta + (size_t)bh * a->Nq, i0, i1,
+                    j->dq + b * j->dqs[0] + h * j->dqs[1], j->dqs[2], scratch_at(j, thread));
+}
+
+static void dkv_task(void *ctx, int t, int thread) {
+    job *j = ctx;
+    const attn_desc *a = j->a;
+    int kb = t % j->nkb, bk = t / j->nkb, hk = bk % a->Hkv, b = bk / a->Hkv, G = a->H / a->Hkv;
+    int j0 = kb * j->kern->k_block, j1 = j0 + j->kern->k_block < a->Nk ? j0 + j->kern->k_block : a->Nk;
+    float *dk = j->dk ? j->dk + b * j->dks[0] + hk * j->dks[1] : NULL;
+    float *dv = j->dv ? j->dv + b * j->dvs[0] + hk * j->dvs[1] : NULL;
+    for (int i = j0; i < j1; i++) {
+        if (dk) memset(dk + i * j->dks[2], 0, (size_t)a->dk * sizeof *dk);
+        if (dv) memset(dv + i * j->dvs[2], 0, (size_t)a->dv * sizeof *dv);
+    }
+    for (int g = 0; g < G; g++) {
+        int h = hk * G + g;
+        size_t bh = (size_t)b * a->H + h;
+        attn__head m;
+        attn__bf16_head hb = head_of(j, b, h, &m);
+        j->kern->bwd_dkv(&hb, j->lse + bh * a->Nq, j->delta + bh * a->Nq, j0, j1, dk, j->dks[2], dv, j->dvs[2],
+                         scratch_at(j, thread));
+    }
+}
+
+typedef struct {
+    const job *j;
+    const void *O, *dO;
+    float *delta;
+} delta_job;
+
+/* delta_i = dO_i . O_i in fp32, from the arrays as given. */
+static void delta_task(void *ctx, int bh, int thread) {
+    (void)thread;
+    const delta_job *dj = ctx;
+    const attn_desc *a = dj->j->a;
+    int b = bh / a->H, h = bh % a->H;
+    for (int i = 0; i < a->Nq; i++) {
+        int64_t off = b * a->o_strides[0] + h * a->o_strides[1] + i * a->o_strides[2];
+        float s = 0.0f;
+        for (int c = 0; c < a->dv; c++) {
+            float o = dj->j->bf16_io ? attn__bf16_f32(((const uint16_t *)dj->O)[off + c]) : ((const float *)dj->O)[off + c];
+            float g = dj->j->bf16_io ? attn__bf16_f32(((const uint16_t *)dj->dO)[off + c]) : ((const float *)dj->dO)[off + c];
+            s += o * g;
+        }
+        dj->delta[(size_t)bh * a->Nq + i] = s;
+    }
+}
+
+/* Where a gradient goes: the caller's fp32 array, or (bf16 storage) workspace buffer `slot`. */
+static int grad_target(const job *j, attn_plan *pl, int slot, void *user, const int64_t us[3], int Hx, int N, int n,
+                       float **out, int64_t os[3]) {
+    *out = NULL;
+    if (!user) return ATTN_OK;
+    if (!j->bf16_io) {
+        *out = user;
+        memcpy(os, us, 3 * sizeof *os);
+        return ATTN_OK;
+    }
+    if (!(*out = attn__plan_bf16_buf(pl, slot, (size_t)j->a->B * Hx * N * n))) return ATTN_ENOMEM;
+    contiguous3(os, Hx, N, n);
+    return ATTN_OK;
+}
+
+int attn__bf16_backward(attn_plan *pl, const attn_desc *a, const void *Q, const void *K, const void *V, const void *O,
+                        const float *lse, const void *dO, void *dQ, void *dK, void *dV) {
+    if (!Q || !K || !V || !O || !dO) return attn__error(ATTN_EINVAL, "Q, K, V, O and dO must not be NULL");
+    size_t nq = (size_t)a->B * a->H * a->Nq;
+    if (!lse) { /* recompute it: a forward into scratch outputs */
+        float *l = attn__plan_bf16_buf(pl, 2, nq), *o = attn__plan_bf16_buf(pl, 4, nq * a->dv);
+        if (!l || !o) return ATTN_ENOMEM;
+        attn_desc af = *a;
+        af.dtype = ATTN_F32, af.compute = ATTN_BF16; /* fp32 output, same inputs */
+        contiguous3(af.o_strides, a->H, a->Nq, a->dv);
+        job jf;
+        int st = job_init(&jf, pl, a, Q, K, V, NULL, 0);
+        if (st) return st;
+        jf.a = &af, jf.lse = l, jf.o = o;
+        memcpy(jf.os, af.o_strides, sizeof jf.os);
+        attn__parallel(a->B * a->H * jf.nqb, fwd_task, &jf);
+        lse = l;
+    }
+    job j;
+    int st = job_init(&j, pl, a, Q, K, V, dO, 1);
+    if (st) return st;
+    float *delta = attn__plan_bf16_buf(pl, 3, nq);
+    if (!delta) return ATTN_ENOMEM;
+    delta_job dj = {&j, O, dO, delta};
+    attn__parallel(a->B * a->H, delta_task, &dj);
+    j.lse = (float *)lse, j.delta = delta;
+    if ((st = grad_target(&j, pl, 4, dQ, a->q_strides, a->H, a->Nq, a->dq, &j.dq, j.dqs)) ||
+        (st = grad_target(&j, pl, 5, dK, a->k_strides, a->Hkv, a->Nk, a->dk, &j.dk, j.dks)) ||
+        (st = grad_target(&j, pl, 6, dV, a->v_strides, a->Hkv, a->Nk, a->dv, &j.dv, j.dvs)))
+        return st;
+    if (j.dq) attn__parallel(a->B * a->H * j.nqb, dq_task, &j);
+    if (j.dk || j.dv) attn__parallel(a->B * a->Hkv * j.nkb, dkv_task, &j);
+    if (j.bf16_io) {
+        if (dQ) round_out(j.dq, j.dqs, dQ, a->q_strides, a->B, a->H, a->Nq, a->dq);
+        if (dK) round_out(j.dk, j.dks, dK, a->k_strides, a->B, a->Hkv, a->Nk, a->dk);
+        if (dV) round_out(j.dv, j.dvs, dV, a->v_strides, a->B, a->Hkv, a->Nk, a->dv);
+    }
+    return ATTN_OK;
+}
