@@ -231,6 +231,8 @@ typedef struct {
  * largest bf16 round to inf), and the exact widening. */
 void attn_f32_to_bf16(const float *x, uint16_t *y, size_t n);
 void attn_bf16_to_f32(const uint16_t *x, float *y, size_t n);
+/* The bf16 kernels a call would use now: "amx", "avx512bf16" or "ref". */
+const char *attn_bf16_isa(void);
 
 /* Checks the description and fills in its defaults (Hkv, dk, dv, scale, strides), in place.
  * Every call below does this itself; call it to read back the effective values. */

@@ -26,6 +26,8 @@ void attn_bf16_to_f32(const uint16_t *x, float *y, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = attn__bf16_f32(x[i]);
 }
 
+const char *attn_bf16_isa(void) { return attn__bf16_kern()->name; }
+
 int attn__bf16_on(const attn_desc *a) { return a->dtype == ATTN_BF16 || a->compute == ATTN_BF16; }
 
 int attn__bf16_check(const attn_desc *a) {
