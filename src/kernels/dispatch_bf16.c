@@ -11,12 +11,18 @@
 #include <string.h>
 
 #if defined(ATTN_HAVE_AMX) && defined(__linux__)
+#include <cpuid.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #define ARCH_REQ_XCOMP_PERM 0x1023
 #define XFEATURE_XTILEDATA 18
 /* Linux hands AMX's 8 KB of tile state to a process only on request (kernel 5.16+). */
 static int amx_permitted(void) { return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0; }
+/* AMX-BF16 (CPUID.(7,0):EDX[22]) beside AMX-TILE (core/cpu.c's amx). */
+static int amx_bf16(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && ((d >> 22) & 1);
+}
 #endif
 
 static const attn__bf16_kernels *g_tabs[3];
@@ -30,7 +36,7 @@ static void init(void) {
     int avx512 = c->avx512f && c->avx512bw && c->avx512dq && c->avx512vl;
     if (avx512 && c->avx512bf16) g_tabs[g_ntabs++] = &attn__bf16_kernels_avx512;
 #if defined(ATTN_HAVE_AMX) && defined(__linux__)
-    if (avx512 && c->avx512bf16 && c->amx && amx_permitted()) g_tabs[g_ntabs++] = &attn__bf16_kernels_amx;
+    if (avx512 && c->avx512bf16 && c->amx && amx_bf16() && amx_permitted()) g_tabs[g_ntabs++] = &attn__bf16_kernels_amx;
 #endif
 #else
     (void)c;

@@ -134,7 +134,8 @@ static int job_init(job *j, attn_plan *pl, const attn_desc *a, const void *Q, co
     memset(j, 0, sizeof *j);
     j->a = a;
     j->kern = attn__bf16_kern();
-    if (j->kern->fits && !j->kern->fits(a->dk, a->dv)) j->kern = attn__bf16_kern_named("avx512bf16");
+    if ((j->kern->fits && !j->kern->fits(a->dk, a->dv)) || (bwd && !j->kern->bwd_dq)) /* AMX: forward, some sizes */
+        j->kern = attn__bf16_kern_named("avx512bf16");
     if (!j->kern) j->kern = &attn__bf16_kernels_ref;
     j->bf16_io = a->dtype == ATTN_BF16;
     j->d2 = (a->dk + 1) / 2, j->dv2 = (a->dv + 1) / 2;
