@@ -11,7 +11,8 @@
  *   k   (Nkp, d2)        keys, feature pairs
  *   v   (Nkp, dv2)       values, feature pairs (backward: dP = dO V^T)
  *   vp  (Nkp / 2, dv)    values, key pairs per feature (forward: O += P V)
- *   kp  (Nkp / 2, d)     keys, key pairs per feature (backward: dQ += dS K)
+ *   kp  (Nkp / 2, DPAD(d)) keys, key pairs per feature (backward: dQ += dS K), rows padded
+ *                        to a multiple of 32 words
  *   kt  (d2, Nkp)        keys transposed, feature pairs per key (AMX forward only)
  *   dout (Nqp, dv2)      dO, feature pairs (backward)
  *   qp  (Nqp / 2, d)     queries, query pairs per feature (backward: dK += dS^T Q)
@@ -31,6 +32,7 @@
 #include "kernels/kernels.h"
 
 enum { ATTN__BF16_QPAD = 32, ATTN__BF16_KPAD = 64 };
+#define ATTN__BF16_DPAD(d) (((d) + 31) / 32 * 32)
 
 typedef struct {
     int Nq, Nk, d, dv, d2, dv2, Nqp, Nkp;
@@ -49,6 +51,13 @@ typedef void (*attn__bf16_dq_fn)(const attn__bf16_head *h, const float *lse, con
 typedef void (*attn__bf16_dkv_fn)(const attn__bf16_head *h, const float *lse, const float *delta, int j0, int j1,
                                   float *dk, int64_t dk_rs, float *dv, int64_t dv_rs, float *scratch);
 
+/* The fused backward (FlashAttention-2's Algorithm 2) of key rows [j0, j1): dK, dV rows
+ * accumulated (+=) as bwd_dkv's; dq (Nq rows of at least DPAD(d) floats, dq_rs apart)
+ * accumulates (+=) sum_j dS_ij k_j WITHOUT the scale (the caller multiplies once). */
+typedef void (*attn__bf16_bwd_fn)(const attn__bf16_head *h, const float *lse, const float *delta, int j0, int j1,
+                                  float *dq, int64_t dq_rs, float *dk, int64_t dk_rs, float *dv, int64_t dv_rs,
+                                  float *scratch);
+
 typedef struct {
     const char *name;   /* "ref", "avx512bf16", "amx" */
     int q_block;        /* query rows per forward and dQ task */
@@ -58,6 +67,7 @@ typedef struct {
     attn__bf16_fwd_fn fwd;
     attn__bf16_dq_fn bwd_dq;
     attn__bf16_dkv_fn bwd_dkv;
+    attn__bf16_bwd_fn bwd;      /* if set, the backward runs this instead of bwd_dq and bwd_dkv */
 } attn__bf16_kernels;
 
 /* Scratch floats per thread for any table's kernels. */

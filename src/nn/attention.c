@@ -84,7 +84,7 @@ enum {
     WS_LSE, WS_OTMP, WS_DELTA,            /* forward/backward row statistics */
     WS_DQ, WS_DK, WS_DQPART,              /* backward: effective dq, dk, per-range dq */
     WS_DWQ, WS_DUK, WS_DVAB,              /* additive backward (and attn_mods: nn/attention_mods.c) */
-    WS_BF16, WS_BF16_END = WS_BF16 + 7,   /* the bf16 path's (nn/attention_bf16.c) */
+    WS_BF16, WS_BF16_END = WS_BF16 + 8,   /* the bf16 path's (nn/attention_bf16.c) */
     WS_COUNT
 };
 

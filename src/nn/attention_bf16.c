@@ -56,6 +56,8 @@ typedef struct {
     float *dq, *dk, *dv;      /* fp32 gradients, strides below */
     int64_t dqs[3], dks[3], dvs[3];
     int nqb, nkb;
+    int ns, chunk;            /* fused backward: ns key ranges of chunk keys per (b, kv head) */
+    float *dqa;               /* its dQ sums without the scale, (ns, B, H, Nq, DPAD(d)) */
 } job;
 
 /* ---- packing -------------------------------------------------------------------------------- */
@@ -80,14 +82,15 @@ static void pack_rows(const job *j, const void *src, const int64_t *ss, int b, i
         }
 }
 
-/* Rows packed as (Np, n2) words -> pairs of rows per feature, (Np / 2, n) words. */
-static void pair_rows(const uint32_t *rows, int Np, int n, uint32_t *dst) {
+/* Rows packed as (Np, n2) words -> pairs of rows per feature, (Np / 2, ds) words (ds >= n,
+ * the pad 0). */
+static void pair_rows(const uint32_t *rows, int Np, int n, int ds, uint32_t *dst) {
     int n2 = (n + 1) / 2;
     for (int r = 0; r < Np / 2; r++)
-        for (int c = 0; c < n; c++) {
-            uint32_t e = rows[(int64_t)2 * r * n2 + c / 2], o = rows[(int64_t)(2 * r + 1) * n2 + c / 2];
+        for (int c = 0; c < ds; c++) {
+            uint32_t e = c < n ? rows[(int64_t)2 * r * n2 + c / 2] : 0, o = c < n ? rows[(int64_t)(2 * r + 1) * n2 + c / 2] : 0;
             int sh = c & 1 ? 16 : 0;
-            dst[(int64_t)r * n + c] = ((e >> sh) & 0xffffu) | (((o >> sh) & 0xffffu) << 16);
+            dst[(int64_t)r * ds + c] = ((e >> sh) & 0xffffu) | (((o >> sh) & 0xffffu) << 16);
         }
 }
 
@@ -106,8 +109,8 @@ static void pack_kv_task(void *ctx, int t, int thread) {
     uint32_t *k = j->k + (int64_t)t * Np * j->d2, *v = j->v + (int64_t)t * Np * j->dv2;
     pack_rows(j, pj->K, a->k_strides, b, h, a->Nk, Np, a->dk, k);
     pack_rows(j, pj->V, a->v_strides, b, h, a->Nk, Np, a->dv, v);
-    if (!pj->bwd) pair_rows(v, Np, a->dv, j->vp + (int64_t)t * (Np / 2) * a->dv);
-    if (pj->bwd) pair_rows(k, Np, a->dk, j->kp + (int64_t)t * (Np / 2) * a->dk);
+    if (!pj->bwd) pair_rows(v, Np, a->dv, a->dv, j->vp + (int64_t)t * (Np / 2) * a->dv);
+    if (pj->bwd) pair_rows(k, Np, a->dk, ATTN__BF16_DPAD(a->dk), j->kp + (int64_t)t * (Np / 2) * ATTN__BF16_DPAD(a->dk));
     if (j->kt)
         for (int c = 0; c < j->d2; c++)
             for (int r = 0; r < Np; r++) j->kt[((int64_t)t * j->d2 + c) * Np + r] = k[(int64_t)r * j->d2 + c];
@@ -124,8 +127,8 @@ static void pack_q_task(void *ctx, int t, int thread) {
     if (!pj->bwd) return;
     uint32_t *dout = j->dout + (int64_t)t * Np * j->dv2;
     pack_rows(j, pj->dO, a->o_strides, b, h, a->Nq, Np, a->dv, dout);
-    pair_rows(q, Np, a->dq, j->qp + (int64_t)t * (Np / 2) * a->dq);
-    pair_rows(dout, Np, a->dv, j->dop + (int64_t)t * (Np / 2) * a->dv);
+    pair_rows(q, Np, a->dq, a->dq, j->qp + (int64_t)t * (Np / 2) * a->dq);
+    pair_rows(dout, Np, a->dv, a->dv, j->dop + (int64_t)t * (Np / 2) * a->dv);
 }
 
 /* Sizes, workspace and packed operands of a call (the backward's too when bwd). */
@@ -134,7 +137,7 @@ static int job_init(job *j, attn_plan *pl, const attn_desc *a, const void *Q, co
     memset(j, 0, sizeof *j);
     j->a = a;
     j->kern = attn__bf16_kern();
-    if ((j->kern->fits && !j->kern->fits(a->dk, a->dv)) || (bwd && !j->kern->bwd_dq)) /* AMX: forward, some sizes */
+    if ((j->kern->fits && !j->kern->fits(a->dk, a->dv)) || (bwd && !j->kern->bwd_dq && !j->kern->bwd))
         j->kern = attn__bf16_kern_named("avx512bf16");
     if (!j->kern) j->kern = &attn__bf16_kernels_ref;
     j->bf16_io = a->dtype == ATTN_BF16;
@@ -144,7 +147,7 @@ static int job_init(job *j, attn_plan *pl, const attn_desc *a, const void *Q, co
     size_t nq = (size_t)a->B * a->H * j->Nqp, nk = (size_t)a->B * a->Hkv * j->Nkp;
     int kt = !bwd && j->kern->needs_kt;
     size_t wq = nq * j->d2, wk = nk * j->d2, wv = nk * j->dv2, wvp = bwd ? 0 : nk / 2 * a->dv;
-    size_t wkp = bwd ? nk / 2 * a->dk : 0, wkt = kt ? wk : 0;
+    size_t wkp = bwd ? nk / 2 * ATTN__BF16_DPAD(a->dk) : 0, wkt = kt ? wk : 0;
     size_t wdo = bwd ? nq * j->dv2 : 0, wqp = bwd ? nq / 2 * a->dq : 0, wdop = bwd ? nq / 2 * a->dv : 0;
     uint32_t *w = (uint32_t *)attn__plan_bf16_buf(pl, 0, wq + wk + wv + wvp + wkp + wkt + wdo + wqp + wdop);
     j->per_thread = (attn__bf16_scratch_floats(a->Nk, a->dk, a->dv) + 15) & ~(size_t)15;
@@ -179,7 +182,7 @@ static attn__bf16_head head_of(const job *j, int b, int h, attn__head *m) {
     hb.k = j->k + bk * j->Nkp * j->d2;
     hb.v = j->v + bk * j->Nkp * j->dv2;
     if (j->vp) hb.vp = j->vp + bk * (j->Nkp / 2) * a->dv;
-    if (j->kp) hb.kp = j->kp + bk * (j->Nkp / 2) * a->dk;
+    if (j->kp) hb.kp = j->kp + bk * (j->Nkp / 2) * ATTN__BF16_DPAD(a->dk);
     if (j->kt) hb.kt = j->kt + bk * j->d2 * j->Nkp;
     if (j->dout) hb.dout = j->dout + bh * j->Nqp * j->dv2;
     if (j->qp) hb.qp = j->qp + bh * (j->Nqp / 2) * a->dq;
@@ -284,6 +287,66 @@ static void dkv_task(void *ctx, int t, int thread) {
     }
 }
 
+/* The fused backward: task (b, kv head, key range r) runs the G query heads of the group over
+ * its keys, owning its dK, dV rows; each range sums dQ apart, added in range order after. */
+static void bwd_task(void *ctx, int t, int thread) {
+    job *j = ctx;
+    const attn_desc *a = j->a;
+    int r = t % j->ns, bk = t / j->ns, hk = bk % a->Hkv, b = bk / a->Hkv, G = a->H / a->Hkv, dp = ATTN__BF16_DPAD(a->dk);
+    int j0 = r * j->chunk, j1 = j0 + j->chunk < a->Nk ? j0 + j->chunk : a->Nk;
+    float *dk = j->dk ? j->dk + b * j->dks[0] + hk * j->dks[1] : NULL;
+    float *dv = j->dv ? j->dv + b * j->dvs[0] + hk * j->dvs[1] : NULL;
+    for (int i = j0; i < j1; i++) {
+        if (dk) memset(dk + i * j->dks[2], 0, (size_t)a->dk * sizeof *dk);
+        if (dv) memset(dv + i * j->dvs[2], 0, (size_t)a->dv * sizeof *dv);
+    }
+    for (int g = 0; g < G; g++) {
+        size_t bh = (size_t)b * a->H + hk * G + g;
+        attn__head m;
+        attn__bf16_head hb = head_of(j, b, hk * G + g, &m);
+        float *dq = j->dq ? j->dqa + ((size_t)r * a->B * a->H + bh) * a->Nq * dp : NULL;
+        j->kern->bwd(&hb, j->lse + bh * a->Nq, j->delta + bh * a->Nq, j0, j1, dq, dp, dk, j->dks[2], dv, j->dvs[2],
+                     scratch_at(j, thread));
+    }
+}
+
+static void dq_sum_task(void *ctx, int bh, int thread) {
+    (void)thread;
+    const job *j = ctx;
+    const attn_desc *a = j->a;
+    int b = bh / a->H, h = bh % a->H, dp = ATTN__BF16_DPAD(a->dk);
+    size_t stride = (size_t)a->B * a->H * a->Nq * dp;
+    for (int i = 0; i < a->Nq; i++) {
+        float *dq = j->dq + b * j->dqs[0] + h * j->dqs[1] + i * j->dqs[2];
+        const float *part = j->dqa + ((size_t)bh * a->Nq + i) * dp;
+        for (int c = 0; c < a->dk; c++) {
+            float s = 0.0f;
+            for (int r = 0; r < j->ns; r++) s += part[r * stride + c];
+            dq[c] = a->scale * s;
+        }
+    }
+}
+
+static int run_fused(job *j, attn_plan *pl) {
+    const attn_desc *a = j->a;
+    int groups = a->B * a->Hkv, kb = j->kern->k_block;
+    /* Enough tasks for the threads (8, a constant), in key ranges of at least 256: the split
+     * depends on the shapes only, so results do not depend on the thread count. */
+    int ns = (8 + groups - 1) / groups;
+    if (ns > a->Nk / 256) ns = a->Nk / 256;
+    if (ns < 1) ns = 1;
+    j->chunk = ((a->Nk + ns - 1) / ns + kb - 1) / kb * kb;
+    j->ns = (a->Nk + j->chunk - 1) / j->chunk;
+    if (j->dq) {
+        size_t n = (size_t)j->ns * a->B * a->H * a->Nq * ATTN__BF16_DPAD(a->dk);
+        if (!(j->dqa = attn__plan_bf16_buf(pl, 7, n))) return ATTN_ENOMEM;
+        memset(j->dqa, 0, n * sizeof *j->dqa);
+    }
+    attn__parallel(groups * j->ns, bwd_task, j);
+    if (j->dq) attn__parallel(a->B * a->H, dq_sum_task, j);
+    return ATTN_OK;
+}
+
 typedef struct {
     const job *j;
     const void *O, *dO;
@@ -353,8 +416,12 @@ int attn__bf16_backward(attn_plan *pl, const attn_desc *a, const void *Q, const 
         (st = grad_target(&j, pl, 5, dK, a->k_strides, a->Hkv, a->Nk, a->dk, &j.dk, j.dks)) ||
         (st = grad_target(&j, pl, 6, dV, a->v_strides, a->Hkv, a->Nk, a->dv, &j.dv, j.dvs)))
         return st;
-    if (j.dq) attn__parallel(a->B * a->H * j.nqb, dq_task, &j);
-    if (j.dk || j.dv) attn__parallel(a->B * a->Hkv * j.nkb, dkv_task, &j);
+    if (j.kern->bwd) {
+        if ((st = run_fused(&j, pl))) return st;
+    } else {
+        if (j.dq) attn__parallel(a->B * a->H * j.nqb, dq_task, &j);
+        if (j.dk || j.dv) attn__parallel(a->B * a->Hkv * j.nkb, dkv_task, &j);
+    }
     if (j.bf16_io) {
         if (dQ) round_out(j.dq, j.dqs, dQ, a->q_strides, a->B, a->H, a->Nq, a->dq);
         if (dK) round_out(j.dk, j.dks, dK, a->k_strides, a->B, a->Hkv, a->Nk, a->dk);

@@ -17,7 +17,7 @@ int attn__bf16_forward(attn_plan *pl, const attn_desc *a, const void *Q, const v
 int attn__bf16_backward(attn_plan *pl, const attn_desc *a, const void *Q, const void *K, const void *V, const void *O,
                         const float *lse, const void *dO, void *dQ, void *dK, void *dV);
 
-/* From nn/attention.c: workspace buffer i (0 .. 6) of the plan, at least n floats. */
+/* From nn/attention.c: workspace buffer i (0 .. 7) of the plan, at least n floats. */
 float *attn__plan_bf16_buf(attn_plan *pl, int i, size_t n);
 /* The masks and sizes of (batch b, query head h) as the kernels see them (no data pointers,
  * no attn_mods). */

@@ -62,7 +62,7 @@ static void dq_ref(const attn__bf16_head *h, const float *lse, const float *delt
         for (int j = 0; j < h->Nk; j++) {
             float p, ds;
             grad_elem(h, lse, delta, i, j, &p, &ds);
-            for (int c = 0; c < h->d; c++) acc[c] += ds * pair_at(h->kp, h->d, j, c);
+            for (int c = 0; c < h->d; c++) acc[c] += ds * pair_at(h->kp, ATTN__BF16_DPAD(h->d), j, c);
         }
         for (int c = 0; c < h->d; c++) dq[(int64_t)i * dq_rs + c] = h->scale * acc[c];
     }

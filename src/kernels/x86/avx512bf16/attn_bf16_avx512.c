@@ -11,8 +11,13 @@
  *
  *   forward   S^T (BC, 32)   = K_blk (BC, d2 pairs) . Q^T (d2, 32 lanes, 2)
  *             O^T (dv, 32)  += Vp (dv, BC/2 key pairs) . P^T (BC/2, 32 lanes, 2)
- *   dQ        S^T, dP^T = V_blk . dO^T, dS^T = P^T (dP^T - delta), dQ^T += Kp . dS^T
- *   dK, dV    (32 key lanes) S, dP per query row, dV^T += dOp . P, dK^T += Qp . dS
+ *   backward  (fused, 32 key lanes) S, dP = dO V^T per query row, dS = P (dP - delta),
+ *             dV^T += dOp . P, dK^T += Qp . dS, and dQ (query rows, feature lanes) += dS . Kp
+ *
+ * Measured on this project's Intel Xeon (Emerald Rapids class, model 207), one core: VDPBF16PS
+ * zmm retires about 0.45 per cycle where VFMADD231PS retires 1.9, i.e. half the fp32 FMA's
+ * multiply-adds per cycle, so these kernels run at about 0.55x the fp32 ones there (see
+ * bench/README.md); on AMD Zen 4/5 the instruction has the FMA's rate, twice its products.
  *
  * P^T and dS^T are rounded to bf16 (VCVTNE2PS2BF16, round to nearest even; it flushes
  * denormals to zero, weights below 1e-38) and interleaved into pairs of rows with one
@@ -48,16 +53,17 @@ static inline __m512 vsafe(__m512 m) {
     return _mm512_mask_blend_ps(k, m, _mm512_setzero_ps());
 }
 
-/* C (MR, 32) (+)= sum_p A[r * ams + p * aps] . B[p]: MR <= 6 rows of two vectors. */
+/* C (MR, 32) (+)= sum_p A[r * ams + p * aps] . B[p]: MR <= 6 rows of two vectors; B's rows of
+ * 32 lanes are bs words apart, C's rows ldc floats. */
 ALWAYS_INLINE void mk_tile(const int MR, int P, const uint32_t *A, int64_t ams, int64_t aps, const uint32_t *B,
-                           float *C, int acc) {
+                           int64_t bs, float *C, int64_t ldc, int acc) {
     __m512 c0[6], c1[6];
     for (int r = 0; r < MR; r++) {
-        c0[r] = acc ? _mm512_loadu_ps(C + r * 32) : _mm512_setzero_ps();
-        c1[r] = acc ? _mm512_loadu_ps(C + r * 32 + 16) : _mm512_setzero_ps();
+        c0[r] = acc ? _mm512_loadu_ps(C + r * ldc) : _mm512_setzero_ps();
+        c1[r] = acc ? _mm512_loadu_ps(C + r * ldc + 16) : _mm512_setzero_ps();
     }
     for (int p = 0; p < P; p++) {
-        __m512bh b0 = (__m512bh)_mm512_loadu_si512(B + p * 32), b1 = (__m512bh)_mm512_loadu_si512(B + p * 32 + 16);
+        __m512bh b0 = (__m512bh)_mm512_loadu_si512(B + p * bs), b1 = (__m512bh)_mm512_loadu_si512(B + p * bs + 16);
         const uint32_t *a = A + p * aps;
         for (int r = 0; r < MR; r++) {
             __m512bh x = (__m512bh)_mm512_set1_epi32((int)a[r * ams]);
@@ -66,22 +72,28 @@ ALWAYS_INLINE void mk_tile(const int MR, int P, const uint32_t *A, int64_t ams, 
         }
     }
     for (int r = 0; r < MR; r++) {
-        _mm512_storeu_ps(C + r * 32, c0[r]);
-        _mm512_storeu_ps(C + r * 32 + 16, c1[r]);
+        _mm512_storeu_ps(C + r * ldc, c0[r]);
+        _mm512_storeu_ps(C + r * ldc + 16, c1[r]);
     }
 }
 
-static void mk(int M, int P, const uint32_t *A, int64_t ams, int64_t aps, const uint32_t *B, float *C, int acc) {
+static void mk_g(int M, int P, const uint32_t *A, int64_t ams, int64_t aps, const uint32_t *B, int64_t bs, float *C,
+                 int64_t ldc, int acc) {
     int r = 0;
-    for (; r + 6 <= M; r += 6) mk_tile(6, P, A + r * ams, ams, aps, B, C + r * 32, acc);
+    for (; r + 6 <= M; r += 6) mk_tile(6, P, A + r * ams, ams, aps, B, bs, C + r * ldc, ldc, acc);
     switch (M - r) {
-    case 5: mk_tile(5, P, A + r * ams, ams, aps, B, C + r * 32, acc); break;
-    case 4: mk_tile(4, P, A + r * ams, ams, aps, B, C + r * 32, acc); break;
-    case 3: mk_tile(3, P, A + r * ams, ams, aps, B, C + r * 32, acc); break;
-    case 2: mk_tile(2, P, A + r * ams, ams, aps, B, C + r * 32, acc); break;
-    case 1: mk_tile(1, P, A + r * ams, ams, aps, B, C + r * 32, acc); break;
+    case 5: mk_tile(5, P, A + r * ams, ams, aps, B, bs, C + r * ldc, ldc, acc); break;
+    case 4: mk_tile(4, P, A + r * ams, ams, aps, B, bs, C + r * ldc, ldc, acc); break;
+    case 3: mk_tile(3, P, A + r * ams, ams, aps, B, bs, C + r * ldc, ldc, acc); break;
+    case 2: mk_tile(2, P, A + r * ams, ams, aps, B, bs, C + r * ldc, ldc, acc); break;
+    case 1: mk_tile(1, P, A + r * ams, ams, aps, B, bs, C + r * ldc, ldc, acc); break;
     default: break;
     }
+}
+
+/* The tiles' usual shape: B rows of 32 lanes packed (bs = 32), C rows of 32 (ldc = 32). */
+static void mk(int M, int P, const uint32_t *A, int64_t ams, int64_t aps, const uint32_t *B, float *C, int acc) {
+    mk_g(M, P, A, ams, aps, B, 32, C, 32, acc);
 }
 
 /* Xt (n2, 32) = the 32 rows of X (rows of n2 pair words from x, row stride n2) transposed. */
@@ -170,69 +182,55 @@ ALWAYS_INLINE void grad_vec(float *s, float *dp, __m512 c, __m512 lse2, __m512 d
 /* lse (+inf for a row that sees no key, so that its weights are 0) times log2 e. */
 static inline float lse2_of(float x) { return x == -INFINITY ? INFINITY : x * L2E; }
 
-static void dq_avx512(const attn__bf16_head *h, const float *lse, const float *delta, int i0, int i1, float *dq,
-                      int64_t dq_rs, float *scratch) {
-    const int n = i1 - i0, d2 = h->d2, dv2 = h->dv2, d = h->d;
-    uint32_t *Qt = (uint32_t *)scratch, *dOt = Qt + d2 * 32;
-    float *St = (float *)(dOt + dv2 * 32), *dPt = St + BC * 32, *dQt = dPt + BC * 32, *ld = dQt + d * 32;
-    uint32_t *Dp = (uint32_t *)(ld + 64);
-    pack_t(h->q + (int64_t)i0 * d2, d2, Qt);
-    pack_t(h->dout + (int64_t)i0 * dv2, dv2, dOt);
-    memset(dQt, 0, (size_t)d * 32 * sizeof *dQt);
-    for (int i = 0; i < 32; i++) ld[i] = i < n ? lse2_of(lse[i0 + i]) : INFINITY, ld[32 + i] = i < n ? delta[i0 + i] : 0.0f;
-    int js, je;
-    attn__key_range(h->m, i0, i1, 0, h->Nk, &js, &je);
-    for (int jb = js & ~1; jb < je; jb += BC) {
-        int nb = imin(BC, je - jb);
-        float sc = h->scale;
-        mk(nb, d2, h->k + (int64_t)jb * d2, d2, 1, Qt, St, 0);
-        mk(nb, dv2, h->v + (int64_t)jb * dv2, dv2, 1, dOt, dPt, 0);
-        if (sc <= 0.0f || !attn__bf16_clean(h->m, i0, i1, jb, jb + nb)) mask_tile(h, St, 1, jb, nb, i0, n), sc = 1.0f;
-        __m512 c = _mm512_set1_ps(sc * L2E);
-        for (int v = 0; v < 2; v++) {
-            __m512 l2 = _mm512_loadu_ps(ld + v * 16), de = _mm512_loadu_ps(ld + 32 + v * 16);
-            for (int r = 0; r < nb; r++) grad_vec(St + r * 32 + v * 16, dPt + r * 32 + v * 16, c, l2, de);
-        }
-        pack_pairs(dPt, nb, Dp);
-        mk(d, (nb + 1) / 2, h->kp + (int64_t)(jb / 2) * d, 1, d, Dp, dQt, 1);
-    }
-    for (int i = 0; i < n; i++)
-        for (int cc = 0; cc < d; cc++) dq[(int64_t)(i0 + i) * dq_rs + cc] = h->scale * dQt[cc * 32 + i];
-}
-
-static void dkv_avx512(const attn__bf16_head *h, const float *lse, const float *delta, int j0, int j1, float *dk,
-                       int64_t dk_rs, float *dv, int64_t dv_rs, float *scratch) {
+/* The backward of key rows [j0, j1) for one query head, FlashAttention-2's Algorithm 2: per
+ * tile of 32 keys (the lanes), every query block that sees them recomputes S and dP, then
+ *   dV^T += dOp . P,  dK^T += Qp . dS   (query pairs, accumulated in the tile; added to dk, dv)
+ *   dQ   += dS . Kp                      (dS rows rounded to bf16 as key pairs; dq rows, lanes
+ *                                        over the features, padded to a multiple of 32)
+ * dq accumulates dS K without the scale; the caller multiplies. */
+static void bwd_avx512(const attn__bf16_head *h, const float *lse, const float *delta, int j0, int j1, float *dq,
+                       int64_t dq_rs, float *dk, int64_t dk_rs, float *dv, int64_t dv_rs, float *scratch) {
     const attn__head *m = h->m;
-    const int n = j1 - j0, d2 = h->d2, dv2 = h->dv2, d = h->d, dvn = h->dv;
+    const int d2 = h->d2, dv2 = h->dv2, d = h->d, dvn = h->dv, kps = ATTN__BF16_DPAD(d);
     uint32_t *Kt = (uint32_t *)scratch, *Vt = Kt + d2 * 32;
     float *S = (float *)(Vt + dv2 * 32), *dP = S + BC * 32, *dKt = dP + BC * 32, *dVt = dKt + d * 32;
-    uint32_t *Pq = (uint32_t *)(dVt + dvn * 32), *Dq = Pq + BC / 2 * 32;
-    if (j0 >= m->key_len) return; /* hidden keys get no gradient */
-    pack_t(h->k + (int64_t)j0 * d2, d2, Kt);
-    pack_t(h->v + (int64_t)j0 * dv2, dv2, Vt);
-    memset(dKt, 0, (size_t)(d + dvn) * 32 * sizeof *dKt);
-    int qs = 0, qe = h->Nq;
-    if (m->causal && j0 >= m->prefix) qs = j0 - m->coff > 0 ? j0 - m->coff : 0;
-    if (m->window > 0) qe = imin(qe, j1 - 1 + m->window - m->coff);
-    for (int ib = qs & ~1; ib < qe; ib += BC) {
-        int nb = imin(BC, qe - ib);
-        float sc = h->scale;
-        mk(nb, d2, h->q + (int64_t)ib * d2, d2, 1, Kt, S, 0);
-        mk(nb, dv2, h->dout + (int64_t)ib * dv2, dv2, 1, Vt, dP, 0);
-        if (sc <= 0.0f || !attn__bf16_clean(m, ib, ib + nb, j0, j1)) mask_tile(h, S, 0, ib, nb, j0, n), sc = 1.0f;
-        __m512 c = _mm512_set1_ps(sc * L2E);
-        for (int r = 0; r < nb; r++) {
-            __m512 l2 = _mm512_set1_ps(lse2_of(lse[ib + r])), de = _mm512_set1_ps(delta[ib + r]);
-            for (int v = 0; v < 2; v++) grad_vec(S + r * 32 + v * 16, dP + r * 32 + v * 16, c, l2, de);
+    uint32_t *Pq = (uint32_t *)(dVt + dvn * 32), *Dq = Pq + BC / 2 * 32, *Dr = Dq + BC / 2 * 32;
+    for (int t0 = j0; t0 < j1 && t0 < m->key_len; t0 += 32) {
+        int n = imin(32, j1 - t0);
+        __mmask16 k0 = (__mmask16)(n >= 16 ? 0xffffu : (1u << n) - 1);
+        __mmask16 k1 = (__mmask16)(n >= 32 ? 0xffffu : n > 16 ? (1u << (n - 16)) - 1 : 0u);
+        pack_t(h->k + (int64_t)t0 * d2, d2, Kt);
+        pack_t(h->v + (int64_t)t0 * dv2, dv2, Vt);
+        memset(dKt, 0, (size_t)(d + dvn) * 32 * sizeof *dKt);
+        int qs = 0, qe = h->Nq;
+        if (m->causal && t0 >= m->prefix) qs = t0 - m->coff > 0 ? t0 - m->coff : 0;
+        if (m->window > 0) qe = imin(qe, t0 + n - 1 + m->window - m->coff);
+        for (int ib = qs & ~1; ib < qe; ib += BC) {
+            int nb = imin(BC, qe - ib), nb2 = (nb + 1) / 2;
+            float sc = h->scale;
+            mk(nb, d2, h->q + (int64_t)ib * d2, d2, 1, Kt, S, 0);
+            mk(nb, dv2, h->dout + (int64_t)ib * dv2, dv2, 1, Vt, dP, 0);
+            if (sc <= 0.0f || !attn__bf16_clean(m, ib, ib + nb, t0, t0 + n)) mask_tile(h, S, 0, ib, nb, t0, n), sc = 1.0f;
+            __m512 c = _mm512_set1_ps(sc * L2E);
+            for (int r = 0; r < nb; r++) {
+                __m512 l2 = _mm512_set1_ps(lse2_of(lse[ib + r])), de = _mm512_set1_ps(delta[ib + r]);
+                for (int v = 0; v < 2; v++) grad_vec(S + r * 32 + v * 16, dP + r * 32 + v * 16, c, l2, de);
+                /* dS row r as 16 key pairs; lanes past the tile's keys are 0, never garbage */
+                __m512 g0 = _mm512_maskz_mov_ps(k0, _mm512_loadu_ps(dP + r * 32));
+                __m512 g1 = _mm512_maskz_mov_ps(k1, _mm512_loadu_ps(dP + r * 32 + 16));
+                _mm512_storeu_si512(Dr + r * 16, (__m512i)_mm512_cvtne2ps_pbh(g1, g0));
+            }
+            pack_pairs(S, nb, Pq);
+            pack_pairs(dP, nb, Dq);
+            mk(dvn, nb2, h->dop + (int64_t)(ib / 2) * dvn, 1, dvn, Pq, dVt, 1);
+            mk(d, nb2, h->qp + (int64_t)(ib / 2) * d, 1, d, Dq, dKt, 1);
+            for (int c0 = 0; dq && c0 < d; c0 += 32)
+                mk_g(nb, 16, Dr, 16, 1, h->kp + (int64_t)(t0 / 2) * kps + c0, kps, dq + (int64_t)ib * dq_rs + c0, dq_rs, 1);
         }
-        pack_pairs(S, nb, Pq);
-        pack_pairs(dP, nb, Dq);
-        mk(dvn, (nb + 1) / 2, h->dop + (int64_t)(ib / 2) * dvn, 1, dvn, Pq, dVt, 1);
-        mk(d, (nb + 1) / 2, h->qp + (int64_t)(ib / 2) * d, 1, d, Dq, dKt, 1);
-    }
-    for (int j = 0; j < n; j++) {
-        for (int cc = 0; dk && cc < d; cc++) dk[(int64_t)(j0 + j) * dk_rs + cc] += h->scale * dKt[cc * 32 + j];
-        for (int cc = 0; dv && cc < dvn; cc++) dv[(int64_t)(j0 + j) * dv_rs + cc] += dVt[cc * 32 + j];
+        for (int j = 0; j < n; j++) {
+            for (int cc = 0; dk && cc < d; cc++) dk[(int64_t)(t0 + j) * dk_rs + cc] += h->scale * dKt[cc * 32 + j];
+            for (int cc = 0; dv && cc < dvn; cc++) dv[(int64_t)(t0 + j) * dv_rs + cc] += dVt[cc * 32 + j];
+        }
     }
 }
 
@@ -240,5 +238,4 @@ const attn__bf16_kernels attn__bf16_kernels_avx512 = {.name = "avx512bf16",
                                                       .q_block = 32,
                                                       .k_block = 32,
                                                       .fwd = fwd_avx512,
-                                                      .bwd_dq = dq_avx512,
-                                                      .bwd_dkv = dkv_avx512};
+                                                      .bwd = bwd_avx512};
