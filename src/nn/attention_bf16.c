@@ -266,30 +266,10 @@ static void dq_task(void *ctx, int t, int thread) {
                     j->dq + b * j->dqs[0] + h * j->dqs[1], j->dqs[2], scratch_at(j, thread));
 }
 
-static void dkv_task(void *ctx, int t, int thread) {
-    job *j = ctx;
-    const attn_desc *a = j->a;
-    int kb = t % j->nkb, bk = t / j->nkb, hk = bk % a->Hkv, b = bk / a->Hkv, G = a->H / a->Hkv;
-    int j0 = kb * j->kern->k_block, j1 = j0 + j->kern->k_block < a->Nk ? j0 + j->kern->k_block : a->Nk;
-    float *dk = j->dk ? j->dk + b * j->dks[0] + hk * j->dks[1] : NULL;
-    float *dv = j->dv ? j->dv + b * j->dvs[0] + hk * j->dvs[1] : NULL;
-    for (int i = j0; i < j1; i++) {
-        if (dk) memset(dk + i * j->dks[2], 0, (size_t)a->dk * sizeof *dk);
-        if (dv) memset(dv + i * j->dvs[2], 0, (size_t)a->dv * sizeof *dv);
-    }
-    for (int g = 0; g < G; g++) {
-        int h = hk * G + g;
-        size_t bh = (size_t)b * a->H + h;
-        attn__head m;
-        attn__bf16_head hb = head_of(j, b, h, &m);
-        j->kern->bwd_dkv(&hb, j->lse + bh * a->Nq, j->delta + bh * a->Nq, j0, j1, dk, j->dks[2], dv, j->dvs[2],
-                         scratch_at(j, thread));
-    }
-}
-
-/* The fused backward: task (b, kv head, key range r) runs the G query heads of the group over
- * its keys, owning its dK, dV rows; each range sums dQ apart, added in range order after. */
-static void bwd_task(void *ctx, int t, int thread) {
+/* Task (b, kv head, key range r of ns ranges of chunk keys): the G query heads of the group in
+ * order over its keys, owning its dK, dV rows. With the fused kernel it also sums the dQ of
+ * its range apart (dqa), added in range order after (dq_sum_task); else bwd_dkv. */
+static void kv_task(void *ctx, int t, int thread) {
     job *j = ctx;
     const attn_desc *a = j->a;
     int r = t % j->ns, bk = t / j->ns, hk = bk % a->Hkv, b = bk / a->Hkv, G = a->H / a->Hkv, dp = ATTN__BF16_DPAD(a->dk);
@@ -304,9 +284,14 @@ static void bwd_task(void *ctx, int t, int thread) {
         size_t bh = (size_t)b * a->H + hk * G + g;
         attn__head m;
         attn__bf16_head hb = head_of(j, b, hk * G + g, &m);
+        const float *lse = j->lse + bh * a->Nq, *delta = j->delta + bh * a->Nq;
+        float *sc = scratch_at(j, thread);
+        if (!j->kern->bwd) {
+            j->kern->bwd_dkv(&hb, lse, delta, j0, j1, dk, j->dks[2], dv, j->dvs[2], sc);
+            continue;
+        }
         float *dq = j->dq ? j->dqa + ((size_t)r * a->B * a->H + bh) * a->Nq * dp : NULL;
-        j->kern->bwd(&hb, j->lse + bh * a->Nq, j->delta + bh * a->Nq, j0, j1, dq, dp, dk, j->dks[2], dv, j->dvs[2],
-                     scratch_at(j, thread));
+        j->kern->bwd(&hb, lse, delta, j0, j1, dq, dp, dk, j->dks[2], dv, j->dvs[2], sc);
     }
 }
 
@@ -342,7 +327,7 @@ static int run_fused(job *j, attn_plan *pl) {
         if (!(j->dqa = attn__plan_bf16_buf(pl, 7, n))) return ATTN_ENOMEM;
         memset(j->dqa, 0, n * sizeof *j->dqa);
     }
-    attn__parallel(groups * j->ns, bwd_task, j);
+    attn__parallel(groups * j->ns, kv_task, j);
     if (j->dq) attn__parallel(a->B * a->H, dq_sum_task, j);
     return ATTN_OK;
 }
@@ -419,8 +404,9 @@ int attn__bf16_backward(attn_plan *pl, const attn_desc *a, const void *Q, const 
     if (j.kern->bwd) {
         if ((st = run_fused(&j, pl))) return st;
     } else {
+        j.ns = j.nkb, j.chunk = j.kern->k_block;
         if (j.dq) attn__parallel(a->B * a->H * j.nqb, dq_task, &j);
-        if (j.dk || j.dv) attn__parallel(a->B * a->Hkv * j.nkb, dkv_task, &j);
+        if (j.dk || j.dv) attn__parallel(a->B * a->Hkv * j.ns, kv_task, &j);
     }
     if (j.bf16_io) {
         if (dQ) round_out(j.dq, j.dqs, dQ, a->q_strides, a->B, a->H, a->Nq, a->dq);

@@ -20,6 +20,7 @@
 #include <math.h>
 
 #include "kernels/attn_bf16.h"
+#include "kernels/x86/avx512bf16/bf16_vec.h"
 
 #define L2E 1.4426950408889634f
 #define QB 32 /* queries per tile */
@@ -37,21 +38,6 @@ static void tiles_on(void) {
     c.palette_id = 1;
     for (int t = 0; t < 8; t++) c.colsb[t] = 64, c.rows[t] = 16;
     _tile_loadconfig(&c);
-}
-
-/* 2^x as the AVX-512 kernels' (Cephes' polynomial, vscalefps). */
-static inline __m512 vexp2(__m512 x) {
-    x = _mm512_max_ps(_mm512_set1_ps(-150.0f), x);
-    __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 f = _mm512_sub_ps(x, n);
-    __m512 p = _mm512_set1_ps(1.535336188319500e-4f);
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.339887440266574e-3f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618437357674640e-3f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.550332471162809e-2f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.402264791363012e-1f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931472028550421e-1f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
 }
 
 static int fits_amx(int d, int dv) { return d % 32 == 0 && dv % 16 == 0; }
@@ -100,7 +86,7 @@ static void fwd_amx(const attn__bf16_head *h, int i0, int i1, float *o, int64_t 
             al[i] = m[i] == -INFINITY ? 0.0f : exp2f((m[i] - ms) * L2E);
             m[i] = mn;
             __m512 c = _mm512_set1_ps(sc * L2E), off = _mm512_set1_ps(ms * L2E);
-            __m512 p0 = vexp2(_mm512_fmsub_ps(s0, c, off)), p1 = vexp2(_mm512_fmsub_ps(s1, c, off));
+            __m512 p0 = attn__bf16_exp2(_mm512_fmsub_ps(s0, c, off)), p1 = attn__bf16_exp2(_mm512_fmsub_ps(s1, c, off));
             l[i] = l[i] * al[i] + _mm512_reduce_add_ps(_mm512_add_ps(p0, p1));
             _mm512_storeu_si512(P + i * KB, (__m512i)_mm512_cvtne2ps_pbh(p1, p0));
         }

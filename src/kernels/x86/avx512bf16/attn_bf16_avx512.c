@@ -26,27 +26,13 @@
 #include <math.h>
 
 #include "kernels/attn_bf16.h"
+#include "kernels/x86/avx512bf16/bf16_vec.h"
 
 #define L2E 1.4426950408889634f
 #define BC 64 /* keys per forward / dQ block, queries per dK/dV block */
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 static inline int imin(int a, int b) { return a < b ? a : b; }
-
-/* 2^x, as the fp32 kernels' (Cephes' polynomial, then vscalefps; -inf and x <= -150 give 0). */
-static inline __m512 vexp2(__m512 x) {
-    x = _mm512_max_ps(_mm512_set1_ps(-150.0f), x);
-    __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 f = _mm512_sub_ps(x, n);
-    __m512 p = _mm512_set1_ps(1.535336188319500e-4f);
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.339887440266574e-3f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618437357674640e-3f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.550332471162809e-2f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.402264791363012e-1f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931472028550421e-1f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
-}
 
 static inline __m512 vsafe(__m512 m) {
     __mmask16 k = _mm512_cmp_ps_mask(m, _mm512_set1_ps(-INFINITY), _CMP_EQ_OQ);
@@ -146,11 +132,11 @@ static void fwd_avx512(const attn__bf16_head *h, int i0, int i1, float *o, int64
             __m512 mx = _mm512_set1_ps(-INFINITY);
             for (int r = 0; r < nb; r++) mx = _mm512_max_ps(mx, _mm512_loadu_ps(St + r * 32 + v * 16));
             __m512 mn = _mm512_max_ps(m[v], _mm512_mul_ps(mx, _mm512_set1_ps(sc))), ms = vsafe(mn);
-            alpha[v] = vexp2(_mm512_mul_ps(_mm512_sub_ps(m[v], ms), _mm512_set1_ps(L2E)));
+            alpha[v] = attn__bf16_exp2(_mm512_mul_ps(_mm512_sub_ps(m[v], ms), _mm512_set1_ps(L2E)));
             m[v] = mn;
             __m512 c = _mm512_set1_ps(sc * L2E), off = _mm512_mul_ps(ms, _mm512_set1_ps(L2E)), sum = _mm512_setzero_ps();
             for (int r = 0; r < nb; r++) {
-                __m512 p = vexp2(_mm512_fmsub_ps(_mm512_loadu_ps(St + r * 32 + v * 16), c, off));
+                __m512 p = attn__bf16_exp2(_mm512_fmsub_ps(_mm512_loadu_ps(St + r * 32 + v * 16), c, off));
                 _mm512_storeu_ps(St + r * 32 + v * 16, p);
                 sum = _mm512_add_ps(sum, p);
             }
@@ -174,7 +160,7 @@ static void fwd_avx512(const attn__bf16_head *h, int i0, int i1, float *o, int64
 
 /* P = exp(s sc - lse) and dS = P (dP - delta) in place of S and dP, for one vector. */
 ALWAYS_INLINE void grad_vec(float *s, float *dp, __m512 c, __m512 lse2, __m512 delta) {
-    __m512 p = vexp2(_mm512_fmsub_ps(_mm512_loadu_ps(s), c, lse2));
+    __m512 p = attn__bf16_exp2(_mm512_fmsub_ps(_mm512_loadu_ps(s), c, lse2));
     _mm512_storeu_ps(s, p);
     _mm512_storeu_ps(dp, _mm512_mul_ps(p, _mm512_sub_ps(_mm512_loadu_ps(dp), delta)));
 }
