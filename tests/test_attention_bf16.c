@@ -69,7 +69,7 @@ static void test_rounding(void) {
 
 typedef struct {
     int B, H, Hkv, Nq, Nk, d, dv;
-    int causal, window, keylen, boolmask, bias;
+    int causal, window, keylen, boolmask, bias; /* keylen: 1 key lengths, 2 also one of 0 */
 } cfg;
 
 typedef struct {
@@ -246,7 +246,7 @@ static void one_case(const cfg *c, const char *path, uint64_t seed) {
     r.scale = 1.0f / sqrtf((float)c->d);
     r.q = rounded(nq_(c, c->d), seed), r.k = rounded(nk_(c, c->d), seed + 1);
     r.v = rounded(nk_(c, c->dv), seed + 2), r.dout = rounded(nq_(c, c->dv), seed + 3);
-    for (int b = 0; b < c->B; b++) r.kl[b] = c->Nk - (b * 7) % c->Nk;
+    for (int b = 0; b < c->B; b++) r.kl[b] = c->keylen == 2 && b == 1 ? 0 : c->Nk - (b * 7) % c->Nk;
     if (c->boolmask) {
         r.bm = malloc((size_t)c->B * c->Nq * c->Nk);
         for (size_t i = 0; i < (size_t)c->B * c->Nq * c->Nk; i++) r.bm[i] = (i * 2654435761u >> 7) % 5 != 0;
@@ -319,9 +319,41 @@ static void test_path(const char *path) {
         {1, 2, 2, 97, 97, 64, 64, 0, 20, 0, 0, 0},
         {1, 1, 1, 7, 129, 33, 31, 0, 0, 0, 0, 1},
         {1, 2, 1, 20, 600, 64, 64, 0, 0, 0, 0, 0},   /* key ranges split (fused backward, dQ summed) */
-        {2, 2, 1, 530, 530, 16, 16, 1, 0, 1, 0, 0},
+        {2, 2, 1, 530, 530, 16, 16, 1, 0, 2, 0, 0}, /* keylen 2: batch 1 sees no key (zero output) */
     };
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) one_case(&cases[t], path, 100 + 10 * t);
+}
+
+/* A plan called twice, and the one-shot calls, give the same bits; a backward without the
+ * forward's lse recomputes it and gives the same bits too (bf16 storage, strided Q view). */
+static void test_plan_and_lse(void) {
+    enum { B = 1, H = 2, N = 45, D = 20 };
+    size_t n = (size_t)B * H * N * D;
+    float f[4][B * H * N * D];
+    uint16_t x[4][B * H * N * D], qv[B * N * H * D * 2], o[3][B * H * N * D], g[2][3][B * H * N * D];
+    for (int t = 0; t < 4; t++) tu_randn(f[t], n, 900 + t), attn_f32_to_bf16(f[t], x[t], n);
+    /* Q as a (B, N, H, 2D) view holding (B, H, N, D) in its first D of each row */
+    for (int h = 0; h < H; h++)
+        for (int i = 0; i < N; i++) memcpy(qv + ((size_t)i * H + h) * 2 * D, x[0] + ((size_t)h * N + i) * D, D * 2);
+    attn_desc a = {.B = B, .H = H, .Nq = N, .Nk = N, .dq = D, .score = ATTN_SCORE_SCALED, .dtype = ATTN_BF16};
+    a.mask.causal = 1;
+    attn_desc av = a;
+    av.q_strides[0] = (int64_t)N * H * 2 * D, av.q_strides[1] = 2 * D, av.q_strides[2] = (int64_t)H * 2 * D;
+    float lse[B * H * N];
+    attn_plan *pl = NULL;
+    CHECK(attn_plan_new(&av, &pl) == 0, "plan: %s", attn_last_error());
+    int st = attn_plan_forward(pl, (float *)qv, (float *)x[1], (float *)x[2], (float *)o[0], NULL, lse);
+    st |= attn_plan_forward(pl, (float *)qv, (float *)x[1], (float *)x[2], (float *)o[1], NULL, NULL);
+    st |= attn_forward(&a, (float *)x[0], (float *)x[1], (float *)x[2], (float *)o[2], NULL, NULL);
+    CHECK(st == 0 && !memcmp(o[0], o[1], sizeof o[0]) && !memcmp(o[0], o[2], sizeof o[0]),
+          "plan calls and the strided view differ from the one-shot call");
+    for (int r = 0; r < 2; r++)
+        st |= attn_plan_backward(pl, (float *)qv, (float *)x[1], (float *)x[2], (float *)o[0], r ? NULL : lse,
+                                 (float *)x[3], (float *)g[r][0], (float *)g[r][1], (float *)g[r][2], NULL);
+    CHECK(st == 0 && !memcmp(g[0], g[1], sizeof g[0]), "the backward without lse differs from the one with it");
+    CHECK(attn_plan_backward(pl, (float *)qv, (float *)x[1], (float *)x[2], (float *)o[0], lse, NULL, NULL, NULL, NULL,
+                             NULL) == ATTN_EINVAL, "NULL dO accepted");
+    attn_plan_free(pl);
 }
 
 /* What the bf16 path refuses, with a message and no crash. */
@@ -353,6 +385,8 @@ int main(int argc, char **argv) {
         return TU_SKIP;
     }
     if (!path) test_rounding(), test_refusals();
+    if (path) setenv("ATTN_BF16_ISA", path, 1);
+    test_plan_and_lse();
     test_path(path ? path : "ref");
     return tu_summary("test_attention_bf16");
 }

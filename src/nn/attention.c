@@ -474,11 +474,7 @@ static int run_forward(const prep *p, const additive *ad, float *O, float *P, fl
 int attn_plan_forward(attn_plan *pl, const float *Q, const float *K, const float *V, float *O, float *P, float *lse) {
     if (!pl) return attn__error(ATTN_EINVAL, "attention plan is NULL");
     if (!O) return attn__error(ATTN_EINVAL, "output O must not be NULL");
-    if (attn__bf16_on(&pl->a)) {
-        attn_desc a = pl->a;
-        int st = attn_desc_check(&a); /* key lengths may have changed since */
-        return st ? st : attn__bf16_forward(pl, &a, Q, K, V, O, P, lse);
-    }
+    if (attn__bf16_on(&pl->a)) return attn__bf16_forward(pl, &pl->a, Q, K, V, O, P, lse);
     prep p;
     additive ad = {0};
     int st = prep_init(&p, pl, Q, K, V);
@@ -849,11 +845,8 @@ int attn_plan_backward_mods(attn_plan *pl, const float *Q, const float *K, const
     if (!pl) return attn__error(ATTN_EINVAL, "attention plan is NULL");
     if (!O || !dO) return attn__error(ATTN_EINVAL, "O and dO must not be NULL");
     if (attn__bf16_on(&pl->a)) {
-        attn_desc a = pl->a;
-        int st = attn_desc_check(&a);
-        if (!st && (dparams || dmods))
-            st = attn__error(ATTN_EINVAL, "bf16 attention has no score parameters or attn_mods to differentiate");
-        return st ? st : attn__bf16_backward(pl, &a, Q, K, V, O, lse_in, dO, dQ, dK, dV);
+        if (dparams || dmods) return attn__error(ATTN_EINVAL, "bf16 attention has no score parameters or attn_mods to differentiate");
+        return attn__bf16_backward(pl, &pl->a, Q, K, V, O, lse_in, dO, dQ, dK, dV);
     }
     prep p;
     additive ad = {0};

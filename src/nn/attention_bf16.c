@@ -231,13 +231,15 @@ static void contiguous3(int64_t s[3], int H, int N, int d) {
     s[2] = d, s[1] = (int64_t)N * d, s[0] = (int64_t)H * N * d;
 }
 
-int attn__bf16_forward(attn_plan *pl, const attn_desc *a, const void *Q, const void *K, const void *V, void *O,
+int attn__bf16_forward(attn_plan *pl, const attn_desc *desc, const void *Q, const void *K, const void *V, void *O,
                        float *P, float *lse) {
+    attn_desc ac = *desc, *a = &ac;
+    int st = attn_desc_check(a); /* again: key lengths may have changed since the plan */
+    if (st) return st;
     if (!Q || !K || !V || !O) return attn__error(ATTN_EINVAL, "Q, K, V and O must not be NULL");
     if (P) return attn__error(ATTN_EINVAL, "bf16 attention does not return the weights P (pass NULL; use fp32 for them)");
     job j;
-    int st = job_init(&j, pl, a, Q, K, V, NULL, 0);
-    if (st) return st;
+    if ((st = job_init(&j, pl, a, Q, K, V, NULL, 0))) return st;
     size_t nq = (size_t)a->B * a->H * a->Nq;
     if (!lse && !(lse = attn__plan_bf16_buf(pl, 2, nq))) return ATTN_ENOMEM;
     j.lse = lse;
@@ -371,8 +373,11 @@ static int grad_target(const job *j, attn_plan *pl, int slot, void *user, const 
     return ATTN_OK;
 }
 
-int attn__bf16_backward(attn_plan *pl, const attn_desc *a, const void *Q, const void *K, const void *V, const void *O,
-                        const float *lse, const void *dO, void *dQ, void *dK, void *dV) {
+int attn__bf16_backward(attn_plan *pl, const attn_desc *desc, const void *Q, const void *K, const void *V,
+                        const void *O, const float *lse, const void *dO, void *dQ, void *dK, void *dV) {
+    attn_desc ac = *desc, *a = &ac;
+    int st = attn_desc_check(a);
+    if (st) return st;
     if (!Q || !K || !V || !O || !dO) return attn__error(ATTN_EINVAL, "Q, K, V, O and dO must not be NULL");
     size_t nq = (size_t)a->B * a->H * a->Nq;
     if (!lse) { /* recompute it: a forward into scratch outputs */
@@ -382,16 +387,14 @@ int attn__bf16_backward(attn_plan *pl, const attn_desc *a, const void *Q, const 
         af.dtype = ATTN_F32, af.compute = ATTN_BF16; /* fp32 output, same inputs */
         contiguous3(af.o_strides, a->H, a->Nq, a->dv);
         job jf;
-        int st = job_init(&jf, pl, a, Q, K, V, NULL, 0);
-        if (st) return st;
+        if ((st = job_init(&jf, pl, a, Q, K, V, NULL, 0))) return st;
         jf.a = &af, jf.lse = l, jf.o = o;
         memcpy(jf.os, af.o_strides, sizeof jf.os);
         attn__parallel(a->B * a->H * jf.nqb, fwd_task, &jf);
         lse = l;
     }
     job j;
-    int st = job_init(&j, pl, a, Q, K, V, dO, 1);
-    if (st) return st;
+    if ((st = job_init(&j, pl, a, Q, K, V, dO, 1))) return st;
     float *delta = attn__plan_bf16_buf(pl, 3, nq);
     if (!delta) return ATTN_ENOMEM;
     delta_job dj = {&j, O, dO, delta};
