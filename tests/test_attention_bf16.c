@@ -12,7 +12,8 @@
  *   dQ_ic   |scale| sum_j e_ij |k_jc| + 2^-8 |dQ_ic|;  dK_jc  |scale| sum_i e_ij |q_ic| + 2^-8 |dK_jc|
  *   lse_i   1e-5 (1 + |lse_i|)                            fp32 sums and exp
  * plus 1e-5 absolute. Sizes around every tile edge (1, 31, 32, 33, 63, 64, 65, 130 queries and
- * keys, and 530 and 600 where the backward splits the keys into ranges; d = 1, 17, 64, 128),
+ * keys, 530 and 600 where the backward splits the keys into ranges, and the decoding shapes
+ * of 1-5 query rows against up to 2000 keys; d = 1, 17, 64, 128),
  * grouped heads, every mask, both storage modes; 1 and 2 threads bitwise identical; the fast
  * paths within the sum of their and the reference's tolerances of the reference path.
  *
@@ -320,6 +321,11 @@ static void test_path(const char *path) {
         {1, 1, 1, 7, 129, 33, 31, 0, 0, 0, 0, 1},
         {1, 2, 1, 20, 600, 64, 64, 0, 0, 0, 0, 0},   /* key ranges split (fused backward, dQ summed) */
         {2, 2, 1, 530, 530, 16, 16, 1, 0, 2, 0, 0}, /* keylen 2: batch 1 sees no key (zero output) */
+        /* decoding (few rows, bf16 storage: the decode kernel), key ranges split and merged */
+        {2, 8, 2, 5, 1100, 64, 32, 0, 0, 1, 0, 0},
+        {1, 4, 4, 1, 2000, 128, 128, 0, 0, 0, 1, 1},
+        {1, 2, 1, 3, 50, 32, 16, 1, 0, 0, 0, 0},
+        {2, 2, 2, 1, 17, 32, 16, 0, 0, 2, 0, 0},
     };
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) one_case(&cases[t], path, 100 + 10 * t);
 }

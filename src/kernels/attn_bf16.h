@@ -58,6 +58,23 @@ typedef void (*attn__bf16_bwd_fn)(const attn__bf16_head *h, const float *lse, co
                                   float *dq, int64_t dq_rs, float *dk, int64_t dk_rs, float *dv, int64_t dv_rs,
                                   float *scratch);
 
+/* Decoding (a few query rows, bf16 arrays read in place: no packing, so that the keys and
+ * values are read once): the R = G Nq query rows of the G query heads that share one key/value
+ * head, against keys [k0, k1). Needs d % 32 == 0 and dv % 16 == 0. */
+typedef struct {
+    int R, Nq, d, dv;
+    float scale;
+    const uint32_t *q;               /* (R, d / 2) words: row r = g Nq + i is query i of head g */
+    const uint16_t *k; int64_t k_rs; /* keys (Nk, d), bf16 rows k_rs elements apart */
+    const uint16_t *v; int64_t v_rs; /* values (Nk, dv) */
+    const attn__head *m;             /* (G) the masks of each query head */
+} attn__bf16_dec;
+/* The partial softmax state of each row over keys [k0, k1) (written): m (R) the maximum score
+ * (-inf: no visible key), l (R) = sum_j p_rj with p_rj = exp(s_rj - m_r), o (R, dv) =
+ * sum_j bf16(p_rj) v_j (not normalised). scratch: R * (d / 2 + 16) floats. */
+typedef void (*attn__bf16_dec_fn)(const attn__bf16_dec *dc, int k0, int k1, float *o, float *m, float *l,
+                                  float *scratch);
+
 typedef struct {
     const char *name;   /* "ref", "avx512bf16", "amx" */
     int q_block;        /* query rows per forward and dQ task */
@@ -68,6 +85,7 @@ typedef struct {
     attn__bf16_dq_fn bwd_dq;
     attn__bf16_dkv_fn bwd_dkv;
     attn__bf16_bwd_fn bwd;      /* if set, the backward runs this instead of bwd_dq and bwd_dkv */
+    attn__bf16_dec_fn decode;   /* if set, few query rows on bf16 arrays run this forward */
 } attn__bf16_kernels;
 
 /* Scratch floats per thread for any table's kernels. */

@@ -231,6 +231,97 @@ static void contiguous3(int64_t s[3], int H, int N, int d) {
     s[2] = d, s[1] = (int64_t)N * d, s[0] = (int64_t)H * N * d;
 }
 
+/* ---- decoding -------------------------------------------------------------------------------- */
+
+/* Few query rows on bf16 arrays: task (b, kv head, key range r) runs the decode kernel on the
+ * G Nq rows of the group, reading K and V in place; the ranges' partial softmax states are
+ * merged in range order (lse = log sum_r l_r e^{m_r}, o = sum_r o_r e^{m_r - lse}). The split
+ * (enough tasks, 16, in ranges of at least 512 keys) depends on the shapes only. */
+typedef struct {
+    const attn_desc *a;
+    attn__bf16_dec_fn fn;
+    const uint16_t *Q, *K, *V;
+    uint16_t *O;
+    float *lse;
+    int G, R, ns, chunk;
+    float *po, *pm, *pl, *scratch; /* partial states (ns, B, Hkv, R, dv), (ns, B, Hkv, R) */
+    size_t per_thread;
+} dec_job;
+
+enum { DEC_ROWS = 32 }; /* the most rows (G Nq) a decode task takes */
+
+static void dec_task(void *ctx, int t, int thread) {
+    dec_job *j = ctx;
+    const attn_desc *a = j->a;
+    int r = t % j->ns, bk = t / j->ns, hk = bk % a->Hkv, b = bk / a->Hkv;
+    attn__head mh[DEC_ROWS];
+    uint32_t *q = (uint32_t *)(j->scratch + j->per_thread * (size_t)thread);
+    for (int g = 0; g < j->G; g++) {
+        int h = hk * j->G + g;
+        mh[g] = attn__desc_head(a, b, h);
+        for (int i = 0; i < a->Nq; i++)
+            memcpy(q + (size_t)(g * a->Nq + i) * (a->dk / 2), j->Q + b * a->q_strides[0] + h * a->q_strides[1] + i * a->q_strides[2],
+                   (size_t)a->dk * 2);
+    }
+    int k0 = r * j->chunk, k1 = k0 + j->chunk < a->Nk ? k0 + j->chunk : a->Nk, js, je;
+    attn__key_range(&mh[0], 0, a->Nq, k0, k1, &js, &je);
+    attn__bf16_dec dc = {.R = j->R, .Nq = a->Nq, .d = a->dk, .dv = a->dv, .scale = a->scale, .q = q,
+                         .k = j->K + b * a->k_strides[0] + hk * a->k_strides[1], .k_rs = a->k_strides[2],
+                         .v = j->V + b * a->v_strides[0] + hk * a->v_strides[1], .v_rs = a->v_strides[2], .m = mh};
+    size_t row = ((size_t)r * a->B * a->Hkv + bk) * j->R;
+    j->fn(&dc, js, je > js ? je : js, j->po + row * a->dv, j->pm + row, j->pl + row, (float *)(q + (size_t)j->R * (a->dk / 2)));
+}
+
+static void dec_merge_task(void *ctx, int bk, int thread) {
+    (void)thread;
+    dec_job *j = ctx;
+    const attn_desc *a = j->a;
+    int hk = bk % a->Hkv, b = bk / a->Hkv;
+    size_t stride = (size_t)a->B * a->Hkv * j->R;
+    float *o = j->scratch + j->per_thread * (size_t)thread; /* dv floats */
+    for (int rr = 0; rr < j->R; rr++) {
+        int h = hk * j->G + rr / a->Nq, i = rr % a->Nq;
+        size_t row = (size_t)bk * j->R + rr;
+        float mx = -INFINITY, l = 0.0f;
+        for (int r = 0; r < j->ns; r++)
+            if (j->pm[r * stride + row] > mx) mx = j->pm[r * stride + row];
+        memset(o, 0, (size_t)a->dv * sizeof *o);
+        for (int r = 0; mx != -INFINITY && r < j->ns; r++) {
+            float w = expf(j->pm[r * stride + row] - mx);
+            const float *po = j->po + (r * stride + row) * a->dv;
+            l += w * j->pl[r * stride + row];
+            for (int c = 0; c < a->dv; c++) o[c] += w * po[c];
+        }
+        for (int c = 0; c < a->dv; c++) o[c] = l > 0.0f ? o[c] / l : 0.0f;
+        attn_f32_to_bf16(o, j->O + b * a->o_strides[0] + h * a->o_strides[1] + i * a->o_strides[2], (size_t)a->dv);
+        j->lse[((size_t)b * a->H + h) * a->Nq + i] = l > 0.0f ? mx + logf(l) : -INFINITY;
+    }
+}
+
+/* The decode path, if it takes this call (ATTN_OK, or an error); 1 if it does not. */
+static int try_decode(attn_plan *pl, const attn_desc *a, const void *Q, const void *K, const void *V, void *O, float *lse) {
+    const attn__bf16_kernels *k = attn__bf16_kern();
+    if (!k->decode) k = strcmp(k->name, "ref") ? attn__bf16_kern_named("avx512bf16") : NULL; /* AMX: AVX512-BF16's */
+    int G = a->H / a->Hkv;
+    if (!k || !k->decode || a->dtype != ATTN_BF16 || G * a->Nq > DEC_ROWS || a->dk % 32 || a->dv % 16) return 1;
+    dec_job j = {.a = a, .fn = k->decode, .Q = Q, .K = K, .V = V, .O = O, .lse = lse, .G = G, .R = G * a->Nq};
+    int groups = a->B * a->Hkv, ns = (16 + groups - 1) / groups;
+    if (ns > a->Nk / 512) ns = a->Nk / 512;
+    if (ns < 1) ns = 1;
+    j.chunk = ((a->Nk + ns - 1) / ns + 15) / 16 * 16;
+    j.ns = (a->Nk + j.chunk - 1) / j.chunk;
+    size_t rows = (size_t)j.ns * groups * j.R;
+    j.per_thread = ((size_t)j.R * (a->dk / 2 + 16) + a->dv + 15) & ~(size_t)15;
+    j.scratch = attn__plan_bf16_buf(pl, 1, j.per_thread * (size_t)attn__max_threads());
+    j.po = attn__plan_bf16_buf(pl, 3, rows * a->dv);
+    j.pm = attn__plan_bf16_buf(pl, 4, 2 * rows);
+    if (!j.scratch || !j.po || !j.pm) return ATTN_ENOMEM;
+    j.pl = j.pm + rows;
+    attn__parallel(groups * j.ns, dec_task, &j);
+    attn__parallel(groups, dec_merge_task, &j);
+    return ATTN_OK;
+}
+
 int attn__bf16_forward(attn_plan *pl, const attn_desc *desc, const void *Q, const void *K, const void *V, void *O,
                        float *P, float *lse) {
     attn_desc ac = *desc, *a = &ac;
@@ -238,10 +329,11 @@ int attn__bf16_forward(attn_plan *pl, const attn_desc *desc, const void *Q, cons
     if (st) return st;
     if (!Q || !K || !V || !O) return attn__error(ATTN_EINVAL, "Q, K, V and O must not be NULL");
     if (P) return attn__error(ATTN_EINVAL, "bf16 attention does not return the weights P (pass NULL; use fp32 for them)");
-    job j;
-    if ((st = job_init(&j, pl, a, Q, K, V, NULL, 0))) return st;
     size_t nq = (size_t)a->B * a->H * a->Nq;
     if (!lse && !(lse = attn__plan_bf16_buf(pl, 2, nq))) return ATTN_ENOMEM;
+    if ((st = try_decode(pl, a, Q, K, V, O, lse)) <= 0) return st;
+    job j;
+    if ((st = job_init(&j, pl, a, Q, K, V, NULL, 0))) return st;
     j.lse = lse;
     if (j.bf16_io) {
         if (!(j.o = attn__plan_bf16_buf(pl, 3, nq * a->dv))) return ATTN_ENOMEM;

@@ -220,8 +220,63 @@ static void bwd_avx512(const attn__bf16_head *h, const float *lse, const float *
     }
 }
 
+/* Decoding: per block of 16 keys, each row's scores as VDPBF16PS dot products over the
+ * features (K rows read in place, the query's chunks in registers) reduced across lanes, the
+ * online softmax on the 16 scores at once, then o += bf16(p_j) v_j with v widened to fp32 (FMA,
+ * rows of o in L1). Bound by reading K and V when the rows are few. */
+static void dec_avx512(const attn__bf16_dec *dc, int k0, int k1, float *o, float *m, float *l, float *scratch) {
+    const int R = dc->R, d = dc->d, dv = dc->dv, d2 = d / 2;
+    float *s = scratch; /* (R, 16) */
+    for (int r = 0; r < R; r++) m[r] = -INFINITY, l[r] = 0.0f;
+    memset(o, 0, (size_t)R * dv * sizeof *o);
+    for (int jb = k0; jb < k1; jb += 16) {
+        int nk = imin(16, k1 - jb);
+        for (int r = 0; r < R; r++) {
+            const attn__head *mh = &dc->m[r / dc->Nq];
+            int i = r % dc->Nq, clean = dc->scale > 0.0f && attn__bf16_clean(mh, i, i + 1, jb, jb + nk);
+            const uint32_t *q = dc->q + (int64_t)r * d2;
+            float *sr = s + r * 16;
+            for (int jj = 0; jj < 16; jj++) {
+                if (jj >= nk) {
+                    sr[jj] = -INFINITY;
+                    continue;
+                }
+                const uint16_t *kr = dc->k + (int64_t)(jb + jj) * dc->k_rs;
+                __m512 acc = _mm512_setzero_ps();
+                for (int c = 0; c < d2; c += 16)
+                    acc = _mm512_dpbf16_ps(acc, (__m512bh)_mm512_loadu_si512(kr + 2 * c), (__m512bh)_mm512_loadu_si512(q + c));
+                float dot = _mm512_reduce_add_ps(acc);
+                sr[jj] = clean ? dc->scale * dot : attn__bf16_mask(mh, dc->scale, i, jb + jj, dot);
+            }
+            __m512 sv = _mm512_loadu_ps(sr);
+            float mx = _mm512_reduce_max_ps(sv), mn = mx > m[r] ? mx : m[r], ms = mn == -INFINITY ? 0.0f : mn;
+            float al = m[r] == -INFINITY ? 0.0f : expf(m[r] - ms);
+            m[r] = mn;
+            __m512 p = attn__bf16_exp2(_mm512_mul_ps(_mm512_sub_ps(sv, _mm512_set1_ps(ms)), _mm512_set1_ps(L2E)));
+            l[r] = l[r] * al + _mm512_reduce_add_ps(p);
+            __m256i pb = (__m256i)_mm512_cvtneps_pbh(p); /* P rounded to bf16, back to fp32 */
+            _mm512_storeu_ps(sr, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(pb), 16)));
+            float *orow = o + (int64_t)r * dv;
+            if (al != 1.0f)
+                for (int c = 0; c < dv; c += 16)
+                    _mm512_storeu_ps(orow + c, _mm512_mul_ps(_mm512_loadu_ps(orow + c), _mm512_set1_ps(al)));
+            for (int jj = 0; jj < nk; jj++) {
+                if (sr[jj] == 0.0f) continue; /* hidden (or underflowed): 0 v, also for v = inf */
+                __m512 pv = _mm512_set1_ps(sr[jj]);
+                const uint16_t *vr = dc->v + (int64_t)(jb + jj) * dc->v_rs;
+                for (int c = 0; c < dv; c += 16) {
+                    __m512 vf = _mm512_castsi512_ps(
+                        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(vr + c))), 16));
+                    _mm512_storeu_ps(orow + c, _mm512_fmadd_ps(pv, vf, _mm512_loadu_ps(orow + c)));
+                }
+            }
+        }
+    }
+}
+
 const attn__bf16_kernels attn__bf16_kernels_avx512 = {.name = "avx512bf16",
                                                       .q_block = 32,
                                                       .k_block = 32,
                                                       .fwd = fwd_avx512,
-                                                      .bwd = bwd_avx512};
+                                                      .bwd = bwd_avx512,
+                                                      .decode = dec_avx512};
