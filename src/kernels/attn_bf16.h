@@ -71,7 +71,7 @@ typedef struct {
 } attn__bf16_dec;
 /* The partial softmax state of each row over keys [k0, k1) (written): m (R) the maximum score
  * (-inf: no visible key), l (R) = sum_j p_rj with p_rj = exp(s_rj - m_r), o (R, dv) =
- * sum_j bf16(p_rj) v_j (not normalised). scratch: R * (d / 2 + 16) floats. */
+ * sum_j bf16(p_rj) v_j (not normalised). scratch: R * 16 + 16 * dv floats. */
 typedef void (*attn__bf16_dec_fn)(const attn__bf16_dec *dc, int k0, int k1, float *o, float *m, float *l,
                                   float *scratch);
 

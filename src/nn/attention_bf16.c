@@ -311,7 +311,7 @@ static int try_decode(attn_plan *pl, const attn_desc *a, const void *Q, const vo
     j.chunk = ((a->Nk + ns - 1) / ns + 15) / 16 * 16;
     j.ns = (a->Nk + j.chunk - 1) / j.chunk;
     size_t rows = (size_t)j.ns * groups * j.R;
-    j.per_thread = ((size_t)j.R * (a->dk / 2 + 16) + a->dv + 15) & ~(size_t)15;
+    j.per_thread = ((size_t)j.R * (a->dk / 2 + 16) + 16 * (size_t)a->dv + 15) & ~(size_t)15; /* q, kernel, merge */
     j.scratch = attn__plan_bf16_buf(pl, 1, j.per_thread * (size_t)attn__max_threads());
     j.po = attn__plan_bf16_buf(pl, 3, rows * a->dv);
     j.pm = attn__plan_bf16_buf(pl, 4, 2 * rows);

@@ -220,33 +220,53 @@ static void bwd_avx512(const attn__bf16_head *h, const float *lse, const float *
     }
 }
 
-/* Decoding: per block of 16 keys, each row's scores as VDPBF16PS dot products over the
- * features (K rows read in place, the query's chunks in registers) reduced across lanes, the
- * online softmax on the 16 scores at once, then o += bf16(p_j) v_j with v widened to fp32 (FMA,
- * rows of o in L1). Bound by reading K and V when the rows are few. */
+/* o (n vectors of 16) = al o + sum_jj p[jj] vw[jj] over nk rows of vw (ld floats apart), NV
+ * accumulators in registers; p[jj] = 0 is skipped (a hidden key adds nothing, even an inf). */
+ALWAYS_INLINE void dec_pv(const int NV, float *o, float al, const float *p, const float *vw, int64_t ld, int nk) {
+    __m512 acc[8];
+    for (int v = 0; v < NV; v++) acc[v] = _mm512_mul_ps(_mm512_loadu_ps(o + 16 * v), _mm512_set1_ps(al));
+    for (int jj = 0; jj < nk; jj++) {
+        if (p[jj] == 0.0f) continue;
+        __m512 pv = _mm512_set1_ps(p[jj]);
+        for (int v = 0; v < NV; v++) acc[v] = _mm512_fmadd_ps(pv, _mm512_loadu_ps(vw + jj * ld + 16 * v), acc[v]);
+    }
+    for (int v = 0; v < NV; v++) _mm512_storeu_ps(o + 16 * v, acc[v]);
+}
+
+/* Decoding: per block of 16 keys, the values widened to fp32 once (scratch), then per row the
+ * scores as VDPBF16PS dot products over the features (K rows read in place) reduced across
+ * lanes, the online softmax on the 16 scores at once, and o = alpha o + sum_j bf16(p_j) v_j
+ * with o in registers, 128 features at a time. */
 static void dec_avx512(const attn__bf16_dec *dc, int k0, int k1, float *o, float *m, float *l, float *scratch) {
     const int R = dc->R, d = dc->d, dv = dc->dv, d2 = d / 2;
-    float *s = scratch; /* (R, 16) */
+    float *s = scratch, *vw = scratch + R * 16; /* (R, 16) scores, (16, dv) values */
     for (int r = 0; r < R; r++) m[r] = -INFINITY, l[r] = 0.0f;
     memset(o, 0, (size_t)R * dv * sizeof *o);
     for (int jb = k0; jb < k1; jb += 16) {
         int nk = imin(16, k1 - jb);
+        for (int jj = 0; jj < nk; jj++)
+            for (int c = 0; c < dv; c += 16)
+                _mm512_storeu_ps(vw + jj * dv + c, _mm512_castsi512_ps(_mm512_slli_epi32(
+                    _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(dc->v + (int64_t)(jb + jj) * dc->v_rs + c))), 16)));
         for (int r = 0; r < R; r++) {
             const attn__head *mh = &dc->m[r / dc->Nq];
             int i = r % dc->Nq, clean = dc->scale > 0.0f && attn__bf16_clean(mh, i, i + 1, jb, jb + nk);
             const uint32_t *q = dc->q + (int64_t)r * d2;
             float *sr = s + r * 16;
+            __m512 acc[16]; /* 16 independent chains in registers (keys past nk repeat the last), then the lane sums */
+            const uint16_t *kr[16];
+            _Pragma("GCC unroll 16") for (int jj = 0; jj < 16; jj++) {
+                acc[jj] = _mm512_setzero_ps();
+                kr[jj] = dc->k + (int64_t)(jb + imin(jj, nk - 1)) * dc->k_rs;
+            }
+            for (int c = 0; c < d2; c += 16) {
+                __m512bh qc = (__m512bh)_mm512_loadu_si512(q + c);
+                _Pragma("GCC unroll 16") for (int jj = 0; jj < 16; jj++)
+                    acc[jj] = _mm512_dpbf16_ps(acc[jj], (__m512bh)_mm512_loadu_si512(kr[jj] + 2 * c), qc);
+            }
             for (int jj = 0; jj < 16; jj++) {
-                if (jj >= nk) {
-                    sr[jj] = -INFINITY;
-                    continue;
-                }
-                const uint16_t *kr = dc->k + (int64_t)(jb + jj) * dc->k_rs;
-                __m512 acc = _mm512_setzero_ps();
-                for (int c = 0; c < d2; c += 16)
-                    acc = _mm512_dpbf16_ps(acc, (__m512bh)_mm512_loadu_si512(kr + 2 * c), (__m512bh)_mm512_loadu_si512(q + c));
-                float dot = _mm512_reduce_add_ps(acc);
-                sr[jj] = clean ? dc->scale * dot : attn__bf16_mask(mh, dc->scale, i, jb + jj, dot);
+                float dot = _mm512_reduce_add_ps(acc[jj]);
+                sr[jj] = jj >= nk ? -INFINITY : clean ? dc->scale * dot : attn__bf16_mask(mh, dc->scale, i, jb + jj, dot);
             }
             __m512 sv = _mm512_loadu_ps(sr);
             float mx = _mm512_reduce_max_ps(sv), mn = mx > m[r] ? mx : m[r], ms = mn == -INFINITY ? 0.0f : mn;
@@ -257,19 +277,9 @@ static void dec_avx512(const attn__bf16_dec *dc, int k0, int k1, float *o, float
             __m256i pb = (__m256i)_mm512_cvtneps_pbh(p); /* P rounded to bf16, back to fp32 */
             _mm512_storeu_ps(sr, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(pb), 16)));
             float *orow = o + (int64_t)r * dv;
-            if (al != 1.0f)
-                for (int c = 0; c < dv; c += 16)
-                    _mm512_storeu_ps(orow + c, _mm512_mul_ps(_mm512_loadu_ps(orow + c), _mm512_set1_ps(al)));
-            for (int jj = 0; jj < nk; jj++) {
-                if (sr[jj] == 0.0f) continue; /* hidden (or underflowed): 0 v, also for v = inf */
-                __m512 pv = _mm512_set1_ps(sr[jj]);
-                const uint16_t *vr = dc->v + (int64_t)(jb + jj) * dc->v_rs;
-                for (int c = 0; c < dv; c += 16) {
-                    __m512 vf = _mm512_castsi512_ps(
-                        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(vr + c))), 16));
-                    _mm512_storeu_ps(orow + c, _mm512_fmadd_ps(pv, vf, _mm512_loadu_ps(orow + c)));
-                }
-            }
+            int c0 = 0;
+            for (; c0 + 128 <= dv; c0 += 128) dec_pv(8, orow + c0, al, sr, vw + c0, dv, nk);
+            for (; c0 < dv; c0 += 16) dec_pv(1, orow + c0, al, sr, vw + c0, dv, nk);
         }
     }
 }
