@@ -220,7 +220,9 @@ typedef struct {
  * inputs' own. Kernels: AMX tiles (TDPBF16PS) where the CPU has them and Linux grants the
  * tile permission, AVX512-BF16 (VDPBF16PS) where the CPU has it, else a portable reference
  * (slow); ATTN_BF16_ISA=ref|avx512bf16|amx forces one, and attn_set_isa("ref") / ATTN_ISA=ref
- * the reference. Results do not depend on the thread count.
+ * the reference. A few query rows on bf16 arrays (decoding: G Nq <= 32 for G query heads per
+ * key/value head, dk % 32 == 0, dv % 16 == 0) read K and V in place, without the packed copy
+ * the other calls make. Results do not depend on the thread count.
  * Supported: attn_forward / attn_backward and their plans, with dot and scaled scores, every
  * mask of attn_mask, grouped heads, strided views, any size. Refused (ATTN_EINVAL with a
  * message): cosine, general and additive scores, attn_mods, the weights P (pass NULL),

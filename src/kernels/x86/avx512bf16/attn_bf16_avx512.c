@@ -13,6 +13,8 @@
  *             O^T (dv, 32)  += Vp (dv, BC/2 key pairs) . P^T (BC/2, 32 lanes, 2)
  *   backward  (fused, 32 key lanes) S, dP = dO V^T per query row, dS = P (dP - delta),
  *             dV^T += dOp . P, dK^T += Qp . dS, and dQ (query rows, feature lanes) += dS . Kp
+ *   decoding  (a few rows, K and V read in place) dot products over the features, reduced
+ *             across lanes; o += p v with v widened to fp32
  *
  * Measured on this project's Intel Xeon (Emerald Rapids class, model 207), one core: VDPBF16PS
  * zmm retires about 0.45 per cycle where VFMADD231PS retires 1.9, i.e. half the fp32 FMA's
