@@ -17,7 +17,8 @@
  * grouped heads, every mask, both storage modes; 1 and 2 threads bitwise identical; the fast
  * paths within the sum of their and the reference's tolerances of the reference path.
  *
- *   test_attention_bf16 [ref | avx512bf16 | amx | rounding]   (no argument: ref and rounding)
+ *   test_attention_bf16 [ref | f32 | avx512bf16 | amx | rounding]   (no argument: ref and rounding;
+ *   f32 is the fp32 kernels on widened bf16 values)
  * A path this CPU (or build) does not run exits 77 (skipped), never 0. */
 #include <math.h>
 #include <stdio.h>

@@ -86,6 +86,8 @@ typedef struct {
     attn__bf16_dkv_fn bwd_dkv;
     attn__bf16_bwd_fn bwd;      /* if set, the backward runs this instead of bwd_dq and bwd_dkv */
     attn__bf16_dec_fn decode;   /* if set, few query rows on bf16 arrays run this forward */
+    int widen;                  /* no kernels: the bf16 values widened to fp32 once per call run
+                                 * the fp32 kernels (exact products, fp32 FMA; P not rounded) */
 } attn__bf16_kernels;
 
 /* Scratch floats per thread for any table's kernels. */
@@ -132,12 +134,13 @@ static inline float attn__bf16_mask(const attn__head *m, float scale, int i, int
     return s;
 }
 
-extern const attn__bf16_kernels attn__bf16_kernels_ref;
+extern const attn__bf16_kernels attn__bf16_kernels_ref, attn__bf16_kernels_widen;
 extern const attn__bf16_kernels attn__bf16_kernels_avx512, attn__bf16_kernels_amx; /* ATTN_HAVE_BF16 / _AMX builds */
 
-/* The table in use: ATTN_BF16_ISA (ref, avx512bf16, amx) if set and runnable, else "ref" if
- * attn_get_isa() is "ref", else the fastest this CPU runs (AMX only once the kernel granted
- * the tile data permission). */
+/* The table in use: ATTN_BF16_ISA (ref, f32, avx512bf16, amx) if set and runnable, else "ref"
+ * if attn_get_isa() is "ref", else AMX (once the kernel granted the tile data permission),
+ * else AVX512-BF16 on CPUs where VDPBF16PS has the FMA's throughput (not Intel's: measured
+ * there at half, bench/dpbf16_rate.c), else "f32" (the fp32 kernels on widened values). */
 const attn__bf16_kernels *attn__bf16_kern(void);
 /* The table of that name, or NULL if not built or not runnable here (for tests). */
 const attn__bf16_kernels *attn__bf16_kern_named(const char *name);

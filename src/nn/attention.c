@@ -117,6 +117,7 @@ static float *ws_get(attn_plan *pl, int slot, size_t n, int zero) {
 }
 
 float *attn__plan_bf16_buf(attn_plan *pl, int i, size_t n) { return ws_get(pl, WS_BF16 + i, n, 0); }
+attn_desc *attn__plan_desc_rw(attn_plan *pl) { return &pl->a; }
 
 int attn_plan_new(const attn_desc *d, attn_plan **out) {
     if (!out) return attn__error(ATTN_EINVAL, "attn_plan_new: NULL output");

@@ -207,29 +207,116 @@ static void fwd_task(void *ctx, int t, int thread) {
                  scratch_at(j, thread));
 }
 
-/* fp32 rows (B, Hx, N, n) at x with strides xs -> bf16 at y with strides ys. */
+/* Rows (B, Hx, N, n) of x (strides xs; bf16 if xb, else fp32) into y (strides ys; bf16 if
+ * yb): widened, copied, or rounded to bf16 (rnd: fp32 values rounded, for bf16 compute). */
 typedef struct {
-    const float *x; const int64_t *xs;
-    uint16_t *y; const int64_t *ys;
-    int Hx, N, n;
-} round_job;
+    const void *x; const int64_t *xs; int xb;
+    void *y; const int64_t *ys; int yb;
+    int rnd, Hx, N, n;
+} conv_job;
 
-static void round_task(void *ctx, int t, int thread) {
+static void conv_task(void *ctx, int t, int thread) {
     (void)thread;
-    const round_job *r = ctx;
-    int b = t / r->Hx, h = t % r->Hx;
-    for (int i = 0; i < r->N; i++)
-        attn_f32_to_bf16(r->x + b * r->xs[0] + h * r->xs[1] + i * r->xs[2], r->y + b * r->ys[0] + h * r->ys[1] + i * r->ys[2],
-                         (size_t)r->n);
+    const conv_job *c = ctx;
+    int b = t / c->Hx, h = t % c->Hx;
+    for (int i = 0; i < c->N; i++) {
+        int64_t xo = b * c->xs[0] + h * c->xs[1] + i * c->xs[2], yo = b * c->ys[0] + h * c->ys[1] + i * c->ys[2];
+        const float *xf = (const float *)c->x + xo;
+        const uint16_t *xh = (const uint16_t *)c->x + xo;
+        float *yf = (float *)c->y + yo;
+        uint16_t *yh = (uint16_t *)c->y + yo;
+        if (c->xb && c->yb) memcpy(yh, xh, (size_t)c->n * 2); /* one loop per case, so that each vectorises */
+        else if (c->xb) for (int e = 0; e < c->n; e++) yf[e] = attn__bf16_f32(xh[e]);
+        else if (c->yb) for (int e = 0; e < c->n; e++) yh[e] = attn__bf16(xf[e]);
+        else if (c->rnd) for (int e = 0; e < c->n; e++) yf[e] = attn__bf16_round(xf[e]);
+        else memcpy(yf, xf, (size_t)c->n * 4);
+    }
+}
+
+static void conv_rows(const void *x, const int64_t xs[3], int xb, void *y, const int64_t ys[3], int yb, int rnd, int B,
+                      int Hx, int N, int n) {
+    conv_job c = {x, xs, xb, y, ys, yb, rnd, Hx, N, n};
+    attn__parallel(B * Hx, conv_task, &c);
 }
 
 static void round_out(const float *x, const int64_t xs[3], void *y, const int64_t ys[3], int B, int Hx, int N, int n) {
-    round_job r = {x, xs, y, ys, Hx, N, n};
-    attn__parallel(B * Hx, round_task, &r);
+    conv_rows(x, xs, 0, y, ys, 1, 0, B, Hx, N, n);
 }
 
 static void contiguous3(int64_t s[3], int H, int N, int d) {
     s[2] = d, s[1] = (int64_t)N * d, s[0] = (int64_t)H * N * d;
+}
+
+/* ---- the fp32 kernels on widened values ("f32": where VDPBF16PS does not pay) ----------------- */
+
+/* The call again on the plan with an fp32 description of contiguous arrays (the plan's own
+ * description swapped in for it, its workspace shared: the fp32 path's buffers are others). */
+static attn_desc f32_desc(const attn_desc *a) {
+    attn_desc f = *a;
+    f.dtype = ATTN_F32, f.compute = ATTN_F32;
+    memset(f.q_strides, 0, sizeof f.q_strides), memset(f.k_strides, 0, sizeof f.k_strides);
+    memset(f.v_strides, 0, sizeof f.v_strides), memset(f.o_strides, 0, sizeof f.o_strides);
+    contiguous3(f.q_strides, a->H, a->Nq, a->dq), contiguous3(f.k_strides, a->Hkv, a->Nk, a->dk);
+    contiguous3(f.v_strides, a->Hkv, a->Nk, a->dv), contiguous3(f.o_strides, a->H, a->Nq, a->dv);
+    return f;
+}
+
+/* Q, K, V (and O, dO) as contiguous fp32 of bf16 values, in workspace buffer 0; x[0..4]. */
+static int widen_inputs(attn_plan *pl, const attn_desc *a, const attn_desc *f, const void *const in[5], float *x[5]) {
+    int bf = a->dtype == ATTN_BF16, n = in[3] ? 5 : 3;
+    size_t nq = (size_t)a->B * a->H * a->Nq, nk = (size_t)a->B * a->Hkv * a->Nk;
+    size_t sz[5] = {nq * a->dq, nk * a->dk, nk * a->dv, nq * a->dv, nq * a->dv}, tot = 0;
+    for (int t = 0; t < n; t++) tot += sz[t];
+    float *w = attn__plan_bf16_buf(pl, 0, tot);
+    if (!w) return ATTN_ENOMEM;
+    const int64_t *as[5] = {a->q_strides, a->k_strides, a->v_strides, a->o_strides, a->o_strides};
+    const int64_t *fs[5] = {f->q_strides, f->k_strides, f->v_strides, f->o_strides, f->o_strides};
+    int hx[5] = {a->H, a->Hkv, a->Hkv, a->H, a->H}, N[5] = {a->Nq, a->Nk, a->Nk, a->Nq, a->Nq};
+    int d[5] = {a->dq, a->dk, a->dv, a->dv, a->dv};
+    for (int t = 0; t < n; t++) {
+        x[t] = w;
+        conv_rows(in[t], as[t], bf, w, fs[t], 0, 1, a->B, hx[t], N[t], d[t]);
+        w += sz[t];
+    }
+    return ATTN_OK;
+}
+
+static int widen_forward(attn_plan *pl, const attn_desc *a, const void *Q, const void *K, const void *V, void *O,
+                         float *lse) {
+    attn_desc f = f32_desc(a), *pd = attn__plan_desc_rw(pl), saved = *pd;
+    const void *in[5] = {Q, K, V, NULL, NULL};
+    float *x[5], *o = O;
+    int st = widen_inputs(pl, a, &f, in, x);
+    if (st) return st;
+    if (a->dtype == ATTN_BF16 && !(o = attn__plan_bf16_buf(pl, 3, (size_t)a->B * a->H * a->Nq * a->dv))) return ATTN_ENOMEM;
+    if (a->dtype != ATTN_BF16) memcpy(f.o_strides, a->o_strides, sizeof f.o_strides); /* the caller's O */
+    *pd = f;
+    st = attn_plan_forward(pl, x[0], x[1], x[2], o, NULL, lse);
+    *pd = saved;
+    if (!st && a->dtype == ATTN_BF16) round_out(o, f.o_strides, O, a->o_strides, a->B, a->H, a->Nq, a->dv);
+    return st;
+}
+
+static int widen_backward(attn_plan *pl, const attn_desc *a, const void *Q, const void *K, const void *V, const void *O,
+                          const float *lse, const void *dO, void *dQ, void *dK, void *dV) {
+    attn_desc f = f32_desc(a), *pd = attn__plan_desc_rw(pl), saved = *pd;
+    const void *in[5] = {Q, K, V, O, dO};
+    float *x[5], *g[3] = {NULL, NULL, NULL};
+    int st = widen_inputs(pl, a, &f, in, x);
+    if (st) return st;
+    void *out[3] = {dQ, dK, dV};
+    size_t n[3] = {(size_t)a->B * a->H * a->Nq * a->dq, (size_t)a->B * a->Hkv * a->Nk * a->dk,
+                   (size_t)a->B * a->Hkv * a->Nk * a->dv};
+    for (int t = 0; t < 3; t++)
+        if (out[t] && !(g[t] = attn__plan_bf16_buf(pl, 4 + t, n[t]))) return ATTN_ENOMEM;
+    *pd = f;
+    st = attn_plan_backward(pl, x[0], x[1], x[2], x[3], lse, x[4], g[0], g[1], g[2], NULL);
+    *pd = saved;
+    const int64_t *fs[3] = {f.q_strides, f.k_strides, f.v_strides}, *as[3] = {a->q_strides, a->k_strides, a->v_strides};
+    int hx[3] = {a->H, a->Hkv, a->Hkv}, N[3] = {a->Nq, a->Nk, a->Nk}, d[3] = {a->dq, a->dk, a->dv};
+    for (int t = 0; !st && t < 3; t++)
+        if (out[t]) conv_rows(g[t], fs[t], 0, out[t], as[t], a->dtype == ATTN_BF16, 0, a->B, hx[t], N[t], d[t]);
+    return st;
 }
 
 /* ---- decoding -------------------------------------------------------------------------------- */
@@ -333,6 +420,7 @@ int attn__bf16_forward(attn_plan *pl, const attn_desc *desc, const void *Q, cons
     size_t nq = (size_t)a->B * a->H * a->Nq;
     if (!lse && !(lse = attn__plan_bf16_buf(pl, 2, nq))) return ATTN_ENOMEM;
     if ((st = try_decode(pl, a, Q, K, V, O, lse)) <= 0) return st;
+    if (attn__bf16_kern()->widen) return widen_forward(pl, a, Q, K, V, O, lse);
     job j;
     if ((st = job_init(&j, pl, a, Q, K, V, NULL, 0))) return st;
     j.lse = lse;
@@ -472,6 +560,7 @@ int attn__bf16_backward(attn_plan *pl, const attn_desc *desc, const void *Q, con
     int st = attn_desc_check(a);
     if (st) return st;
     if (!Q || !K || !V || !O || !dO) return attn__error(ATTN_EINVAL, "Q, K, V, O and dO must not be NULL");
+    if (attn__bf16_kern()->widen) return widen_backward(pl, a, Q, K, V, O, lse, dO, dQ, dK, dV);
     size_t nq = (size_t)a->B * a->H * a->Nq;
     if (!lse) { /* recompute it: a forward into scratch outputs */
         float *l = attn__plan_bf16_buf(pl, 2, nq), *o = attn__plan_bf16_buf(pl, 4, nq * a->dv);

@@ -19,6 +19,8 @@ int attn__bf16_backward(attn_plan *pl, const attn_desc *a, const void *Q, const 
 
 /* From nn/attention.c: workspace buffer i (0 .. 7) of the plan, at least n floats. */
 float *attn__plan_bf16_buf(attn_plan *pl, int i, size_t n);
+/* The plan's own description, to run a call again as fp32 on the same plan (swapped back after). */
+attn_desc *attn__plan_desc_rw(attn_plan *pl);
 /* The masks and sizes of (batch b, query head h) as the kernels see them (no data pointers,
  * no attn_mods). */
 attn__head attn__desc_head(const attn_desc *a, int b, int h);
