@@ -218,9 +218,11 @@ typedef struct {
  * dO), the score gradients dS before they multiply K and Q, and, for bf16 storage, the
  * outputs O, dQ, dK, dV. So O carries an error of about 2^-9 max|V| (P's rounding) beside the
  * inputs' own. Kernels: AMX tiles (TDPBF16PS) where the CPU has them and Linux grants the
- * tile permission, AVX512-BF16 (VDPBF16PS) where the CPU has it, else a portable reference
- * (slow); ATTN_BF16_ISA=ref|avx512bf16|amx forces one, and attn_set_isa("ref") / ATTN_ISA=ref
- * the reference. A few query rows on bf16 arrays (decoding: G Nq <= 32 for G query heads per
+ * tile permission; else AVX512-BF16 (VDPBF16PS) where it pays (AMD); else ("f32": Intel
+ * without AMX, where VDPBF16PS does half the FMA's work, and CPUs without AVX512-BF16) the
+ * fp32 kernels on the bf16 values widened once per call: exact products too, and P is not
+ * rounded. ATTN_BF16_ISA=ref|f32|avx512bf16|amx forces one, attn_set_isa("ref") /
+ * ATTN_ISA=ref the slow portable reference. A few query rows on bf16 arrays (decoding: G Nq <= 32 for G query heads per
  * key/value head, dk % 32 == 0, dv % 16 == 0) read K and V in place, without the packed copy
  * the other calls make. Results do not depend on the thread count.
  * Supported: attn_forward / attn_backward and their plans, with dot and scaled scores, every

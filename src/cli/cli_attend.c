@@ -89,7 +89,7 @@ static const char HELP[] =
     "other:\n"
     "  --compute T         f32 (default) or bf16: the arrays (float32) are rounded to bfloat16\n"
     "                      once, multiplied in bf16 with sums, softmax and log-sum-exp in fp32\n"
-    "                      (AMX or AVX512-BF16 where the CPU has them); dot and scaled scores,\n"
+    "                      (AMX, AVX512-BF16 or fp32 kernels, see ATTN_BF16_ISA); dot and scaled scores,\n"
     "                      the masks above but no modifiers, --weights-out or --ring\n"
     "  --threads N         threads to use (default: all cores; results do not depend on it)\n"
     "  -h, --help          this help\n"
