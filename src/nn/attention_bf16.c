@@ -261,7 +261,8 @@ static attn_desc f32_desc(const attn_desc *a) {
     return f;
 }
 
-/* Q, K, V (and O, dO) as contiguous fp32 of bf16 values, in workspace buffer 0; x[0..4]. */
+/* Q, K, V (and O, dO) as contiguous fp32, in workspace buffer 0, x[0..4]: the inputs' bf16
+ * values, O as given (the backward's delta = dO . O is taken from it, as on the other routes). */
 static int widen_inputs(attn_plan *pl, const attn_desc *a, const attn_desc *f, const void *const in[5], float *x[5]) {
     int bf = a->dtype == ATTN_BF16, n = in[3] ? 5 : 3;
     size_t nq = (size_t)a->B * a->H * a->Nq, nk = (size_t)a->B * a->Hkv * a->Nk;
@@ -275,7 +276,7 @@ static int widen_inputs(attn_plan *pl, const attn_desc *a, const attn_desc *f, c
     int d[5] = {a->dq, a->dk, a->dv, a->dv, a->dv};
     for (int t = 0; t < n; t++) {
         x[t] = w;
-        conv_rows(in[t], as[t], bf, w, fs[t], 0, 1, a->B, hx[t], N[t], d[t]);
+        conv_rows(in[t], as[t], bf, w, fs[t], 0, t != 3, a->B, hx[t], N[t], d[t]); /* O is an output: not rounded */
         w += sz[t];
     }
     return ATTN_OK;
