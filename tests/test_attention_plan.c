@@ -111,11 +111,11 @@ static void test_additive_projected(void) {
 
 static void test_dtype(void) {
     attn_desc a = desc_of(ATTN_SCORE_SCALED, 4, 4, NULL);
-    a.dtype = 7;
+    a.dtype = ATTN_F16; /* no f16 path (ATTN_BF16 has one: test_attention_bf16.c) */
     attn_plan *pl = (attn_plan *)&a; /* must be reset to NULL on failure */
-    CHECK(attn_plan_new(&a, &pl) == ATTN_EINVAL && pl == NULL, "plan_new accepted element type 7");
+    CHECK(attn_plan_new(&a, &pl) == ATTN_EINVAL && pl == NULL, "plan_new accepted element type f16");
     CHECK(strstr(attn_last_error(), "element type") != NULL, "message: %s", attn_last_error());
-    CHECK(attn_forward(&a, Q, K, V, one.O, NULL, NULL) == ATTN_EINVAL, "attn_forward accepted element type 7");
+    CHECK(attn_forward(&a, Q, K, V, one.O, NULL, NULL) == ATTN_EINVAL, "attn_forward accepted element type f16");
     CHECK(attn_plan_forward(NULL, Q, K, V, one.O, NULL, NULL) == ATTN_EINVAL, "NULL plan accepted");
     attn_plan_free(NULL);
 }

@@ -209,11 +209,40 @@ typedef struct {
     const attn_score_params *params;    /* general and additive only */
     attn_mask mask;
     int64_t q_strides[3], k_strides[3], v_strides[3], o_strides[3]; /* over (B, H, N) */
-    int dtype; /* element type of Q, K, V, O and the score parameters, an attn_dtype of
-                * attn/io.h: ATTN_F32 (0, the default) is the only one supported so far; any
-                * other is ATTN_EINVAL. This is where a bf16 path will be selected. */
+    int dtype;   /* element type of Q, K, V, O, dO, dQ, dK, dV (an attn_dtype of attn/io.h):
+                  * ATTN_F32 (0, the default) or ATTN_BF16: the arrays are then uint16_t
+                  * bfloat16 (pass them cast to float *: the calls read and write them as
+                  * uint16_t); lse stays float. See "bf16" below. */
+    int compute; /* the multiply: ATTN_F32 (0, the default: as dtype) or ATTN_BF16: fp32 arrays
+                  * in and out, converted to bf16 once per call (see "bf16" below) */
     const attn_mods *mods; /* programmable masks and scores, or NULL */
 } attn_desc;
+
+/* bf16 (dtype or compute ATTN_BF16): products of bfloat16 values (8-bit significand; inputs
+ * rounded to nearest even, NaN kept) accumulated in fp32; softmax and log-sum-exp in fp32.
+ * What is rounded to bf16: Q, K, V (and dO) once, the weights P before they multiply V (and
+ * dO), the score gradients dS before they multiply K and Q, and, for bf16 storage, the
+ * outputs O, dQ, dK, dV. So O carries an error of about 2^-9 max|V| (P's rounding) beside the
+ * inputs' own. Kernels: AMX tiles (TDPBF16PS) where the CPU has them and Linux grants the
+ * tile permission; else AVX512-BF16 (VDPBF16PS) where it pays (AMD); else ("f32": Intel
+ * without AMX, where VDPBF16PS does half the FMA's work, and CPUs without AVX512-BF16) the
+ * fp32 kernels on the bf16 values widened once per call: exact products too, and P is not
+ * rounded. ATTN_BF16_ISA=ref|f32|avx512bf16|amx forces one, attn_set_isa("ref") /
+ * ATTN_ISA=ref the slow portable reference. A few query rows on bf16 arrays (decoding: G Nq <= 32 for G query heads per
+ * key/value head, dk % 32 == 0, dv % 16 == 0) read K and V in place, without the packed copy
+ * the other calls make. Results do not depend on the thread count.
+ * Supported: attn_forward / attn_backward and their plans, with dot and scaled scores, every
+ * mask of attn_mask, grouped heads, strided views, any size. Refused (ATTN_EINVAL with a
+ * message): cosine, general and additive scores, attn_mods, the weights P (pass NULL),
+ * score-parameter gradients, the three steps one at a time and attn_weights. */
+
+/* fp32 <-> bf16 arrays of n elements: round to nearest even (ties to even; NaN stays a quiet
+ * NaN of the same sign; inf stays inf; denormals are rounded, not flushed; values beyond the
+ * largest bf16 round to inf), and the exact widening. */
+void attn_f32_to_bf16(const float *x, uint16_t *y, size_t n);
+void attn_bf16_to_f32(const uint16_t *x, float *y, size_t n);
+/* The bf16 kernels a call would use now: "amx", "avx512bf16" or "ref". */
+const char *attn_bf16_isa(void);
 
 /* Checks the description and fills in its defaults (Hkv, dk, dv, scale, strides), in place.
  * Every call below does this itself; call it to read back the effective values. */

@@ -87,17 +87,23 @@ static const char HELP[] =
     "                      --causal, else contiguous\n"
     "\n"
     "other:\n"
+    "  --compute T         f32 (default) or bf16: the arrays (float32) are rounded to bfloat16\n"
+    "                      once, multiplied in bf16 with sums, softmax and log-sum-exp in fp32\n"
+    "                      (AMX, AVX512-BF16 or fp32 kernels, see ATTN_BF16_ISA); dot and\n"
+    "                      scaled scores, the masks above but no modifiers, --weights-out or\n"
+    "                      --ring\n"
     "  --threads N         threads to use (default: all cores; results do not depend on it)\n"
     "  -h, --help          this help\n"
     "\n"
     "example:\n"
-    "  attn attend q.npy k.npy v.npy -o o.npy --causal --weights-out p.npy\n";
+    "  attn attend q.npy k.npy v.npy -o o.npy --causal --weights-out p.npy\n"
+    "  attn attend q.npy k.npy v.npy -o o.npy --causal --compute bf16\n";
 
 typedef struct {
     const char *q, *k, *v;
     const char *out, *weights_out, *dout, *dq, *dk, *dv;
     const char *score, *params, *mask, *key_lengths;
-    const char *doc_lens, *align, *sinks, *alibi_slopes;
+    const char *doc_lens, *align, *sinks, *alibi_slopes, *compute;
     float scale, softcap, dropout;
     int has_scale, causal, window, threads, prefix, alibi, seed, has_softcap, has_dropout;
     int ring, ring_layout; /* ring_layout -1: the default */
@@ -306,6 +312,7 @@ static int parse_args(int argc, char **argv, attend_opts *o) {
         } else if (cli_str(&p, "--dq", &o->dq)) {
         } else if (cli_str(&p, "--dk", &o->dk)) {
         } else if (cli_str(&p, "--dv", &o->dv)) {
+        } else if (cli_str(&p, "--compute", &o->compute)) {
         } else if (cli_int(&p, "--threads", 1, 4096, &o->threads)) {
         } else if (cli_flag(&p, "--ring")) {
             o->ring = 1;
@@ -320,6 +327,9 @@ static int parse_args(int argc, char **argv, attend_opts *o) {
     o->q = p.pos[0], o->k = p.pos[1], o->v = p.pos[2];
 
     const char *cmd = "attend";
+    if (o->compute && strcmp(o->compute, "f32") && strcmp(o->compute, "bf16"))
+        return cli_usage(cmd, "--compute takes f32 or bf16, not '%s'", o->compute);
+    if (o->compute && !strcmp(o->compute, "bf16") && o->ring) return cli_usage(cmd, "--compute bf16 has no --ring");
     int score = attn_score_parse(o->score);
     if (score < 0)
         return cli_usage(cmd, "unknown score '%s' (dot, scaled, cosine, general or additive)", o->score);
@@ -416,6 +426,7 @@ int cli_attend(int argc, char **argv) {
     d.dq = (int)q4[3], d.dk = (int)k4[3], d.dv = (int)v4[3];
     d.score = (attn_score)attn_score_parse(o.score);
     d.scale = o.scale;
+    if (o.compute && !strcmp(o.compute, "bf16")) d.compute = ATTN_BF16;
     if (d.score <= ATTN_SCORE_COSINE && d.dq != d.dk) {
         cli_fail(cmd, "queries %s have size %d and keys %s size %d: the %s score needs equal sizes "
                  "(general and additive scores allow different ones)", o.q, d.dq, o.k, d.dk, o.score);

@@ -57,6 +57,11 @@ static const char HELP[] =
     "  --batch B                                                         (default 1)\n"
     "  --causal            causal mask (each query sees the keys up to its own position)\n"
     "  --backward          time forward + backward (3.5x the forward FLOPs)\n"
+    "  --dtype T           attention: f32 or bf16 arrays (bf16: products in bfloat16, sums,\n"
+    "                      softmax and log-sum-exp in fp32; AMX, AVX512-BF16, the fp32\n"
+    "                      kernels on widened values (f32) or the reference: ATTN_BF16_ISA;\n"
+    "                      the path column names it)                       (default f32)\n"
+    "  --compute T         attention: f32, or bf16 on f32 arrays (converted once per call)\n"
     "  --threads N         library threads                 (default: ATTN_THREADS or all CPUs)\n"
     "  --repeat R          timed runs per shape, after one warm-up run (default 5)\n"
     "  --ref-heads K       time the reference on K heads and scale (0 = skip the reference)\n"
@@ -78,6 +83,7 @@ static const char HELP[] =
     "example:\n"
     "  attn bench attention --n 1024,4096 --threads 2 --repeat 10\n"
     "  attn bench attention --n 4096 --nq 1 --json          # decoding one token\n"
+    "  attn bench attention --n 1024,4096 --dtype bf16 --backward\n"
     "  attn bench attention --n 4096 --mods softcap,alibi --doc-lens 512\n"
     "  mpirun -np 4 attn bench attention --ring --n 65536 --backward --threads 1\n";
 
@@ -142,6 +148,7 @@ float *cli_bench_randn(size_t n, uint64_t seed) {
 typedef struct {
     const char *what; /* "attention" or "mha" */
     int B, H, Hkv, nq, n, d, causal, backward, repeat;
+    int dtype, compute; /* attention: ATTN_F32 or ATTN_BF16 */
 } shape;
 
 typedef struct {
@@ -170,6 +177,11 @@ static int buffers_init(buffers *b, const shape *s, int heads) {
         if (s->backward) b->dQ = malloc(nq * sizeof(float)), b->dK = malloc(nk * sizeof(float)), b->dV = malloc(nk * sizeof(float));
         if (!b->Q || !b->K || !b->V || !b->dO || !b->O || !b->lse || (s->backward && (!b->dQ || !b->dK || !b->dV)))
             return ATTN_ENOMEM;
+        if (s->dtype == ATTN_BF16) { /* the same values rounded, as uint16_t in place */
+            float *in[4] = {b->Q, b->K, b->V, b->dO};
+            size_t n[4] = {nq, nk, nk, nq};
+            for (int t = 0; t < 4; t++) attn_f32_to_bf16(in[t], (uint16_t *)in[t], n[t]);
+        }
         return ATTN_OK;
     }
     /* mha: self-attention on x (B, N, E) */
@@ -202,6 +214,7 @@ static int run_once(const shape *s, buffers *b, int heads) {
     a.B = s->B, a.H = heads, a.Hkv = heads * s->Hkv / s->H, a.Nq = s->nq, a.Nk = s->n, a.dq = s->d;
     a.score = ATTN_SCORE_SCALED;
     a.mask.causal = s->causal;
+    a.dtype = s->dtype, a.compute = s->compute;
     int st = attn_forward(&a, b->Q, b->K, b->V, b->O, NULL, b->lse);
     if (!st && s->backward) st = attn_backward(&a, b->Q, b->K, b->V, b->O, b->lse, b->dO, b->dQ, b->dK, b->dV, NULL);
     return st;
@@ -263,7 +276,7 @@ int cli_bench(int argc, char **argv) {
     cli_args_init(&p, cmd, argc, argv);
     const char *nlist = "256,1024,4096";
     int nq = 0, d = 64, H = 8, Hkv = 0, B = 1, causal = 0, backward = 0, threads = 0, repeat = 5, ref_heads = -1, json = 0, ring = 0;
-    const char *mods = NULL, *doc_lens = NULL;
+    const char *mods = NULL, *doc_lens = NULL, *dtype = "f32", *compute = "f32";
     while (cli_next(&p)) {
         if (cli_flag(&p, "-h") || cli_flag(&p, "--help")) return cli_help(HELP);
         else if (cli_str(&p, "--n", &nlist)) {}
@@ -281,6 +294,8 @@ int cli_bench(int argc, char **argv) {
         else if (cli_str(&p, "--mods", &mods)) {}
         else if (cli_str(&p, "--doc-lens", &doc_lens)) {}
         else if (cli_flag(&p, "--ring")) ring = 1;
+        else if (cli_str(&p, "--dtype", &dtype)) {}
+        else if (cli_str(&p, "--compute", &compute)) {}
         else cli_unknown(&p);
     }
     if (p.status) return p.status;
@@ -291,6 +306,11 @@ int cli_bench(int argc, char **argv) {
     int ns[64], nn = parse_list(nlist, ns, 64);
     if (nn <= 0) return cli_usage(cmd, "--n expects comma-separated positive lengths, not '%s'", nlist);
     if (!Hkv) Hkv = H;
+    int dt = !strcmp(dtype, "bf16") ? ATTN_BF16 : !strcmp(dtype, "f32") ? ATTN_F32 : -1;
+    int ct = !strcmp(compute, "bf16") ? ATTN_BF16 : !strcmp(compute, "f32") ? ATTN_F32 : -1;
+    if (dt < 0 || ct < 0) return cli_usage(cmd, "--dtype and --compute take f32 or bf16, not '%s'", dt < 0 ? dtype : compute);
+    if ((dt || ct) && (strcmp(what, "attention") || ring || mods || doc_lens))
+        return cli_usage(cmd, "--dtype and --compute bf16 are for attention (no --ring, --mods or --doc-lens)");
     if (H % Hkv) return cli_usage(cmd, "--heads (%d) must be a multiple of --kv-heads (%d)", H, Hkv);
     if (!strcmp(what, "mha") && (Hkv != H || nq))
         return cli_usage(cmd, "mha has no --kv-heads or --nq (self-attention, E = heads * d)");
@@ -306,21 +326,22 @@ int cli_bench(int argc, char **argv) {
     }
     char isa[32];
     snprintf(isa, sizeof isa, "%s", attn_get_isa());
+    const char *path = dt || ct ? attn_bf16_isa() : isa; /* the kernels timed */
     double peak_gf = 0;
     int pst = cli_bench_peak_f32(0.2, &peak_gf);
     if (pst == ATTN_ENOMEM) return cli_fail_lib(cmd, pst, NULL);
     attn_set_allocator(count_malloc, count_free, NULL);
 
     if (!json) {
-        printf("%s %s: B=%d H=%d Hkv=%d d=%d%s, %d threads, path %s, median of %d runs; fp32 peak %.1f GFLOP/s\n",
-               what, backward ? "forward+backward" : "forward", B, H, Hkv, d, causal ? " causal" : "", threads, isa,
-               repeat, peak_gf);
+        printf("%s %s: B=%d H=%d Hkv=%d d=%d%s, %d threads, path %s, median of %d runs%s; fp32 peak %.1f GFLOP/s\n",
+               what, backward ? "forward+backward" : "forward", B, H, Hkv, d, causal ? " causal" : "", threads, path,
+               repeat, dt ? ", bf16 arrays" : ct ? ", f32 arrays, bf16 compute" : "", peak_gf);
         printf("%7s %7s %10s %9s %7s %10s %9s %8s %11s\n", "n", "nq", "ms", "GFLOP/s", "% peak", "ref ms", "GFLOP/s",
                "speedup", "scratch MB");
     }
     int rc = CLI_OK, scaled = 0;
     for (int k = 0; k < nn; k++) {
-        shape s = {what, B, H, Hkv, nq ? nq : ns[k], ns[k], d, causal, backward, repeat};
+        shape s = {what, B, H, Hkv, nq ? nq : ns[k], ns[k], d, causal, backward, repeat, dt, ct};
         double sec = 0, rsec = 0, cpu = 0, rcpu = 0;
         long long peak = 0, rpeak = 0;
         int st = time_shape(&s, H, repeat, &sec, &cpu, &peak);
@@ -351,10 +372,10 @@ int cli_bench(int argc, char **argv) {
         getrusage(RUSAGE_SELF, &ru);
         if (json) {
             printf("{\"bench\": \"%s\", \"n\": %d, \"nq\": %d, \"d\": %d, \"heads\": %d, \"kv_heads\": %d, \"batch\": %d, "
-                   "\"causal\": %s, \"backward\": %s, \"threads\": %d, \"isa\": \"%s\", \"repeat\": %d, \"ms\": %.4f, "
+                   "\"causal\": %s, \"backward\": %s, \"threads\": %d, \"isa\": \"%s\", \"dtype\": \"%s\", \"repeat\": %d, \"ms\": %.4f, "
                    "\"gflops\": %.2f",
-                   what, s.n, s.nq, d, H, Hkv, B, causal ? "true" : "false", backward ? "true" : "false", threads, isa,
-                   repeat, sec * 1e3, gf);
+                   what, s.n, s.nq, d, H, Hkv, B, causal ? "true" : "false", backward ? "true" : "false", threads, path,
+                   dt ? "bf16" : ct ? "f32+bf16" : "f32", repeat, sec * 1e3, gf);
             printf(", \"peak_gflops\": %.2f, \"pct_peak\": %.1f", peak_gf, peak_gf > 0 ? 100 * gf / peak_gf : 0.0);
             printf(", \"cpu_ms_per_thread\": %.4f, \"cpu_gflops\": %.2f", cpu / threads * 1e3, f / (cpu / threads) * 1e-9);
             if (rh)

@@ -66,30 +66,27 @@ static float cb_t5_bwd(float s, float g, int b, int h, int i, int j, void *ctx, 
 /* The same modifiers as tile callbacks (attn_score_mod_tile_fn), written as a user would:
  * plain C loops over the kernel's tile, score (i0 + l, j0 + jj) at s[jj * ld + l], that the
  * compiler vectorises. This file is built for the baseline x86-64 (SSE2, 4 floats a vector)
- * while the kernels run AVX-512 (16), so each callback is built three times by function
- * multiversioning (TILE_CLONES: GCC >= 11 or clang >= 14 on x86-64 with glibc's ifunc) for
- * x86-64-v4 (AVX-512), v3 (AVX2, FMA) and the baseline, and the loader picks the one this CPU
- * runs; elsewhere it is the plain function. No intrinsics and no -march flag: the same C.
- * GCC turns the compares of a clamp into vector selects only where they may not trap, hence
- * -fno-trapping-math on the functions that clamp (NO_TRAP; clang does it anyway). */
+ * while the kernels run AVX-512 (16), so each callback (its body always inlined) is built
+ * three times: for AVX-512 (x86-64-v4), for AVX2 + FMA (v3) and for the baseline, and
+ * tile_fns() picks the one of the library's instruction-set path (attn_get_isa(), which
+ * follows ATTN_ISA). No intrinsics and no -march flag: the same C. Chosen in plain code, not
+ * by target_clones: the loader's ifunc resolvers run before a sanitizer's runtime is up, and
+ * crashed the ThreadSanitizer build at start. GCC turns the compares of a clamp into vector
+ * selects only where they may not trap, hence -fno-trapping-math on the functions that clamp
+ * (NO_TRAP; clang does it anyway). */
 #if defined(__GNUC__) && !defined(__clang__)
 #define NO_TRAP __attribute__((optimize("no-trapping-math")))
 #else
 #define NO_TRAP
 #endif
-#if defined(__x86_64__) && defined(__GLIBC__) && \
-    ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && __GNUC__ >= 11))
-#define TILE_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define TILE_CLONES
-#endif
-TILE_CLONES static void tl_alibi(float *s, int64_t ld, int nq, int nk, int b, int h, int i0, int j0, void *ctx) {
+#define INLINE __attribute__((always_inline)) static inline
+INLINE void tl_alibi_body(float *s, int64_t ld, int nq, int nk, int b, int h, int i0, int j0, void *ctx) {
     (void)b;
     const float slope = ((const cb_ctx *)ctx)->slopes[h];
     for (int jj = 0; jj < nk; jj++)
         for (int l = 0; l < nq; l++) s[jj * ld + l] += slope * (float)(j0 + jj - i0 - l);
 }
-TILE_CLONES static void tl_t5(float *s, int64_t ld, int nq, int nk, int b, int h, int i0, int j0, void *ctx) {
+INLINE void tl_t5_body(float *s, int64_t ld, int nq, int nk, int b, int h, int i0, int j0, void *ctx) {
     (void)b;
     const cb_ctx *c = ctx;
     const float *rel = c->rel + (size_t)h * c->rs + (j0 - i0); /* the bias of jj - l: consecutive along l */
@@ -97,7 +94,7 @@ TILE_CLONES static void tl_t5(float *s, int64_t ld, int nq, int nk, int b, int h
         for (int l = 0; l < nq; l++) s[jj * ld + l] += rel[jj - l];
 }
 /* d/ds of ALiBi and T5: 1. */
-TILE_CLONES static void tl_one_bwd(const float *s, float *g, int64_t ld, int nq, int nk, int b, int h, int i0, int j0, void *ctx) {
+INLINE void tl_one_bwd_body(const float *s, float *g, int64_t ld, int nq, int nk, int b, int h, int i0, int j0, void *ctx) {
     (void)s, (void)b, (void)h, (void)i0, (void)j0, (void)ctx;
     for (int jj = 0; jj < nk; jj++)
         for (int l = 0; l < nq; l++) g[jj * ld + l] = 1.0f;
@@ -118,7 +115,7 @@ static void tl_softcap_bwd(const float *s, float *g, int64_t ld, int nq, int nk,
 /* tanh as a rational function, Eigen's float tanh (odd degree 13 over even degree 6, x
  * clamped to +-7.9 where it rounds to +-1): a few ulp, and a loop of it vectorises (inlined
  * into each clone, hence always_inline). */
-__attribute__((always_inline)) NO_TRAP static inline float tanh_rational(float x) {
+INLINE NO_TRAP float tanh_rational(float x) {
     const float c = 7.90531110763549805f;
     x = x < c ? x : c;
     x = x > -c ? x : -c;
@@ -134,12 +131,12 @@ __attribute__((always_inline)) NO_TRAP static inline float tanh_rational(float x
     q = q * x2 + 4.89352518554385e-03f;
     return x * p / q;
 }
-TILE_CLONES NO_TRAP static void tl_softcap_r(float *s, int64_t ld, int nq, int nk, int b, int h, int i0, int j0, void *ctx) {
+INLINE NO_TRAP void tl_softcap_r_body(float *s, int64_t ld, int nq, int nk, int b, int h, int i0, int j0, void *ctx) {
     (void)b, (void)h, (void)i0, (void)j0, (void)ctx;
     for (int jj = 0; jj < nk; jj++)
         for (int l = 0; l < nq; l++) s[jj * ld + l] = SOFTCAP * tanh_rational(s[jj * ld + l] * (1.0f / SOFTCAP));
 }
-TILE_CLONES NO_TRAP static void tl_softcap_r_bwd(const float *s, float *g, int64_t ld, int nq, int nk, int b, int h, int i0, int j0,
+INLINE NO_TRAP void tl_softcap_r_bwd_body(const float *s, float *g, int64_t ld, int nq, int nk, int b, int h, int i0, int j0,
                              void *ctx) {
     (void)b, (void)h, (void)i0, (void)j0, (void)ctx;
     for (int jj = 0; jj < nk; jj++)
@@ -147,6 +144,34 @@ TILE_CLONES NO_TRAP static void tl_softcap_r_bwd(const float *s, float *g, int64
             float t = tanh_rational(s[jj * ld + l] * (1.0f / SOFTCAP));
             g[jj * ld + l] = 1.0f - t * t;
         }
+}
+
+/* Each tile callback built for one target: T = the target attribute, X = the name's suffix. */
+#define FWD_ARGS float *s, int64_t ld, int nq, int nk, int b, int h, int i0, int j0, void *ctx
+#define BWD_ARGS const float *s, float *g, int64_t ld, int nq, int nk, int b, int h, int i0, int j0, void *ctx
+#define TILE_FNS(T, X)                                                                                              \
+    T static void tl_alibi##X(FWD_ARGS) { tl_alibi_body(s, ld, nq, nk, b, h, i0, j0, ctx); }                         \
+    T static void tl_t5##X(FWD_ARGS) { tl_t5_body(s, ld, nq, nk, b, h, i0, j0, ctx); }                               \
+    T static void tl_one_bwd##X(BWD_ARGS) { tl_one_bwd_body(s, g, ld, nq, nk, b, h, i0, j0, ctx); }                  \
+    T NO_TRAP static void tl_softcap_r##X(FWD_ARGS) { tl_softcap_r_body(s, ld, nq, nk, b, h, i0, j0, ctx); }         \
+    T NO_TRAP static void tl_softcap_r_bwd##X(BWD_ARGS) { tl_softcap_r_bwd_body(s, g, ld, nq, nk, b, h, i0, j0, ctx); }
+typedef struct {
+    attn_score_mod_tile_fn alibi, t5, softcap_r;
+    attn_score_mod_tile_bwd_fn one_bwd, softcap_r_bwd;
+} tile_set;
+#define TILE_SET(X) {tl_alibi##X, tl_t5##X, tl_softcap_r##X, tl_one_bwd##X, tl_softcap_r_bwd##X}
+TILE_FNS(, _base)
+#if defined(__x86_64__) && (defined(__clang__) || __GNUC__ >= 11)
+#define TILE_X86 1
+TILE_FNS(__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma"))), _v4)
+TILE_FNS(__attribute__((target("avx2,fma"))), _v3)
+#endif
+static tile_set tile_fns(void) {
+#ifdef TILE_X86
+    if (!strcmp(attn_get_isa(), "avx512")) return (tile_set)TILE_SET(_v4);
+    if (!strcmp(attn_get_isa(), "avx2")) return (tile_set)TILE_SET(_v3);
+#endif
+    return (tile_set)TILE_SET(_base);
 }
 
 typedef struct {
@@ -269,22 +294,23 @@ int cli_bench_mods(const char *cmd, const bench_mods_opts *o) {
          * callbacks (soft-capping twice: tanhf, and a rational tanh that vectorises). */
         char list[256];
         snprintf(list, sizeof list, "%s", o->mods ? o->mods : "");
+        const tile_set tf = tile_fns();
         for (char *save = NULL, *m = strtok_r(list, ",", &save); !st && m; m = strtok_r(NULL, ",", &save)) {
             attn_mods bi = {0}, cb = {0}, tl[2] = {{0}, {0}};
             cb.ctx = tl[0].ctx = tl[1].ctx = &ctx;
-            tl[0].score_mod_tile_bwd = tl_one_bwd;
+            tl[0].score_mod_tile_bwd = tf.one_bwd;
             int has_cb = 1, ntl = 1;
             if (!strcmp(m, "softcap")) {
                 bi.softcap = SOFTCAP, cb.score_mod = cb_softcap, cb.score_mod_bwd = cb_softcap_bwd;
                 tl[0].score_mod_tile = tl_softcap, tl[0].score_mod_tile_bwd = tl_softcap_bwd;
-                tl[1].score_mod_tile = tl_softcap_r, tl[1].score_mod_tile_bwd = tl_softcap_r_bwd, ntl = 2;
+                tl[1].score_mod_tile = tf.softcap_r, tl[1].score_mod_tile_bwd = tf.softcap_r_bwd, ntl = 2;
             } else if (!strcmp(m, "alibi")) {
                 bi.alibi_slopes = slopes, cb.score_mod = cb_alibi, cb.score_mod_bwd = cb_alibi_bwd;
-                tl[0].score_mod_tile = tl_alibi;
+                tl[0].score_mod_tile = tf.alibi;
             } else if (!strcmp(m, "t5")) {
                 bi.t5_table = table, bi.t5_buckets = T5_BUCKETS, bi.t5_max_distance = T5_MAXD, bi.t5_bidirectional = 1;
                 cb.score_mod = cb_t5, cb.score_mod_bwd = cb_t5_bwd;
-                tl[0].score_mod_tile = tl_t5;
+                tl[0].score_mod_tile = tf.t5;
             } else if (!strcmp(m, "sinks")) bi.sinks = sinks, has_cb = 0;
             else if (!strcmp(m, "dropout")) bi.dropout = 0.1f, bi.seed = 1, has_cb = 0;
             else {

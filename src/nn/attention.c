@@ -18,6 +18,8 @@
 #include "core/internal.h"
 #include "kernels/ref/additive.h"
 #include "kernels/kernels.h"
+#include "attn/io.h"
+#include "nn/attention_bf16.h"
 #include "nn/attention_mods.h"
 #include "nn/nn_internal.h"
 
@@ -30,8 +32,10 @@ static void contiguous(int64_t s[3], int H, int N, int d) {
 
 int attn_desc_check(attn_desc *a) {
     if (!a) return attn__error(ATTN_EINVAL, "attention description is NULL");
-    if (a->dtype != 0 /* ATTN_F32 */)
-        return attn__error(ATTN_EINVAL, "attention element type %d is not supported (only ATTN_F32 so far)", (int)a->dtype);
+    if (a->dtype != ATTN_F32 && a->dtype != ATTN_BF16)
+        return attn__error(ATTN_EINVAL, "attention element type %d is not supported (ATTN_F32 or ATTN_BF16)", (int)a->dtype);
+    if (a->compute != ATTN_F32 && a->compute != ATTN_BF16)
+        return attn__error(ATTN_EINVAL, "attention compute type %d is not supported (ATTN_F32 or ATTN_BF16)", (int)a->compute);
     if (a->Hkv == 0) a->Hkv = a->H;
     if (a->dk == 0) a->dk = a->dq;
     if (a->dv == 0) a->dv = a->dk;
@@ -66,6 +70,7 @@ int attn_desc_check(attn_desc *a) {
     contiguous(a->k_strides, a->Hkv, a->Nk, a->dk);
     contiguous(a->v_strides, a->Hkv, a->Nk, a->dv);
     contiguous(a->o_strides, a->H, a->Nq, a->dv);
+    if (attn__bf16_on(a)) return attn__bf16_check(a);
     return attn__mods_check(a);
 }
 
@@ -79,6 +84,7 @@ enum {
     WS_LSE, WS_OTMP, WS_DELTA,            /* forward/backward row statistics */
     WS_DQ, WS_DK, WS_DQPART,              /* backward: effective dq, dk, per-range dq */
     WS_DWQ, WS_DUK, WS_DVAB,              /* additive backward (and attn_mods: nn/attention_mods.c) */
+    WS_BF16, WS_BF16_END = WS_BF16 + 8,   /* the bf16 path's (nn/attention_bf16.c) */
     WS_COUNT
 };
 
@@ -109,6 +115,9 @@ static float *ws_get(attn_plan *pl, int slot, size_t n, int zero) {
     if (zero) memset(pl->buf[slot], 0, bytes);
     return pl->buf[slot];
 }
+
+float *attn__plan_bf16_buf(attn_plan *pl, int i, size_t n) { return ws_get(pl, WS_BF16 + i, n, 0); }
+attn_desc *attn__plan_desc_rw(attn_plan *pl) { return &pl->a; }
 
 int attn_plan_new(const attn_desc *d, attn_plan **out) {
     if (!out) return attn__error(ATTN_EINVAL, "attn_plan_new: NULL output");
@@ -162,6 +171,9 @@ static int prep_init(prep *p, attn_plan *pl, const float *Q, const float *K, con
     p->a = pl->a;
     int st = attn_desc_check(&p->a); /* again: key lengths may have changed since */
     if (st) return st;
+    if (attn__bf16_on(&p->a))
+        return attn__error(ATTN_EINVAL, "bf16 attention runs attn_forward and attn_backward only (use fp32 for the "
+                                        "three steps, the weights and attn_weights)");
     if (!Q || !K || !V) return attn__error(ATTN_EINVAL, "Q, K and V must not be NULL");
     if ((st = attn__mods_tiles(&pl->mods, &p->a, &p->tiles))) return st;
     attn_desc *a = &p->a;
@@ -198,18 +210,10 @@ static int prep_init(prep *p, attn_plan *pl, const float *Q, const float *K, con
     return ATTN_OK;
 }
 
-/* The kernel's view of one (batch, query head). */
-static attn__head head_of(const prep *p, int b, int h) {
-    const attn_desc *a = &p->a;
-    int hk = h / (a->H / a->Hkv);
+attn__head attn__desc_head(const attn_desc *a, int b, int h) {
     attn__head hd = {0};
-    hd.Nq = a->Nq, hd.Nk = a->Nk, hd.d = p->d, hd.dv = a->dv;
+    hd.Nq = a->Nq, hd.Nk = a->Nk, hd.d = a->dk, hd.dv = a->dv;
     hd.scale = a->scale;
-    /* Arrays a caller does not have (V for the scores, all three for the masks alone) stay
-     * NULL: an offset from a stand-in pointer could point past its array (undefined). */
-    if (p->q) hd.q = p->q + b * p->qs[0] + h * p->qs[1], hd.q_rs = p->qs[2];
-    if (p->k) hd.k = p->k + b * p->ks[0] + hk * p->ks[1], hd.k_rs = p->ks[2];
-    if (p->V) hd.v = p->V + b * a->v_strides[0] + hk * a->v_strides[1], hd.v_rs = a->v_strides[2];
     hd.causal = a->mask.causal || a->mask.window > 0;
     hd.window = a->mask.window;
     hd.key_len = a->mask.key_lengths ? a->mask.key_lengths[b] : a->Nk;
@@ -223,6 +227,20 @@ static attn__head head_of(const prep *p, int b, int h) {
         hd.bias = a->mask.bias + b * s[0] + h * s[1];
         hd.bias_rs = s[2], hd.bias_cs = s[3];
     }
+    return hd;
+}
+
+/* The kernel's view of one (batch, query head). */
+static attn__head head_of(const prep *p, int b, int h) {
+    const attn_desc *a = &p->a;
+    int hk = h / (a->H / a->Hkv);
+    attn__head hd = attn__desc_head(a, b, h);
+    hd.d = p->d;
+    /* Arrays a caller does not have (V for the scores, all three for the masks alone) stay
+     * NULL: an offset from a stand-in pointer could point past its array (undefined). */
+    if (p->q) hd.q = p->q + b * p->qs[0] + h * p->qs[1], hd.q_rs = p->qs[2];
+    if (p->k) hd.k = p->k + b * p->ks[0] + hk * p->ks[1], hd.k_rs = p->ks[2];
+    if (p->V) hd.v = p->V + b * a->v_strides[0] + hk * a->v_strides[1], hd.v_rs = a->v_strides[2];
     attn__mods_head(&hd, a, b, h, p->ws ? p->ws->mods : NULL, p->tiles);
     return hd;
 }
@@ -457,6 +475,7 @@ static int run_forward(const prep *p, const additive *ad, float *O, float *P, fl
 int attn_plan_forward(attn_plan *pl, const float *Q, const float *K, const float *V, float *O, float *P, float *lse) {
     if (!pl) return attn__error(ATTN_EINVAL, "attention plan is NULL");
     if (!O) return attn__error(ATTN_EINVAL, "output O must not be NULL");
+    if (attn__bf16_on(&pl->a)) return attn__bf16_forward(pl, &pl->a, Q, K, V, O, P, lse);
     prep p;
     additive ad = {0};
     int st = prep_init(&p, pl, Q, K, V);
@@ -826,6 +845,10 @@ int attn_plan_backward_mods(attn_plan *pl, const float *Q, const float *K, const
                             attn_score_params *dparams, attn_mods_grad *dmods) {
     if (!pl) return attn__error(ATTN_EINVAL, "attention plan is NULL");
     if (!O || !dO) return attn__error(ATTN_EINVAL, "O and dO must not be NULL");
+    if (attn__bf16_on(&pl->a)) {
+        if (dparams || dmods) return attn__error(ATTN_EINVAL, "bf16 attention has no score parameters or attn_mods to differentiate");
+        return attn__bf16_backward(pl, &pl->a, Q, K, V, O, lse_in, dO, dQ, dK, dV);
+    }
     prep p;
     additive ad = {0};
     bwd_job j = {0};
