@@ -1,5 +1,5 @@
-/* The attention function: checking the problem description, the three steps one at a time,
- * and the fused forward and backward that drive the kernels over (batch, head, block) tasks.
+/* The attention function: checking the problem description, the scores step alone, and the
+ * fused forward and backward that drive the kernels over (batch, head, block) tasks.
  *
  * Cosine and general scores are reduced to a scaled dot product before the kernels run:
  *   cosine:  s = scale * qhat . khat,  qhat = q / max(|q|, eps)   (Q and K normalised first)
@@ -345,19 +345,38 @@ typedef struct {
     int nqb; /* query blocks per head */
     int ns, chunk;   /* split over keys: ns ranges of chunk keys (1: no split) */
     float *po, *pl;  /* per range: outputs (ns, B, H, Nq, dv) and log-sum-exps (ns, B, H, Nq) */
+    int G, H, Nq;    /* heads folded per task (fold_heads), and the heads and rows as tasks see them */
 } fwd_job;
+
+/* Grouped heads with few query rows (decoding): the G query heads of a group read the same
+ * keys and values, so they go through them as the G * Nq rows of one head, and K and V are
+ * read once per group instead of G times. Only where every row sees the same keys and the
+ * heads' rows lie one after another (head stride = Nq rows, in Q and O): no mask, bias or
+ * attn_mods (they depend on the row or the head), no additive scores. Each row is still its
+ * own FMA chains and online softmax; the split over key ranges may differ (fewer tasks), so
+ * results equal the unfolded ones within rounding, and are the same for any thread count. */
+static int fold_heads(const prep *p, const attn__kernels *kern) {
+    const attn_desc *a = &p->a;
+    const attn_mask *m = &a->mask;
+    int G = a->H / a->Hkv;
+    if (G == 1 || a->Nq * G > kern->q_block || a->mods || m->causal || m->window > 0 || m->bool_mask || m->bias)
+        return 1;
+    if (p->qs[1] != a->Nq * p->qs[2] || a->o_strides[1] != a->Nq * a->o_strides[2]) return 1;
+    return G;
+}
 
 static void fwd_task(void *ctx, int task, int thread) {
     fwd_job *j = ctx;
     const attn_desc *a = &j->p->a;
-    int qb = task % j->nqb, bh = task / j->nqb, h = bh % a->H, b = bh / a->H;
+    int qb = task % j->nqb, bh = task / j->nqb, h = bh % j->H * j->G, b = bh / j->H;
     if (a->mask.causal && !j->ad) qb = j->nqb - 1 - qb; /* the longest rows first: better balance */
     int i0 = qb * j->kern->q_block, i1 = i0 + j->kern->q_block;
-    if (i1 > a->Nq) i1 = a->Nq;
+    if (i1 > j->Nq) i1 = j->Nq;
     attn__head hd = head_of(j->p, b, h);
+    hd.Nq = j->Nq;
     float *o = j->O + b * a->o_strides[0] + h * a->o_strides[1];
-    float *lse = j->lse + (size_t)bh * a->Nq;
-    float *P = j->P ? j->P + (size_t)bh * a->Nq * a->Nk : NULL;
+    float *lse = j->lse + (size_t)bh * j->Nq;
+    float *P = j->P ? j->P + (size_t)bh * j->Nq * a->Nk : NULL;
     float *s = scratch_at(&j->sc, thread);
     if (!j->ad) {
         j->kern->fwd(&hd, i0, i1, o, a->o_strides[2], lse, P, a->Nk, s);
@@ -394,12 +413,13 @@ static void run_tasks(int ntasks, attn__task_fn fn, void *ctx, double flops) {
 static void fwd_split_task(void *ctx, int task, int thread) {
     fwd_job *j = ctx;
     const attn_desc *a = &j->p->a;
-    int r = task % j->ns, t = task / j->ns, qb = t % j->nqb, bh = t / j->nqb, h = bh % a->H, b = bh / a->H;
+    int r = task % j->ns, t = task / j->ns, qb = t % j->nqb, bh = t / j->nqb, h = bh % j->H * j->G, b = bh / j->H;
     int i0 = qb * j->kern->q_block, i1 = i0 + j->kern->q_block, k0 = r * j->chunk, k1 = k0 + j->chunk;
-    if (i1 > a->Nq) i1 = a->Nq;
+    if (i1 > j->Nq) i1 = j->Nq;
     if (k1 > a->Nk) k1 = a->Nk;
     attn__head hd = head_of(j->p, b, h);
-    size_t rows = ((size_t)r * a->B * a->H + bh) * a->Nq;
+    hd.Nq = j->Nq;
+    size_t rows = ((size_t)r * a->B * j->H + bh) * j->Nq;
     j->kern->fwd_part(&hd, i0, i1, k0, k1, j->po + rows * a->dv, a->dv, j->pl + rows, NULL, 0, scratch_at(&j->sc, thread));
 }
 
@@ -407,10 +427,10 @@ static void fwd_merge_task(void *ctx, int bh, int thread) {
     (void)thread;
     fwd_job *j = ctx;
     const attn_desc *a = &j->p->a;
-    int h = bh % a->H, b = bh / a->H;
-    size_t stride = (size_t)a->B * a->H * a->Nq;
-    for (int i = 0; i < a->Nq; i++) {
-        size_t row = (size_t)bh * a->Nq + i;
+    int h = bh % j->H * j->G, b = bh / j->H;
+    size_t stride = (size_t)a->B * j->H * j->Nq;
+    for (int i = 0; i < j->Nq; i++) {
+        size_t row = (size_t)bh * j->Nq + i;
         float m = -INFINITY, sum = 0.0f, *o = j->O + b * a->o_strides[0] + h * a->o_strides[1] + i * a->o_strides[2];
         for (int r = 0; r < j->ns; r++) {
             float x = j->pl[r * stride + row];
@@ -446,11 +466,12 @@ static int run_forward(const prep *p, const additive *ad, float *O, float *P, fl
     if (ad && floats < (size_t)a->Nk + a->params->A) floats = (size_t)a->Nk + a->params->A;
     int st = scratch_init(&j.sc, p->ws, floats);
     if (st) return st;
-    j.nqb = (a->Nq + j.kern->q_block - 1) / j.kern->q_block;
+    j.G = ad ? 1 : fold_heads(p, j.kern), j.H = a->H / j.G, j.Nq = a->Nq * j.G;
+    j.nqb = (j.Nq + j.kern->q_block - 1) / j.kern->q_block;
     /* Too few (b, h, query block) tasks for the threads and many keys: split the keys into
      * ranges of at least 256. The split depends on the shapes only, never on the thread
      * count, so results stay bitwise identical for any thread count. */
-    int tasks = a->B * a->H * j.nqb;
+    int tasks = a->B * j.H * j.nqb;
     double flops = 2.0 * a->B * a->H * (double)a->Nq * a->Nk * (p->d + a->dv);
     if (j.kern->fwd_part && !P && tasks < 16 && a->Nk >= 512) {
         int ns = (16 + tasks - 1) / tasks, kb = j.kern->k_block;
@@ -459,12 +480,12 @@ static int run_forward(const prep *p, const additive *ad, float *O, float *P, fl
         j.ns = (a->Nk + j.chunk - 1) / j.chunk;
     }
     if (j.ns > 1) {
-        size_t rows = (size_t)j.ns * a->B * a->H * a->Nq;
+        size_t rows = (size_t)j.ns * a->B * j.H * j.Nq;
         j.po = ws_get(p->ws, WS_PO, rows * a->dv, 0);
         j.pl = ws_get(p->ws, WS_PL, rows, 0);
         if (!j.po || !j.pl) st = ATTN_ENOMEM;
         if (!st) run_tasks(tasks * j.ns, fwd_split_task, &j, flops);
-        for (int bh = 0; !st && bh < a->B * a->H; bh++) fwd_merge_task(&j, bh, 0); /* O(ns Nq dv) */
+        for (int bh = 0; !st && bh < a->B * j.H; bh++) fwd_merge_task(&j, bh, 0); /* O(ns Nq dv) */
     } else {
         run_tasks(tasks, fwd_task, &j, flops);
     }
@@ -504,7 +525,8 @@ int attn_backward(const attn_desc *desc, const float *Q, const float *K, const f
 }
 
 /* ------------------------------------------------------------------------------------------
- * The three steps, one at a time, for learners who want to look at each. */
+ * The three steps, one at a time, for learners who want to look at each (the second and third:
+ * nn/attention_steps.c). */
 
 typedef struct {
     const prep *p;
@@ -553,57 +575,6 @@ int attn_scores(const attn_desc *desc, const float *Q, const float *K, float *S)
     if (!st) attn__parallel(p.a.B * p.a.H, scores_task, &j);
     attn_plan_free(pl);
     return st;
-}
-
-typedef struct {
-    const attn_desc *a;
-    const float *S;
-    float *P;
-    uint8_t *vis; /* Nk per thread */
-} norm_job;
-
-static void norm_task(void *ctx, int task, int thread) {
-    norm_job *j = ctx;
-    const attn_desc *a = j->a;
-    int b = task / a->H, h = task % a->H;
-    prep fake = {.a = *a}; /* no Q, K, V: head_of resolves the masks alone */
-    attn__head hd = head_of(&fake, b, h);
-    uint8_t *vis = j->vis + (size_t)thread * a->Nk;
-    for (int i = 0; i < a->Nq; i++) {
-        const float *s = j->S + ((size_t)task * a->Nq + i) * a->Nk;
-        float *pr = j->P + ((size_t)task * a->Nq + i) * a->Nk;
-        for (int k = 0; k < a->Nk; k++) {
-            vis[k] = (uint8_t)attn__visible(&hd, i, k);
-            pr[k] = s[k] + (hd.bias && vis[k] ? hd.bias[i * hd.bias_rs + k * hd.bias_cs] : 0.0f);
-        }
-        attn__softmax_row(pr, vis, a->Nk);
-    }
-}
-
-int attn_normalize(const attn_desc *desc, const float *S, float *P) {
-    attn_desc a = *desc;
-    int st = attn_desc_check(&a);
-    if (st) return st;
-    if (!S || !P) return attn__error(ATTN_EINVAL, "S and P must not be NULL");
-    norm_job j = {&a, S, P, attn_malloc((size_t)a.Nk * attn__max_threads())};
-    if (!j.vis) return ATTN_ENOMEM;
-    attn__parallel(a.B * a.H, norm_task, &j);
-    attn_free(j.vis);
-    return ATTN_OK;
-}
-
-int attn_weighted_sum(const attn_desc *desc, const float *P, const float *V, float *O) {
-    attn_desc a = *desc;
-    int st = attn_desc_check(&a);
-    if (st) return st;
-    if (!P || !V || !O) return attn__error(ATTN_EINVAL, "P, V and O must not be NULL");
-    int G = a.H / a.Hkv;
-    for (int b = 0; b < a.B; b++)
-        for (int h = 0; h < a.H; h++)
-            attn__kern()->sgemm(0, 0, a.Nq, a.dv, a.Nk, 1.0f, P + ((size_t)b * a.H + h) * a.Nq * a.Nk, a.Nk,
-                                V + b * a.v_strides[0] + (h / G) * a.v_strides[1], a.v_strides[2], 0.0f,
-                                O + b * a.o_strides[0] + h * a.o_strides[1], a.o_strides[2]);
-    return ATTN_OK;
 }
 
 /* ------------------------------------------------------------------------------------------
