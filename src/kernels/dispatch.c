@@ -45,6 +45,7 @@ static void override(attn__kernels *t, const attn__kernels *o) {
     OV(name);
     OV(q_block);
     OV(k_block);
+    OV(rows_max);
     OV(scratch_floats);
     OV(fwd);
     OV(bwd_dq);

@@ -246,6 +246,8 @@ typedef struct {
     /* Attention: the fused kernels and their task geometry. */
     int q_block;        /* query rows per forward / dq task */
     int k_block;        /* key rows per dk/dv task */
+    int rows_max;       /* at most this many rows go through the keys together (fwd_part's row
+                         * path: K and V read once for all of them); 0: no row path */
     size_t (*scratch_floats)(int Nk, int d, int dv);
     attn__fwd_fn fwd;
     attn__bwd_dq_fn bwd_dq;

@@ -350,7 +350,7 @@ typedef struct {
 
 /* Grouped heads with few query rows (decoding): the G query heads of a group read the same
  * keys and values, so they go through them as the G * Nq rows of one head, and K and V are
- * read once per group instead of G times. Only where every row sees the same keys and the
+ * read once per group instead of G times, where the kernel's row path takes G * Nq rows. Only where every row sees the same keys and the
  * heads' rows lie one after another (head stride = Nq rows, in Q and O): no mask, bias or
  * attn_mods (they depend on the row or the head), no additive scores. Each row is still its
  * own FMA chains and online softmax; the split over key ranges may differ (fewer tasks), so
@@ -359,7 +359,7 @@ static int fold_heads(const prep *p, const attn__kernels *kern) {
     const attn_desc *a = &p->a;
     const attn_mask *m = &a->mask;
     int G = a->H / a->Hkv;
-    if (G == 1 || a->Nq * G > kern->q_block || a->mods || m->causal || m->window > 0 || m->bool_mask || m->bias)
+    if (G == 1 || a->Nq * G > kern->rows_max || a->mods || m->causal || m->window > 0 || m->bool_mask || m->bias)
         return 1;
     if (p->qs[1] != a->Nq * p->qs[2] || a->o_strides[1] != a->Nq * a->o_strides[2]) return 1;
     return G;

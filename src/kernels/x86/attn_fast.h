@@ -1031,5 +1031,5 @@ static void FN(sgemm)(int transA, int transB, int M, int N, int K, float alpha, 
  * The entries of this ISA's override table that come from this file (the attention family,
  * gemm and rowdot); bwd_dq and bwd_dkv are inherited from the reference. */
 #define FAST_ENTRIES                                                                               \
-    .q_block = BR, .k_block = BC, .scratch_floats = FN(scratch), .fwd = FN(fwd), .fwd_part = FN(fwd_part), \
+    .q_block = BR, .k_block = BC, .rows_max = ROWS_MAX, .scratch_floats = FN(scratch), .fwd = FN(fwd), .fwd_part = FN(fwd_part), \
     .bwd = FN(bwd), .bwd_scratch_floats = FN(bwd_scratch), .sgemm = FN(sgemm), .rowdot = FN(rowdot)
