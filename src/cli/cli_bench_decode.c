@@ -10,13 +10,12 @@
  *   hot:  the same cache every step: the cache's speed where it fits (the row says whether it
  *         fits the last-level cache, from sysconf).
  * And two caches: "dense" is attn_forward on K, V (Hkv, L, d) held contiguously (beam b: b query
- * rows per head against the same keys, the hypotheses sharing their prefix), also with the G
- * query heads of each group folded into G b rows of one head ("folded": what attn_forward
- * could do by itself for unmasked grouped heads, so that each group's K and V are read once
- * instead of G times); "paged" is the
- * paged cache the Transformer decodes with (attn/kvcache.h: b sequences forked from one, one
- * query row each), cold. Percentages count the unique K and V bytes of the step, whatever the
- * path reads in fact. bf16 KV (half the bytes) is not there yet: its column says so. */
+ * rows per head against the same keys, the hypotheses sharing their prefix; attn_forward runs
+ * the G query heads of a group as G b rows of one head, so each group's K and V are read once),
+ * and the same with bf16 arrays (dtype ATTN_BF16: half the bytes), cold; "paged" is the paged
+ * cache the Transformer decodes with (attn/kvcache.h: b sequences forked from one, one query
+ * row each), cold. Percentages count the unique K and V bytes of the step (in the arrays'
+ * type), whatever the path reads in fact. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -33,19 +32,19 @@ static const char HELP[] =
     "H query heads share Hkv key/value heads) and compares it with the memory's read bandwidth,\n"
     "measured first in the same run (attn bench bandwidth --kinds read). For each L and beam:\n"
     "the median time per token (one attention call, all heads; one layer), tokens/s, the K and V\n"
-    "bytes a token needs (2 L Hkv d 4 in fp32) and that over the time, as GB/s and % of the\n"
+    "bytes a token needs (2 L Hkv d 4 in fp32, 2 L Hkv d 2 in bf16) and that over the time, as\n"
+    "GB/s and % of the\n"
     "bandwidth.\n"
     "\n"
     "  cold   distinct caches (--cold-mib in all) used in turn: each step reads from memory\n"
     "  hot    the same cache every step; 'fits LLC' when K+V fit the last-level cache, read\n"
     "         from there (the % may then pass 100: it is relative to the memory's bandwidth)\n"
     "  dense  attn_forward on contiguous K, V; a beam of b is b query rows per head against the\n"
-    "         same keys (hypotheses that share their prefix)\n"
-    "  folded the same call with each group's G query heads folded into G*b query rows of one\n"
-    "         head (Q (1, H, b, d) read as (1, Hkv, G*b, d)): K and V read once per group; cold\n"
+    "         same keys (hypotheses that share their prefix); the G query heads of a group go\n"
+    "         through K and V together (the library folds them into G*b rows of one head)\n"
     "  paged  the paged cache of attn/kvcache.h, as the Transformer decodes: b sequences forked\n"
     "         from one (sharing every block), one query row each; cold\n"
-    "  bf16   bf16 keys and values (half the bytes): not yet, the column says so\n"
+    "  bf16   dense with bf16 arrays (dtype ATTN_BF16: half the bytes, path attn_bf16_isa()); cold\n"
     "\n"
     "options:\n"
     "  --keys LIST       cache lengths L           (default 1024,2048,4096,8192,16384,32768)\n"
@@ -103,33 +102,40 @@ static int time_steps(step_fn fn, void *ctx, int n, int steps, double *sec) {
 
 typedef struct {
     const dshape *s;
-    float **K, **V, *Q, *O;
-    int fold; /* the G heads of a group as G * beam rows of one head */
+    void **K, **V, *Q, *O; /* float, or uint16_t (bf16) */
+    int bf16;
 } dense;
 
 static int dense_step(void *ctx, int c) {
     dense *x = ctx;
     attn_desc a = {0};
-    int G = x->fold ? x->s->H / x->s->Hkv : 1;
-    a.B = 1, a.H = x->s->H / G, a.Hkv = x->s->Hkv, a.Nq = x->s->beam * G, a.Nk = x->s->L, a.dq = x->s->d;
-    a.score = ATTN_SCORE_SCALED;
+    a.B = 1, a.H = x->s->H, a.Hkv = x->s->Hkv, a.Nq = x->s->beam, a.Nk = x->s->L, a.dq = x->s->d;
+    a.score = ATTN_SCORE_SCALED, a.dtype = x->bf16 ? ATTN_BF16 : ATTN_F32;
     return attn_forward(&a, x->Q, x->K[c], x->V[c], x->O, NULL, NULL);
 }
 
-/* Cold (over s->ncold caches) and hot (cache 0) seconds per step; and cold with the heads of
- * each group folded into the rows of one head (Q (1, H, b, d) is Q (1, Hkv, G b, d), O alike). */
-static int time_dense(const dshape *s, double *cold, double *hot, double *folded) {
-    size_t kv = (size_t)s->Hkv * s->L * s->d;
-    dense x = {s, calloc((size_t)s->ncold, sizeof(float *)), calloc((size_t)s->ncold, sizeof(float *)), NULL, NULL, 0};
+/* fp32 randn of n, or its bf16 rounding (seed as cli_bench_randn). */
+static void *randn_as(size_t n, uint64_t seed, int bf16) {
+    float *x = cli_bench_randn(n, seed);
+    if (!x || !bf16) return x;
+    uint16_t *y = malloc(n * sizeof *y);
+    if (y) attn_f32_to_bf16(x, y, n);
+    free(x);
+    return y;
+}
+
+/* Cold (over s->ncold caches) and hot (cache 0) seconds per step, fp32 or bf16 arrays. */
+static int time_dense(const dshape *s, int bf16, double *cold, double *hot) {
+    size_t kv = (size_t)s->Hkv * s->L * s->d, q = (size_t)s->H * s->beam * s->d;
+    dense x = {s, calloc((size_t)s->ncold, sizeof(void *)), calloc((size_t)s->ncold, sizeof(void *)), NULL, NULL, bf16};
     int st = x.K && x.V ? ATTN_OK : ATTN_ENOMEM;
     for (int c = 0; c < s->ncold && !st; c++)
-        if (!(x.K[c] = cli_bench_randn(kv, 10 + 2 * (uint64_t)c)) || !(x.V[c] = cli_bench_randn(kv, 11 + 2 * (uint64_t)c))) st = ATTN_ENOMEM;
-    x.Q = cli_bench_randn((size_t)s->H * s->beam * s->d, 1), x.O = malloc((size_t)s->H * s->beam * s->d * sizeof(float));
+        if (!(x.K[c] = randn_as(kv, 10 + 2 * (uint64_t)c, bf16)) || !(x.V[c] = randn_as(kv, 11 + 2 * (uint64_t)c, bf16)))
+            st = ATTN_ENOMEM;
+    x.Q = randn_as(q, 1, bf16), x.O = malloc(q * sizeof(float));
     if (!st && (!x.Q || !x.O)) st = ATTN_ENOMEM;
     if (!st) st = time_steps(dense_step, &x, s->ncold, s->repeat > 2 * s->ncold ? s->repeat : 2 * s->ncold, cold);
-    if (!st) st = time_steps(dense_step, &x, 1, s->repeat, hot);
-    x.fold = 1;
-    if (!st) st = time_steps(dense_step, &x, s->ncold, s->repeat > 2 * s->ncold ? s->repeat : 2 * s->ncold, folded);
+    if (!st && hot) st = time_steps(dense_step, &x, 1, s->repeat, hot);
     for (int c = 0; c < s->ncold && x.K; c++) free(x.K[c]), free(x.V[c]);
     free(x.K), free(x.V), free(x.Q), free(x.O);
     return st;
@@ -216,7 +222,7 @@ int cli_bench_decode(int argc, char **argv) {
                llc > 0 ? llc / 1048576.0 : 0.0);
         printf("%4s %6s %4s %8s %6s | %9s %8s %7s %6s | %9s %7s %6s %-8s | %9s %6s | %9s %6s | %s\n", "d", "keys",
                "beam", "KV MiB", "caches", "cold ms", "tok/s", "GB/s", "% bw", "hot ms", "GB/s", "% bw", "hot in",
-               "folded ms", "% bw", "paged ms", "% bw", "bf16 KV");
+               "bf16 ms", "% bw", "paged ms", "% bw", "bf16 path");
     }
     for (int id = 0; id < nd; id++)
         for (int il = 0; il < nL; il++)
@@ -225,11 +231,14 @@ int cli_bench_decode(int argc, char **argv) {
                 double bytes = 2.0 * s.L * Hkv * s.d * sizeof(float);
                 s.ncold = (int)ceil((double)cold_mib * 1048576.0 / bytes);
                 if (s.ncold < 2) s.ncold = 2;
-                double cold = 0, hot = 0, fold = 0, pcold = 0;
-                st = time_dense(&s, &cold, &hot, &fold);
+                double cold = 0, hot = 0, bcold = 0, pcold = 0;
+                st = time_dense(&s, 0, &cold, &hot);
+                dshape sb = s; /* bf16: half the bytes a cache, twice the caches */
+                sb.ncold = 2 * s.ncold;
+                if (!st) st = time_dense(&sb, 1, &bcold, NULL);
                 if (!st && !no_paged) st = time_paged(&s, &pcold);
                 if (st) return cli_fail_lib(cmd, st, NULL);
-                double gc = bytes / cold * 1e-9, gh = bytes / hot * 1e-9, gf = bytes / fold * 1e-9;
+                double gc = bytes / cold * 1e-9, gh = bytes / hot * 1e-9, gb = bytes / 2 / bcold * 1e-9;
                 double gp = no_paged ? 0 : bytes / pcold * 1e-9;
                 const char *where = llc > 0 && bytes <= (double)llc ? "fits LLC" : "> LLC";
                 if (json) {
@@ -237,24 +246,24 @@ int cli_bench_decode(int argc, char **argv) {
                            "\"threads\": %d, \"isa\": \"%s\", \"kv_bytes\": %.0f, \"cold_caches\": %d, \"bw_gbps\": %.3f, "
                            "\"cold_ms\": %.4f, \"tokens_per_s\": %.1f, \"cold_gbps\": %.3f, \"cold_pct_bw\": %.1f, "
                            "\"hot_ms\": %.4f, \"hot_gbps\": %.3f, \"hot_pct_bw\": %.1f, \"hot_regime\": \"%s\", "
-                           "\"folded_cold_ms\": %.4f, \"folded_cold_pct_bw\": %.1f",
+                           "\"bf16_cold_ms\": %.4f, \"bf16_cold_pct_bw\": %.1f, \"bf16_isa\": \"%s\"",
                            s.d, s.L, s.beam, H, Hkv, threads, attn_get_isa(), bytes, s.ncold, bw.gbps, cold * 1e3,
-                           1.0 / cold, gc, 100 * gc / bw.gbps, hot * 1e3, gh, 100 * gh / bw.gbps, where, fold * 1e3,
-                           100 * gf / bw.gbps);
+                           1.0 / cold, gc, 100 * gc / bw.gbps, hot * 1e3, gh, 100 * gh / bw.gbps, where, bcold * 1e3,
+                           100 * gb / bw.gbps, attn_bf16_isa());
                     if (!no_paged)
                         printf(", \"paged_cold_ms\": %.4f, \"paged_cold_pct_bw\": %.1f", pcold * 1e3, 100 * gp / bw.gbps);
-                    printf(", \"bf16_kv\": \"not yet\"}\n");
+                    printf("}\n");
                 } else {
                     char pm[32] = "-", pp[32] = "-";
                     if (!no_paged) snprintf(pm, sizeof pm, "%.3f", pcold * 1e3), snprintf(pp, sizeof pp, "%.1f", 100 * gp / bw.gbps);
                     printf("%4d %6d %4d %8.1f %6d | %9.3f %8.0f %7.2f %6.1f | %9.3f %7.2f %6.1f %-8s | %9.3f %6.1f | %9s %6s | %s\n",
                            s.d, s.L, s.beam, bytes / 1048576.0, s.ncold, cold * 1e3, 1.0 / cold, gc, 100 * gc / bw.gbps,
-                           hot * 1e3, gh, 100 * gh / bw.gbps, where, fold * 1e3, 100 * gf / bw.gbps, pm, pp, "not yet");
+                           hot * 1e3, gh, 100 * gh / bw.gbps, where, bcold * 1e3, 100 * gb / bw.gbps, pm, pp, attn_bf16_isa());
                 }
                 fflush(stdout);
             }
     if (!json)
         printf("(%% bw: the K and V bytes a token needs over its time, against the read bandwidth above; "
-               "bf16 KV: not yet)\n");
+               "bf16: half the bytes of fp32)\n");
     return CLI_OK;
 }
