@@ -14,6 +14,21 @@ typedef struct {
     int (*prepare)(void);   /* or NULL: per-process set-up (AMX's permission); 0 = ready */
 } attn__peak_loop;
 
+/* The body every FMA-style loop shares: CHAINS independent chains of vector type VT started
+ * at INIT(c), each stepped as a = STEP(a) per iteration, then summed with ADD and reduced to
+ * one float with HSUM, so that no chain is dead code. Expands to `static float NAME(long)`. */
+#define ATTN__PEAK_CHAINS 12
+#define ATTN__PEAK_LOOP(NAME, VT, INIT, STEP, ADD, HSUM)                                 \
+    static float NAME(long iters) {                                                     \
+        VT a[ATTN__PEAK_CHAINS];                                                        \
+        for (int c = 0; c < ATTN__PEAK_CHAINS; c++) a[c] = INIT(c);                     \
+        for (long i = 0; i < iters; i++)                                                \
+            _Pragma("GCC unroll 12") for (int c = 0; c < ATTN__PEAK_CHAINS; c++) a[c] = STEP(a[c]); \
+        VT s = a[0];                                                                    \
+        for (int c = 1; c < ATTN__PEAK_CHAINS; c++) s = ADD(s, a[c]);                   \
+        return HSUM(s);                                                                 \
+    }
+
 #if defined(ATTN_HAVE_X86)
 extern const attn__peak_loop attn__peak_f32_avx2;    /* x86/avx2/peak_avx2.c */
 extern const attn__peak_loop attn__peak_f32_avx512;  /* x86/avx512/peak_avx512.c */

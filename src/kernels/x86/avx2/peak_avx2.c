@@ -5,21 +5,15 @@
 
 #include "kernels/peak.h"
 
-#define CHAINS 12
-
-static float loop(long iters) {
-    __m256 a[CHAINS];
-    const __m256 x = _mm256_set1_ps(0.999f), y = _mm256_set1_ps(0.001f);
-    for (int c = 0; c < CHAINS; c++) a[c] = _mm256_set1_ps((float)c);
-    for (long i = 0; i < iters; i++)
-        _Pragma("GCC unroll 12") for (int c = 0; c < CHAINS; c++) a[c] = _mm256_fmadd_ps(a[c], x, y);
-    __m256 s = a[0];
-    for (int c = 1; c < CHAINS; c++) s = _mm256_add_ps(s, a[c]);
+#define INIT(c) _mm256_set1_ps((float)(c))
+#define STEP(a) _mm256_fmadd_ps(a, _mm256_set1_ps(0.999f), _mm256_set1_ps(0.001f))
+static float hsum(__m256 s) {
     float v[8], t = 0;
     _mm256_storeu_ps(v, s);
     for (int l = 0; l < 8; l++) t += v[l];
     return t;
 }
+ATTN__PEAK_LOOP(loop, __m256, INIT, STEP, _mm256_add_ps, hsum)
 
 const attn__peak_loop attn__peak_f32_avx2 = {
-    loop, CHAINS * 8 * 2.0, "avx2: 12 chains of 256-bit FMA (vfmadd), 2 flops per lane", NULL};
+    loop, ATTN__PEAK_CHAINS * 8 * 2.0, "avx2: 12 chains of 256-bit FMA (vfmadd), 2 flops per lane", NULL};

@@ -5,18 +5,9 @@
 
 #include "kernels/peak.h"
 
-#define CHAINS 12
-
-static float loop(long iters) {
-    __m512 a[CHAINS];
-    const __m512 x = _mm512_set1_ps(0.999f), y = _mm512_set1_ps(0.001f);
-    for (int c = 0; c < CHAINS; c++) a[c] = _mm512_set1_ps((float)c);
-    for (long i = 0; i < iters; i++)
-        _Pragma("GCC unroll 12") for (int c = 0; c < CHAINS; c++) a[c] = _mm512_fmadd_ps(a[c], x, y);
-    __m512 s = a[0];
-    for (int c = 1; c < CHAINS; c++) s = _mm512_add_ps(s, a[c]);
-    return _mm512_reduce_add_ps(s);
-}
+#define INIT(c) _mm512_set1_ps((float)(c))
+#define STEP(a) _mm512_fmadd_ps(a, _mm512_set1_ps(0.999f), _mm512_set1_ps(0.001f))
+ATTN__PEAK_LOOP(loop, __m512, INIT, STEP, _mm512_add_ps, _mm512_reduce_add_ps)
 
 const attn__peak_loop attn__peak_f32_avx512 = {
-    loop, CHAINS * 16 * 2.0, "avx512: 12 chains of 512-bit FMA (vfmadd), 2 flops per lane", NULL};
+    loop, ATTN__PEAK_CHAINS * 16 * 2.0, "avx512: 12 chains of 512-bit FMA (vfmadd), 2 flops per lane", NULL};

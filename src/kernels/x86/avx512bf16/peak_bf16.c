@@ -7,22 +7,14 @@
 
 #include "kernels/peak.h"
 
-#define CHAINS 12
-
-static float loop(long iters) {
-    __m512 a[CHAINS];
-    /* Products of 2^-5 by +-2^-5 added to chains that start at 1 or more: the sums stay finite
-     * and normal for any run length (they stop growing once the increment rounds away). */
-    const __m512bh x = _mm512_cvtne2ps_pbh(_mm512_set1_ps(0.03125f), _mm512_set1_ps(0.03125f));
-    const __m512bh y = _mm512_cvtne2ps_pbh(_mm512_set1_ps(-0.03125f), _mm512_set1_ps(0.03125f));
-    for (int c = 0; c < CHAINS; c++) a[c] = _mm512_set1_ps(1.0f + (float)c);
-    for (long i = 0; i < iters; i++)
-        _Pragma("GCC unroll 12") for (int c = 0; c < CHAINS; c++) a[c] = _mm512_dpbf16_ps(a[c], x, y);
-    __m512 s = a[0];
-    for (int c = 1; c < CHAINS; c++) s = _mm512_add_ps(s, a[c]);
-    return _mm512_reduce_add_ps(s);
-}
+/* Products of 2^-5 by +-2^-5 added to chains that start at 1 or more: the sums stay finite and
+ * normal for any run length (they stop growing once the increment rounds away). */
+#define INIT(c) _mm512_set1_ps(1.0f + (float)(c))
+#define STEP(a)                                                                                \
+    _mm512_dpbf16_ps(a, _mm512_cvtne2ps_pbh(_mm512_set1_ps(0.03125f), _mm512_set1_ps(0.03125f)), \
+                     _mm512_cvtne2ps_pbh(_mm512_set1_ps(-0.03125f), _mm512_set1_ps(0.03125f)))
+ATTN__PEAK_LOOP(loop, __m512, INIT, STEP, _mm512_add_ps, _mm512_reduce_add_ps)
 
 const attn__peak_loop attn__peak_bf16_avx512 = {
-    loop, CHAINS * 16 * 4.0,
+    loop, ATTN__PEAK_CHAINS * 16 * 4.0,
     "avx512-bf16: 12 chains of 512-bit VDPBF16PS, 4 flops per fp32 lane (2 bf16 products + 2 adds)", NULL};
