@@ -235,10 +235,26 @@ ALWAYS_INLINE void dec_pv(const int NV, float *o, float al, const float *p, cons
     for (int v = 0; v < NV; v++) _mm512_storeu_ps(o + 16 * v, acc[v]);
 }
 
+/* The 16 lane sums of a[0..15] as one vector (lane j: the sum of a[j]'s lanes): pairs, then
+ * quads added within 128-bit lanes, then across them; 45 operations against 16 reductions. */
+ALWAYS_INLINE __m512 hsum16(const __m512 *a) {
+    __m512 b[8], c[4];
+    for (int k = 0; k < 8; k++)
+        b[k] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * k], a[2 * k + 1]), _mm512_unpackhi_ps(a[2 * k], a[2 * k + 1]));
+    for (int k = 0; k < 4; k++) {
+        __m512d x = _mm512_castps_pd(b[2 * k]), y = _mm512_castps_pd(b[2 * k + 1]);
+        c[k] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)), _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+    }
+    __m512 d0 = _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], 0x44), _mm512_shuffle_f32x4(c[0], c[1], 0xEE));
+    __m512 d1 = _mm512_add_ps(_mm512_shuffle_f32x4(c[2], c[3], 0x44), _mm512_shuffle_f32x4(c[2], c[3], 0xEE));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(d0, d1, 0x88), _mm512_shuffle_f32x4(d0, d1, 0xDD));
+}
+
 /* Decoding: per block of 16 keys, the values widened to fp32 once (scratch), then per row the
- * scores as VDPBF16PS dot products over the features (K rows read in place) reduced across
- * lanes, the online softmax on the 16 scores at once, and o = alpha o + sum_j bf16(p_j) v_j
- * with o in registers, 128 features at a time. */
+ * scores as VDPBF16PS dot products over the features (K rows read in place: 16 independent
+ * chains) summed across lanes into one vector of 16 scores (hsum16), the online softmax on
+ * them at once, and o = alpha o + sum_j bf16(p_j) v_j with o in registers, 128 features at a
+ * time. No call in the loop (a call would spill every vector register). */
 static void dec_avx512(const attn__bf16_dec *dc, int k0, int k1, float *o, float *m, float *l, float *scratch) {
     const int R = dc->R, d = dc->d, dv = dc->dv, d2 = d / 2;
     float *s = scratch, *vw = scratch + R * 16; /* (R, 16) scores, (16, dv) values */
@@ -246,6 +262,7 @@ static void dec_avx512(const attn__bf16_dec *dc, int k0, int k1, float *o, float
     memset(o, 0, (size_t)R * dv * sizeof *o);
     for (int jb = k0; jb < k1; jb += 16) {
         int nk = imin(16, k1 - jb);
+        const __mmask16 live = (__mmask16)((1u << nk) - 1u);
         for (int jj = 0; jj < nk; jj++)
             for (int c = 0; c < dv; c += 16)
                 _mm512_storeu_ps(vw + jj * dv + c, _mm512_castsi512_ps(_mm512_slli_epi32(
@@ -255,7 +272,7 @@ static void dec_avx512(const attn__bf16_dec *dc, int k0, int k1, float *o, float
             int i = r % dc->Nq, clean = dc->scale > 0.0f && attn__bf16_clean(mh, i, i + 1, jb, jb + nk);
             const uint32_t *q = dc->q + (int64_t)r * d2;
             float *sr = s + r * 16;
-            __m512 acc[16]; /* 16 independent chains in registers (keys past nk repeat the last), then the lane sums */
+            __m512 acc[16]; /* 16 independent chains in registers (keys past nk repeat the last) */
             const uint16_t *kr[16];
             _Pragma("GCC unroll 16") for (int jj = 0; jj < 16; jj++) {
                 acc[jj] = _mm512_setzero_ps();
@@ -266,13 +283,16 @@ static void dec_avx512(const attn__bf16_dec *dc, int k0, int k1, float *o, float
                 _Pragma("GCC unroll 16") for (int jj = 0; jj < 16; jj++)
                     acc[jj] = _mm512_dpbf16_ps(acc[jj], (__m512bh)_mm512_loadu_si512(kr[jj] + 2 * c), qc);
             }
-            for (int jj = 0; jj < 16; jj++) {
-                float dot = _mm512_reduce_add_ps(acc[jj]);
-                sr[jj] = jj >= nk ? -INFINITY : clean ? dc->scale * dot : attn__bf16_mask(mh, dc->scale, i, jb + jj, dot);
+            __m512 sv = hsum16(acc);
+            if (clean) {
+                sv = _mm512_mask_blend_ps(live, _mm512_set1_ps(-INFINITY), _mm512_mul_ps(sv, _mm512_set1_ps(dc->scale)));
+            } else {
+                _mm512_storeu_ps(sr, sv);
+                for (int jj = 0; jj < 16; jj++) sr[jj] = jj >= nk ? -INFINITY : attn__bf16_mask(mh, dc->scale, i, jb + jj, sr[jj]);
+                sv = _mm512_loadu_ps(sr);
             }
-            __m512 sv = _mm512_loadu_ps(sr);
             float mx = _mm512_reduce_max_ps(sv), mn = mx > m[r] ? mx : m[r], ms = mn == -INFINITY ? 0.0f : mn;
-            float al = m[r] == -INFINITY ? 0.0f : expf(m[r] - ms);
+            float al = m[r] == -INFINITY ? 0.0f : _mm512_cvtss_f32(attn__exp2_avx512(_mm512_set1_ps((m[r] - ms) * L2E)));
             m[r] = mn;
             __m512 p = attn__exp2_avx512(_mm512_mul_ps(_mm512_sub_ps(sv, _mm512_set1_ps(ms)), _mm512_set1_ps(L2E)));
             l[r] = l[r] * al + _mm512_reduce_add_ps(p);
