@@ -85,7 +85,7 @@ static inline void vtranspose(__m512 *r) {
 #define MB 6
 #define NB 4
 #define BC 64
-#define ROWS_MAX 32
+#define ROWS_MAX 24
 #define FN(name) name##_avx512
 
 #include "kernels/x86/attn_fast.h"
