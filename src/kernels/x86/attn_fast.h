@@ -604,6 +604,35 @@ ALWAYS_INLINE vf row_pv(vf o, const float *p, const float *v, int64_t vrs, int n
     return vadd(vadd(o, a1), vadd(a2, a3));
 }
 
+/* oa[r] (rows of dvp floats) += sum_k p[r * RK + k] v_k over keys k in [0, nk) of vr (rows vrs
+ * apart; dv features, nvv vectors, the last vtail lanes), for nr rows: MB rows x NB vectors of
+ * accumulators in registers, so that each vector of V is loaded once per MB rows (not once per
+ * row: a chunk of V does not stay in L1 beside K's when d = 128). */
+ALWAYS_INLINE void rows_pv_tile(const int R, float *oa, int dvp, const float *p, const float *vr, int64_t vrs, int nk,
+                                int cv0, int nvb, int vtail, int last) {
+    vf acc[MB][NB];
+    UNROLL for (int i = 0; i < R; i++) UNROLL for (int j = 0; j < NB; j++) acc[i][j] = j < nvb ? vload(oa + (size_t)i * dvp + (cv0 + j) * VL) : vzero();
+    for (int k = 0; k < nk; k++) {
+        vf vv[NB];
+        UNROLL for (int j = 0; j < NB; j++)
+            vv[j] = j >= nvb ? vzero() : cv0 + j == last ? vloadn(vr + k * vrs + (cv0 + j) * VL, vtail) : vload(vr + k * vrs + (cv0 + j) * VL);
+        UNROLL for (int i = 0; i < R; i++) {
+            vf pb = vbcast(p + i * RK + k);
+            UNROLL for (int j = 0; j < NB; j++) if (j < nvb) acc[i][j] = vfma(pb, vv[j], acc[i][j]);
+        }
+    }
+    UNROLL for (int i = 0; i < R; i++) UNROLL for (int j = 0; j < NB; j++) if (j < nvb) vstore(oa + (size_t)i * dvp + (cv0 + j) * VL, acc[i][j]);
+}
+
+static void rows_pv(float *oa, int dvp, int nr, const float *p, const float *vr, int64_t vrs, int nk, int dv) {
+    const int nvv = dvp / VL, vtail = dv - (nvv - 1) * VL;
+    for (int cv0 = 0; cv0 < nvv; cv0 += NB) {
+        int nvb = imin(NB, nvv - cv0), r = 0;
+        for (; r + MB <= nr; r += MB) rows_pv_tile(MB, oa + (size_t)r * dvp, dvp, p + r * RK, vr, vrs, nk, cv0, nvb, vtail, nvv - 1);
+        for (; r < nr; r++) rows_pv_tile(1, oa + (size_t)r * dvp, dvp, p + r * RK, vr, vrs, nk, cv0, nvb, vtail, nvv - 1);
+    }
+}
+
 static void fwd_rows(const attn__head *h, int ib, int ie, int j0, int j1, float *o, int64_t o_rs, float *lse,
                      float *p, int64_t p_rs, float *ws) {
     const int d = h->d, dv = h->dv, dp = rup(d, VL), dvp = rup(dv, VL), nvv = dvp / VL, nr = ie - ib;
@@ -622,6 +651,10 @@ static void fwd_rows(const attn__head *h, int ib, int ie, int j0, int j1, float 
         key_range(h, ib + r, ib + r + 1, j0, j1, &js[r], &je[r]); /* exact for one row: causal and window */
         if (js[r] < je[r]) ju0 = imin(ju0, js[r]), ju1 = imax(ju1, je[r]);
     }
+    /* Rows that see the same keys, unmasked (decoding: a beam, or a group's heads folded): their
+     * weights go back into sc and the weighted values are summed for all rows at once. */
+    int uniform = !h->bmask && !h->bias && !h->ew && !h->mask_mod && h->drop <= 0.0f;
+    for (int r = 1; r < nr; r++) uniform &= js[r] == js[0] && je[r] == je[0];
     /* RK keys at a time: every row's scores; then per row one maximum, one rescale, and the
      * weighted values of the keys it sees. */
     for (int jb = ju0; jb < ju1; jb += RK) {
@@ -641,7 +674,10 @@ static void fwd_rows(const attn__head *h, int ib, int ie, int j0, int j1, float 
             if (cm == -INFINITY) { /* every key hidden; or only NaN scores, which vhmax drops */
                 vf t = s[0];
                 UNROLL for (int c4 = 1; c4 < RK / VL; c4++) t = vadd(t, s[c4]);
-                if (!isnan(vhsum(t))) continue;
+                if (!isnan(vhsum(t))) {
+                    if (uniform) memset(sc + r * RK, 0, RK * sizeof *sc); /* no weight in this chunk */
+                    continue;
+                }
             }
             float *oar = oa + (size_t)r * dvp;
             if (cm > m[r]) {
@@ -654,13 +690,20 @@ static void fwd_rows(const attn__head *h, int ib, int ie, int j0, int j1, float 
             UNROLL for (int c4 = 0; c4 < RK / VL; c4++) {
                 vf pv = vexp2(vmul(vsub(s[c4], mv), l2e));
                 lv[r] = vadd(lv[r], pv);
-                vstore(pk + c4 * VL, pv);
+                vstore((uniform ? sc + r * RK : pk) + c4 * VL, pv);
             }
+            if (uniform) continue; /* the weighted values below, for all rows */
             if (h->drop > 0.0f)
                 for (int k = a; k < b; k++) pk[k] *= attn__drop_factor(h, i, jb + k);
             const float *vr = h->v + (int64_t)(jb + a) * h->v_rs;
             for (int cv = 0; cv < nvv; cv++)
                 vstore(oar + cv * VL, row_pv(vload(oar + cv * VL), pk + a, vr + cv * VL, h->v_rs, b - a, cv == nvv - 1 ? vtail : VL));
+        }
+        int a = imax(js[0], jb) - jb, b = imin(je[0], jb + nb) - jb; /* every row's keys, when uniform */
+        if (uniform && a < b) {
+            for (int r = 0; r < nr; r++)
+                if (a > 0) memmove(sc + r * RK, sc + r * RK + a, (size_t)(b - a) * sizeof *sc);
+            rows_pv(oa, dvp, nr, sc, h->v + (int64_t)(jb + a) * h->v_rs, h->v_rs, b - a, dv);
         }
     }
     for (int r = 0; r < nr; r++) {
