@@ -541,7 +541,11 @@ static void chunk_scores(const float *kr, int64_t krs, int nb, int d, const floa
         for (int cb = 0; cb < d; cb += VL) {
             int nc = imin(VL, d - cb);
             vf t[VL];
-            UNROLL for (int k = 0; k < VL; k++) t[k] = k < nk ? vloadn(kr + (int64_t)(c4 * VL + k) * krs + cb, nc) : vzero();
+            if (nk == VL && nc == VL) {
+                UNROLL for (int k = 0; k < VL; k++) t[k] = vload(kr + (int64_t)(c4 * VL + k) * krs + cb);
+            } else {
+                UNROLL for (int k = 0; k < VL; k++) t[k] = k < nk ? vloadn(kr + (int64_t)(c4 * VL + k) * krs + cb, nc) : vzero();
+            }
             vtranspose(t);
             for (int r = 0; r < nr; r++) {
                 const float *q = q2 + (size_t)r * dp + cb;
@@ -608,28 +612,34 @@ ALWAYS_INLINE vf row_pv(vf o, const float *p, const float *v, int64_t vrs, int n
  * apart; dv features, nvv vectors, the last vtail lanes), for nr rows: MB rows x NB vectors of
  * accumulators in registers, so that each vector of V is loaded once per MB rows (not once per
  * row: a chunk of V does not stay in L1 beside K's when d = 128). */
-ALWAYS_INLINE void rows_pv_tile(const int R, float *oa, int dvp, const float *p, const float *vr, int64_t vrs, int nk,
-                                int cv0, int nvb, int vtail, int last) {
+ALWAYS_INLINE void rows_pv_tile(const int R, const int NVB, float *oa, int dvp, const float *p, const float *vr, int64_t vrs,
+                                int nk, int n) {
     vf acc[MB][NB];
-    UNROLL for (int i = 0; i < R; i++) UNROLL for (int j = 0; j < NB; j++) acc[i][j] = j < nvb ? vload(oa + (size_t)i * dvp + (cv0 + j) * VL) : vzero();
+    UNROLL for (int i = 0; i < R; i++) UNROLL for (int j = 0; j < NVB; j++) acc[i][j] = vload(oa + (size_t)i * dvp + j * VL);
     for (int k = 0; k < nk; k++) {
         vf vv[NB];
-        UNROLL for (int j = 0; j < NB; j++)
-            vv[j] = j >= nvb ? vzero() : cv0 + j == last ? vloadn(vr + k * vrs + (cv0 + j) * VL, vtail) : vload(vr + k * vrs + (cv0 + j) * VL);
+        UNROLL for (int j = 0; j < NVB; j++) vv[j] = n == VL ? vload(vr + k * vrs + j * VL) : vloadn(vr + k * vrs + j * VL, n);
         UNROLL for (int i = 0; i < R; i++) {
             vf pb = vbcast(p + i * RK + k);
-            UNROLL for (int j = 0; j < NB; j++) if (j < nvb) acc[i][j] = vfma(pb, vv[j], acc[i][j]);
+            UNROLL for (int j = 0; j < NVB; j++) acc[i][j] = vfma(pb, vv[j], acc[i][j]);
         }
     }
-    UNROLL for (int i = 0; i < R; i++) UNROLL for (int j = 0; j < NB; j++) if (j < nvb) vstore(oa + (size_t)i * dvp + (cv0 + j) * VL, acc[i][j]);
+    UNROLL for (int i = 0; i < R; i++) UNROLL for (int j = 0; j < NVB; j++) vstore(oa + (size_t)i * dvp + j * VL, acc[i][j]);
 }
 
+/* Whole blocks of NB vectors, then the vectors left one at a time (the last one n lanes). */
 static void rows_pv(float *oa, int dvp, int nr, const float *p, const float *vr, int64_t vrs, int nk, int dv) {
-    const int nvv = dvp / VL, vtail = dv - (nvv - 1) * VL;
-    for (int cv0 = 0; cv0 < nvv; cv0 += NB) {
-        int nvb = imin(NB, nvv - cv0), r = 0;
-        for (; r + MB <= nr; r += MB) rows_pv_tile(MB, oa + (size_t)r * dvp, dvp, p + r * RK, vr, vrs, nk, cv0, nvb, vtail, nvv - 1);
-        for (; r < nr; r++) rows_pv_tile(1, oa + (size_t)r * dvp, dvp, p + r * RK, vr, vrs, nk, cv0, nvb, vtail, nvv - 1);
+    const int nvv = dvp / VL, vtail = dv - (nvv - 1) * VL, nfull = vtail == VL ? nvv : nvv - 1;
+    int cv = 0;
+    for (; cv + NB <= nfull; cv += NB) {
+        int r = 0;
+        for (; r + MB <= nr; r += MB) rows_pv_tile(MB, NB, oa + (size_t)r * dvp + cv * VL, dvp, p + r * RK, vr + cv * VL, vrs, nk, VL);
+        for (; r < nr; r++) rows_pv_tile(1, NB, oa + (size_t)r * dvp + cv * VL, dvp, p + r * RK, vr + cv * VL, vrs, nk, VL);
+    }
+    for (; cv < nvv; cv++) {
+        int n = cv == nvv - 1 ? vtail : VL, r = 0;
+        for (; r + MB <= nr; r += MB) rows_pv_tile(MB, 1, oa + (size_t)r * dvp + cv * VL, dvp, p + r * RK, vr + cv * VL, vrs, nk, n);
+        for (; r < nr; r++) rows_pv_tile(1, 1, oa + (size_t)r * dvp + cv * VL, dvp, p + r * RK, vr + cv * VL, vrs, nk, n);
     }
 }
 
