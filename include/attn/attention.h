@@ -129,9 +129,10 @@ typedef float (*attn_score_mod_fn)(float s, int b, int h, int i, int j, void *ct
 typedef float (*attn_score_mod_bwd_fn)(float s, float g, int b, int h, int i, int j, void *ctx, float *dparams);
 /* score_mod for a tile of scores at once, in the fused kernels' own layout (nothing is copied,
  * one call per tile instead of one per score, and its loop over the queries vectorises; build
- * it for the CPU's vector width, e.g. with GCC's or clang's target_clones as the example
- * callbacks of src/cli/cli_bench_mods.c are, since the kernels run AVX-512 where they can and
- * a loop built for the baseline x86-64 has 4 lanes):
+ * it for the CPU's vector width, e.g. one copy per __attribute__((target(...))) picked by
+ * attn_get_isa() as the example callbacks of src/cli/cli_bench_mods.c are, since the kernels
+ * run AVX-512 where they can and a loop built for the baseline x86-64 has 4 lanes; GCC's
+ * target_clones does the picking in the loader instead, where no sanitizer is in use):
  * the scores of queries i0 .. i0 + nq - 1 and keys j0 .. j0 + nk - 1 of (batch b, head h),
  * score (i0 + l, j0 + jj) at s[jj * ld + l] for l < nq, jj < nk, replaced in place by
  * score_mod of it. Contract, beside the one above:
