@@ -327,6 +327,9 @@ static void test_path(const char *path) {
         {1, 4, 4, 1, 2000, 128, 128, 0, 0, 0, 1, 1},
         {1, 2, 1, 3, 50, 32, 16, 1, 0, 0, 0, 0},
         {2, 2, 2, 1, 17, 32, 16, 0, 0, 2, 0, 0},
+        /* unmasked decoding on the f32 route: K and V widened 256 keys at a time (odd sizes) */
+        {1, 6, 2, 2, 700, 40, 24, 0, 0, 0, 0, 0},
+        {1, 4, 1, 1, 1300, 64, 64, 0, 0, 0, 0, 0},
     };
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) one_case(&cases[t], path, 100 + 10 * t);
 }

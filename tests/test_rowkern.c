@@ -74,6 +74,21 @@ static void check_len(const attn__kernels *r, const attn__kernels *k, int64_t n)
     a[0] = b[0] = -0.0f, x[0] = -1.0f; /* -0 stays -0 where inp <= 0 */
     r->relu_bwd(a, x, y, n), k->relu_bwd(b, x, y, n);
     CHECK(same(a, b, B) && signbit(b[0]), "%s relu_bwd n=%lld", isa, (long long)n);
+    /* bf16_widen: every 16-bit pattern's fp32 is that pattern on top of 16 zero bits (the
+     * definition, checked here bit for bit), nothing written past n. */
+    uint16_t *h = malloc((size_t)n * sizeof *h);
+    float *w = malloc(B + sizeof(float));
+    for (int64_t j = 0; j < n; j++) h[j] = (uint16_t)((uint64_t)(j * 40503 + n * 977) & 0xffff);
+    w[n] = 12345.0f;
+    k->bf16_widen(h, w, n);
+    int ok = w[n] == 12345.0f;
+    for (int64_t j = 0; j < n; j++) {
+        uint32_t u;
+        memcpy(&u, w + j, 4);
+        ok &= u == (uint32_t)h[j] << 16;
+    }
+    CHECK(ok, "%s bf16_widen n=%lld", isa, (long long)n);
+    free(h), free(w);
     free(x), free(y), free(d0), free(a), free(b);
 }
 

@@ -66,6 +66,7 @@ static void override(attn__kernels *t, const attn__kernels *o) {
     OV(sigmoid_fwd);
     OV(sigmoid_bwd);
     OV(relu_fwd);
+    OV(bf16_widen);
     OV(relu_bwd);
     OV(gelu_fwd);
     OV(gelu_bwd);

@@ -281,6 +281,8 @@ typedef struct {
     void (*sigmoid_fwd)(float *out, const float *inp, int64_t n);
     void (*sigmoid_bwd)(float *dinp, const float *out, const float *dout, int64_t n);
     void (*relu_fwd)(float *out, const float *inp, int64_t n);
+    /* y (n) = the bf16 values x (n) widened to fp32 (exact: the 16 bits on top of 16 zeros). */
+    void (*bf16_widen)(const uint16_t *x, float *y, int64_t n);
     void (*relu_bwd)(float *dinp, const float *inp, const float *dout, int64_t n);
     void (*gelu_fwd)(float *out, const float *inp, int64_t n);
     void (*gelu_bwd)(float *dinp, const float *inp, const float *dout, int64_t n);

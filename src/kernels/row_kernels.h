@@ -53,12 +53,14 @@ static inline float attn__expf(float x) {
     void attn__logsm_bwd_row_##isa(float *dx, const float *y, const float *dy, float sd, int64_t n, int acc); \
     void attn__ce_bwd_row_##isa(float *dx, const float *x, float lse, float sc, float b, int64_t n, int acc); \
     void attn__relu_fwd_##isa(float *out, const float *inp, int64_t n);                                    \
-    void attn__relu_bwd_##isa(float *dinp, const float *inp, const float *dout, int64_t n);
+    void attn__relu_bwd_##isa(float *dinp, const float *inp, const float *dout, int64_t n);              \
+    void attn__bf16_widen_##isa(const uint16_t *x, float *y, int64_t n);
 /* The table entries of one path (in an initialiser of attn__kernels). */
 #define ATTN__ROW_ENTRIES(isa)                                                                             \
     .row_max = attn__row_max_##isa, .sum_f64 = attn__sum_f64_##isa, .dot_f64 = attn__dot_f64_##isa,       \
     .exp_sum = attn__exp_sum_##isa, .logsm_bwd_row = attn__logsm_bwd_row_##isa,                           \
-    .ce_bwd_row = attn__ce_bwd_row_##isa, .relu_fwd = attn__relu_fwd_##isa, .relu_bwd = attn__relu_bwd_##isa
+    .ce_bwd_row = attn__ce_bwd_row_##isa, .relu_fwd = attn__relu_fwd_##isa, .relu_bwd = attn__relu_bwd_##isa, \
+    .bf16_widen = attn__bf16_widen_##isa
 ATTN__ROW_DECLS(ref)
 ATTN__ROW_DECLS(avx2)
 ATTN__ROW_DECLS(avx512)

@@ -387,13 +387,74 @@ static void dec_merge_task(void *ctx, int bk, int thread) {
     }
 }
 
+/* The "f32" route's decoding, unmasked calls (every row sees the same keys): K and V widened to
+ * fp32 DEC_CHUNK keys at a time into a per-thread buffer that stays in L2, and the fp32
+ * kernels' row path (fwd_part) on the group's G Nq rows over each chunk, whose normalised
+ * output and log-sum-exp are merged into the decode kernel's partial state (m, l, o): memory
+ * reads are the bf16 bytes, the arithmetic the fp32 path's. */
+enum { DEC_CHUNK = 256 };
+
+static size_t dec_widen_floats(const attn_desc *a, int R) {
+    size_t f = 0, parts[5] = {(size_t)R * a->dk, (size_t)DEC_CHUNK * a->dk, (size_t)DEC_CHUNK * a->dv, (size_t)R * a->dv, (size_t)R};
+    for (int i = 0; i < 5; i++) f += (parts[i] + 15) & ~(size_t)15;
+    return f + attn__kern()->scratch_floats(DEC_CHUNK, a->dk, a->dv) + 16;
+}
+
+static void widen_rows(const uint16_t *x, int64_t rs, int n, int d, float *y) {
+    void (*widen)(const uint16_t *, float *, int64_t) = attn__kern()->bf16_widen;
+    if (rs == d) widen(x, y, (int64_t)n * d);
+    else
+        for (int r = 0; r < n; r++) widen(x + r * rs, y + (size_t)r * d, d);
+}
+
+static void dec_widen_task(void *ctx, int t, int thread) {
+    dec_job *j = ctx;
+    const attn_desc *a = j->a;
+    const attn__kernels *kern = attn__kern();
+    int r = t % j->ns, bk = t / j->ns, hk = bk % a->Hkv, b = bk / a->Hkv, R = j->R, d = a->dk, dv = a->dv;
+    float *buf[6], *w = j->scratch + j->per_thread * (size_t)thread;
+    size_t parts[5] = {(size_t)R * d, (size_t)DEC_CHUNK * d, (size_t)DEC_CHUNK * dv, (size_t)R * dv, (size_t)R};
+    for (int i = 0; i < 6; i++) buf[i] = w, w += i < 5 ? (parts[i] + 15) & ~(size_t)15 : 0;
+    float *q = buf[0], *kf = buf[1], *vf = buf[2], *oc = buf[3], *lc = buf[4], *ks = buf[5];
+    for (int g = 0; g < j->G; g++) {
+        int h = hk * j->G + g;
+        widen_rows(j->Q + b * a->q_strides[0] + h * a->q_strides[1], a->q_strides[2], a->Nq, d, q + (size_t)g * a->Nq * d);
+    }
+    size_t row = ((size_t)r * a->B * a->Hkv + bk) * R;
+    float *po = j->po + row * dv, *pm = j->pm + row, *pl = j->pl + row;
+    for (int i = 0; i < R; i++) pm[i] = -INFINITY, pl[i] = 0.0f;
+    memset(po, 0, (size_t)R * dv * sizeof *po);
+    int k0 = r * j->chunk, k1 = k0 + j->chunk < a->Nk ? k0 + j->chunk : a->Nk;
+    if (a->mask.key_lengths && a->mask.key_lengths[b] < k1) k1 = a->mask.key_lengths[b];
+    const uint16_t *K = j->K + b * a->k_strides[0] + hk * a->k_strides[1], *V = j->V + b * a->v_strides[0] + hk * a->v_strides[1];
+    for (int c0 = k0; c0 < k1; c0 += DEC_CHUNK) {
+        int n = k1 - c0 < DEC_CHUNK ? k1 - c0 : DEC_CHUNK;
+        widen_rows(K + (int64_t)c0 * a->k_strides[2], a->k_strides[2], n, d, kf);
+        widen_rows(V + (int64_t)c0 * a->v_strides[2], a->v_strides[2], n, dv, vf);
+        attn__head hd = {0};
+        hd.Nq = R, hd.Nk = n, hd.d = d, hd.dv = dv, hd.scale = a->scale, hd.key_len = n;
+        hd.q = q, hd.q_rs = d, hd.k = kf, hd.k_rs = d, hd.v = vf, hd.v_rs = dv;
+        kern->fwd_part(&hd, 0, R, 0, n, oc, dv, lc, NULL, 0, ks);
+        for (int i = 0; i < R; i++) {
+            if (lc[i] == -INFINITY) continue; /* no weight in this chunk */
+            float m = lc[i] > pm[i] ? lc[i] : pm[i], a0 = pm[i] == -INFINITY ? 0.0f : expf(pm[i] - m), a1 = expf(lc[i] - m);
+            pl[i] = pl[i] * a0 + a1;
+            for (int c = 0; c < dv; c++) po[(size_t)i * dv + c] = po[(size_t)i * dv + c] * a0 + a1 * oc[(size_t)i * dv + c];
+            pm[i] = m;
+        }
+    }
+}
+
 /* The decode path, if it takes this call (ATTN_OK, or an error); 1 if it does not. */
 static int try_decode(attn_plan *pl, const attn_desc *a, const void *Q, const void *K, const void *V, void *O, float *lse) {
     const attn__bf16_kernels *k = attn__bf16_kern();
-    if (!k->decode) k = strcmp(k->name, "ref") ? attn__bf16_kern_named("avx512bf16") : NULL; /* AMX: AVX512-BF16's */
+    const attn_mask *mk = &a->mask;
     int G = a->H / a->Hkv;
-    if (!k || !k->decode || a->dtype != ATTN_BF16 || G * a->Nq > DEC_ROWS || a->dk % 32 || a->dv % 16) return 1;
-    dec_job j = {.a = a, .fn = k->decode, .Q = Q, .K = K, .V = V, .O = O, .lse = lse, .G = G, .R = G * a->Nq};
+    if (a->dtype != ATTN_BF16 || G * a->Nq > DEC_ROWS) return 1;
+    int widen = k->widen && attn__kern()->fwd_part && !mk->causal && mk->window <= 0 && !mk->bool_mask && !mk->bias;
+    if (!k->decode) k = strcmp(k->name, "ref") ? attn__bf16_kern_named("avx512bf16") : NULL; /* AMX: AVX512-BF16's */
+    if (!widen && (!k || !k->decode || a->dk % 32 || a->dv % 16)) return 1;
+    dec_job j = {.a = a, .fn = k ? k->decode : NULL, .Q = Q, .K = K, .V = V, .O = O, .lse = lse, .G = G, .R = G * a->Nq};
     int groups = a->B * a->Hkv, ns = (16 + groups - 1) / groups;
     if (ns > a->Nk / 512) ns = a->Nk / 512;
     if (ns < 1) ns = 1;
@@ -401,12 +462,13 @@ static int try_decode(attn_plan *pl, const attn_desc *a, const void *Q, const vo
     j.ns = (a->Nk + j.chunk - 1) / j.chunk;
     size_t rows = (size_t)j.ns * groups * j.R;
     j.per_thread = ((size_t)j.R * (a->dk / 2 + 16) + 16 * (size_t)a->dv + 15) & ~(size_t)15; /* q, kernel, merge */
+    if (widen) j.per_thread = (dec_widen_floats(a, j.R) + 15) & ~(size_t)15;
     j.scratch = attn__plan_bf16_buf(pl, 1, j.per_thread * (size_t)attn__max_threads());
     j.po = attn__plan_bf16_buf(pl, 3, rows * a->dv);
     j.pm = attn__plan_bf16_buf(pl, 4, 2 * rows);
     if (!j.scratch || !j.po || !j.pm) return ATTN_ENOMEM;
     j.pl = j.pm + rows;
-    attn__parallel(groups * j.ns, dec_task, &j);
+    attn__parallel(groups * j.ns, widen ? dec_widen_task : dec_task, &j);
     attn__parallel(groups, dec_merge_task, &j);
     return ATTN_OK;
 }

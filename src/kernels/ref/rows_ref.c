@@ -92,3 +92,10 @@ void attn__relu_bwd_ref(float *dinp, const float *inp, const float *dout, int64_
     for (int64_t i = 0; i < n; i++)
         if (inp[i] > 0.0f) dinp[i] += dout[i];
 }
+
+void attn__bf16_widen_ref(const uint16_t *x, float *y, int64_t n) {
+    for (int64_t j = 0; j < n; j++) {
+        uint32_t u = (uint32_t)x[j] << 16;
+        memcpy(y + j, &u, 4);
+    }
+}

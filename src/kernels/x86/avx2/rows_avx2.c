@@ -155,3 +155,13 @@ void attn__relu_bwd_avx2(float *dinp, const float *inp, const float *dout, int64
         st(dinp + j, n - j, _mm256_blendv_ps(d, s, pos));
     }
 }
+
+void attn__bf16_widen_avx2(const uint16_t *x, float *y, int64_t n) {
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        _mm256_storeu_si256((__m256i *)(y + j), _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(x + j))), 16));
+    for (; j < n; j++) {
+        uint32_t u = (uint32_t)x[j] << 16;
+        memcpy(y + j, &u, 4);
+    }
+}

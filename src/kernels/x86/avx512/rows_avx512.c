@@ -131,3 +131,13 @@ void attn__relu_bwd_avx512(float *dinp, const float *inp, const float *dout, int
         _mm512_mask_storeu_ps(dinp + j, pos, _mm512_add_ps(ld(dinp + j, n - j), ld(dout + j, n - j)));
     }
 }
+
+void attn__bf16_widen_avx512(const uint16_t *x, float *y, int64_t n) {
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16)
+        _mm512_storeu_si512(y + j, _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(x + j))), 16));
+    if (j < n) {
+        __mmask16 m = lanes(n - j);
+        _mm512_mask_storeu_epi32(y + j, m, _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, x + j)), 16));
+    }
+}
