@@ -229,9 +229,11 @@ typedef struct {
  * without AMX, where VDPBF16PS does half the FMA's work, and CPUs without AVX512-BF16) the
  * fp32 kernels on the bf16 values widened once per call: exact products too, and P is not
  * rounded. ATTN_BF16_ISA=ref|f32|avx512bf16|amx forces one, attn_set_isa("ref") /
- * ATTN_ISA=ref the slow portable reference. A few query rows on bf16 arrays (decoding: G Nq <= 32 for G query heads per
- * key/value head, dk % 32 == 0, dv % 16 == 0) read K and V in place, without the packed copy
- * the other calls make. Results do not depend on the thread count.
+ * ATTN_ISA=ref the slow portable reference. A few query rows on bf16 arrays (decoding: G Nq <= 32
+ * for G query heads per key/value head) read K and V in place, without the packed copy the
+ * other calls make: on the "f32" route without masks, 256 keys at a time widened to fp32 for
+ * the fp32 kernels; otherwise the decode kernel (dk % 32 == 0, dv % 16 == 0). Results do not
+ * depend on the thread count.
  * Supported: attn_forward / attn_backward and their plans, with dot and scaled scores, every
  * mask of attn_mask, grouped heads, strided views, any size. Refused (ATTN_EINVAL with a
  * message): cosine, general and additive scores, attn_mods, the weights P (pass NULL),

@@ -5,8 +5,8 @@
  * end for bf16 storage). Tasks as the fp32 path's: (b, h, query block) for the forward and
  * dQ, (b, kv head, key block) for dK and dV, the G query heads of a group added in order,
  * so results do not depend on the thread count.
- * Few query rows on bf16 arrays (decoding) take the decode kernel instead, which reads K and
- * V in place. Not here: cosine, general and additive scores, attn_mods, the weights P, the
+ * Few query rows on bf16 arrays (decoding) read K and V in place instead: on the f32 route,
+ * unmasked, widened a chunk at a time for the fp32 row path; otherwise the decode kernel. Not here: cosine, general and additive scores, attn_mods, the weights P, the
  * three steps one at a time and attn_weights (all refused with ATTN_EINVAL); a packed copy of
  * the operands lives in the plan's workspace (about the size of Q, K, V and dO in fp32).
  * Letters as in attn/attention.h; d2, dv2 feature pairs; Nqp, Nkp padded row counts. */
