@@ -57,11 +57,13 @@ static const char TRAIN_HELP[] =
     "  --lr F (default 1e-3), --clip F (default 5), --patience N (early stopping on the\n"
     "  validation accuracy; 0 off), --max-steps N, --time-budget S, --save-every N, --resume,\n"
     "  --log FILE (CSV per epoch), --log-every N (default 100), --threads N, --quiet\n"
+    CLI_TRAINER_SCHED_HELP
     "\n"
     "output: DIR is a checkpoint (config.json, model.safetensors, optim.safetensors).\n"
     "\n"
     "example:\n"
     "  attn train vision --model ram --task cluttered60 --glimpses 6 --out runs/ram-c60\n"
+    "  attn train vision --model ram --task centred28 --epochs 30 --schedule cosine --out runs/ram-c28\n"
     "  attn eval --model runs/ram-c60\n"
     "  attn classify-image --model runs/ram-c60 --index 0 --show-glimpses ram.png\n";
 
@@ -182,7 +184,7 @@ int cli_train_vision(int argc, char **argv) {
     const char *cmd = "train vision";
     vision_opts o;
     memset(&o, 0, sizeof o);
-    o.seed = 1, o.t.epochs = 10, o.t.batch = 64, o.t.log_every = 100, o.t.optim = ATTN_OPTIM_ADAM, o.t.lr = 1e-3f, o.t.clip = 5.0f;
+    o.seed = 1, o.t.epochs = 10, o.t.batch = 64, o.t.log_every = 100, o.t.optim = ATTN_OPTIM_ADAM, o.t.lr = 1e-3f, o.t.clip = 5.0f, o.t.min_lr = -1.0f;
     cli_args p;
     cli_args_init(&p, cmd, argc, argv);
     while (cli_next(&p)) {
