@@ -27,6 +27,11 @@
 #   EPOCHS    epochs per run (default 10), or fewer when the run reaches TIME seconds of
 #             training (default 1800); it is scored with its last weights
 #   JOBS      runs at once (default 2, one thread each)
+#   FC_OPTS, CNN_OPTS, SOFT_OPTS, RAM_OPTS   more options of attn train vision for that model's
+#             runs, after the others (so they win), e.g. RAM_OPTS="--epochs 60 --schedule cosine"
+#   KEEP      1: the rows of RESULTS/visual_attention.csv (as it was when the script first ran
+#             in OUT) whose configuration is not run now stay in the table, marked as earlier
+#             runs with their CPU (default 0)
 #   PY        python 3 for the table and the plot (default /usr/bin/python3; standard library)
 # A run already done (its directory holds eval.json) is not run again.
 set -euo pipefail
@@ -34,7 +39,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
 quick=0
 if [ "${1:-}" = "--quick" ]; then quick=1; shift; fi
-case "${1:-}" in -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; -*) echo "$(basename "$0"): unknown option $1 (see --help)" >&2; exit 2 ;; esac
+case "${1:-}" in -h|--help) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; -*) echo "$(basename "$0"): unknown option $1 (see --help)" >&2; exit 2 ;; esac
 ATTN=${1:-${ATTN:-$root/build/attn}}
 OUT=${OUT:-$here/out/visual_attention}
 RESULTS=${RESULTS:-$here/results}
@@ -43,6 +48,7 @@ TRAIN=${TRAIN:-55000} VALID=${VALID:-2000} TEST=${TEST:-10000}
 EPOCHS=${EPOCHS:-10}
 TIME=${TIME:-1800}
 JOBS=${JOBS:-2}
+KEEP=${KEEP:-0}
 PY=${PY:-/usr/bin/python3}
 if [ "$quick" = 1 ]; then
     OUT=$OUT/quick RESULTS=$OUT/results
@@ -56,6 +62,13 @@ if ! "$ATTN" vision-examples --task centred28 --n 1 --out "$OUT.check.png" > /de
 fi
 rm -f "$OUT.check.png" "$OUT.check.err"
 mkdir -p "$OUT" "$RESULTS/visual_attention"
+keep=()
+if [ "$KEEP" = 1 ]; then
+    [ -f "$OUT/previous.csv" ] || cp "$RESULTS/visual_attention.csv" "$OUT/previous.csv" ||
+        { echo "$(basename "$0"): KEEP=1 needs $RESULTS/visual_attention.csv" >&2; exit 2; }
+    keep=(--keep "$OUT/previous.csv")
+fi
+cpu=$(grep -m1 '^model name' /proc/cpuinfo 2>/dev/null | sed 's/^[^:]*: *//')
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
 # one run: train, then attn eval --json on the test images, then two glimpse pictures
@@ -65,10 +78,12 @@ run() {
     [ -f "$dir/eval.json" ] && return 0
     rm -rf "$dir"
     mkdir -p "$dir"
+    local opts_var=${model^^}_OPTS
     local cmd=("$ATTN" train vision --model "$model" --task "$task" ${n:+--glimpses "$n"} ${k:+--scales "$k"} --train "$TRAIN" --valid "$VALID"
                --test "$TEST" --seed 1 --epochs "$EPOCHS" --time-budget "$TIME" --threads 1 --log-every 100 --log "$dir/log.csv"
-               --out "$dir")
+               --out "$dir" ${!opts_var:-})
     echo "${cmd[*]}" > "$dir/command"
+    echo "${cpu:-unknown CPU}" > "$dir/cpu"
     local t0=$SECONDS
     if "${cmd[@]}" > "$dir/train.out" 2> "$dir/train.log" &&
         "$ATTN" eval --model "$dir" --test "$TEST" --json > "$dir/eval.out"; then
@@ -100,5 +115,5 @@ for dir in "$OUT"/ram-* "$OUT"/soft-*; do
             > "$dir/classify-$i.out" 2>&1 || log "classify-image $dir $i failed"
     done
 done
-"$PY" "$here/visual_attention.py" "$OUT" "$RESULTS" $([ "$quick" = 1 ] && echo --quick)
+"$PY" "$here/visual_attention.py" "$OUT" "$RESULTS" "${keep[@]}" $([ "$quick" = 1 ] && echo --quick)
 log "wrote $RESULTS/visual_attention.{md,csv,svg}"
