@@ -46,7 +46,9 @@ def madds(c, S):
     sensor = sum(g2 << (2 * s) for s in range(c["scales"]))
     glimpse = sensor + c["scales"] * g2 * G + 2 * G + 2 * G * h
     core = 8 * h * h if c["lstm"] else 2 * h * h
-    return c["glimpses"] * (glimpse + core) + (c["glimpses"] - 1) * 2 * h + h * 10
+    q = c.get("loc_hidden", 0)
+    locator = h * q + q * 2 if q else h * 2
+    return c["glimpses"] * (glimpse + core) + (c["glimpses"] - 1) * locator + h * 10
 
 
 def label(r):
