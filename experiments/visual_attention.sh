@@ -106,10 +106,10 @@ for r in $RUNS; do
 done
 wait
 # Pictures: the glimpse paths of the ram runs and the heat maps of the soft ones, on the
-# first test images of their task (8 for ram with 6 glimpses and soft on cluttered60, 2 else).
+# first test images of their task (8 for ram with 4 or 6 glimpses and soft on cluttered60, 2 else).
 for dir in "$OUT"/ram-* "$OUT"/soft-*; do
     [ -f "$dir/eval.json" ] || continue
-    case $(basename "$dir") in ram-cluttered60-g6 | soft-cluttered60) pics="0 1 2 3 4 5 6 7" ;; *) pics="0 1" ;; esac
+    case $(basename "$dir") in ram-cluttered60-g4 | ram-cluttered60-g6 | soft-cluttered60) pics="0 1 2 3 4 5 6 7" ;; *) pics="0 1" ;; esac
     for i in $pics; do
         "$ATTN" classify-image --model "$dir" --index $i --show-glimpses "$RESULTS/visual_attention/$(basename "$dir")-$i.png" \
             > "$dir/classify-$i.out" 2>&1 || log "classify-image $dir $i failed"
