@@ -55,6 +55,7 @@ if [ "$quick" = 1 ]; then
     TRAIN=2000 VALID=200 TEST=500 EPOCHS=1 TIME=60
 fi
 [ -x "$ATTN" ] || { echo "$(basename "$0"): no attn binary at $ATTN (build first, or pass its path)" >&2; exit 2; }
+mkdir -p "$(dirname "$OUT")" # a fresh checkout has no experiments/out yet
 if ! "$ATTN" vision-examples --task centred28 --n 1 --out "$OUT.check.png" > /dev/null 2> "$OUT.check.err"; then
     cat "$OUT.check.err" >&2
     echo "$(basename "$0"): Fashion-MNIST is needed: run tools/install-experiment-deps.sh (Debian's dataset-fashion-mnist)" >&2
