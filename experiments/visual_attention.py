@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """experiments/visual_attention.py: the table, CSV and plot of visual_attention.sh.
 
-usage: visual_attention.py OUT RESULTS [--quick]
-Reads every run directory OUT/MODEL-TASK[-gN] (config.json, command, train.out, train.log,
+usage: visual_attention.py OUT RESULTS [--keep PREVIOUS.csv] [--quick]
+Reads every run directory OUT/MODEL-TASK[-gN] (config.json, command, cpu, train.out, train.log,
 log.csv, eval.json) and the pictures in RESULTS/visual_attention/, and writes
-RESULTS/visual_attention.{md,csv,svg}. Multiply-adds at 28x28, 60x60 and 100x100 are computed
+RESULTS/visual_attention.{md,csv,svg}. With --keep, the rows of an earlier CSV whose
+configuration (model, task, glimpses, patch, scales, core) has no run in OUT stay, marked as
+earlier runs. Multiply-adds at 28x28, 60x60 and 100x100 are computed
 here with attn_vision_madds's formula (src/models/vision.c), checked against what attn eval
 printed for the run's own task. Standard library only.
 """
@@ -44,13 +46,42 @@ def madds(c, S):
     sensor = sum(g2 << (2 * s) for s in range(c["scales"]))
     glimpse = sensor + c["scales"] * g2 * G + 2 * G + 2 * G * h
     core = 8 * h * h if c["lstm"] else 2 * h * h
-    return c["glimpses"] * (glimpse + core) + (c["glimpses"] - 1) * 2 * h + h * 10
+    q = c.get("loc_hidden", 0)
+    locator = h * q + q * 2 if q else h * 2
+    return c["glimpses"] * (glimpse + core) + (c["glimpses"] - 1) * locator + h * 10
 
 
 def label(r):
     if r["model"] != "ram":
         return r["model"]
     return "ram %d glimpses, %d scale%s" % (r["glimpses"], r["scales"], "s" if r["scales"] > 1 else "")
+
+
+KEY = ("model", "task", "glimpses", "patch", "scales", "core")
+
+
+def extra_options(command):
+    """What the command asked beyond the script's standard options: the words after --out DIR."""
+    w = command.split()
+    return " ".join(w[w.index("--out") + 2:]) if "--out" in w else ""
+
+
+def kept(path, rows):
+    """The rows of an earlier CSV whose configuration is not among rows, marked as earlier runs."""
+    have = {tuple(str(r[k]) for k in KEY) for r in rows}
+    old = []
+    for r in csv.DictReader(open(path)):
+        if tuple(r[k] for k in KEY) in have:
+            continue
+        for k in ("glimpses", "patch", "scales", "params", "madds", "madds28", "madds60", "madds100", "epochs_done", "updates",
+                  "images_seen", "images_per_s", "test"):
+            r[k] = int(r[k])
+        r["test_error"], r["train_s"] = float(r["test_error"]), float(r["train_s"])
+        r["cpu"] = r.get("cpu") or "AMD EPYC"  # the CSVs before the cpu column were all made there
+        r["options"] = r.get("options") or extra_options(r["command"])
+        r["run"] = "earlier"
+        old.append(r)
+    return old
 
 
 def collect(out):
@@ -78,8 +109,14 @@ def collect(out):
                      "paper_mnist_error": PAPER.get((c["model"], c["task"], c["glimpses"] if c["model"] == "ram" else 0), "")
                      if c["model"] != "ram" or c["scales"] == (1 if c["task"] == "centred28" else 3) else "",
                      "stopped": "time budget" if last.startswith("stopped") else "all epochs",
-                     "command": open(os.path.join(d, "command")).read().strip(), "dir": os.path.basename(d)})
-    rows.sort(key=lambda r: (list(SIZES).index(r["task"]), ORDER.index(r["model"]), r["glimpses"]))
+                     "command": open(os.path.join(d, "command")).read().strip(), "dir": os.path.basename(d),
+                     "cpu": open(os.path.join(d, "cpu")).read().strip() if os.path.exists(os.path.join(d, "cpu")) else "", "run": "this"})
+        rows[-1]["options"] = extra_options(rows[-1]["command"])
+    return rows
+
+
+def order(rows):
+    rows.sort(key=lambda r: (list(SIZES).index(r["task"]), ORDER.index(r["model"]), r["glimpses"], r["scales"], r["run"] != "this"))
     return rows
 
 
@@ -148,6 +185,9 @@ def main():
     rows = collect(out)
     if not rows:
         sys.exit("no finished runs in " + out)
+    if "--keep" in sys.argv:
+        rows += kept(sys.argv[sys.argv.index("--keep") + 1], rows)
+    order(rows)
     fields = list(rows[0].keys())
     with open(os.path.join(res, "visual_attention.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
@@ -165,22 +205,30 @@ def main():
     md = ["# Where attention began: the Recurrent Attention Model on Fashion-MNIST", ""]
     if quick:
         md += ["**A --quick smoke run: 2,000 training images, 1 epoch. The figures mean nothing.**", ""]
+    cpus = sorted({r["cpu"] or cpu or "CPU" for r in rows if r["run"] == "this"})
     md += ["Made by `experiments/visual_attention.sh` (which ran the commands below, one thread each, on a shared",
-           "2-core %s, several runs at once beside other work); `experiments/visual_attention.py` wrote this table." % (cpu or "CPU"),
+           "2-core %s, beside other work); `experiments/visual_attention.py` wrote this table." % " / ".join(cpus),
            "Test error on the 10,000 Fashion-MNIST test images rendered for the task (seed 1); the last 5,000",
            "training images are the validation split (2,000 of them scored after each epoch). Each run trained for",
-           "the epochs shown or until its time budget; it is scored with its last weights.", "",
+           "the epochs shown or until its time budget; it is scored with its last weights. The options column: what",
+           "the run asked beyond the script's standard ones (--epochs, --time-budget, learning-rate schedule).", ""]
+    if any(r["run"] != "this" for r in rows):
+        md += ["Rows marked *earlier run* were not run again this time: they are kept from the previous table, made on",
+               "another CPU (named in the row) with its own time budget; their training times do not compare with the rest.", ""]
+    md += [
            "The paper's column is **MNIST** (Mnih et al. 2014, Tables 1 and 2, NIPS proceedings): a different, easier",
            "data set (digits, not clothes), printed for the shape of the comparison, not as a target.", "",
-           "| task | model | test error % | paper, MNIST % | parameters | multiply-adds / image | epochs | images seen (≈ updates × 64) | training time |",
-           "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+           "| task | model | options | test error % | paper, MNIST % | parameters | multiply-adds / image | epochs | images seen (≈ updates × 64) | training time | CPU |",
+           "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         name = WHAT[r["model"]] if r["model"] != "ram" else "RAM, %d glimpses, %dx%d, %d scale%s, %s core" % (
             r["glimpses"], r["patch"], r["patch"], r["scales"], "s" if r["scales"] > 1 else "", "LSTM" if r["core"] == "lstm" else "ReLU RNN")
-        md.append("| %s | %s | **%.2f** | %s | %s | %s | %d%s | %s | %.0f min |" % (
-            r["task"], name, r["test_error"], r["paper_mnist_error"], fmt_int(r["params"]), fmt_int(r["madds"]),
-            r["epochs_done"], " (+ part, time budget)" if r["stopped"] == "time budget" else "", fmt_int(r["images_seen"]),
-            r["train_s"] / 60))
+        if r["run"] != "this":
+            name += " (*earlier run*)"
+        md.append("| %s | %s | %s | **%.2f** | %s | %s | %s | %d%s | %s | %.0f min | %s |" % (
+            r["task"], name, r["options"].replace("|", "\\|"), r["test_error"], r["paper_mnist_error"], fmt_int(r["params"]),
+            fmt_int(r["madds"]), r["epochs_done"], " (+ part, time budget)" if r["stopped"] == "time budget" else "",
+            fmt_int(r["images_seen"]), r["train_s"] / 60, r["cpu"] or cpu))
     md += ["", "## Cost per image as the image grows", "",
            "Multiply-adds of one forward pass (attn_vision_madds; the glimpse sensor counted as one per source pixel",
            "it reads) of each trained configuration on 28x28, 60x60 and 100x100 images: RAM's stays the same, the",

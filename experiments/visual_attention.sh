@@ -27,6 +27,11 @@
 #   EPOCHS    epochs per run (default 10), or fewer when the run reaches TIME seconds of
 #             training (default 1800); it is scored with its last weights
 #   JOBS      runs at once (default 2, one thread each)
+#   FC_OPTS, CNN_OPTS, SOFT_OPTS, RAM_OPTS   more options of attn train vision for that model's
+#             runs, after the others (so they win), e.g. RAM_OPTS="--epochs 60 --schedule cosine"
+#   KEEP      1: the rows of RESULTS/visual_attention.csv (as it was when the script first ran
+#             in OUT) whose configuration is not run now stay in the table, marked as earlier
+#             runs with their CPU (default 0)
 #   PY        python 3 for the table and the plot (default /usr/bin/python3; standard library)
 # A run already done (its directory holds eval.json) is not run again.
 set -euo pipefail
@@ -34,7 +39,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
 quick=0
 if [ "${1:-}" = "--quick" ]; then quick=1; shift; fi
-case "${1:-}" in -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; -*) echo "$(basename "$0"): unknown option $1 (see --help)" >&2; exit 2 ;; esac
+case "${1:-}" in -h|--help) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; -*) echo "$(basename "$0"): unknown option $1 (see --help)" >&2; exit 2 ;; esac
 ATTN=${1:-${ATTN:-$root/build/attn}}
 OUT=${OUT:-$here/out/visual_attention}
 RESULTS=${RESULTS:-$here/results}
@@ -43,12 +48,14 @@ TRAIN=${TRAIN:-55000} VALID=${VALID:-2000} TEST=${TEST:-10000}
 EPOCHS=${EPOCHS:-10}
 TIME=${TIME:-1800}
 JOBS=${JOBS:-2}
+KEEP=${KEEP:-0}
 PY=${PY:-/usr/bin/python3}
 if [ "$quick" = 1 ]; then
     OUT=$OUT/quick RESULTS=$OUT/results
     TRAIN=2000 VALID=200 TEST=500 EPOCHS=1 TIME=60
 fi
 [ -x "$ATTN" ] || { echo "$(basename "$0"): no attn binary at $ATTN (build first, or pass its path)" >&2; exit 2; }
+mkdir -p "$(dirname "$OUT")" # a fresh checkout has no experiments/out yet
 if ! "$ATTN" vision-examples --task centred28 --n 1 --out "$OUT.check.png" > /dev/null 2> "$OUT.check.err"; then
     cat "$OUT.check.err" >&2
     echo "$(basename "$0"): Fashion-MNIST is needed: run tools/install-experiment-deps.sh (Debian's dataset-fashion-mnist)" >&2
@@ -56,6 +63,13 @@ if ! "$ATTN" vision-examples --task centred28 --n 1 --out "$OUT.check.png" > /de
 fi
 rm -f "$OUT.check.png" "$OUT.check.err"
 mkdir -p "$OUT" "$RESULTS/visual_attention"
+keep=()
+if [ "$KEEP" = 1 ]; then
+    [ -f "$OUT/previous.csv" ] || cp "$RESULTS/visual_attention.csv" "$OUT/previous.csv" ||
+        { echo "$(basename "$0"): KEEP=1 needs $RESULTS/visual_attention.csv" >&2; exit 2; }
+    keep=(--keep "$OUT/previous.csv")
+fi
+cpu=$(grep -m1 '^model name' /proc/cpuinfo 2>/dev/null | sed 's/^[^:]*: *//')
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
 # one run: train, then attn eval --json on the test images, then two glimpse pictures
@@ -65,10 +79,12 @@ run() {
     [ -f "$dir/eval.json" ] && return 0
     rm -rf "$dir"
     mkdir -p "$dir"
+    local opts_var=${model^^}_OPTS
     local cmd=("$ATTN" train vision --model "$model" --task "$task" ${n:+--glimpses "$n"} ${k:+--scales "$k"} --train "$TRAIN" --valid "$VALID"
                --test "$TEST" --seed 1 --epochs "$EPOCHS" --time-budget "$TIME" --threads 1 --log-every 100 --log "$dir/log.csv"
-               --out "$dir")
+               --out "$dir" ${!opts_var:-})
     echo "${cmd[*]}" > "$dir/command"
+    echo "${cpu:-unknown CPU}" > "$dir/cpu"
     local t0=$SECONDS
     if "${cmd[@]}" > "$dir/train.out" 2> "$dir/train.log" &&
         "$ATTN" eval --model "$dir" --test "$TEST" --json > "$dir/eval.out"; then
@@ -91,14 +107,14 @@ for r in $RUNS; do
 done
 wait
 # Pictures: the glimpse paths of the ram runs and the heat maps of the soft ones, on the
-# first test images of their task (8 for ram with 6 glimpses and soft on cluttered60, 2 else).
+# first test images of their task (8 for ram with 4 or 6 glimpses and soft on cluttered60, 2 else).
 for dir in "$OUT"/ram-* "$OUT"/soft-*; do
     [ -f "$dir/eval.json" ] || continue
-    case $(basename "$dir") in ram-cluttered60-g6 | soft-cluttered60) pics="0 1 2 3 4 5 6 7" ;; *) pics="0 1" ;; esac
+    case $(basename "$dir") in ram-cluttered60-g4 | ram-cluttered60-g6 | soft-cluttered60) pics="0 1 2 3 4 5 6 7" ;; *) pics="0 1" ;; esac
     for i in $pics; do
         "$ATTN" classify-image --model "$dir" --index $i --show-glimpses "$RESULTS/visual_attention/$(basename "$dir")-$i.png" \
             > "$dir/classify-$i.out" 2>&1 || log "classify-image $dir $i failed"
     done
 done
-"$PY" "$here/visual_attention.py" "$OUT" "$RESULTS" $([ "$quick" = 1 ] && echo --quick)
+"$PY" "$here/visual_attention.py" "$OUT" "$RESULTS" "${keep[@]}" $([ "$quick" = 1 ] && echo --quick)
 log "wrote $RESULTS/visual_attention.{md,csv,svg}"

@@ -6,11 +6,13 @@
 #
 # Checks, without Fashion-MNIST: a missing data folder, a corrupt IDX file (bad magic) and a
 # truncated one are data errors (1) whose message names the file (and, when missing, the
-# Debian package); unknown --model, --task, --core and a missing --out are usage errors (2).
+# Debian package); unknown --model, --task, --core, --schedule, --min-lr above --lr and a
+# missing --out are usage errors (2).
 # With Fashion-MNIST (Debian's dataset-fashion-mnist; else the rest is skipped, exit 77):
 # fc, cnn, soft and ram train and write checkpoints of kind "vision"; eval gives training's test
 # error (text, and --json's last line with "accuracy" a fraction and "error" a percentage) and
-# a confusion matrix whose rows sum to the test images; a stopped run resumes; ram and soft
+# a confusion matrix whose rows sum to the test images; --schedule/--warmup/--min-lr set the
+# learning rate of each update; a stopped run resumes; ram and soft
 # draw their glimpses / heat map as PNG and SVG; classify-image reads a PNG of the right size
 # and refuses one of the wrong size, a file that is not a PNG, and a task of another size;
 # vision-examples writes a PNG. Prints "N passed, N failed".
@@ -45,6 +47,8 @@ status "unknown --model" 2 "unknown --model" "$ATTN" train vision --model rnn --
 status "unknown --task" 2 "unknown --task" "$ATTN" train vision --model ram --task mnist --out "$T/x"
 status "unknown --core" 2 "unknown --core" "$ATTN" train vision --model ram --task centred28 --core gru --out "$T/x"
 status "no --out" 2 "--out" "$ATTN" train vision --model ram --task centred28
+status "unknown --schedule" 2 "unknown --schedule" "$ATTN" train vision --model ram --task centred28 --schedule step --out "$T/x"
+status "--min-lr above --lr" 2 "--min-lr must not exceed --lr" "$ATTN" train vision --model cnn --task centred28 --min-lr 1 --out "$T/x"
 "$ATTN" train vision --help | grep -q "Recurrent Attention Model"; check "train vision --help" [ $? -eq 0 ]
 "$ATTN" classify-image --help | grep -q "show-glimpses"; check "classify-image --help" [ $? -eq 0 ]
 
@@ -85,6 +89,14 @@ rows = [l for l in lines if l[:1].isdigit() and '%' in l]
 assert len(rows) == 10 and sum(sum(int(x) for x in r.split()[-11:-1]) for r in rows) == 200, rows
 " "$T/eval"
 done
+# the learning-rate schedule (the trainer's, any model): 13 updates, a warm-up of 4 (the rate
+# printed after update t is the next one's: 2/4 of --lr after the first), then linear decay
+# reaching --min-lr at the last update
+"$ATTN" train vision --model fc --task centred28 --hidden 8 $SMALL --log-every 1 --schedule linear --warmup 4 --lr 1e-3 \
+    --min-lr 1e-5 --out "$T/sched" >"$T/out" 2>"$T/err"
+check "--schedule: warm-up" grep -q "^epoch 1/1 step 1/13 .* lr 5.00e-04 " "$T/err"
+check "--schedule: lr reaches the peak" grep -q "^epoch 1/1 step 3/13 .* lr 1.00e-03 " "$T/err"
+check "--schedule: linear decay to --min-lr" grep -q "^epoch 1/1 step 13/13 .* lr 1.00e-05 " "$T/err"
 # resume: a run stopped after 3 updates, continued
 "$ATTN" train vision --model ram --task centred28 --hidden 8 $SMALL --max-steps 3 --out "$T/res" >"$T/out" 2>"$T/err"
 check "a stopped run says so" grep -q "^stopped: 3 updates" "$T/out"

@@ -78,10 +78,11 @@ static void test_reinforce(void) {
 
 /* ---- Models ------------------------------------------------------------------------------ */
 
-static attn_vision *make(attn_vision_kind kind, attn_vision_task task, int glimpses, int lstm, uint64_t seed) {
+/* A tiny model; ram with an LSTM core if lstm, a locator hidden layer of lq units if lq > 0. */
+static attn_vision *make(attn_vision_kind kind, attn_vision_task task, int glimpses, int lstm, int lq, uint64_t seed) {
     attn_vision_config c = attn_vision_config_default(kind, task);
     c.hidden = 6, c.c1 = 2, c.c2 = 3, c.kernel = 3, c.attn_dim = 4;
-    c.glimpses = glimpses, c.patch = 4, c.scales = 2, c.glimpse_hidden = 5, c.lstm = lstm;
+    c.glimpses = glimpses, c.patch = 4, c.scales = 2, c.glimpse_hidden = 5, c.lstm = lstm, c.loc_hidden = lq;
     attn_vision *m = NULL;
     CHECK(attn_vision_new(&c, seed, &m) == ATTN_OK, "new %s: %s", attn_vision_kind_name(kind), attn_last_error());
     return m;
@@ -102,7 +103,7 @@ static void test_gradients(void) {
     for (int i = 0; i < B * 28 * 28; i++) img[i] = fabsf(img[i]) * 0.4f;
     const int32_t labels[B] = {1, 7, 3};
     for (int kind = 0; kind < 5; kind++) {
-        attn_vision *m = make(kind < 4 ? kind : ATTN_VISION_RAM, ATTN_TASK_CENTRED28, 1, kind == 4, 5);
+        attn_vision *m = make(kind < 4 ? kind : ATTN_VISION_RAM, ATTN_TASK_CENTRED28, 1, kind == 4, 0, 5);
         const char *name = kind == 4 ? "ram-lstm" : attn_vision_kind_name(kind);
         attn_graph *g = NULL;
         if (!m || attn_graph_new(0, &g)) {
@@ -158,7 +159,7 @@ static void test_ram(void) {
     static float img[B * S * S], locs[B * N * 2], locs2[B * N * 2];
     tu_randn(img, B * S * S, 4);
     for (int i = 0; i < B * S * S; i++) img[i] = fabsf(img[i]) * 0.5f;
-    attn_vision *m = make(ATTN_VISION_RAM, ATTN_TASK_CLUTTERED60, N, 1, 9);
+    attn_vision *m = make(ATTN_VISION_RAM, ATTN_TASK_CLUTTERED60, N, 1, 3, 9);
     if (!m) return;
     attn_vision_trace tr = {locs, NULL}, tr2 = {locs2, NULL};
     int32_t p1[B], p2[B];
@@ -182,8 +183,8 @@ static void test_ram(void) {
     attn_var *x = attn_graph_input(g, 4, (int64_t[]){B, 1, S, S}, img);
     attn_var *loss = attn_vision_loss(m, g, x, labels);
     CHECK(loss && attn_graph_backward(g, loss) == ATTN_OK, "ram loss: %s", attn_last_error());
-    const char *parts[] = {"glimpse.", "core.", "locator.", "baseline.", "action."};
-    for (int i = 0; i < 5; i++) CHECK(grad_mass(ps, parts[i]) > 0, "no gradient reaches %s", parts[i]);
+    const char *parts[] = {"glimpse.", "core.", "locator.", "baseline.", "action.", "locator.hidden."};
+    for (int i = 0; i < 6; i++) CHECK(grad_mass(ps, parts[i]) > 0, "no gradient reaches %s", parts[i]);
     attn_graph_reset(g);
     attn_graph_seed(g, 2);
     x = attn_graph_input(g, 4, (int64_t[]){B, 1, S, S}, img);
@@ -221,6 +222,20 @@ static void test_madds(void) {
     attn_vision_config k = c[0];
     k.c1 = 2, k.c2 = 3, k.kernel = 3;
     CHECK(attn_vision_madds(&k) == 784 * 2 * 9 + 196 * 3 * 2 * 9 + 49 * 3 * 10, "cnn madds %lld", (long long)attn_vision_madds(&k));
+    /* ram by hand: 1 scale of 2x2, glimpse net 3, core 4 (ReLU RNN), 3 glimpses; the locator
+     * one layer (4 -> 2) or with a hidden layer of 5 (4 -> 5 -> 2), run after glimpses 1 and 2. */
+    attn_vision_config q = r[0];
+    q.patch = 2, q.scales = 1, q.glimpse_hidden = 3, q.hidden = 4, q.lstm = 0, q.glimpses = 3;
+    int64_t per = 4 + 4 * 3 + 2 * 3 + 2 * 3 * 4 + 2 * 4 * 4;
+    CHECK(attn_vision_madds(&q) == 3 * per + 2 * (4 * 2) + 4 * 10, "ram madds %lld", (long long)attn_vision_madds(&q));
+    q.loc_hidden = 5;
+    CHECK(attn_vision_madds(&q) == 3 * per + 2 * (4 * 5 + 5 * 2) + 4 * 10, "ram madds with a locator hidden layer %lld",
+          (long long)attn_vision_madds(&q));
+    attn_vision *m = NULL;
+    CHECK(attn_vision_new(&q, 1, &m) == ATTN_OK && attn_vision_num_params(m) == 4 * 3 + 3 + 2 * 3 + 3 + 3 * 4 + 4 + 3 * 4 + 4 + 2 * (4 * 4 + 4) +
+                                                                                 (5 * 4 + 5) + (2 * 5 + 2) + (4 + 1) + (10 * 4 + 10),
+          "ram parameters %lld", (long long)attn_vision_num_params(m));
+    attn_vision_free(m);
 }
 
 static void test_files(void) {
@@ -228,7 +243,7 @@ static void test_files(void) {
     static float img[B * 60 * 60];
     tu_randn(img, B * 60 * 60, 8);
     for (int kind = 0; kind < 4; kind++) {
-        attn_vision *m = make(kind, ATTN_TASK_TRANSLATED60, 3, 0, 11), *l = NULL;
+        attn_vision *m = make(kind, ATTN_TASK_TRANSLATED60, 3, 0, kind == ATTN_VISION_RAM ? 7 : 0, 11), *l = NULL;
         if (!m) continue;
         char *json = NULL;
         attn_vision_config back;
@@ -260,6 +275,12 @@ static void test_files(void) {
     attn_vision_config c = attn_vision_config_default(ATTN_VISION_RAM, ATTN_TASK_CENTRED28);
     c.glimpses = 0;
     CHECK(attn_vision_config_check(&c) == ATTN_EINVAL && tu_err_has("glimpses"), "0 glimpses: %s", attn_last_error());
+    c.glimpses = 6, c.loc_hidden = -1;
+    CHECK(attn_vision_config_check(&c) == ATTN_EINVAL && tu_err_has("loc_hidden"), "loc_hidden -1: %s", attn_last_error());
+    /* A config written before loc_hidden existed reads as the one-layer locator. */
+    CHECK(attn_vision_config_from_json("{\"kind\": \"vision\", \"model\": \"ram\", \"task\": \"centred28\", \"glimpses\": 4}", &c) == ATTN_OK &&
+              c.loc_hidden == 0 && c.glimpses == 4,
+          "an old config: %s", attn_last_error());
 }
 
 int main(void) {

@@ -14,8 +14,9 @@
  *                   twice as large as the one before, downscaled to g x g (attn_ag_glimpse);
  *           g_t   = ReLU(W2 ReLU(W1 rho + b1) + b2 + L2 ReLU(L1 l + c1) + c2)   (glimpse net)
  *           h_t   = ReLU(Wh h_{t-1} + Wg g_t + b) (simple tasks) or an LSTM (cluttered ones)
- *           mu_t  = tanh(Wl h_t + bl); l_t ~ N(mu_t, std^2) clipped to [-1, 1] (location
- *                   net; training samples, evaluation takes mu); l_0 = (0, 0) the centre
+ *           mu_t  = tanh(Wl h_t + bl), or with loc_hidden > 0 tanh(Wl ReLU(Wq h_t + bq) + bl);
+ *                   l_t ~ N(mu_t, std^2) clipped to [-1, 1] (location net; training samples,
+ *                   evaluation takes mu); l_0 = (0, 0) the centre
  *           b_t   = Wb h_t + bb (the baseline)
  *         logits = the action net (linear) on h_n. The loss is the hybrid one: cross-entropy
  *         of the logits + REINFORCE with reward R = 1 for a right class (the policy's term
@@ -26,7 +27,7 @@
  *
  * Locations are (row, col) in [-1, 1]: (-1, -1) the top-left corner, (1, 1) the bottom-right.
  * Parameters have PyTorch-like names (fc1.weight, conv1.weight (c1, 1, k, k), glimpse.*,
- * core.*, locator.*, baseline.*, action.*). Letters: B a batch, S the image side, n glimpses,
+ * core.*, locator.*, locator.hidden.*, baseline.*, action.*). Letters: B a batch, S the image side, n glimpses,
  * g the patch side, H the core size, N = (S/4)^2 feature locations.
  */
 #ifndef ATTN_VISION_H
@@ -63,6 +64,8 @@ typedef struct {
     int glimpse_hidden;     /* ram: the glimpse net's patch and location layers (128) */
     int lstm;               /* ram: 1 an LSTM core, 0 the ReLU RNN (-1 at parse: the paper's
                                choice, an LSTM for the cluttered tasks) */
+    int loc_hidden;         /* ram: the location net's hidden ReLU layer (0: none, one linear
+                               layer, the paper's) */
     float std;              /* ram: the policy's standard deviation (0.1) */
     uint64_t data_seed;     /* the seed its task images came from (1) */
 } attn_vision_config;

@@ -285,14 +285,17 @@ int cli_model_kind_is(const char *dir, const char *kind) {
 }
 
 int cli_trainer_option(cli_args *p, cli_trainer_opts *t) {
-    if (cli_str(p, "--out", &t->out) || cli_str(p, "-o", &t->out) || cli_str(p, "--log", &t->log) || cli_str(p, "--optim", &t->optim_))
+    if (cli_str(p, "--out", &t->out) || cli_str(p, "-o", &t->out) || cli_str(p, "--log", &t->log) || cli_str(p, "--optim", &t->optim_) ||
+        cli_str(p, "--schedule", &t->sched_))
         return 1;
     if (cli_int(p, "--epochs", 0, 100000, &t->epochs) || cli_int(p, "--batch", 1, 1 << 16, &t->batch) ||
         cli_int(p, "--patience", 0, INT32_MAX, &t->patience) || cli_int(p, "--threads", 1, 1024, &t->threads) ||
         cli_int(p, "--log-every", 0, INT32_MAX, &t->log_every) || cli_int(p, "--max-steps", 0, INT32_MAX, &t->max_steps) ||
-        cli_int(p, "--save-every", 0, INT32_MAX, &t->save_every))
+        cli_int(p, "--save-every", 0, INT32_MAX, &t->save_every) || cli_int(p, "--warmup", 0, INT32_MAX, &t->warmup))
         return 1;
-    if (cli_float(p, "--lr", &t->lr) || cli_float(p, "--clip", &t->clip) || cli_float(p, "--time-budget", &t->time_budget)) return 1;
+    if (cli_float(p, "--lr", &t->lr) || cli_float(p, "--clip", &t->clip) || cli_float(p, "--time-budget", &t->time_budget) ||
+        cli_float(p, "--min-lr", &t->min_lr))
+        return 1;
     if (cli_flag(p, "--resume")) return t->resume = 1;
     if (cli_flag(p, "--quiet")) return t->quiet = 1;
     return 0;
@@ -303,6 +306,10 @@ int cli_trainer_check(const char *cmd, cli_trainer_opts *t) {
     if (t->optim_ && (t->optim = attn_optim_parse(t->optim_)) < 0) return cli_usage(cmd, "unknown --optim '%s' (adam, adamw, sgd)", t->optim_);
     if (!(t->lr > 0)) return cli_usage(cmd, "--lr must be positive");
     if (t->clip < 0 || t->time_budget < 0) return cli_usage(cmd, "--clip and --time-budget must be >= 0");
+    if (t->sched_ && (t->schedule = attn_sched_parse(t->sched_)) < 0)
+        return cli_usage(cmd, "unknown --schedule '%s' (constant, cosine, linear, inv_sqrt)", t->sched_);
+    if (t->min_lr > t->lr) return cli_usage(cmd, "--min-lr must not exceed --lr");
+    if (t->min_lr < 0) t->min_lr = t->lr / 10;
     if (t->threads) attn_set_threads(t->threads);
     return CLI_OK;
 }
@@ -313,7 +320,7 @@ attn_trainer_config cli_trainer_config(const cli_trainer_opts *t, uint64_t seed,
     tc.epochs = t->epochs, tc.batch = t->batch;
     tc.optim = attn_optim_defaults((attn_optim_kind)t->optim);
     tc.optim.lr = t->lr;
-    tc.sched = (attn_sched){ATTN_SCHED_CONSTANT, t->lr, 0, 0, t->lr};
+    tc.sched = (attn_sched){(attn_sched_kind)t->schedule, t->lr, t->warmup, 0, t->min_lr};
     tc.clip = t->clip, tc.seed = seed;
     tc.max_steps = t->max_steps, tc.time_budget = t->time_budget, tc.save_every = t->save_every;
     tc.patience = t->patience, tc.log_every = t->quiet ? 0 : t->log_every;

@@ -137,13 +137,21 @@ int cli_parse_float(const char *s, double *out);
 
 /* The trainer's options that attn train recall and attn train vision share (--out, --log,
  * --optim, --epochs, --batch, --patience, --resume, --quiet, --threads, --log-every,
- * --max-steps, --save-every, --lr, --clip, --time-budget), parsed and checked once, and the
- * trainer configuration they make (constant learning rate, signals handled). */
+ * --max-steps, --save-every, --lr, --clip, --time-budget, --schedule, --warmup, --min-lr),
+ * parsed and checked once, and the trainer configuration they make (the learning-rate
+ * schedule, constant unless asked; signals handled). Zeroed, then the command's defaults. */
 typedef struct {
-    const char *out, *log, *optim_;
-    int epochs, batch, patience, resume, quiet, threads, log_every, max_steps, save_every, optim;
-    float lr, clip, time_budget;
+    const char *out, *log, *optim_, *sched_;
+    int epochs, batch, patience, resume, quiet, threads, log_every, max_steps, save_every, optim, schedule, warmup;
+    float lr, clip, time_budget, min_lr; /* min_lr < 0 (cli_trainer_check's default): lr / 10 */
 } cli_trainer_opts;
+
+/* The help lines of --schedule, --warmup and --min-lr (2-space indent). */
+#define CLI_TRAINER_SCHED_HELP                                                                              \
+    "  --schedule constant|cosine|linear|inv_sqrt (default constant): the learning rate after an\n"        \
+    "  optional linear warm-up of --warmup N steps (default 0); cosine and linear decay to --min-lr\n"    \
+    "  F (default lr/10) at the last step of --epochs\n"
+
 int cli_trainer_option(cli_args *p, cli_trainer_opts *t); /* 1 if the current argument was one */
 int cli_trainer_check(const char *cmd, cli_trainer_opts *t); /* CLI_OK or a usage error; sets optim */
 attn_trainer_config cli_trainer_config(const cli_trainer_opts *t, uint64_t seed, const attn_checkpoint *resume,

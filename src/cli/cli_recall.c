@@ -44,7 +44,8 @@ static const char TRAIN_HELP[] =
     "  --epochs N          passes over the training sequences (default 20)\n"
     "  --batch N           sequences per batch (default 64)\n"
     "  --optim adam|adamw|sgd   (default adam)\n"
-    "  --lr F              learning rate, constant (default 3e-3)\n"
+    "  --lr F              learning rate (default 3e-3)\n"
+    CLI_TRAINER_SCHED_HELP
     "  --clip F            gradient clipping by global norm (default 1)\n"
     "  --patience N        early stopping on the validation accuracy (default 0: off); OUT/best\n"
     "                      holds the best epoch's weights\n"
@@ -129,7 +130,7 @@ int cli_train_recall(int argc, char **argv) {
     recall_opts o;
     memset(&o, 0, sizeof o);
     o.pairs = 16, o.hidden = 32, o.embed = 32, o.n_train = 20000, o.n_valid = 2000, o.n_test = 5000, o.seed = 1;
-    o.t.epochs = 20, o.t.batch = 64, o.t.log_every = 200, o.t.optim = ATTN_OPTIM_ADAM, o.t.lr = 3e-3f, o.t.clip = 1.0f;
+    o.t.epochs = 20, o.t.batch = 64, o.t.log_every = 200, o.t.optim = ATTN_OPTIM_ADAM, o.t.lr = 3e-3f, o.t.clip = 1.0f, o.t.min_lr = -1.0f;
     cli_args p;
     cli_args_init(&p, cmd, argc, argv);
     while (cli_next(&p)) {

@@ -42,6 +42,8 @@ static const char TRAIN_HELP[] =
     "  --scales K     ram: scales per glimpse (default 1 for centred28, 3 for 60x60, 4 for\n"
     "                 100x100)\n"
     "  --std F        ram: the location policy's standard deviation, in [-1, 1] units (0.1)\n"
+    "  --loc-hidden N ram: a hidden ReLU layer of N units in the location net (default 0:\n"
+    "                 none, the paper's one linear layer)\n"
     "  --core rnn|lstm  ram: the core network (default: rnn, lstm for the cluttered tasks)\n"
     "  --hidden H     fc: units per layer; ram: core size (default 256)\n"
     "  --c1 N, --c2 N  cnn, soft: filters of the conv layers (default 16, 32)\n"
@@ -57,11 +59,13 @@ static const char TRAIN_HELP[] =
     "  --lr F (default 1e-3), --clip F (default 5), --patience N (early stopping on the\n"
     "  validation accuracy; 0 off), --max-steps N, --time-budget S, --save-every N, --resume,\n"
     "  --log FILE (CSV per epoch), --log-every N (default 100), --threads N, --quiet\n"
+    CLI_TRAINER_SCHED_HELP
     "\n"
     "output: DIR is a checkpoint (config.json, model.safetensors, optim.safetensors).\n"
     "\n"
     "example:\n"
     "  attn train vision --model ram --task cluttered60 --glimpses 6 --out runs/ram-c60\n"
+    "  attn train vision --model ram --task centred28 --epochs 30 --schedule cosine --out runs/ram-c28\n"
     "  attn eval --model runs/ram-c60\n"
     "  attn classify-image --model runs/ram-c60 --index 0 --show-glimpses ram.png\n";
 
@@ -97,7 +101,7 @@ static const char EXAMPLES_HELP[] =
 typedef struct {
     cli_trainer_opts t; /* the trainer's options */
     const char *model, *task, *data, *core;
-    int hidden, c1, c2, glimpses, patch, scales, n_train, n_valid, n_test, seed;
+    int hidden, c1, c2, glimpses, patch, scales, n_train, n_valid, n_test, seed, loc_hidden;
     float std;
 } vision_opts;
 
@@ -115,7 +119,7 @@ static int option(cli_args *p, vision_opts *o) {
         cli_int(p, "--glimpses", 1, ATTN_VISION_MAX_GLIMPSES, &o->glimpses) || cli_int(p, "--patch", 1, 64, &o->patch) ||
         cli_int(p, "--scales", 1, 4, &o->scales) || cli_int(p, "--train", 1, 55000, &o->n_train) ||
         cli_int(p, "--valid", 0, 5000, &o->n_valid) || cli_int(p, "--test", 0, 10000, &o->n_test) ||
-        cli_int(p, "--seed", 0, INT32_MAX, &o->seed))
+        cli_int(p, "--seed", 0, INT32_MAX, &o->seed) || cli_int(p, "--loc-hidden", 0, 65536, &o->loc_hidden))
         return 1;
     return cli_float(p, "--std", &o->std);
 }
@@ -148,6 +152,7 @@ static int get_model(const char *cmd, const vision_opts *o, attn_vision **m, att
     if (o->patch) c.patch = o->patch;
     if (o->scales) c.scales = o->scales;
     if (o->std > 0) c.std = o->std;
+    c.loc_hidden = o->loc_hidden;
     if (o->core) c.lstm = !strcmp(o->core, "lstm");
     c.data_seed = (uint64_t)o->seed;
     if ((st = attn_vision_new(&c, attn_seed_mix((uint64_t)o->seed, 3), m))) return cli_fail_lib(cmd, st, NULL);
@@ -160,6 +165,7 @@ static void describe(const attn_vision *m, char *buf, size_t cap) {
     if (c->kind == ATTN_VISION_RAM)
         n += snprintf(buf + n, cap - (size_t)n, ", %d glimpses of %d scale(s) of %dx%d, %s core of %d, std %g", c->glimpses, c->scales,
                       c->patch, c->patch, c->lstm ? "LSTM" : "ReLU RNN", c->hidden, (double)c->std);
+    if (c->kind == ATTN_VISION_RAM && c->loc_hidden) n += snprintf(buf + n, cap - (size_t)n, ", locator hidden layer of %d", c->loc_hidden);
     snprintf(buf + n, cap - (size_t)n, ", %lld parameters, %lld multiply-adds per image", (long long)attn_vision_num_params(m),
              (long long)attn_vision_madds(c));
 }
@@ -182,7 +188,7 @@ int cli_train_vision(int argc, char **argv) {
     const char *cmd = "train vision";
     vision_opts o;
     memset(&o, 0, sizeof o);
-    o.seed = 1, o.t.epochs = 10, o.t.batch = 64, o.t.log_every = 100, o.t.optim = ATTN_OPTIM_ADAM, o.t.lr = 1e-3f, o.t.clip = 5.0f;
+    o.seed = 1, o.t.epochs = 10, o.t.batch = 64, o.t.log_every = 100, o.t.optim = ATTN_OPTIM_ADAM, o.t.lr = 1e-3f, o.t.clip = 5.0f, o.t.min_lr = -1.0f;
     cli_args p;
     cli_args_init(&p, cmd, argc, argv);
     while (cli_next(&p)) {

@@ -48,6 +48,7 @@ int attn_vision_config_check(const attn_vision_config *c) {
     if (c->hidden < 1 || c->hidden > 65536 || c->c1 < 1 || c->c1 > 4096 || c->c2 < 1 || c->c2 > 4096 || c->attn_dim < 1 ||
         c->attn_dim > 65536 || c->glimpse_hidden < 1 || c->glimpse_hidden > 65536)
         return attn__error(ATTN_EINVAL, "vision config: hidden, c1, c2, attn_dim and glimpse_hidden must be positive (and not huge)");
+    if (c->loc_hidden < 0 || c->loc_hidden > 65536) return attn__error(ATTN_EINVAL, "vision config: loc_hidden %d must be in [0, 65536]", c->loc_hidden);
     if (c->kernel < 1 || c->kernel > 15 || c->kernel % 2 == 0)
         return attn__error(ATTN_EINVAL, "vision config: kernel %d must be odd, in [1, 15]", c->kernel);
     if (c->glimpses < 1 || c->glimpses > ATTN_VISION_MAX_GLIMPSES)
@@ -59,12 +60,13 @@ int attn_vision_config_check(const attn_vision_config *c) {
     return ATTN_OK;
 }
 
-static const char *const INT_KEYS[] = {"hidden", "c1", "c2", "kernel", "attn_dim", "glimpses", "patch", "scales", "glimpse_hidden", "lstm"};
-enum { N_INTS = 10 };
+static const char *const INT_KEYS[] = {"hidden", "c1", "c2", "kernel", "attn_dim", "glimpses", "patch", "scales", "glimpse_hidden", "lstm",
+                                       "loc_hidden"};
+enum { N_INTS = 11 };
 
 static void int_fields(attn_vision_config *c, int *v[N_INTS]) {
     int *const p[N_INTS] = {&c->hidden, &c->c1, &c->c2, &c->kernel, &c->attn_dim, &c->glimpses, &c->patch, &c->scales,
-                            &c->glimpse_hidden, &c->lstm};
+                            &c->glimpse_hidden, &c->lstm, &c->loc_hidden};
     memcpy(v, p, sizeof p);
 }
 
@@ -148,8 +150,9 @@ int64_t attn_vision_madds(const attn_vision_config *c) {
     int64_t sensor = 0, G = c->glimpse_hidden, g2 = (int64_t)c->patch * c->patch;
     for (int s = 0; s < c->scales; s++) sensor += g2 << (2 * s); /* every source pixel of each scale */
     int64_t glimpse = sensor + c->scales * g2 * G + 2 * G + 2 * G * h;
-    int64_t core = c->lstm ? 8 * h * h : 2 * h * h;
-    return c->glimpses * (glimpse + core) + (c->glimpses - 1) * 2 * h + h * ATTN_VISION_CLASSES;
+    int64_t core = c->lstm ? 8 * h * h : 2 * h * h, q = c->loc_hidden;
+    int64_t locator = q ? h * q + q * 2 : h * 2;
+    return c->glimpses * (glimpse + core) + (c->glimpses - 1) * locator + h * ATTN_VISION_CLASSES;
 }
 
 /* ---- The model -------------------------------------------------------------------------- */
@@ -162,7 +165,8 @@ struct attn_vision {
     attn_param *att_w, *att_b, *att_ctx;                    /* soft: U (A, C), b_U (A), w (A) */
     attn_param *g1_w, *g1_b, *l1_w, *l1_b, *g2_w, *g2_b, *l2_w, *l2_b; /* ram's glimpse net */
     attn_param *core[4];                                    /* RNN: W_ih (H, H), W_hh, b_ih, b_hh; LSTM: 4H rows */
-    attn_param *loc_w, *loc_b, *base_w, *base_b;            /* (2, H), (2), (1, H), (1) */
+    attn_param *loc_w, *loc_b, *base_w, *base_b;            /* (2, H or Q), (2), (1, H), (1) */
+    attn_param *lq_w, *lq_b;                                /* the locator's hidden layer (Q, H), (Q) */
     attn_param *out_w, *out_b;                              /* the classifier (10, D), (10) */
 };
 
@@ -203,7 +207,8 @@ static void add_ram(attn_vision *m, int *st) {
     m->core[1] = add(m, st, "core.weight_hh", 2, (int64_t[]){GH, H}, H);
     m->core[2] = add(m, st, "core.bias_ih", 1, (int64_t[]){GH}, H);
     m->core[3] = add(m, st, "core.bias_hh", 1, (int64_t[]){GH}, H);
-    add_linear(m, st, "locator", 2, H, &m->loc_w, &m->loc_b);
+    if (c->loc_hidden) add_linear(m, st, "locator.hidden", c->loc_hidden, H, &m->lq_w, &m->lq_b);
+    add_linear(m, st, "locator", 2, c->loc_hidden ? c->loc_hidden : H, &m->loc_w, &m->loc_b);
     add_linear(m, st, "baseline", 1, H, &m->base_w, &m->base_b);
 }
 
@@ -331,7 +336,8 @@ static attn_var *ram(attn_vision *m, attn_graph *g, attn_var *img, float *locs, 
         if (t == c->glimpses - 1 || !h) break;
         /* The location net reads h as a constant. */
         attn_var *hd = attn_graph_input(g, 2, (int64_t[]){B, H}, h->data);
-        attn_var *mu = attn_ag_tanh(g, LIN(hd, m->loc_w, m->loc_b));
+        attn_var *q = c->loc_hidden ? attn_ag_relu(g, LIN(hd, m->lq_w, m->lq_b)) : hd;
+        attn_var *mu = attn_ag_tanh(g, LIN(q, m->loc_w, m->loc_b));
         float *next = ag_alloc(g, (size_t)B * 2 * sizeof(float)), *x = ag_alloc(g, (size_t)B * 2 * sizeof(float));
         if (!mu || !next || !x) return NULL;
         int train = attn_graph_training(g);
