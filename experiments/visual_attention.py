@@ -5,7 +5,7 @@ usage: visual_attention.py OUT RESULTS [--keep PREVIOUS.csv] [--quick]
 Reads every run directory OUT/MODEL-TASK[-gN] (config.json, command, cpu, train.out, train.log,
 log.csv, eval.json) and the pictures in RESULTS/visual_attention/, and writes
 RESULTS/visual_attention.{md,csv,svg}. With --keep, the rows of an earlier CSV whose
-configuration (model, task, glimpses, patch, scales, core) has no run in OUT stay, marked as
+configuration (model and task; for ram also glimpses, patch, scales, core) has no run in OUT stay, marked as
 earlier runs. Multiply-adds at 28x28, 60x60 and 100x100 are computed
 here with attn_vision_madds's formula (src/models/vision.c), checked against what attn eval
 printed for the run's own task. Standard library only.
@@ -57,7 +57,9 @@ def label(r):
     return "ram %d glimpses, %d scale%s" % (r["glimpses"], r["scales"], "s" if r["scales"] > 1 else "")
 
 
-KEY = ("model", "task", "glimpses", "patch", "scales", "core")
+def key(r):
+    """What makes two rows the same configuration: model and task, and for ram its glimpses, patch, scales, core."""
+    return (r["model"], r["task"]) + (tuple(str(r[k]) for k in ("glimpses", "patch", "scales", "core")) if r["model"] == "ram" else ())
 
 
 def extra_options(command):
@@ -68,10 +70,10 @@ def extra_options(command):
 
 def kept(path, rows):
     """The rows of an earlier CSV whose configuration is not among rows, marked as earlier runs."""
-    have = {tuple(str(r[k]) for k in KEY) for r in rows}
+    have = {key(r) for r in rows}
     old = []
     for r in csv.DictReader(open(path)):
-        if tuple(r[k] for k in KEY) in have:
+        if key(r) in have:
             continue
         for k in ("glimpses", "patch", "scales", "params", "madds", "madds28", "madds60", "madds100", "epochs_done", "updates",
                   "images_seen", "images_per_s", "test"):
