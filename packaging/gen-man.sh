@@ -33,10 +33,7 @@ page() {
 }
 
 # The command must run here before any page is made from it. Where it does not (a crash, a
-# signal, an error), say why and make no pages: the build goes on, the install test skips
-# with this reason (OUTDIR/gen-man.log), and the command's own tests say what is wrong.
-log=$out/gen-man.log
-rm -f "$log"
+# signal, an error), the build fails saying why, not on an empty list further down.
 set +e
 "$attn" --help >"$tmp/help" 2>"$tmp/help.err"
 status=$?
@@ -44,12 +41,12 @@ set -e
 _attn_list 'commands|utilities' <"$tmp/help" >"$tmp/commands"
 if [ "$status" -ne 0 ] || [ ! -s "$tmp/commands" ]; then
     {
-        echo "gen-man: '$attn --help' exited with status $status$( [ "$status" -gt 128 ] && echo " (signal $((status - 128)): $(kill -l $((status - 128)) 2>/dev/null))") and listed $(wc -l <"$tmp/commands") commands; no man pages made"
+        echo "gen-man: '$attn --help' exited with status $status$( [ "$status" -gt 128 ] && echo " (signal $((status - 128)): $(kill -l $((status - 128)) 2>/dev/null))") and listed $(wc -l <"$tmp/commands") commands"
         echo "gen-man: its stderr: $(head -c 2000 "$tmp/help.err")"
         echo "gen-man: its first lines: $(head -n 5 "$tmp/help")"
         echo "gen-man: CPU: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null)"
-    } | tee "$log" >&2
-    exit 0
+    } >&2
+    exit 1
 fi
 while IFS=$'\t' read -r cmd summary; do
     page "attn-$cmd" "$summary" ".BR attn (1)" "$cmd"

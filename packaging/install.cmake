@@ -75,8 +75,7 @@ if(ATTN_HELP2MAN AND NOT CMAKE_CROSSCOMPILING)
                      DEPENDS attn ${CMAKE_SOURCE_DIR}/packaging/gen-man.sh
                              ${CMAKE_SOURCE_DIR}/packaging/attn.bash VERBATIM)
   add_custom_target(attn_man ALL DEPENDS ${CMAKE_BINARY_DIR}/man/man1/attn.1.gz)
-  install(DIRECTORY ${CMAKE_BINARY_DIR}/man/man1 DESTINATION ${CMAKE_INSTALL_MANDIR} COMPONENT runtime
-          FILES_MATCHING PATTERN "*.1.gz")
+  install(DIRECTORY ${CMAKE_BINARY_DIR}/man/man1 DESTINATION ${CMAKE_INSTALL_MANDIR} COMPONENT runtime)
 else()
   message(STATUS "help2man not found: no man pages (tools/install-deps.sh installs it)")
 endif()
