@@ -89,6 +89,32 @@ static void test_idx(void) {
     }
     free(z);
 #endif
+    /* Bodies over the reader's first 1 MiB read back whole (its buffer grows as the data
+     * comes); one byte short is truncated; a 16-byte file whose header promises 2^31 - 1 bytes
+     * is truncated too (and read without allocating them). */
+    {
+        int big[3] = {3, 700, 701};
+        size_t nb = (size_t)3 * 700 * 701;
+        unsigned char *bb = malloc(nb + 64), *bodyb = malloc(nb);
+        for (size_t i = 0; i < nb; i++) bodyb[i] = (unsigned char)(i * 2654435761u >> 13);
+        char bigp[512];
+        snprintf(bigp, sizeof bigp, "%s", tu_path("big.idx"));
+        size_t m = idx_bytes(bb, 3, big, bodyb, nb);
+        int dims[4];
+        uint8_t *got = NULL;
+        tu_write_file(bigp, bb, m);
+        CHECK(attn_idx_read(bigp, 3, dims, &got) == ATTN_OK && dims[0] == 3 && dims[1] == 700 && dims[2] == 701 && got &&
+                  !memcmp(got, bodyb, nb),
+              "a 1.5 MB body: %s", attn_last_error());
+        attn_free(got), got = NULL;
+        tu_write_file(bigp, bb, m - 1);
+        CHECK(attn_idx_read(bigp, 3, dims, &got) == ATTN_EFORMAT && tu_err_has("truncated") && !got, "1.5 MB less a byte: %s",
+              attn_last_error());
+        tu_write_file(bigp, bb, idx_bytes(bb, 3, (int[]){1, 46340, 46340}, bodyb, 0));
+        CHECK(attn_idx_read(bigp, 3, dims, &got) == ATTN_EFORMAT && tu_err_has("truncated") && !got, "2 GiB promised: %s",
+              attn_last_error());
+        free(bb), free(bodyb);
+    }
     CHECK(attn_fashion_load(tu_path("nowhere"), &im, NULL, NULL) == ATTN_EIO && tu_err_has("dataset-fashion-mnist"), "missing data: %s",
           attn_last_error());
 }

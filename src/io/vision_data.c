@@ -60,12 +60,26 @@ int attn_idx_read(const char *path, int want_ndim, int dims[4], uint8_t **data) 
             st = attn__error(ATTN_EFORMAT, "%s: IDX size %u of dimension %d is zero or too large", path, v, d);
         else dims[d] = (int)v;
     }
-    uint8_t *buf = st ? NULL : attn_malloc(total);
-    if (!st && !buf) st = attn__error(ATTN_ENOMEM, "%s: out of memory for %zu bytes", path, total);
+    /* The buffer grows (doubling, from 1 MiB) as the data comes, so that a short file whose
+     * header promises 2 GiB is refused without allocating them. */
+    uint8_t *buf = NULL;
+    for (size_t have = 0, cap = 0; !st && have < total;) {
+        size_t grow = cap ? cap : (size_t)1 << 20;
+        size_t ncap = total - cap < grow ? total : cap + grow;
+        uint8_t *nbuf = attn_malloc(ncap);
+        if (!nbuf) {
+            st = attn__error(ATTN_ENOMEM, "%s: out of memory for %zu bytes", path, ncap);
+            break;
+        }
+        if (have) memcpy(nbuf, buf, have);
+        attn_free(buf);
+        buf = nbuf, cap = ncap;
+        if (!read_all(f, buf + have, cap - have))
+            st = attn__error(ATTN_EFORMAT, "%s: truncated: the header promises %zu bytes of data, the file ends before", path, total);
+        have = cap;
+    }
     unsigned char extra;
-    if (!st && !read_all(f, buf, total))
-        st = attn__error(ATTN_EFORMAT, "%s: truncated: the header promises %zu bytes of data, the file ends before", path, total);
-    else if (!st && gzread(f, &extra, 1) != 0)
+    if (!st && gzread(f, &extra, 1) != 0)
         st = attn__error(ATTN_EFORMAT, "%s: bytes after the %zu the header promises", path, total);
     gzclose(f);
     if (st) {
